@@ -1,0 +1,157 @@
+//! The command line of `cm`: clap types only. They are turned into cm-core's validated types in
+//! `commands`, before anything is touched.
+
+use clap::{Args, Parser, Subcommand};
+
+/// ContainerManager: per-user isolated, persistent, auto-restarting Docker containers.
+///
+/// A container is named by its full id, a unique id prefix, or its name ({user_id}_{type}).
+/// Environment: CM_CONFIG (TOML configuration), CM_DB (SQLite file), CM_SERVER_HOST (SSH host shown
+/// to users), CM_PORT_POOL (START-END), DOCKER_HOST.
+#[derive(Debug, Parser)]
+#[command(name = "cm", version, about, long_about = None)]
+pub struct Cli {
+    /// Print one JSON document on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and start a user's container of a type.
+    Create(CreateArgs),
+    /// List containers: one user's, or all.
+    List {
+        /// Only this user's containers.
+        user_id: Option<String>,
+        /// All containers (the default without a user id).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one container with its live status.
+    Get {
+        /// Id, id prefix or name.
+        id: String,
+    },
+    /// Start a stopped container.
+    Start {
+        /// Id, id prefix or name.
+        id: String,
+    },
+    /// Stop a container (it stays stopped until started; its route answers 502 meanwhile).
+    Stop {
+        /// Id, id prefix or name.
+        id: String,
+    },
+    /// Restart a container.
+    Restart {
+        /// Id, id prefix or name.
+        id: String,
+    },
+    /// Print a container's output.
+    Logs {
+        /// Id, id prefix or name.
+        id: String,
+        /// Only the last N lines.
+        #[arg(long, default_value_t = 100)]
+        tail: usize,
+        /// Keep printing new output until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Run a command in a running container; exits with the command's exit code.
+    Exec {
+        /// Id, id prefix or name.
+        id: String,
+        /// The command line, split like a shell splits words (no shell runs it unless you name one).
+        command: String,
+        /// Kill the command after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Delete a container, its route, keys and ports; the data volume stays unless --purge.
+    Delete {
+        /// Id, id prefix or name.
+        id: String,
+        /// Delete even when it is running.
+        #[arg(long)]
+        force: bool,
+        /// Also delete the data volume (irreversible).
+        #[arg(long)]
+        purge: bool,
+    },
+    /// List the configured container types.
+    Types,
+    /// Print a new random admin key (set it as CONTAINER_ADMIN_KEY).
+    GenerateKey,
+    /// Show the engine's health and the HTTP routing state.
+    Health,
+    /// Authorize an SSH public key on a container.
+    AddSshKey {
+        /// Id, id prefix or name.
+        id: String,
+        /// The public key line (ssh-ed25519 AAAA... comment).
+        key: String,
+    },
+    /// List the SSH keys of a container with their fingerprints.
+    SshKeys {
+        /// Id, id prefix or name.
+        id: String,
+    },
+    /// Remove an SSH key from a container by fingerprint.
+    RemoveSshKey {
+        /// Id, id prefix or name.
+        id: String,
+        /// The SHA256:... fingerprint.
+        fingerprint: String,
+    },
+    /// List the SSH-enabled containers.
+    ListSsh {
+        /// Only this user's containers.
+        user_id: Option<String>,
+    },
+    /// Show how to connect to a container over SSH.
+    Ssh {
+        /// Id, id prefix or name.
+        id: String,
+        /// Run the system ssh client now.
+        #[arg(long)]
+        connect: bool,
+    },
+}
+
+/// Arguments of `create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The user id (letters, digits, '_' and '-').
+    pub user_id: String,
+    /// The container type.
+    #[arg(default_value = "cli_v4")]
+    pub container_type: String,
+    /// Use this image instead of the type's.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Run this command instead of the image's default.
+    #[arg(long)]
+    pub command: Option<String>,
+    /// An environment variable, KEY=VALUE (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Memory limit, such as 512m or 2g.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// CPU limit, such as 0.5 or 2.
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Turn SSH on for a type where it is optional.
+    #[arg(long)]
+    pub ssh: bool,
+    /// An SSH public key to authorize from the start (repeatable).
+    #[arg(long = "ssh-key", value_name = "KEY")]
+    pub ssh_keys: Vec<String>,
+}

@@ -1,0 +1,344 @@
+//! The commands of `cm`: parse arguments into cm-core types, call the manager, print.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use cm_core::{
+    Command as ContainerCommand, CreateForm, CreateRequest, DeleteOptions, ErrorKind, Listing, LogRequest,
+    Manager, OutputStream, UserId,
+};
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::cli::{Cli, Command, CreateArgs};
+use crate::output;
+use crate::wiring::{build_manager, load_settings};
+
+/// Exit codes: 0 success, 1 refused (invalid input, not found, conflict, forbidden), 2 usage or
+/// internal error, 3 a dependency is unavailable (the engine is down), 4 timeout.
+pub fn exit_code_of(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::InvalidInput
+        | ErrorKind::NotFound
+        | ErrorKind::Conflict
+        | ErrorKind::Unauthorized
+        | ErrorKind::Forbidden
+        | ErrorKind::Exhausted => 1,
+        ErrorKind::Internal => 2,
+        ErrorKind::Unavailable => 3,
+        ErrorKind::Timeout => 4,
+    }
+}
+
+/// Runs a parsed command line and returns the process exit code. Errors are printed once, as one
+/// line on stderr.
+pub async fn run(cli: Cli) -> ExitCode {
+    match execute(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            let code = match err.downcast_ref::<cm_core::Error>() {
+                Some(core) => {
+                    tracing::debug!(error = ?core, "command failed");
+                    exit_code_of(core.kind())
+                }
+                None => 2,
+            };
+            eprintln!("error: {}", one_line(&format!("{err:#}")));
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let json = cli.json;
+    // Commands that need neither the store nor the engine.
+    if let Command::GenerateKey = cli.command {
+        let key = generate_admin_key();
+        if json {
+            output::json(&json!({ "admin_key": key }))?;
+        } else {
+            output::line(&key);
+            eprintln!("set it with: export CONTAINER_ADMIN_KEY=<the key above>");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let settings = load_settings()?;
+    if let Command::Types = cli.command {
+        let manager_types: Vec<_> = settings.config.types.values().collect();
+        if json {
+            output::json(&manager_types)?;
+        } else {
+            output::types(&manager_types);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let manager = build_manager(&settings)?;
+
+    match cli.command {
+        Command::Create(args) => create(&manager, args, json).await?,
+        Command::List { user_id, all } => {
+            let listing = match user_id {
+                Some(user) if !all => manager.list_user(&UserId::parse(&user)?).await?,
+                _ => manager.list_all().await?,
+            };
+            print_listing(&listing, json)?;
+        }
+        Command::Get { id } => {
+            let spec = manager.get(&id).await?;
+            if json {
+                output::json(&spec)?;
+            } else {
+                output::container(&spec);
+            }
+        }
+        Command::Start { id } => lifecycle(manager.start(&id).await?, "started", json)?,
+        Command::Stop { id } => lifecycle(manager.stop(&id).await?, "stopped", json)?,
+        Command::Restart { id } => lifecycle(manager.restart(&id).await?, "restarted", json)?,
+        Command::Logs { id, tail, follow } => logs(&manager, &id, tail, follow).await?,
+        Command::Exec { id, command, timeout } => {
+            let command = ContainerCommand::parse(&command)?;
+            let result = manager.exec(&id, command, Duration::from_secs(timeout)).await?;
+            if json {
+                output::json(&result)?;
+            } else {
+                output::raw(&result.stdout);
+                eprint!("{}", result.stderr);
+            }
+            let code = u8::try_from(result.exit_code).unwrap_or(1);
+            return Ok(ExitCode::from(code));
+        }
+        Command::Delete { id, force, purge } => {
+            let spec = manager.delete(&id, DeleteOptions { force, purge }).await?;
+            if json {
+                output::json(
+                    &json!({ "deleted": spec.container_name, "container_id": spec.container_id, "purged": purge }),
+                )?;
+            } else if purge {
+                output::line(&format!(
+                    "deleted {} and its data volume {}",
+                    spec.container_name, spec.volume_name
+                ));
+            } else {
+                output::line(&format!(
+                    "deleted {} (data kept in volume {}; --purge removes it)",
+                    spec.container_name, spec.volume_name
+                ));
+            }
+        }
+        Command::Health => {
+            let engine = manager.engine_info().await;
+            let proxy = manager.proxy_status();
+            if json {
+                output::json(&json!({
+                    "engine": engine.as_ref().map_err(ToString::to_string),
+                    "proxy": proxy,
+                    "database": settings.database,
+                }))?;
+            } else {
+                match &engine {
+                    Ok(info) => output::line(&format!(
+                        "engine    ok: Docker {} (API {}, {})",
+                        info.version, info.api_version, info.platform
+                    )),
+                    Err(e) => output::line(&format!("engine    down: {e}")),
+                }
+                let state = if proxy.enabled { "enabled" } else { "disabled" };
+                output::line(&format!("routing   {state}: {}", proxy.detail));
+                output::line(&format!("database  {}", settings.database.display()));
+            }
+            if engine.is_err() {
+                return Ok(ExitCode::from(3));
+            }
+        }
+        Command::AddSshKey { id, key } => {
+            let added = manager.add_ssh_key(&id, &key).await?;
+            if json {
+                output::json(&added)?;
+            } else {
+                let what = if added.added { "added" } else { "already present:" };
+                let when = if added.applied {
+                    "applied to the running container"
+                } else {
+                    "stored; the container is not running, it is applied at its next start"
+                };
+                output::line(&format!("{what} {} ({when})", added.key.fingerprint()));
+            }
+        }
+        Command::SshKeys { id } => {
+            let keys = manager.ssh_keys(&id).await?;
+            if json {
+                output::json(&keys)?;
+            } else {
+                output::keys(&keys);
+            }
+        }
+        Command::RemoveSshKey { id, fingerprint } => {
+            let applied = manager.remove_ssh_key(&id, &fingerprint).await?;
+            if json {
+                output::json(&json!({ "removed": fingerprint, "applied": applied }))?;
+            } else {
+                output::line(&format!("removed {fingerprint}"));
+            }
+        }
+        Command::ListSsh { user_id } => {
+            let user = user_id.as_deref().map(UserId::parse).transpose()?;
+            let listing = manager.list_ssh(user.as_ref()).await?;
+            print_listing(&listing, json)?;
+        }
+        Command::Ssh { id, connect } => {
+            let info = manager.ssh_info(&id).await?;
+            if connect {
+                let host = settings
+                    .config
+                    .ssh
+                    .server_host
+                    .clone()
+                    .unwrap_or_else(|| "127.0.0.1".into());
+                let status = std::process::Command::new("ssh")
+                    .args([
+                        "-t",
+                        "-p",
+                        &info.port.to_string(),
+                        &format!("{}@{host}", info.user),
+                    ])
+                    .status()
+                    .context("running ssh (is openssh-client installed?)")?;
+                return Ok(ExitCode::from(
+                    u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
+                ));
+            }
+            if json {
+                output::json(&info)?;
+            } else {
+                output::line(&format!("container  {}", info.container_name));
+                output::line(&format!("host       {}", info.host));
+                output::line(&format!("port       {}", info.port));
+                output::line(&format!("user       {}", info.user));
+                output::line(&format!("connect    {}", info.command));
+                output::line(&format!("docksh     {}", info.docksh));
+                output::line(&format!("keys       {}", info.fingerprints.join(", ")));
+                if settings.config.ssh.server_host.is_none() {
+                    eprintln!("note: set CM_SERVER_HOST (or [ssh] server_host) to show the real host name");
+                }
+            }
+        }
+        Command::GenerateKey | Command::Types => unreachable!("handled before the manager is built"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn create(manager: &Manager, args: CreateArgs, json: bool) -> anyhow::Result<()> {
+    let form = CreateForm {
+        user_id: args.user_id,
+        container_type: args.container_type,
+        image: args.image,
+        command: args.command,
+        env: args.env,
+        memory: args.memory,
+        cpus: args.cpus,
+        enable_ssh: args.ssh,
+        ssh_keys: args.ssh_keys,
+    };
+    let request = CreateRequest::parse(&form, manager.config())?;
+    let spinner = if std::io::stderr().is_terminal() && !json {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Some(bar)
+    } else {
+        None
+    };
+    let progress = |step: &str| {
+        if let Some(bar) = &spinner {
+            bar.set_message(step.to_owned());
+        }
+    };
+    let outcome = manager.create(request, &progress).await;
+    if let Some(bar) = &spinner {
+        bar.finish_and_clear();
+    }
+    let outcome = outcome?;
+    if json {
+        output::json(&outcome.spec)?;
+    } else {
+        let spec = &outcome.spec;
+        output::line(&format!(
+            "created {} ({}), {}, port 127.0.0.1:{}",
+            spec.container_name,
+            spec.short_id(),
+            spec.status,
+            spec.port
+        ));
+        output::line(&format!("url   {}", spec.url_path));
+        if let Some(ssh) = spec.ssh_port {
+            output::line(&format!(
+                "ssh   port {ssh} (cm ssh {} shows how to connect)",
+                spec.container_name
+            ));
+        }
+    }
+    if let Some(route_error) = &outcome.route_error {
+        eprintln!("warning: the container runs but its route was refused by nginx: {route_error}");
+    }
+    Ok(())
+}
+
+fn lifecycle(spec: cm_core::ContainerSpec, verb: &str, json: bool) -> anyhow::Result<()> {
+    if json {
+        output::json(&spec)
+    } else {
+        output::line(&format!("{verb} {} ({})", spec.container_name, spec.status));
+        Ok(())
+    }
+}
+
+fn print_listing(listing: &Listing, json: bool) -> anyhow::Result<()> {
+    if let Some(reason) = &listing.stale {
+        eprintln!("warning: statuses are the stored ones, the engine could not be asked: {reason}");
+    }
+    if json {
+        output::json(&listing.containers)
+    } else {
+        output::containers(&listing.containers);
+        Ok(())
+    }
+}
+
+async fn logs(manager: &Manager, id: &str, tail: usize, follow: bool) -> anyhow::Result<()> {
+    let request = LogRequest {
+        tail: Some(tail),
+        follow,
+    };
+    let mut stream = manager.logs(id, &request).await?;
+    loop {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        let Some(chunk) = next else { break };
+        let chunk = chunk?;
+        match chunk.stream {
+            OutputStream::Stdout => output::raw(&chunk.text),
+            OutputStream::Stderr => eprint!("{}", chunk.text),
+        }
+    }
+    Ok(())
+}
+
+/// A new admin key: 32 random bytes, hex, with a recognisable prefix (so leaked keys can be found by
+/// secret scanners).
+fn generate_admin_key() -> String {
+    let bytes: [u8; 32] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("cmk_{hex}")
+}

@@ -1,0 +1,162 @@
+//! Everything `cm` prints on stdout: aligned tables for humans, one JSON document with `--json`.
+
+#![allow(clippy::print_stdout)]
+
+use std::io::Write;
+
+use cm_core::{ContainerSpec, ContainerType, SshMode, StoredKey};
+use serde::Serialize;
+
+/// Prints one JSON document.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Prints a line.
+pub fn line(text: &str) {
+    println!("{text}");
+}
+
+/// Writes raw text (log output) without adding a newline.
+pub fn raw(text: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`cm logs | head`) is not an error worth reporting.
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// An aligned table with a header row.
+pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let render = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        padded.join("  ").trim_end().to_owned()
+    };
+    println!("{}", render(header.to_vec()));
+    for row in rows {
+        println!("{}", render(row.iter().map(String::as_str).collect()));
+    }
+}
+
+/// The container table of `list` and `list-ssh`.
+pub fn containers(specs: &[ContainerSpec]) {
+    if specs.is_empty() {
+        println!("no containers");
+        return;
+    }
+    let rows: Vec<Vec<String>> = specs
+        .iter()
+        .map(|s| {
+            vec![
+                s.container_name.to_string(),
+                s.short_id().to_owned(),
+                s.user_id.to_string(),
+                s.container_type.to_string(),
+                s.status.to_string(),
+                s.port.to_string(),
+                s.ssh_port.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                s.url_path.clone(),
+                s.created_at.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME", "ID", "USER", "TYPE", "STATUS", "PORT", "SSH", "URL", "CREATED",
+        ],
+        &rows,
+    );
+}
+
+/// One container, as `key: value` lines.
+pub fn container(spec: &ContainerSpec) {
+    let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let fields = [
+        ("name", spec.container_name.to_string()),
+        ("id", spec.container_id.clone()),
+        ("user", spec.user_id.to_string()),
+        ("type", spec.container_type.to_string()),
+        ("status", spec.status.to_string()),
+        ("image", spec.image.to_string()),
+        (
+            "port",
+            format!("127.0.0.1:{} -> {}", spec.port, spec.internal_port),
+        ),
+        (
+            "ssh port",
+            spec.ssh_port.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+        ),
+        ("url", spec.url_path.clone()),
+        ("volume", format!("{} at /data", spec.volume_name)),
+        ("network", format!("{} ({})", spec.network_name, spec.subnet)),
+        (
+            "command",
+            spec.command
+                .as_ref()
+                .map_or_else(|| "(image default)".to_owned(), ToString::to_string),
+        ),
+        (
+            "limits",
+            format!(
+                "memory {}, cpus {}, pids {}",
+                spec.memory, spec.cpus, spec.pids_limit
+            ),
+        ),
+        ("created", spec.created_at.clone()),
+        ("env", env.join(" ")),
+    ];
+    for (key, value) in fields {
+        println!("{key:<9} {value}");
+    }
+}
+
+/// The types table.
+pub fn types(types: &[&ContainerType]) {
+    let rows: Vec<Vec<String>> = types
+        .iter()
+        .map(|t| {
+            vec![
+                t.name.to_string(),
+                t.description.clone(),
+                t.internal_port.to_string(),
+                match t.ssh {
+                    SshMode::On => "2222".to_owned(),
+                    SshMode::Optional => "optional".to_owned(),
+                    SshMode::Off => "-".to_owned(),
+                },
+                t.image.to_string(),
+                format!("{} / {} cpu / {} pids", t.memory, t.cpus, t.pids_limit),
+            ]
+        })
+        .collect();
+    table(&["TYPE", "DESCRIPTION", "PORT", "SSH", "IMAGE", "LIMITS"], &rows);
+}
+
+/// The keys table.
+pub fn keys(keys: &[StoredKey]) {
+    if keys.is_empty() {
+        println!("no keys");
+        return;
+    }
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| {
+            vec![
+                k.key.fingerprint().to_owned(),
+                k.key.comment().to_owned(),
+                k.added_at.clone(),
+            ]
+        })
+        .collect();
+    table(&["FINGERPRINT", "COMMENT", "ADDED"], &rows);
+}

@@ -1,0 +1,108 @@
+//! Composition: reads the configuration and the environment, builds the adapters, hands them to a
+//! `Manager`. The only place that knows which adapter implements which port.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use cm_core::{Adapters, Config, Manager, NoProxy, PortRange, Proxy, SystemClock};
+use cm_docker::{DockerRuntime, TcpPortProbe};
+use cm_ssh::Ed25519KeyParser;
+use cm_store::SqliteStore;
+
+/// Where the configuration is read from when `CM_CONFIG` is not set (if the file exists).
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/containermanager/config.toml";
+
+/// The environment variables the frontends read.
+pub mod env {
+    /// Path of the TOML configuration.
+    pub const CONFIG: &str = "CM_CONFIG";
+    /// Path of the SQLite database.
+    pub const DB: &str = "CM_DB";
+    /// The host name users connect to over SSH.
+    pub const SERVER_HOST: &str = "CM_SERVER_HOST";
+    /// The port pool, as `START-END`.
+    pub const PORT_POOL: &str = "CM_PORT_POOL";
+}
+
+/// The loaded configuration and the database path it resolves to.
+pub struct Settings {
+    /// The configuration, with environment overrides applied.
+    pub config: Config,
+    /// The SQLite file.
+    pub database: PathBuf,
+}
+
+/// Reads `CM_CONFIG` (or the default path when it exists) and applies environment overrides.
+pub fn load_settings() -> anyhow::Result<Settings> {
+    let explicit = std::env::var_os(env::CONFIG).map(PathBuf::from);
+    let path = explicit
+        .clone()
+        .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()));
+    let text = match &path {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration {}", path.display()))?,
+        None => String::new(),
+    };
+    let mut config = Config::from_toml(&text).map_err(|e| match &path {
+        Some(path) => anyhow::anyhow!("{}: {e}", path.display()),
+        None => anyhow::anyhow!("{e}"),
+    })?;
+
+    if let Some(host) = non_empty_var(env::SERVER_HOST) {
+        config.set_server_host(host.trim())?;
+    }
+    if let Some(pool) = non_empty_var(env::PORT_POOL) {
+        config.port_pool = parse_pool(&pool)?;
+    }
+    let database = non_empty_var(env::DB)
+        .map(PathBuf::from)
+        .or_else(|| config.database.clone())
+        .unwrap_or_else(default_database);
+    Ok(Settings { config, database })
+}
+
+fn non_empty_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse_pool(text: &str) -> anyhow::Result<PortRange> {
+    let Some((start, end)) = text.split_once('-') else {
+        bail!("invalid {}: write START-END, such as 9000-9500", env::PORT_POOL);
+    };
+    let parse = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .with_context(|| format!("invalid {}: {p:?} is not a port", env::PORT_POOL))
+    };
+    Ok(PortRange::new(parse(start)?, parse(end)?)?)
+}
+
+/// `/var/lib/containermanager/cm.db` for root, else under the user's data directory.
+fn default_database() -> PathBuf {
+    let is_root =
+        std::env::var("USER").is_ok_and(|u| u == "root") || std::env::var("HOME").is_ok_and(|h| h == "/root");
+    if is_root {
+        return PathBuf::from("/var/lib/containermanager/cm.db");
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data.join("containermanager/cm.db")
+}
+
+/// Builds a manager over the real adapters.
+pub fn build_manager(settings: &Settings) -> anyhow::Result<Manager> {
+    let store = SqliteStore::open(&settings.database)?;
+    let proxy: Arc<dyn Proxy> = Arc::new(NoProxy);
+    let adapters = Adapters {
+        runtime: Arc::new(DockerRuntime::new()),
+        store: Arc::new(store),
+        proxy,
+        keys: Arc::new(Ed25519KeyParser),
+        probe: Arc::new(TcpPortProbe),
+        clock: Arc::new(SystemClock),
+    };
+    Ok(Manager::new(settings.config.clone(), adapters))
+}

@@ -1,0 +1,510 @@
+//! Configuration (D10): container types, pools, addresses and paths, from a TOML text with built-in
+//! defaults equal to the seed. Reading the file and the environment is the frontends' job; this
+//! module only parses text.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::names::{TypeName, quote};
+use crate::network::{PortRange, Subnet, SubnetPool};
+use crate::values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};
+
+/// The whole configuration of a ContainerManager installation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// Host ports leased to containers (default 9000-9500).
+    pub port_pool: PortRange,
+    /// Where user networks get their subnets.
+    pub subnet_pool: SubnetPool,
+    /// SSH exposure.
+    pub ssh: SshSettings,
+    /// nginx integration (used by the nginx adapter).
+    pub nginx: NginxSettings,
+    /// The SQLite file, unless `CM_DB` says otherwise.
+    pub database: Option<PathBuf>,
+    /// Extra labels put on every Docker object the manager creates (for example to group a deployment).
+    pub extra_labels: BTreeMap<String, String>,
+    /// The configured container types, by name.
+    pub types: BTreeMap<TypeName, ContainerType>,
+}
+
+/// How SSH ports are published and announced.
+#[derive(Debug, Clone, Serialize)]
+pub struct SshSettings {
+    /// The host address SSH ports are published on (default all interfaces: users connect from outside).
+    pub bind_address: IpAddr,
+    /// The host name or address users connect to, shown in connection strings.
+    pub server_host: Option<String>,
+}
+
+/// Where nginx route files go and how nginx is driven.
+#[derive(Debug, Clone, Serialize)]
+pub struct NginxSettings {
+    /// False turns HTTP routing off: containers are still reachable on their 127.0.0.1 ports.
+    pub enabled: bool,
+    /// Route files are written here (default `/etc/nginx/box-available`).
+    pub available_dir: PathBuf,
+    /// Route files are linked here when live (default `/etc/nginx/box-enabled`).
+    pub enabled_dir: PathBuf,
+    /// The nginx program (default `nginx` from `PATH`).
+    pub binary: PathBuf,
+    /// Extra arguments for every nginx call, such as `-p PREFIX -c FILE` for an unprivileged nginx.
+    pub args: Vec<String>,
+}
+
+/// Whether containers of a type get SSH access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SshMode {
+    /// Never.
+    Off,
+    /// Always: an SSH port is leased at create.
+    On,
+    /// Only when asked for at create (or when a key is given).
+    Optional,
+}
+
+/// What Docker does when a container's main process exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Restart unless an admin stopped it (the default: auto-restart that respects `stop`).
+    UnlessStopped,
+    /// Always restart.
+    Always,
+    /// Restart only after a non-zero exit.
+    OnFailure,
+    /// Never restart.
+    No,
+}
+
+/// One container type: its image, port, limits and SSH mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerType {
+    /// The type's name, used in container names and URLs.
+    pub name: TypeName,
+    /// A line for humans.
+    pub description: String,
+    /// The default image.
+    pub image: ImageRef,
+    /// The port the image serves HTTP on inside the container.
+    pub internal_port: u16,
+    /// Whether containers of this type get SSH.
+    pub ssh: SshMode,
+    /// A command replacing the image's default, if any.
+    pub command: Option<Command>,
+    /// Environment every container of the type gets.
+    pub env: EnvVars,
+    /// Memory limit.
+    pub memory: MemoryLimit,
+    /// CPU limit.
+    pub cpus: CpuLimit,
+    /// Maximum number of processes.
+    pub pids_limit: i64,
+    /// Restart policy.
+    pub restart_policy: RestartPolicy,
+    /// Linux capabilities added back after dropping all (D5).
+    pub cap_add: Vec<String>,
+    /// True when nginx strips `/container/{user_id}/{type}` before proxying; false for prefix-aware apps.
+    pub strip_prefix: bool,
+}
+
+/// The container port sshd listens on in SSH-enabled images.
+pub const SSH_CONTAINER_PORT: u16 = 2222;
+/// The user SSH logins use.
+pub const SSH_USER: &str = "cli";
+/// Where the data volume is mounted.
+pub const DATA_PATH: &str = "/data";
+
+/// The capabilities our images need: sshd's privilege separation and the usual file ownership work.
+const DEFAULT_CAPS: [&str; 9] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "SETUID",
+    "SETGID",
+    "KILL",
+    "SYS_CHROOT",
+    "AUDIT_WRITE",
+    "NET_BIND_SERVICE",
+];
+
+impl Config {
+    /// The built-in configuration: the seed's four types and pool 9000-9500.
+    pub fn defaults() -> Self {
+        Self::from_toml("").unwrap_or_else(|e| unreachable!("built-in defaults are valid: {e}"))
+    }
+
+    /// Parses a TOML text; every key is optional and falls back to the built-in default.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| Error::invalid(format!("invalid configuration: {}", one_line(&e.to_string()))))?;
+        raw.resolve()
+    }
+
+    /// Sets the SSH host shown to users (from `CM_SERVER_HOST`), after checking it.
+    pub fn set_server_host(&mut self, host: &str) -> Result<()> {
+        check_host(host)?;
+        self.ssh.server_host = Some(host.to_owned());
+        Ok(())
+    }
+
+    /// The configured type named `raw`, or an error listing the configured ones.
+    pub fn container_type(&self, raw: &str) -> Result<&ContainerType> {
+        let name = TypeName::parse(raw)?;
+        self.types.get(&name).ok_or_else(|| {
+            let known: Vec<&str> = self.types.keys().map(TypeName::as_str).collect();
+            Error::invalid(format!(
+                "unknown container type {}: configured types are {}",
+                quote(raw),
+                known.join(", ")
+            ))
+        })
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    port_pool: Option<PortRange>,
+    subnet_pool: Option<RawSubnetPool>,
+    ssh: Option<RawSsh>,
+    nginx: Option<RawNginx>,
+    database: Option<PathBuf>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    types: BTreeMap<String, RawType>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubnetPool {
+    range: Subnet,
+    prefix_length: u8,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSsh {
+    bind_address: Option<IpAddr>,
+    server_host: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNginx {
+    enabled: Option<bool>,
+    available_dir: Option<PathBuf>,
+    enabled_dir: Option<PathBuf>,
+    binary: Option<PathBuf>,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+/// A type as written in TOML: every field optional, filled from the built-in type of the same name.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawType {
+    enabled: Option<bool>,
+    description: Option<String>,
+    image: Option<String>,
+    internal_port: Option<u16>,
+    ssh: Option<SshMode>,
+    command: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+    memory: Option<String>,
+    cpus: Option<f64>,
+    pids_limit: Option<i64>,
+    restart_policy: Option<RestartPolicy>,
+    cap_add: Option<Vec<String>>,
+    strip_prefix: Option<bool>,
+}
+
+fn builtin_types() -> Vec<(&'static str, RawType)> {
+    let seed = |description: &str, image: &str, port: u16, ssh: SshMode| RawType {
+        description: Some(description.to_owned()),
+        image: Some(image.to_owned()),
+        internal_port: Some(port),
+        ssh: Some(ssh),
+        ..RawType::default()
+    };
+    vec![
+        (
+            "cli_v4",
+            seed("Persistent CLI v4", "toolboxv2:latest", 8080, SshMode::On),
+        ),
+        (
+            "project_dev",
+            seed("Streamlit dev UI", "toolboxv2:dev", 8501, SshMode::Off),
+        ),
+        (
+            "preview_server",
+            seed("HTTP preview server", "toolboxv2:latest", 8600, SshMode::Off),
+        ),
+        (
+            "custom",
+            seed("Custom", "toolboxv2:latest", 8080, SshMode::Optional),
+        ),
+    ]
+}
+
+impl RawConfig {
+    fn resolve(self) -> Result<Config> {
+        let port_pool = match self.port_pool {
+            Some(range) => range,
+            None => PortRange::new(9000, 9500)?,
+        };
+        let subnet_pool = match self.subnet_pool {
+            Some(raw) => SubnetPool::new(raw.range, raw.prefix_length)?,
+            None => SubnetPool::new(Subnet::parse("10.201.0.0/16")?, 28)?,
+        };
+        let ssh = self.ssh.unwrap_or_default();
+        if let Some(host) = &ssh.server_host {
+            check_host(host)?;
+        }
+        let nginx = self.nginx.unwrap_or_default();
+        for (key, value) in &self.labels {
+            check_label(key, value)?;
+        }
+
+        let mut merged: BTreeMap<String, RawType> = builtin_types()
+            .into_iter()
+            .map(|(name, raw)| (name.to_owned(), raw))
+            .collect();
+        for (name, over) in self.types {
+            let base = merged.remove(&name).unwrap_or_default();
+            merged.insert(name, over.over(base));
+        }
+        let mut types = BTreeMap::new();
+        for (name, raw) in merged {
+            if raw.enabled == Some(false) {
+                continue;
+            }
+            let kind = raw.build(&name)?;
+            types.insert(kind.name.clone(), kind);
+        }
+        if types.is_empty() {
+            return Err(Error::invalid(
+                "invalid configuration: no container type is enabled",
+            ));
+        }
+
+        Ok(Config {
+            port_pool,
+            subnet_pool,
+            ssh: SshSettings {
+                bind_address: ssh.bind_address.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                server_host: ssh.server_host,
+            },
+            nginx: NginxSettings {
+                enabled: nginx.enabled.unwrap_or(true),
+                available_dir: nginx
+                    .available_dir
+                    .unwrap_or_else(|| PathBuf::from("/etc/nginx/box-available")),
+                enabled_dir: nginx
+                    .enabled_dir
+                    .unwrap_or_else(|| PathBuf::from("/etc/nginx/box-enabled")),
+                binary: nginx.binary.unwrap_or_else(|| PathBuf::from("nginx")),
+                args: nginx.args,
+            },
+            database: self.database,
+            extra_labels: self.labels,
+            types,
+        })
+    }
+}
+
+impl RawType {
+    /// Fields set here win over `base`.
+    fn over(self, base: RawType) -> RawType {
+        RawType {
+            enabled: self.enabled.or(base.enabled),
+            description: self.description.or(base.description),
+            image: self.image.or(base.image),
+            internal_port: self.internal_port.or(base.internal_port),
+            ssh: self.ssh.or(base.ssh),
+            command: self.command.or(base.command),
+            env: self.env.or(base.env),
+            memory: self.memory.or(base.memory),
+            cpus: self.cpus.or(base.cpus),
+            pids_limit: self.pids_limit.or(base.pids_limit),
+            restart_policy: self.restart_policy.or(base.restart_policy),
+            cap_add: self.cap_add.or(base.cap_add),
+            strip_prefix: self.strip_prefix.or(base.strip_prefix),
+        }
+    }
+
+    fn build(self, name: &str) -> Result<ContainerType> {
+        let in_type = |e: Error| e.context(format_args!("container type {name}"));
+        let name = TypeName::parse(name).map_err(in_type)?;
+        let image = self
+            .image
+            .ok_or_else(|| Error::invalid("an image is required"))
+            .and_then(|i| ImageRef::parse(&i))
+            .map_err(in_type)?;
+        let internal_port = self.internal_port.unwrap_or(8080);
+        if internal_port == 0 || internal_port == SSH_CONTAINER_PORT {
+            return Err(in_type(Error::invalid(format!(
+                "internal_port must be 1-65535 and not {SSH_CONTAINER_PORT} (sshd)"
+            ))));
+        }
+        let command = self
+            .command
+            .map(Command::from_args)
+            .transpose()
+            .map_err(in_type)?;
+        let env = EnvVars::try_from(self.env.unwrap_or_default()).map_err(in_type)?;
+        let memory = MemoryLimit::parse(self.memory.as_deref().unwrap_or("512m")).map_err(in_type)?;
+        let cpus = CpuLimit::from_cpus(self.cpus.unwrap_or(1.0)).map_err(in_type)?;
+        let pids_limit = self.pids_limit.unwrap_or(512);
+        if !(16..=1_000_000).contains(&pids_limit) {
+            return Err(in_type(Error::invalid("pids_limit must be 16 to 1000000")));
+        }
+        let cap_add = self
+            .cap_add
+            .unwrap_or_else(|| DEFAULT_CAPS.iter().map(|c| (*c).to_owned()).collect());
+        for cap in &cap_add {
+            let ok = !cap.is_empty() && cap.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+            if !ok {
+                return Err(in_type(Error::invalid(format!(
+                    "invalid capability {}: write names such as CHOWN",
+                    quote(cap)
+                ))));
+            }
+        }
+        Ok(ContainerType {
+            name,
+            description: self.description.unwrap_or_default(),
+            image,
+            internal_port,
+            ssh: self.ssh.unwrap_or(SshMode::Off),
+            command,
+            env,
+            memory,
+            cpus,
+            pids_limit,
+            restart_policy: self.restart_policy.unwrap_or(RestartPolicy::UnlessStopped),
+            cap_add,
+            strip_prefix: self.strip_prefix.unwrap_or(true),
+        })
+    }
+}
+
+/// A host name or address shown to users; it ends up in connection strings and HTML.
+fn check_host(host: &str) -> Result<()> {
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid SSH server host {}: a host name or IP address",
+            quote(host)
+        )))
+    }
+}
+
+/// Docker label keys and values we add ourselves: a conservative character set.
+pub fn check_label(key: &str, value: &str) -> Result<()> {
+    let key_ok = !key.is_empty()
+        && key.len() <= 128
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+    let value_ok = value.len() <= 256 && !value.chars().any(char::is_control);
+    if key_ok && value_ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid label {}={}: keys use letters, digits and . _ - /; values have no control characters",
+            quote(key),
+            quote(value)
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_equal_the_seed_table() {
+        let config = Config::defaults();
+        let row = |name: &str| {
+            let t = config.container_type(name).unwrap();
+            (t.internal_port, t.ssh, t.image.to_string())
+        };
+        assert_eq!(row("cli_v4"), (8080, SshMode::On, "toolboxv2:latest".into()));
+        assert_eq!(row("project_dev"), (8501, SshMode::Off, "toolboxv2:dev".into()));
+        assert_eq!(
+            row("preview_server"),
+            (8600, SshMode::Off, "toolboxv2:latest".into())
+        );
+        assert_eq!(
+            row("custom"),
+            (8080, SshMode::Optional, "toolboxv2:latest".into())
+        );
+        assert_eq!(config.port_pool.to_string(), "9000-9500");
+        let cli = config.container_type("cli_v4").unwrap();
+        assert_eq!(cli.restart_policy, RestartPolicy::UnlessStopped);
+    }
+
+    #[test]
+    fn toml_overrides_and_adds_types() {
+        let config = Config::from_toml(
+            r#"
+            port_pool = { start = 20000, end = 20010 }
+            [types.cli_v4]
+            memory = "1g"
+            [types.jupyter]
+            image = "jupyter:local"
+            internal_port = 8888
+            [types.custom]
+            enabled = false
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.port_pool.to_string(), "20000-20010");
+        let cli = config.container_type("cli_v4").unwrap();
+        assert_eq!(cli.memory.to_string(), "1g");
+        assert_eq!(cli.internal_port, 8080, "unset fields keep the built-in value");
+        assert_eq!(config.container_type("jupyter").unwrap().internal_port, 8888);
+        assert!(config.container_type("custom").is_err());
+    }
+
+    #[test]
+    fn unknown_types_list_the_configured_ones() {
+        let err = Config::defaults().container_type("nope").unwrap_err();
+        assert!(
+            err.message()
+                .contains("cli_v4, custom, preview_server, project_dev"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_configuration_is_refused() {
+        for bad in [
+            "port_pool = { start = 9500, end = 9000 }",
+            "unknown_key = 1",
+            "[types.x]\nimage = 'a b'",
+            "[types.y]\ninternal_port = 80",
+            "[labels]\n'a b' = 'x'",
+            "[ssh]\nserver_host = 'a;b'",
+        ] {
+            assert!(Config::from_toml(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! ContainerManager's core: validated domain types, the ports (traits) adapters implement, and the
+//! use cases in [`Manager`]. This crate does no I/O; adapters and frontends do.
+//!
+//! Embedding it means building a [`Manager`] from a [`Config`] and a set of [`Adapters`]: the real
+//! ones (cm-docker, cm-store, cm-nginx, cm-ssh) or, with the `testing` feature, the in-memory fakes
+//! in [`testing`].
+
+mod config;
+mod error;
+mod keys;
+mod manager;
+mod names;
+mod network;
+mod ports;
+mod spec;
+mod values;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{
+    Config, ContainerType, DATA_PATH, NginxSettings, RestartPolicy, SSH_CONTAINER_PORT, SSH_USER, SshMode,
+    SshSettings, check_label,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use keys::{
+    COMMENT_MAX, ED25519, KEY_LINE_MAX, SshPublicKey, StoredKey, comment_is_safe, render_authorized_keys,
+};
+pub use manager::{
+    Adapters, CreateForm, CreateOutcome, CreateRequest, DEFAULT_EXEC_TIMEOUT, DeleteOptions, KeyAdded,
+    Listing, Manager, SshInfo,
+};
+pub use names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
+pub use network::{PortProbe, PortRange, Subnet, SubnetPool};
+pub use ports::{
+    Clock, ContainerPlan, ContainerRuntime, CreateReservation, EngineInfo, Ensured, ExecOutput, ExecRequest,
+    KeyParser, LogChunk, LogRequest, LogStream, NetworkPlan, NoProxy, ObservedContainer, Operation,
+    OperationKind, OutputStream, PortBinding, PortLease, Proxy, ProxyStatus, RemoveMode, Route, RouteState,
+    RouteStatus, Store, SystemClock, UploadEntry, VolumePlan,
+};
+pub use spec::{ContainerSpec, ContainerStatus, labels, owner_labels, url_path};
+pub use values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};

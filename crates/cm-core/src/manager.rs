@@ -1,0 +1,936 @@
+//! The use cases, in one `Manager`: create, list, get, start, stop, restart, logs, exec, delete,
+//! types, and SSH keys.
+//!
+//! Every use case validates before it touches anything, records its intent in the store before
+//! its first side effect, and undoes what it did when a later step fails.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::config::{Config, ContainerType, DATA_PATH, SSH_CONTAINER_PORT, SSH_USER, SshMode};
+use crate::error::{Error, ErrorKind, Result};
+use crate::keys::{SshPublicKey, StoredKey, render_authorized_keys};
+use crate::names::{ContainerName, NetworkName, TypeName, UserId, VolumeName, quote};
+use crate::network::PortProbe;
+use crate::ports::{
+    Clock, ContainerPlan, ContainerRuntime, CreateReservation, EngineInfo, Ensured, ExecOutput, ExecRequest,
+    KeyParser, LogRequest, LogStream, NetworkPlan, ObservedContainer, OperationKind, PortBinding, Proxy,
+    ProxyStatus, RemoveMode, Route, Store, UploadEntry, VolumePlan,
+};
+use crate::spec::{ContainerSpec, ContainerStatus, owner_labels, url_path};
+use crate::values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};
+
+/// The adapters a manager drives.
+#[derive(Clone)]
+pub struct Adapters {
+    /// The container engine.
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// The desired state.
+    pub store: Arc<dyn Store>,
+    /// The reverse proxy.
+    pub proxy: Arc<dyn Proxy>,
+    /// The SSH key parser.
+    pub keys: Arc<dyn KeyParser>,
+    /// The host port probe.
+    pub probe: Arc<dyn PortProbe>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// ContainerManager's use cases over a set of adapters.
+#[derive(Clone)]
+pub struct Manager {
+    config: Arc<Config>,
+    adapters: Adapters,
+}
+
+/// A validated create request.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    /// The owner.
+    pub user_id: UserId,
+    /// The type; must be configured.
+    pub container_type: TypeName,
+    /// Replaces the type's image.
+    pub image: Option<ImageRef>,
+    /// Replaces the type's command.
+    pub command: Option<Command>,
+    /// Added to the type's environment.
+    pub env: EnvVars,
+    /// Replaces the type's memory limit.
+    pub memory: Option<MemoryLimit>,
+    /// Replaces the type's CPU limit.
+    pub cpus: Option<CpuLimit>,
+    /// Turns SSH on for a type where it is optional.
+    pub enable_ssh: bool,
+    /// Public keys to authorize from the start (raw text, parsed before anything is touched).
+    pub ssh_keys: Vec<String>,
+}
+
+/// A create request as text, from a command line, a form or JSON.
+#[derive(Debug, Clone, Default)]
+pub struct CreateForm {
+    /// The user id.
+    pub user_id: String,
+    /// The type name.
+    pub container_type: String,
+    /// An image, or empty for the type's.
+    pub image: Option<String>,
+    /// A command line, or empty for the type's.
+    pub command: Option<String>,
+    /// `KEY=VALUE` lines.
+    pub env: Vec<String>,
+    /// A memory limit such as `512m`.
+    pub memory: Option<String>,
+    /// A CPU limit such as `0.5`.
+    pub cpus: Option<String>,
+    /// Turn SSH on where it is optional.
+    pub enable_ssh: bool,
+    /// Public keys.
+    pub ssh_keys: Vec<String>,
+}
+
+/// What a create produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateOutcome {
+    /// The new record.
+    pub spec: ContainerSpec,
+    /// The route's fate: `None` when it is live or routing is disabled, else nginx's refusal.
+    pub route_error: Option<String>,
+}
+
+/// How to delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// Kill a running container instead of refusing.
+    pub force: bool,
+    /// Also remove the data volume.
+    pub purge: bool,
+}
+
+/// The containers of a listing and whether their statuses are live.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    /// The records, with live statuses when `stale` is `None`.
+    pub containers: Vec<ContainerSpec>,
+    /// Why the statuses are the stored ones (the engine could not be asked).
+    pub stale: Option<String>,
+}
+
+/// The outcome of adding a key.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyAdded {
+    /// The parsed key.
+    pub key: SshPublicKey,
+    /// False when the container had it already.
+    pub added: bool,
+    /// True when written into the running container now; false when it is stopped and gets it at start.
+    pub applied: bool,
+}
+
+/// How a user reaches a container over SSH.
+#[derive(Debug, Clone, Serialize)]
+pub struct SshInfo {
+    /// The container.
+    pub container_name: String,
+    /// The host to connect to.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// The login user.
+    pub user: String,
+    /// A ready command line.
+    pub command: String,
+    /// The docksh command line.
+    pub docksh: String,
+    /// The fingerprints of the authorized keys.
+    pub fingerprints: Vec<String>,
+}
+
+/// The default time limit of an exec.
+pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Something a create did that undo must reverse.
+enum Undo {
+    Container(String),
+    Volume(VolumeName),
+    Network(NetworkName, UserId),
+}
+
+impl CreateRequest {
+    /// Validates a form field by field; the error names the first bad field.
+    pub fn parse(form: &CreateForm, config: &Config) -> Result<Self> {
+        let user_id = UserId::parse(form.user_id.trim()).map_err(|e| e.for_field("user_id"))?;
+        let kind = config
+            .container_type(form.container_type.trim())
+            .map_err(|e| e.for_field("container_type"))?;
+        let image = nonempty(&form.image)
+            .map(ImageRef::parse)
+            .transpose()
+            .map_err(|e| e.for_field("image"))?;
+        let command = nonempty(&form.command)
+            .map(Command::parse)
+            .transpose()
+            .map_err(|e| e.for_field("command"))?;
+        let env_lines: Vec<&str> = form
+            .env
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .collect();
+        let env = EnvVars::parse_assignments(&env_lines).map_err(|e| e.for_field("env"))?;
+        let memory = nonempty(&form.memory)
+            .map(MemoryLimit::parse)
+            .transpose()
+            .map_err(|e| e.for_field("memory"))?;
+        let cpus = nonempty(&form.cpus)
+            .map(CpuLimit::parse)
+            .transpose()
+            .map_err(|e| e.for_field("cpus"))?;
+        Ok(CreateRequest {
+            user_id,
+            container_type: kind.name.clone(),
+            image,
+            command,
+            env,
+            memory,
+            cpus,
+            enable_ssh: form.enable_ssh,
+            ssh_keys: form
+                .ssh_keys
+                .iter()
+                .filter(|k| !k.trim().is_empty())
+                .cloned()
+                .collect(),
+        })
+    }
+}
+
+/// The trimmed text of an optional form field, `None` when absent or blank.
+fn nonempty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The variables the manager sets itself; a request may not override them.
+const RESERVED_ENV: [&str; 4] = ["USER_ID", "CONTAINER_TYPE", "PORT", "BASE_PATH"];
+
+impl Manager {
+    /// A manager over `adapters` with `config`.
+    pub fn new(config: Config, adapters: Adapters) -> Self {
+        Manager {
+            config: Arc::new(config),
+            adapters,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The adapters, for frontends that report on them (proxy status, engine health).
+    pub fn adapters(&self) -> &Adapters {
+        &self.adapters
+    }
+
+    /// The configured container types.
+    pub fn types(&self) -> Vec<&ContainerType> {
+        self.config.types.values().collect()
+    }
+
+    /// The engine's health and version.
+    pub async fn engine_info(&self) -> Result<EngineInfo> {
+        self.adapters.runtime.engine_info().await
+    }
+
+    /// Whether HTTP routing works.
+    pub fn proxy_status(&self) -> ProxyStatus {
+        self.adapters.proxy.status()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Create.
+
+    /// Creates, starts and routes a user's container of a type.
+    ///
+    /// `progress` hears a short line at each step. On failure everything this call made is undone:
+    /// no container, no new volume, no new network, no record and no lease is left behind.
+    pub async fn create(
+        &self,
+        request: CreateRequest,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<CreateOutcome> {
+        let kind = self
+            .config
+            .container_type(request.container_type.as_str())
+            .map_err(|e| e.for_field("container_type"))?
+            .clone();
+        let ssh = match (kind.ssh, request.enable_ssh || !request.ssh_keys.is_empty()) {
+            (SshMode::On, _) | (SshMode::Optional, true) => true,
+            (SshMode::Optional, false) => false,
+            (SshMode::Off, false) => false,
+            (SshMode::Off, true) => {
+                return Err(
+                    Error::invalid(format!("container type {} has no SSH access", kind.name))
+                        .for_field("ssh_key"),
+                );
+            }
+        };
+        let keys = request
+            .ssh_keys
+            .iter()
+            .map(|raw| self.adapters.keys.parse(raw))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| e.for_field("ssh_key"))?;
+        for reserved in RESERVED_ENV {
+            if request.env.get(reserved).is_some() {
+                return Err(Error::invalid(format!(
+                    "environment variable {reserved} is set by the manager and can not be overridden"
+                ))
+                .for_field("env"));
+            }
+        }
+
+        let name = ContainerName::of(&request.user_id, &kind.name);
+        if let Some(existing) = self.adapters.store.get_by_name(&name).await? {
+            return Err(already_exists(&existing));
+        }
+        progress("checking the engine");
+        self.adapters.runtime.engine_info().await?;
+        let exclude = self.adapters.runtime.published_ports().await?;
+
+        let started = self.adapters.clock.now();
+        let reservation = CreateReservation {
+            name: name.clone(),
+            range: self.config.port_pool,
+            ports: if ssh { 2 } else { 1 },
+            exclude,
+            started,
+        };
+        let leased = match self
+            .adapters
+            .store
+            .begin_create(&reservation, self.adapters.probe.clone())
+            .await
+        {
+            Ok(ports) => ports,
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                // A record may have appeared between the check above and the transaction.
+                return match self.adapters.store.get_by_name(&name).await? {
+                    Some(existing) => Err(already_exists(&existing)),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        progress(&format!("leased port {}", join_ports(&leased)));
+
+        let mut undo = Vec::new();
+        let result = self
+            .create_steps(&request, &kind, &keys, &leased, started, &mut undo, progress)
+            .await;
+        match result {
+            Ok(spec) => {
+                let route_error = self.route(&spec, &kind).await;
+                progress("done");
+                Ok(CreateOutcome { spec, route_error })
+            }
+            Err(err) => {
+                progress("failed, undoing");
+                self.undo_create(&name, undo).await;
+                Err(err)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn create_steps(
+        &self,
+        request: &CreateRequest,
+        kind: &ContainerType,
+        keys: &[SshPublicKey],
+        leased: &[u16],
+        started: SystemTime,
+        undo: &mut Vec<Undo>,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<ContainerSpec> {
+        let runtime = &self.adapters.runtime;
+        let store = &self.adapters.store;
+        let user = &request.user_id;
+        let name = ContainerName::of(user, &kind.name);
+        let extra = &self.config.extra_labels;
+
+        progress("preparing the user network");
+        let network = NetworkName::of(user);
+        let engine_subnets = runtime.network_subnets().await?;
+        let subnet = store
+            .lease_subnet(user, self.config.subnet_pool, &engine_subnets)
+            .await?;
+        let network_plan = NetworkPlan {
+            name: network.clone(),
+            subnet,
+            labels: owner_labels(user, None, extra),
+        };
+        if runtime.ensure_network(&network_plan).await? == Ensured::Created {
+            undo.push(Undo::Network(network.clone(), user.clone()));
+        }
+
+        progress("preparing the data volume");
+        let volume = VolumeName::of(user, &kind.name);
+        let volume_plan = VolumePlan {
+            name: volume.clone(),
+            labels: owner_labels(user, Some(&kind.name), extra),
+        };
+        if runtime.ensure_volume(&volume_plan).await? == Ensured::Created {
+            undo.push(Undo::Volume(volume.clone()));
+        }
+
+        let mut env = kind.env.clone();
+        env.merge(&request.env);
+        env.set("USER_ID", user.as_str());
+        env.set("CONTAINER_TYPE", kind.name.as_str());
+        env.set("PORT", kind.internal_port.to_string());
+        env.set("BASE_PATH", url_path(user, &kind.name));
+        let ssh_port = leased.get(1).copied();
+        if ssh_port.is_some() {
+            env.set("CM_SSH", "1");
+        }
+
+        let mut spec = ContainerSpec {
+            container_id: String::new(),
+            container_name: name.clone(),
+            container_type: kind.name.clone(),
+            user_id: user.clone(),
+            port: leased[0],
+            internal_port: kind.internal_port,
+            image: request.image.clone().unwrap_or_else(|| kind.image.clone()),
+            volume_name: volume,
+            status: ContainerStatus::Created,
+            created_at: humantime::format_rfc3339_seconds(started).to_string(),
+            env,
+            ssh_port,
+            network_name: network,
+            subnet,
+            command: request.command.clone().or_else(|| kind.command.clone()),
+            memory: request.memory.unwrap_or(kind.memory),
+            cpus: request.cpus.unwrap_or(kind.cpus),
+            pids_limit: kind.pids_limit,
+            url_path: url_path(user, &kind.name),
+        };
+
+        progress(&format!("creating container {name} from {}", spec.image));
+        let id = runtime.create_container(&self.plan(&spec, kind)).await?;
+        undo.push(Undo::Container(id.clone()));
+        spec.container_id = id.clone();
+
+        for key in keys {
+            store.add_key(&name, key, started).await?;
+        }
+        if spec.ssh_port.is_some() {
+            self.install_keys(&spec).await?;
+        }
+
+        progress("starting");
+        runtime.start_container(&id).await?;
+        spec.status = runtime
+            .inspect_container(&id)
+            .await?
+            .map_or(ContainerStatus::Missing, |c| c.status);
+
+        store.finish_create(&spec).await?;
+        Ok(spec)
+    }
+
+    /// The engine's view of a spec: the plan create and re-create use.
+    fn plan(&self, spec: &ContainerSpec, kind: &ContainerType) -> ContainerPlan {
+        let mut ports = vec![PortBinding {
+            host_ip: [127, 0, 0, 1].into(),
+            host_port: spec.port,
+            container_port: spec.internal_port,
+        }];
+        if let Some(ssh_port) = spec.ssh_port {
+            ports.push(PortBinding {
+                host_ip: self.config.ssh.bind_address,
+                host_port: ssh_port,
+                container_port: SSH_CONTAINER_PORT,
+            });
+        }
+        ContainerPlan {
+            name: spec.container_name.clone(),
+            image: spec.image.clone(),
+            command: spec.command.clone(),
+            env: spec.env.clone(),
+            labels: spec.labels(&self.config.extra_labels),
+            network: spec.network_name.clone(),
+            volume: spec.volume_name.clone(),
+            ports,
+            memory: spec.memory,
+            cpus: spec.cpus,
+            pids_limit: spec.pids_limit,
+            restart_policy: kind.restart_policy,
+            cap_add: kind.cap_add.clone(),
+        }
+    }
+
+    /// Reverses a failed create, newest step first. Only when every step was undone is the intent
+    /// cleared and the lease released; otherwise both stay for the reconciler to finish.
+    async fn undo_create(&self, name: &ContainerName, undo: Vec<Undo>) {
+        let runtime = &self.adapters.runtime;
+        let mut clean = true;
+        for step in undo.into_iter().rev() {
+            let result = match &step {
+                Undo::Container(id) => runtime.remove_container(id, RemoveMode::Force).await,
+                Undo::Volume(volume) => runtime.remove_volume(volume).await,
+                Undo::Network(network, user) => match runtime.remove_network(network).await {
+                    Ok(()) => self.release_subnet_if_unused(user).await,
+                    // Another container of the user joined the network meanwhile; it stays.
+                    Err(e) if e.kind() == ErrorKind::Conflict => Ok(()),
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = result {
+                clean = false;
+                tracing::warn!(container = %name, error = ?e, "undo of a failed create did not finish");
+            }
+        }
+        if clean {
+            if let Err(e) = self.adapters.store.abandon_create(name).await {
+                tracing::warn!(container = %name, error = ?e, "could not release the leases of a failed create");
+            }
+        }
+    }
+
+    async fn release_subnet_if_unused(&self, user: &UserId) -> Result<()> {
+        if self.adapters.store.list_user(user).await?.is_empty() {
+            self.adapters.store.release_subnet(user).await?;
+        }
+        Ok(())
+    }
+
+    /// Activates the route of a container; returns nginx's refusal, if any. Routing problems never
+    /// undo a container: it is up and reachable over its port, and the route can be re-synced.
+    async fn route(&self, spec: &ContainerSpec, kind: &ContainerType) -> Option<String> {
+        if !self.adapters.proxy.status().enabled {
+            return None;
+        }
+        let route = Route {
+            user: spec.user_id.clone(),
+            kind: spec.container_type.clone(),
+            port: spec.port,
+            strip_prefix: kind.strip_prefix,
+        };
+        match self.adapters.proxy.apply(&route).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(container = %spec.container_name, error = ?e, "route refused");
+                Some(e.message().to_owned())
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Reading.
+
+    /// Finds a container by full id, unique id prefix, or name.
+    pub async fn resolve(&self, reference: &str) -> Result<ContainerSpec> {
+        let store = &self.adapters.store;
+        let reference = reference.trim();
+        if let Ok(name) = ContainerName::parse(reference) {
+            if let Some(spec) = store.get_by_name(&name).await? {
+                return Ok(spec);
+            }
+        }
+        if let Some(spec) = store.get(reference).await? {
+            return Ok(spec);
+        }
+        let is_prefix = !reference.is_empty() && reference.chars().all(|c| c.is_ascii_hexdigit());
+        if is_prefix {
+            let matches: Vec<ContainerSpec> = store
+                .list_all()
+                .await?
+                .into_iter()
+                .filter(|s| s.container_id.starts_with(reference))
+                .collect();
+            match matches.len() {
+                1 => return Ok(matches.into_iter().next().unwrap_or_else(|| unreachable!())),
+                0 => {}
+                _ => {
+                    let names: Vec<&str> = matches.iter().map(|s| s.container_name.as_str()).collect();
+                    return Err(Error::conflict(format!(
+                        "id prefix {} is ambiguous: it matches {}",
+                        quote(reference),
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+        Err(Error::not_found(format!(
+            "no container {}: give a full id, a unique id prefix or a name such as usr_123_cli_v4",
+            quote(reference)
+        )))
+    }
+
+    /// One container with its live status.
+    pub async fn get(&self, reference: &str) -> Result<ContainerSpec> {
+        let mut spec = self.resolve(reference).await?;
+        spec.status = self
+            .adapters
+            .runtime
+            .inspect_container(&spec.container_id)
+            .await?
+            .map_or(ContainerStatus::Missing, |c| c.status);
+        Ok(spec)
+    }
+
+    /// Every container, with live statuses from one engine call.
+    pub async fn list_all(&self) -> Result<Listing> {
+        let specs = self.adapters.store.list_all().await?;
+        Ok(self.with_live_status(specs, &BTreeMap::new()).await)
+    }
+
+    /// One user's containers, with live statuses.
+    pub async fn list_user(&self, user: &UserId) -> Result<Listing> {
+        let specs = self.adapters.store.list_user(user).await?;
+        let filter = BTreeMap::from([(crate::spec::labels::USER_ID.to_owned(), user.to_string())]);
+        Ok(self.with_live_status(specs, &filter).await)
+    }
+
+    async fn with_live_status(
+        &self,
+        mut specs: Vec<ContainerSpec>,
+        filter: &BTreeMap<String, String>,
+    ) -> Listing {
+        match self.adapters.runtime.list_managed(filter).await {
+            Ok(observed) => {
+                let by_id: BTreeMap<&str, &ObservedContainer> =
+                    observed.iter().map(|c| (c.id.as_str(), c)).collect();
+                for spec in &mut specs {
+                    spec.status = by_id
+                        .get(spec.container_id.as_str())
+                        .map_or(ContainerStatus::Missing, |c| c.status);
+                }
+                Listing {
+                    containers: specs,
+                    stale: None,
+                }
+            }
+            Err(e) => Listing {
+                containers: specs,
+                stale: Some(e.message().to_owned()),
+            },
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Lifecycle.
+
+    /// Starts a container and re-applies its SSH keys.
+    pub async fn start(&self, reference: &str) -> Result<ContainerSpec> {
+        let spec = self.resolve(reference).await?;
+        self.require_present(&spec).await?;
+        self.adapters.runtime.start_container(&spec.container_id).await?;
+        self.after_start(spec).await
+    }
+
+    /// Stops a container; its route stays (nginx answers 502 until it starts again).
+    pub async fn stop(&self, reference: &str) -> Result<ContainerSpec> {
+        let spec = self.resolve(reference).await?;
+        self.require_present(&spec).await?;
+        self.adapters.runtime.stop_container(&spec.container_id).await?;
+        self.record_status(spec).await
+    }
+
+    /// Restarts a container and re-applies its SSH keys.
+    pub async fn restart(&self, reference: &str) -> Result<ContainerSpec> {
+        let spec = self.resolve(reference).await?;
+        self.require_present(&spec).await?;
+        self.adapters
+            .runtime
+            .restart_container(&spec.container_id)
+            .await?;
+        self.after_start(spec).await
+    }
+
+    async fn after_start(&self, spec: ContainerSpec) -> Result<ContainerSpec> {
+        if spec.ssh_port.is_some() {
+            self.install_keys(&spec).await?;
+        }
+        self.record_status(spec).await
+    }
+
+    async fn record_status(&self, mut spec: ContainerSpec) -> Result<ContainerSpec> {
+        let observed = self
+            .adapters
+            .runtime
+            .inspect_container(&spec.container_id)
+            .await?;
+        spec.status = observed.map_or(ContainerStatus::Missing, |c| c.status);
+        self.adapters.store.put(&spec).await?;
+        Ok(spec)
+    }
+
+    async fn require_present(&self, spec: &ContainerSpec) -> Result<ObservedContainer> {
+        self.adapters
+            .runtime
+            .inspect_container(&spec.container_id)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "container {} is recorded but missing from the engine; `cm reconcile` re-creates it",
+                    spec.container_name
+                ))
+            })
+    }
+
+    /// The container's output.
+    pub async fn logs(&self, reference: &str, request: &LogRequest) -> Result<LogStream> {
+        let spec = self.resolve(reference).await?;
+        self.adapters.runtime.logs(&spec.container_id, request).await
+    }
+
+    /// Runs a command in a running container.
+    pub async fn exec(&self, reference: &str, command: Command, timeout: Duration) -> Result<ExecOutput> {
+        if timeout.is_zero() || timeout > Duration::from_secs(24 * 3600) {
+            return Err(Error::invalid("invalid timeout: 1 second to 24 hours").for_field("timeout"));
+        }
+        let spec = self.resolve(reference).await?;
+        let observed = self.require_present(&spec).await?;
+        if observed.status != ContainerStatus::Running {
+            return Err(Error::conflict(format!(
+                "container {} is {}: start it first",
+                spec.container_name, observed.status
+            )));
+        }
+        let request = ExecRequest {
+            command,
+            user: None,
+            timeout,
+        };
+        self.adapters.runtime.exec(&spec.container_id, &request).await
+    }
+
+    /// Deletes a container, its route, its keys and its leases; the data volume only with `purge`.
+    ///
+    /// Records are dropped only after the engine removed the container: with the engine down,
+    /// nothing changes.
+    pub async fn delete(&self, reference: &str, options: DeleteOptions) -> Result<ContainerSpec> {
+        let spec = self.resolve(reference).await?;
+        let runtime = &self.adapters.runtime;
+        let store = &self.adapters.store;
+        let observed = runtime.inspect_container(&spec.container_id).await?;
+        let running = observed
+            .as_ref()
+            .is_some_and(|c| matches!(c.status, ContainerStatus::Running | ContainerStatus::Restarting));
+        if running && !options.force {
+            return Err(Error::conflict(format!(
+                "container {} is running: stop it first or delete with force",
+                spec.container_name
+            )));
+        }
+        let kind = if options.purge {
+            OperationKind::Purge
+        } else {
+            OperationKind::Delete
+        };
+        store
+            .begin_operation(&spec.container_name, kind, self.adapters.clock.now())
+            .await?;
+
+        if let Err(e) = runtime
+            .remove_container(&spec.container_id, RemoveMode::Force)
+            .await
+        {
+            store.end_operation(&spec.container_name).await?;
+            return Err(e.context(format_args!("deleting {}", spec.container_name)));
+        }
+        // The container is gone: from here on the delete finishes, and a failing step leaves the
+        // intent recorded for the reconciler.
+        if let Err(e) = self
+            .adapters
+            .proxy
+            .remove(&spec.user_id, &spec.container_type)
+            .await
+        {
+            tracing::warn!(container = %spec.container_name, error = ?e, "route removal failed");
+        }
+        if options.purge {
+            runtime.remove_volume(&spec.volume_name).await?;
+        }
+        store.finish_delete(&spec).await?;
+        if store.list_user(&spec.user_id).await?.is_empty() {
+            match runtime.remove_network(&spec.network_name).await {
+                Ok(()) => store.release_subnet(&spec.user_id).await?,
+                Err(e) => {
+                    tracing::info!(network = %spec.network_name, error = ?e, "user network kept")
+                }
+            }
+        }
+        Ok(spec)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // SSH keys.
+
+    /// Parses a key and authorizes it on a container; applied now when it runs, else at its next start.
+    pub async fn add_ssh_key(&self, reference: &str, raw_key: &str) -> Result<KeyAdded> {
+        let key = self
+            .adapters
+            .keys
+            .parse(raw_key)
+            .map_err(|e| e.for_field("ssh_public_key"))?;
+        let spec = self.resolve(reference).await?;
+        require_ssh(&spec)?;
+        let added = self
+            .adapters
+            .store
+            .add_key(&spec.container_name, &key, self.adapters.clock.now())
+            .await?;
+        let applied = self.apply_keys_if_running(&spec).await?;
+        Ok(KeyAdded { key, added, applied })
+    }
+
+    /// Removes a key by fingerprint; `NotFound` when the container has no such key.
+    pub async fn remove_ssh_key(&self, reference: &str, fingerprint: &str) -> Result<bool> {
+        let spec = self.resolve(reference).await?;
+        require_ssh(&spec)?;
+        if !self
+            .adapters
+            .store
+            .remove_key(&spec.container_name, fingerprint.trim())
+            .await?
+        {
+            return Err(Error::not_found(format!(
+                "container {} has no key with fingerprint {}",
+                spec.container_name,
+                quote(fingerprint)
+            )));
+        }
+        self.apply_keys_if_running(&spec).await
+    }
+
+    /// The keys of a container.
+    pub async fn ssh_keys(&self, reference: &str) -> Result<Vec<StoredKey>> {
+        let spec = self.resolve(reference).await?;
+        self.adapters.store.keys(&spec.container_name).await
+    }
+
+    /// How to connect to a container over SSH.
+    pub async fn ssh_info(&self, reference: &str) -> Result<SshInfo> {
+        let spec = self.resolve(reference).await?;
+        let port = require_ssh(&spec)?;
+        let host = self
+            .config
+            .ssh
+            .server_host
+            .clone()
+            .unwrap_or_else(|| "<server>".to_owned());
+        let keys = self.adapters.store.keys(&spec.container_name).await?;
+        Ok(SshInfo {
+            container_name: spec.container_name.to_string(),
+            command: format!("ssh -p {port} {SSH_USER}@{host}"),
+            docksh: format!("docksh connect {host} {port}"),
+            host,
+            port,
+            user: SSH_USER.to_owned(),
+            fingerprints: keys.iter().map(|k| k.key.fingerprint().to_owned()).collect(),
+        })
+    }
+
+    /// The SSH-enabled containers, of one user or all.
+    pub async fn list_ssh(&self, user: Option<&UserId>) -> Result<Listing> {
+        let mut listing = match user {
+            Some(user) => self.list_user(user).await?,
+            None => self.list_all().await?,
+        };
+        listing.containers.retain(|s| s.ssh_port.is_some());
+        Ok(listing)
+    }
+
+    async fn apply_keys_if_running(&self, spec: &ContainerSpec) -> Result<bool> {
+        let running = self
+            .adapters
+            .runtime
+            .inspect_container(&spec.container_id)
+            .await?
+            .is_some_and(|c| c.status == ContainerStatus::Running);
+        if running {
+            self.install_keys(spec).await?;
+        }
+        Ok(running)
+    }
+
+    /// Writes the whole `authorized_keys`, rendered from the store, into the container without a shell.
+    async fn install_keys(&self, spec: &ContainerSpec) -> Result<()> {
+        let keys = self.adapters.store.keys(&spec.container_name).await?;
+        let text = render_authorized_keys(&keys);
+        let entries = [
+            UploadEntry {
+                path: ".ssh".to_owned(),
+                mode: 0o700,
+                uid: CLI_UID,
+                gid: CLI_UID,
+                contents: None,
+            },
+            UploadEntry {
+                path: ".ssh/authorized_keys".to_owned(),
+                mode: 0o600,
+                uid: CLI_UID,
+                gid: CLI_UID,
+                contents: Some(text.into_bytes()),
+            },
+        ];
+        self.adapters
+            .runtime
+            .upload(&spec.container_id, CLI_HOME, &entries)
+            .await
+            .map_err(|e| e.context("installing ssh keys"))
+    }
+
+    /// Ports that are leased in the store, for reports.
+    pub async fn leased_ports(&self) -> Result<BTreeSet<u16>> {
+        Ok(self
+            .adapters
+            .store
+            .port_leases()
+            .await?
+            .into_iter()
+            .map(|l| l.port)
+            .collect())
+    }
+
+    /// The data directory inside every container.
+    pub fn data_path(&self) -> &'static str {
+        DATA_PATH
+    }
+}
+
+/// The uid and gid of the `cli` user in SSH-enabled images.
+const CLI_UID: u64 = 1000;
+/// The home directory of `cli`.
+const CLI_HOME: &str = "/home/cli";
+
+fn require_ssh(spec: &ContainerSpec) -> Result<u16> {
+    spec.ssh_port.ok_or_else(|| {
+        Error::invalid(format!(
+            "container {} has no SSH access (type {})",
+            spec.container_name, spec.container_type
+        ))
+    })
+}
+
+fn already_exists(existing: &ContainerSpec) -> Error {
+    Error::conflict(format!(
+        "user {} already has a {} container: {} ({}); delete it first",
+        existing.user_id,
+        existing.container_type,
+        existing.container_name,
+        existing.short_id()
+    ))
+}
+
+fn join_ports(ports: &[u16]) -> String {
+    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(" and ")
+}

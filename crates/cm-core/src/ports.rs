@@ -1,0 +1,478 @@
+//! The ports: traits that adapters implement for the outside things the manager drives.
+//!
+//! The manager holds each as `Arc<dyn Trait>`. Every method speaks in validated domain types, and
+//! every error is a [`crate::Error`] whose kind the adapter chose at its boundary.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use futures_core::Stream;
+use serde::Serialize;
+
+use crate::config::RestartPolicy;
+use crate::error::Result;
+use crate::keys::{SshPublicKey, StoredKey};
+use crate::names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
+use crate::network::{PortProbe, PortRange, Subnet, SubnetPool};
+use crate::spec::{ContainerSpec, ContainerStatus};
+use crate::values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};
+
+// ---------------------------------------------------------------------------------------------
+// The container runtime (Docker).
+
+/// The container engine.
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync {
+    /// Pings the engine and reports its version; `Unavailable` when it does not answer.
+    async fn engine_info(&self) -> Result<EngineInfo>;
+
+    /// Creates the network unless it exists; says which.
+    async fn ensure_network(&self, plan: &NetworkPlan) -> Result<Ensured>;
+    /// Removes a network; a missing one is fine, one with containers attached is a `Conflict`.
+    async fn remove_network(&self, name: &NetworkName) -> Result<()>;
+    /// The IPv4 subnets of every network on the engine, ours or not, so new ones never overlap.
+    async fn network_subnets(&self) -> Result<BTreeSet<Subnet>>;
+
+    /// Creates the volume unless it exists; an existing one with another owner's labels is a `Conflict`.
+    async fn ensure_volume(&self, plan: &VolumePlan) -> Result<Ensured>;
+    /// Removes a volume; a missing one is fine.
+    async fn remove_volume(&self, name: &VolumeName) -> Result<()>;
+
+    /// Creates (does not start) a container and returns its id. A missing image is `NotFound`, a
+    /// taken name `Conflict`.
+    async fn create_container(&self, plan: &ContainerPlan) -> Result<String>;
+    /// Starts a container; starting a running one is fine.
+    async fn start_container(&self, id: &str) -> Result<()>;
+    /// Stops a container (SIGTERM, then SIGKILL after a grace period); stopping a stopped one is fine.
+    async fn stop_container(&self, id: &str) -> Result<()>;
+    /// Restarts a container.
+    async fn restart_container(&self, id: &str) -> Result<()>;
+    /// Removes a container and its anonymous volumes (never the named data volume). A missing one is fine.
+    async fn remove_container(&self, id: &str, mode: RemoveMode) -> Result<()>;
+    /// Looks a container up by id or name; `None` when the engine has none.
+    async fn inspect_container(&self, id_or_name: &str) -> Result<Option<ObservedContainer>>;
+    /// Every container (running or not) carrying `managed-by=ContainerManager` and all of `labels`.
+    async fn list_managed(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ObservedContainer>>;
+    /// The host ports that containers on the engine publish right now, ours or not.
+    async fn published_ports(&self) -> Result<BTreeSet<u16>>;
+
+    /// The container's output: the last `tail` lines, then (with `follow`) new lines as they come.
+    async fn logs(&self, id: &str, request: &LogRequest) -> Result<LogStream>;
+    /// Runs a command in a running container and collects its output and exit code. Past
+    /// `request.timeout` the command is killed and the answer is a `Timeout` error.
+    async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput>;
+    /// Writes files into a container (running or not) without a shell, as a tar through the engine API.
+    async fn upload(&self, id: &str, destination: &str, entries: &[UploadEntry]) -> Result<()>;
+}
+
+/// What the engine says about itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineInfo {
+    /// The engine's version, such as `20.10.24`.
+    pub version: String,
+    /// The API version in use after negotiation.
+    pub api_version: String,
+    /// Operating system and architecture of the engine.
+    pub platform: String,
+}
+
+/// Whether an `ensure_*` call made something new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ensured {
+    /// It was created now; undo removes it.
+    Created,
+    /// It was there already; undo leaves it.
+    Existing,
+}
+
+/// How to remove a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveMode {
+    /// Refuse (`Conflict`) when it is running.
+    IfStopped,
+    /// Kill it first when it is running.
+    Force,
+}
+
+/// A user's bridge network.
+#[derive(Debug, Clone)]
+pub struct NetworkPlan {
+    /// Its name.
+    pub name: NetworkName,
+    /// Its IPv4 subnet, from the subnet pool.
+    pub subnet: Subnet,
+    /// Ownership labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A data volume.
+#[derive(Debug, Clone)]
+pub struct VolumePlan {
+    /// Its name.
+    pub name: VolumeName,
+    /// Ownership labels; an existing volume must carry the same `user-id` and `container-type`.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Everything the engine needs to create one container.
+#[derive(Debug, Clone)]
+pub struct ContainerPlan {
+    /// The container name.
+    pub name: ContainerName,
+    /// The image.
+    pub image: ImageRef,
+    /// A command replacing the image's default.
+    pub command: Option<Command>,
+    /// The environment.
+    pub env: EnvVars,
+    /// The labels.
+    pub labels: BTreeMap<String, String>,
+    /// The network to attach to.
+    pub network: NetworkName,
+    /// The data volume, mounted at `/data`.
+    pub volume: VolumeName,
+    /// Published ports: host address and port to container port.
+    pub ports: Vec<PortBinding>,
+    /// Memory limit.
+    pub memory: MemoryLimit,
+    /// CPU limit.
+    pub cpus: CpuLimit,
+    /// Process limit.
+    pub pids_limit: i64,
+    /// Restart policy.
+    pub restart_policy: RestartPolicy,
+    /// Capabilities added back after dropping all; `no-new-privileges` is always on.
+    pub cap_add: Vec<String>,
+}
+
+/// One published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortBinding {
+    /// The host address it is published on.
+    pub host_ip: IpAddr,
+    /// The host port.
+    pub host_port: u16,
+    /// The port inside the container.
+    pub container_port: u16,
+}
+
+/// A container as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedContainer {
+    /// The engine's id.
+    pub id: String,
+    /// The name, without Docker's leading `/`.
+    pub name: String,
+    /// Its state.
+    pub status: ContainerStatus,
+    /// The image it was created from.
+    pub image: String,
+    /// All its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Which logs to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRequest {
+    /// The number of last lines; `None` for all.
+    pub tail: Option<usize>,
+    /// Keep the stream open and yield new lines.
+    pub follow: bool,
+}
+
+/// Which output stream a log chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// A piece of a container's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogChunk {
+    /// Where it came from.
+    pub stream: OutputStream,
+    /// The bytes, decoded lossily as UTF-8.
+    pub text: String,
+}
+
+/// A stream of log chunks; it ends when the container's output ends (or never, with `follow`).
+pub type LogStream = Pin<Box<dyn Stream<Item = Result<LogChunk>> + Send>>;
+
+/// A command to run in a container.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    /// The program and its arguments (no shell unless the command names one).
+    pub command: Command,
+    /// The user to run as; `None` for the image's user.
+    pub user: Option<String>,
+    /// The time limit.
+    pub timeout: Duration,
+}
+
+/// What a finished exec produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecOutput {
+    /// The command's exit code.
+    pub exit_code: i64,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// One file or directory to upload, with its owner and mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadEntry {
+    /// The path relative to the destination directory.
+    pub path: String,
+    /// Permission bits, such as `0o600`.
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u64,
+    /// Owner gid.
+    pub gid: u64,
+    /// A directory, or a file with these bytes.
+    pub contents: Option<Vec<u8>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store (SQLite).
+
+/// The desired state (D2): container records, port and subnet leases, operation intents, SSH keys.
+///
+/// Every method is atomic. Implementations must be safe across threads and across processes
+/// sharing the same database.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Records the intent to create `name` and leases its ports, in one write transaction.
+    ///
+    /// `Conflict` when a record or an unfinished operation exists for the name. Ports are the
+    /// lowest of `range` that are neither leased, in `exclude`, nor taken on the host per `probe`.
+    async fn begin_create(&self, request: &CreateReservation, probe: Arc<dyn PortProbe>) -> Result<Vec<u16>>;
+    /// Stores the finished record and clears the intent, in one transaction.
+    async fn finish_create(&self, spec: &ContainerSpec) -> Result<()>;
+    /// Releases the leases of `name` and clears its intent (after a create was fully undone).
+    async fn abandon_create(&self, name: &ContainerName) -> Result<()>;
+
+    /// Records the intent of another operation (delete, update); `Conflict` when one is running.
+    async fn begin_operation(
+        &self,
+        name: &ContainerName,
+        kind: OperationKind,
+        started: SystemTime,
+    ) -> Result<()>;
+    /// Clears an intent without other changes (the operation was undone or finished elsewhere).
+    async fn end_operation(&self, name: &ContainerName) -> Result<()>;
+    /// Removes the record, its ports, its keys and its intent, in one transaction.
+    async fn finish_delete(&self, spec: &ContainerSpec) -> Result<()>;
+    /// The unfinished operations.
+    async fn operations(&self) -> Result<Vec<Operation>>;
+
+    /// Replaces a record (a new container id after re-create, a new status).
+    async fn put(&self, spec: &ContainerSpec) -> Result<()>;
+    /// The record of a container by its Docker id.
+    async fn get(&self, container_id: &str) -> Result<Option<ContainerSpec>>;
+    /// The record of a container by name.
+    async fn get_by_name(&self, name: &ContainerName) -> Result<Option<ContainerSpec>>;
+    /// Every record.
+    async fn list_all(&self) -> Result<Vec<ContainerSpec>>;
+    /// The records of one user.
+    async fn list_user(&self, user: &UserId) -> Result<Vec<ContainerSpec>>;
+
+    /// Every port lease.
+    async fn port_leases(&self) -> Result<Vec<PortLease>>;
+    /// The user's subnet: the existing lease, or a new one from `pool` avoiding `exclude`.
+    async fn lease_subnet(
+        &self,
+        user: &UserId,
+        pool: SubnetPool,
+        exclude: &BTreeSet<Subnet>,
+    ) -> Result<Subnet>;
+    /// Frees the user's subnet.
+    async fn release_subnet(&self, user: &UserId) -> Result<()>;
+
+    /// Adds a key to a container; `false` when it was there already.
+    async fn add_key(&self, name: &ContainerName, key: &SshPublicKey, added: SystemTime) -> Result<bool>;
+    /// Removes a key by fingerprint; `false` when there was none.
+    async fn remove_key(&self, name: &ContainerName, fingerprint: &str) -> Result<bool>;
+    /// The keys of a container, oldest first.
+    async fn keys(&self, name: &ContainerName) -> Result<Vec<StoredKey>>;
+}
+
+/// What `begin_create` needs.
+#[derive(Debug, Clone)]
+pub struct CreateReservation {
+    /// The container to be.
+    pub name: ContainerName,
+    /// The pool to lease from.
+    pub range: PortRange,
+    /// How many ports (1 for HTTP, 2 with SSH).
+    pub ports: usize,
+    /// Ports to skip besides leased ones (published by other containers on the engine).
+    pub exclude: BTreeSet<u16>,
+    /// When the operation began.
+    pub started: SystemTime,
+}
+
+/// The kinds of operation whose intent is recorded before the first side effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationKind {
+    /// Creating a container.
+    Create,
+    /// Deleting a container, keeping its data volume.
+    Delete,
+    /// Deleting a container and its data volume.
+    Purge,
+    /// Re-creating a container with a new image.
+    Update,
+}
+
+/// An unfinished operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Operation {
+    /// The container it is about.
+    pub name: ContainerName,
+    /// What it does.
+    pub kind: OperationKind,
+    /// When it began, seconds since the Unix epoch.
+    pub started_at: i64,
+}
+
+/// One leased host port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortLease {
+    /// The port.
+    pub port: u16,
+    /// The container name it is leased to.
+    pub owner: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP proxy (nginx).
+
+/// A route: `/container/{user_id}/{type}/` to `127.0.0.1:{port}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    /// The owner.
+    pub user: UserId,
+    /// The type.
+    pub kind: TypeName,
+    /// The host port on 127.0.0.1.
+    pub port: u16,
+    /// Strip the prefix before proxying.
+    pub strip_prefix: bool,
+}
+
+/// The state of one route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
+pub enum RouteState {
+    /// Live in nginx.
+    Active,
+    /// Written but refused by `nginx -t`; the message is nginx's own.
+    Failed(String),
+    /// Expected from the store but not present.
+    Missing,
+}
+
+/// A route and its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteStatus {
+    /// The user.
+    pub user: String,
+    /// The type.
+    pub kind: String,
+    /// The upstream port, when known.
+    pub port: Option<u16>,
+    /// The state.
+    pub state: RouteState,
+}
+
+/// Whether HTTP exposure works at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProxyStatus {
+    /// False when nginx is absent or unusable; routes are then not written.
+    pub enabled: bool,
+    /// Why it is disabled, or where routes live.
+    pub detail: String,
+}
+
+/// The reverse proxy in front of the containers.
+#[async_trait]
+pub trait Proxy: Send + Sync {
+    /// Whether routing is enabled, and why not.
+    fn status(&self) -> ProxyStatus;
+    /// Writes, validates and activates a route; on refusal the previous state keeps serving and the
+    /// error carries nginx's message.
+    async fn apply(&self, route: &Route) -> Result<()>;
+    /// Removes a route; a missing one is fine.
+    async fn remove(&self, user: &UserId, kind: &TypeName) -> Result<()>;
+    /// The routes present, with their states.
+    async fn routes(&self) -> Result<Vec<RouteStatus>>;
+    /// Makes the routes exactly `routes`: renders missing or changed ones, removes the others.
+    async fn sync(&self, routes: &[Route]) -> Result<Vec<RouteStatus>>;
+}
+
+/// The proxy used when routing is turned off in the configuration: it routes nothing and says so.
+#[derive(Debug, Clone, Default)]
+pub struct NoProxy;
+
+#[async_trait]
+impl Proxy for NoProxy {
+    fn status(&self) -> ProxyStatus {
+        ProxyStatus {
+            enabled: false,
+            detail: "HTTP exposure disabled in the configuration ([nginx] enabled = false)".to_owned(),
+        }
+    }
+
+    async fn apply(&self, _route: &Route) -> Result<()> {
+        Err(crate::Error::unavailable(self.status().detail))
+    }
+
+    async fn remove(&self, _user: &UserId, _kind: &TypeName) -> Result<()> {
+        Ok(())
+    }
+
+    async fn routes(&self) -> Result<Vec<RouteStatus>> {
+        Ok(Vec::new())
+    }
+
+    async fn sync(&self, _routes: &[Route]) -> Result<Vec<RouteStatus>> {
+        Err(crate::Error::unavailable(self.status().detail))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSH keys and time.
+
+/// Parses and validates SSH public keys (implemented with the `ssh-key` crate in cm-ssh).
+pub trait KeyParser: Send + Sync {
+    /// Parses one public key line; refuses anything but a single plain ed25519 key with a message saying why.
+    fn parse(&self, raw: &str) -> Result<SshPublicKey>;
+}
+
+/// The current time, behind a trait so tests can fix it.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}

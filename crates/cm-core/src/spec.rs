@@ -1,0 +1,171 @@
+//! The stored record of a container and the labels that tie Docker objects to it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
+use crate::network::Subnet;
+use crate::values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};
+
+/// The labels every Docker object of ours carries (names kept from the original).
+pub mod labels {
+    /// Marks objects the manager owns.
+    pub const MANAGED_BY: &str = "managed-by";
+    /// The value of [`MANAGED_BY`].
+    pub const MANAGED_BY_VALUE: &str = "ContainerManager";
+    /// The owning user.
+    pub const USER_ID: &str = "user-id";
+    /// The container type.
+    pub const CONTAINER_TYPE: &str = "container-type";
+    /// The leased HTTP host port.
+    pub const PORT: &str = "port";
+    /// The leased SSH host port, on SSH-enabled containers.
+    pub const SSH_PORT: &str = "ssh-port";
+}
+
+/// A container as the store records it: what should exist (D2).
+///
+/// Field names are the original's (`container_id` ... `ssh_port`), so existing ToolBox clients and
+/// TBEF.DB readers keep working; the fields after `ssh_port` are additions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Docker's id of the current container; it changes when the container is re-created.
+    pub container_id: String,
+    /// `{user_id}_{type}`, stable for the life of the record.
+    pub container_name: ContainerName,
+    /// The type.
+    pub container_type: TypeName,
+    /// The owner.
+    pub user_id: UserId,
+    /// The leased HTTP host port, published on 127.0.0.1 only.
+    pub port: u16,
+    /// The HTTP port inside the container.
+    pub internal_port: u16,
+    /// The image it runs.
+    pub image: ImageRef,
+    /// The data volume mounted at `/data`.
+    pub volume_name: VolumeName,
+    /// The last status seen; list and get replace it with the engine's live status.
+    pub status: ContainerStatus,
+    /// When it was created, RFC 3339 UTC.
+    pub created_at: String,
+    /// The environment, including the manager's own variables.
+    pub env: EnvVars,
+    /// The leased SSH host port, when SSH is enabled.
+    pub ssh_port: Option<u16>,
+    /// The user's bridge network.
+    pub network_name: NetworkName,
+    /// The subnet of that network.
+    pub subnet: Subnet,
+    /// The command, when it replaces the image's default.
+    pub command: Option<Command>,
+    /// Memory limit.
+    pub memory: MemoryLimit,
+    /// CPU limit.
+    pub cpus: CpuLimit,
+    /// Process limit.
+    pub pids_limit: i64,
+    /// The URL path nginx serves it under: `/container/{user_id}/{type}/`.
+    pub url_path: String,
+}
+
+/// The state of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerStatus {
+    /// Created, never started.
+    Created,
+    /// Running.
+    Running,
+    /// Being restarted by the engine (for example after a crash).
+    Restarting,
+    /// Paused.
+    Paused,
+    /// Stopped or exited.
+    Exited,
+    /// Being removed.
+    Removing,
+    /// Dead (the engine could not remove it).
+    Dead,
+    /// The record exists but the engine has no such container.
+    Missing,
+    /// The engine could not be asked; the stored status is shown as stale.
+    Unknown,
+}
+
+impl ContainerStatus {
+    /// Maps Docker's state text (`running`, `exited`, ...).
+    pub fn from_engine(state: &str) -> Self {
+        match state {
+            "created" => ContainerStatus::Created,
+            "running" => ContainerStatus::Running,
+            "restarting" => ContainerStatus::Restarting,
+            "paused" => ContainerStatus::Paused,
+            "exited" => ContainerStatus::Exited,
+            "removing" => ContainerStatus::Removing,
+            "dead" => ContainerStatus::Dead,
+            _ => ContainerStatus::Unknown,
+        }
+    }
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerStatus::Created => "created",
+            ContainerStatus::Running => "running",
+            ContainerStatus::Restarting => "restarting",
+            ContainerStatus::Paused => "paused",
+            ContainerStatus::Exited => "exited",
+            ContainerStatus::Removing => "removing",
+            ContainerStatus::Dead => "dead",
+            ContainerStatus::Missing => "missing",
+            ContainerStatus::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for ContainerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ContainerSpec {
+    /// The labels of the container (and, without the ports, of its volume).
+    pub fn labels(&self, extra: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut labels = owner_labels(&self.user_id, Some(&self.container_type), extra);
+        labels.insert(labels::PORT.to_owned(), self.port.to_string());
+        if let Some(ssh_port) = self.ssh_port {
+            labels.insert(labels::SSH_PORT.to_owned(), ssh_port.to_string());
+        }
+        labels
+    }
+
+    /// The first 12 characters of the Docker id, as `docker ps` shows it.
+    pub fn short_id(&self) -> &str {
+        let end = self.container_id.len().min(12);
+        &self.container_id[..end]
+    }
+}
+
+/// The labels that say who owns a Docker object: ours, the user's, and the type's when it has one.
+pub fn owner_labels(
+    user: &UserId,
+    kind: Option<&TypeName>,
+    extra: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut labels = extra.clone();
+    labels.insert(labels::MANAGED_BY.to_owned(), labels::MANAGED_BY_VALUE.to_owned());
+    labels.insert(labels::USER_ID.to_owned(), user.to_string());
+    if let Some(kind) = kind {
+        labels.insert(labels::CONTAINER_TYPE.to_owned(), kind.to_string());
+    }
+    labels
+}
+
+/// The URL path of a user's container of a type.
+pub fn url_path(user: &UserId, kind: &TypeName) -> String {
+    format!("/container/{user}/{kind}/")
+}

@@ -1,0 +1,809 @@
+//! In-memory fakes of every port, for unit tests of cm-core and of embedders (feature `testing`).
+//!
+//! They keep enough state to assert on (containers, volumes, networks, leases, files) and can be
+//! told to fail at a chosen operation, so every failure point of a use case can be tested.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use crate::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::keys::{SshPublicKey, StoredKey};
+use crate::manager::{Adapters, Manager};
+use crate::names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
+use crate::network::{PortProbe, Subnet, SubnetPool};
+use crate::ports::{
+    Clock, ContainerPlan, ContainerRuntime, CreateReservation, EngineInfo, Ensured, ExecOutput, ExecRequest,
+    KeyParser, LogChunk, LogRequest, LogStream, NetworkPlan, ObservedContainer, Operation, OperationKind,
+    OutputStream, PortLease, Proxy, ProxyStatus, RemoveMode, Route, RouteState, RouteStatus, Store,
+    UploadEntry, VolumePlan,
+};
+use crate::spec::{ContainerSpec, ContainerStatus, labels};
+
+/// Engine operations a test can make fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FakeOp {
+    /// `engine_info`.
+    EngineInfo,
+    /// `ensure_network`.
+    EnsureNetwork,
+    /// `remove_network`.
+    RemoveNetwork,
+    /// `ensure_volume`.
+    EnsureVolume,
+    /// `remove_volume`.
+    RemoveVolume,
+    /// `create_container`.
+    CreateContainer,
+    /// `start_container`.
+    StartContainer,
+    /// `stop_container`.
+    StopContainer,
+    /// `remove_container`.
+    RemoveContainer,
+    /// `inspect_container`.
+    Inspect,
+    /// `upload`.
+    Upload,
+}
+
+/// A container in the fake engine.
+#[derive(Debug, Clone)]
+pub struct FakeContainer {
+    /// Its id.
+    pub id: String,
+    /// The plan it was created from.
+    pub plan: ContainerPlan,
+    /// Its state.
+    pub status: ContainerStatus,
+    /// Files uploaded into it, by absolute path, with their mode and owner.
+    pub files: BTreeMap<String, (u32, u64, Option<Vec<u8>>)>,
+}
+
+#[derive(Default)]
+struct Engine {
+    down: bool,
+    failing: BTreeMap<FakeOp, ErrorKind>,
+    images: BTreeSet<String>,
+    next_id: u64,
+    containers: BTreeMap<String, FakeContainer>,
+    networks: BTreeMap<String, NetworkPlan>,
+    volumes: BTreeMap<String, BTreeMap<String, String>>,
+    foreign_ports: BTreeSet<u16>,
+}
+
+/// An in-memory container engine.
+#[derive(Default)]
+pub struct FakeRuntime {
+    engine: Mutex<Engine>,
+}
+
+impl FakeRuntime {
+    /// An engine that knows the images of the default configuration.
+    pub fn new() -> Self {
+        let runtime = FakeRuntime::default();
+        runtime.add_image("toolboxv2:latest");
+        runtime.add_image("toolboxv2:dev");
+        runtime
+    }
+
+    fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap()
+    }
+
+    /// Makes an image available.
+    pub fn add_image(&self, image: &str) {
+        self.engine().images.insert(image.to_owned());
+    }
+
+    /// Makes `op` fail with `kind` until [`FakeRuntime::heal`].
+    pub fn fail(&self, op: FakeOp, kind: ErrorKind) {
+        self.engine().failing.insert(op, kind);
+    }
+
+    /// Stops every injected failure.
+    pub fn heal(&self) {
+        self.engine().failing.clear();
+    }
+
+    /// Takes the whole engine down (every call is `Unavailable`) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.engine().down = down;
+    }
+
+    /// Pretends a container we do not own publishes `port`.
+    pub fn publish_foreign_port(&self, port: u16) {
+        self.engine().foreign_ports.insert(port);
+    }
+
+    /// The containers.
+    pub fn containers(&self) -> Vec<FakeContainer> {
+        self.engine().containers.values().cloned().collect()
+    }
+
+    /// The container names.
+    pub fn container_names(&self) -> Vec<String> {
+        self.engine()
+            .containers
+            .values()
+            .map(|c| c.plan.name.to_string())
+            .collect()
+    }
+
+    /// The network names.
+    pub fn networks(&self) -> Vec<String> {
+        self.engine().networks.keys().cloned().collect()
+    }
+
+    /// The volume names.
+    pub fn volumes(&self) -> Vec<String> {
+        self.engine().volumes.keys().cloned().collect()
+    }
+
+    /// Changes a container's state behind the manager's back (a crash, `docker stop`).
+    pub fn set_status(&self, id: &str, status: ContainerStatus) {
+        if let Some(c) = self.engine().containers.get_mut(id) {
+            c.status = status;
+        }
+    }
+
+    /// Removes a container behind the manager's back (`docker rm -f`).
+    pub fn remove_behind_back(&self, id: &str) {
+        self.engine().containers.remove(id);
+    }
+
+    fn check(&self, op: FakeOp) -> Result<MutexGuard<'_, Engine>> {
+        let engine = self.engine();
+        if engine.down {
+            return Err(Error::unavailable("docker engine is not reachable (fake)"));
+        }
+        if let Some(kind) = engine.failing.get(&op) {
+            return Err(Error::new(*kind, format!("injected failure at {op:?}")));
+        }
+        Ok(engine)
+    }
+
+    fn observed(c: &FakeContainer) -> ObservedContainer {
+        ObservedContainer {
+            id: c.id.clone(),
+            name: c.plan.name.to_string(),
+            status: c.status,
+            image: c.plan.image.to_string(),
+            labels: c.plan.labels.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for FakeRuntime {
+    async fn engine_info(&self) -> Result<EngineInfo> {
+        let _engine = self.check(FakeOp::EngineInfo)?;
+        Ok(EngineInfo {
+            version: "fake".into(),
+            api_version: "1.41".into(),
+            platform: "memory".into(),
+        })
+    }
+
+    async fn ensure_network(&self, plan: &NetworkPlan) -> Result<Ensured> {
+        let mut engine = self.check(FakeOp::EnsureNetwork)?;
+        if engine.networks.contains_key(plan.name.as_str()) {
+            return Ok(Ensured::Existing);
+        }
+        engine.networks.insert(plan.name.to_string(), plan.clone());
+        Ok(Ensured::Created)
+    }
+
+    async fn remove_network(&self, name: &NetworkName) -> Result<()> {
+        let mut engine = self.check(FakeOp::RemoveNetwork)?;
+        if engine.containers.values().any(|c| &c.plan.network == name) {
+            return Err(Error::conflict(format!("network {name} has containers attached")));
+        }
+        engine.networks.remove(name.as_str());
+        Ok(())
+    }
+
+    async fn network_subnets(&self) -> Result<BTreeSet<Subnet>> {
+        let engine = self.check(FakeOp::EnsureNetwork)?;
+        Ok(engine.networks.values().map(|n| n.subnet).collect())
+    }
+
+    async fn ensure_volume(&self, plan: &VolumePlan) -> Result<Ensured> {
+        let mut engine = self.check(FakeOp::EnsureVolume)?;
+        if let Some(existing) = engine.volumes.get(plan.name.as_str()) {
+            let owner = |l: &BTreeMap<String, String>| {
+                (
+                    l.get(labels::USER_ID).cloned(),
+                    l.get(labels::CONTAINER_TYPE).cloned(),
+                )
+            };
+            if owner(existing) != owner(&plan.labels) {
+                return Err(Error::conflict(format!(
+                    "volume {} belongs to someone else",
+                    plan.name
+                )));
+            }
+            return Ok(Ensured::Existing);
+        }
+        engine.volumes.insert(plan.name.to_string(), plan.labels.clone());
+        Ok(Ensured::Created)
+    }
+
+    async fn remove_volume(&self, name: &VolumeName) -> Result<()> {
+        let mut engine = self.check(FakeOp::RemoveVolume)?;
+        engine.volumes.remove(name.as_str());
+        Ok(())
+    }
+
+    async fn create_container(&self, plan: &ContainerPlan) -> Result<String> {
+        let mut engine = self.check(FakeOp::CreateContainer)?;
+        if !engine.images.contains(plan.image.as_str()) {
+            return Err(Error::not_found(format!("no such image: {}", plan.image)));
+        }
+        if engine.containers.values().any(|c| c.plan.name == plan.name) {
+            return Err(Error::conflict(format!("name {} is in use", plan.name)));
+        }
+        engine.next_id += 1;
+        let id = format!("{:02x}c0ffee{}", engine.next_id, "0".repeat(56));
+        let container = FakeContainer {
+            id: id.clone(),
+            plan: plan.clone(),
+            status: ContainerStatus::Created,
+            files: BTreeMap::new(),
+        };
+        engine.containers.insert(id.clone(), container);
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        let mut engine = self.check(FakeOp::StartContainer)?;
+        let c = engine
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found(format!("no such container: {id}")))?;
+        c.status = ContainerStatus::Running;
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str) -> Result<()> {
+        let mut engine = self.check(FakeOp::StopContainer)?;
+        let c = engine
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found(format!("no such container: {id}")))?;
+        c.status = ContainerStatus::Exited;
+        Ok(())
+    }
+
+    async fn restart_container(&self, id: &str) -> Result<()> {
+        let mut engine = self.check(FakeOp::StartContainer)?;
+        let c = engine
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found(format!("no such container: {id}")))?;
+        c.status = ContainerStatus::Running;
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str, mode: RemoveMode) -> Result<()> {
+        let mut engine = self.check(FakeOp::RemoveContainer)?;
+        if let Some(c) = engine.containers.get(id) {
+            if c.status == ContainerStatus::Running && mode == RemoveMode::IfStopped {
+                return Err(Error::conflict("container is running"));
+            }
+        }
+        engine.containers.remove(id);
+        Ok(())
+    }
+
+    async fn inspect_container(&self, id_or_name: &str) -> Result<Option<ObservedContainer>> {
+        let engine = self.check(FakeOp::Inspect)?;
+        Ok(engine
+            .containers
+            .values()
+            .find(|c| c.id == id_or_name || c.plan.name.as_str() == id_or_name)
+            .map(Self::observed))
+    }
+
+    async fn list_managed(&self, filter: &BTreeMap<String, String>) -> Result<Vec<ObservedContainer>> {
+        let engine = self.check(FakeOp::Inspect)?;
+        Ok(engine
+            .containers
+            .values()
+            .filter(|c| {
+                c.plan.labels.get(labels::MANAGED_BY).map(String::as_str) == Some(labels::MANAGED_BY_VALUE)
+                    && filter.iter().all(|(k, v)| c.plan.labels.get(k) == Some(v))
+            })
+            .map(Self::observed)
+            .collect())
+    }
+
+    async fn published_ports(&self) -> Result<BTreeSet<u16>> {
+        let engine = self.check(FakeOp::Inspect)?;
+        let ours = engine
+            .containers
+            .values()
+            .filter(|c| c.status == ContainerStatus::Running)
+            .flat_map(|c| c.plan.ports.iter().map(|p| p.host_port));
+        Ok(ours.chain(engine.foreign_ports.iter().copied()).collect())
+    }
+
+    async fn logs(&self, id: &str, request: &LogRequest) -> Result<LogStream> {
+        let engine = self.check(FakeOp::Inspect)?;
+        let c = engine
+            .containers
+            .get(id)
+            .ok_or_else(|| Error::not_found(format!("no such container: {id}")))?;
+        let lines: Vec<Result<LogChunk>> = (1..=5)
+            .map(|i| {
+                Ok(LogChunk {
+                    stream: OutputStream::Stdout,
+                    text: format!("{} line {i}\n", c.plan.name),
+                })
+            })
+            .collect();
+        let skip = request.tail.map_or(0, |t| lines.len().saturating_sub(t));
+        Ok(Box::pin(futures_util::stream::iter(lines.into_iter().skip(skip))))
+    }
+
+    async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput> {
+        let engine = self.check(FakeOp::Inspect)?;
+        if !engine.containers.contains_key(id) {
+            return Err(Error::not_found(format!("no such container: {id}")));
+        }
+        let args = request.command.args();
+        match args[0].as_str() {
+            "echo" => Ok(ExecOutput {
+                exit_code: 0,
+                stdout: format!("{}\n", args[1..].join(" ")),
+                stderr: String::new(),
+            }),
+            "false" => Ok(ExecOutput {
+                exit_code: 1,
+                stdout: String::new(),
+                stderr: String::new(),
+            }),
+            "sleep" => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("command did not finish within {:?}", request.timeout),
+            )),
+            other => Ok(ExecOutput {
+                exit_code: 127,
+                stdout: String::new(),
+                stderr: format!("{other}: not found\n"),
+            }),
+        }
+    }
+
+    async fn upload(&self, id: &str, destination: &str, entries: &[UploadEntry]) -> Result<()> {
+        let mut engine = self.check(FakeOp::Upload)?;
+        let c = engine
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found(format!("no such container: {id}")))?;
+        for entry in entries {
+            c.files.insert(
+                format!("{destination}/{}", entry.path),
+                (entry.mode, entry.uid, entry.contents.clone()),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Records {
+    specs: BTreeMap<String, ContainerSpec>,
+    operations: BTreeMap<ContainerName, Operation>,
+    leases: BTreeMap<u16, String>,
+    subnets: BTreeMap<UserId, Subnet>,
+    keys: BTreeMap<ContainerName, Vec<StoredKey>>,
+}
+
+/// An in-memory store with the same semantics as the SQLite one.
+#[derive(Default)]
+pub struct MemoryStore {
+    records: Mutex<Records>,
+}
+
+impl MemoryStore {
+    fn records(&self) -> MutexGuard<'_, Records> {
+        self.records.lock().unwrap()
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn begin_create(&self, request: &CreateReservation, probe: Arc<dyn PortProbe>) -> Result<Vec<u16>> {
+        let mut records = self.records();
+        if records.specs.values().any(|s| s.container_name == request.name) {
+            return Err(Error::conflict(format!("container {} exists", request.name)));
+        }
+        if records.operations.contains_key(&request.name) {
+            return Err(Error::conflict(format!(
+                "another operation on {} is in progress",
+                request.name
+            )));
+        }
+        let mut taken: BTreeSet<u16> = records.leases.keys().copied().collect();
+        taken.extend(&request.exclude);
+        let ports = request.range.pick(request.ports, &taken, probe.as_ref())?;
+        for port in &ports {
+            records.leases.insert(*port, request.name.to_string());
+        }
+        records.operations.insert(
+            request.name.clone(),
+            Operation {
+                name: request.name.clone(),
+                kind: OperationKind::Create,
+                started_at: unix_seconds(request.started),
+            },
+        );
+        Ok(ports)
+    }
+
+    async fn finish_create(&self, spec: &ContainerSpec) -> Result<()> {
+        let mut records = self.records();
+        records.specs.insert(spec.container_id.clone(), spec.clone());
+        records.operations.remove(&spec.container_name);
+        Ok(())
+    }
+
+    async fn abandon_create(&self, name: &ContainerName) -> Result<()> {
+        let mut records = self.records();
+        records.leases.retain(|_, owner| owner != name.as_str());
+        records.keys.remove(name);
+        records.operations.remove(name);
+        Ok(())
+    }
+
+    async fn begin_operation(
+        &self,
+        name: &ContainerName,
+        kind: OperationKind,
+        started: SystemTime,
+    ) -> Result<()> {
+        let mut records = self.records();
+        if let Some(op) = records.operations.get(name) {
+            let takes_over = matches!(op.kind, OperationKind::Delete | OperationKind::Purge)
+                && matches!(kind, OperationKind::Delete | OperationKind::Purge);
+            if !takes_over {
+                return Err(Error::conflict(format!(
+                    "another operation on {name} is in progress"
+                )));
+            }
+        }
+        records.operations.insert(
+            name.clone(),
+            Operation {
+                name: name.clone(),
+                kind,
+                started_at: unix_seconds(started),
+            },
+        );
+        Ok(())
+    }
+
+    async fn end_operation(&self, name: &ContainerName) -> Result<()> {
+        self.records().operations.remove(name);
+        Ok(())
+    }
+
+    async fn finish_delete(&self, spec: &ContainerSpec) -> Result<()> {
+        let mut records = self.records();
+        let name = &spec.container_name;
+        records.specs.retain(|_, s| &s.container_name != name);
+        records.leases.retain(|_, owner| owner != name.as_str());
+        records.keys.remove(name);
+        records.operations.remove(name);
+        Ok(())
+    }
+
+    async fn operations(&self) -> Result<Vec<Operation>> {
+        Ok(self.records().operations.values().cloned().collect())
+    }
+
+    async fn put(&self, spec: &ContainerSpec) -> Result<()> {
+        let mut records = self.records();
+        records
+            .specs
+            .retain(|_, s| s.container_name != spec.container_name);
+        records.specs.insert(spec.container_id.clone(), spec.clone());
+        Ok(())
+    }
+
+    async fn get(&self, container_id: &str) -> Result<Option<ContainerSpec>> {
+        Ok(self.records().specs.get(container_id).cloned())
+    }
+
+    async fn get_by_name(&self, name: &ContainerName) -> Result<Option<ContainerSpec>> {
+        Ok(self
+            .records()
+            .specs
+            .values()
+            .find(|s| &s.container_name == name)
+            .cloned())
+    }
+
+    async fn list_all(&self) -> Result<Vec<ContainerSpec>> {
+        let mut specs: Vec<ContainerSpec> = self.records().specs.values().cloned().collect();
+        specs.sort_by(|a, b| a.container_name.cmp(&b.container_name));
+        Ok(specs)
+    }
+
+    async fn list_user(&self, user: &UserId) -> Result<Vec<ContainerSpec>> {
+        let mut specs = self.list_all().await?;
+        specs.retain(|s| &s.user_id == user);
+        Ok(specs)
+    }
+
+    async fn port_leases(&self) -> Result<Vec<PortLease>> {
+        Ok(self
+            .records()
+            .leases
+            .iter()
+            .map(|(port, owner)| PortLease {
+                port: *port,
+                owner: owner.clone(),
+            })
+            .collect())
+    }
+
+    async fn lease_subnet(
+        &self,
+        user: &UserId,
+        pool: SubnetPool,
+        exclude: &BTreeSet<Subnet>,
+    ) -> Result<Subnet> {
+        let mut records = self.records();
+        if let Some(subnet) = records.subnets.get(user) {
+            return Ok(*subnet);
+        }
+        let mut taken: BTreeSet<Subnet> = records.subnets.values().copied().collect();
+        taken.extend(exclude);
+        let subnet = pool.pick(&taken)?;
+        records.subnets.insert(user.clone(), subnet);
+        Ok(subnet)
+    }
+
+    async fn release_subnet(&self, user: &UserId) -> Result<()> {
+        self.records().subnets.remove(user);
+        Ok(())
+    }
+
+    async fn add_key(&self, name: &ContainerName, key: &SshPublicKey, added: SystemTime) -> Result<bool> {
+        let mut records = self.records();
+        let keys = records.keys.entry(name.clone()).or_default();
+        if keys.iter().any(|k| k.key.fingerprint() == key.fingerprint()) {
+            return Ok(false);
+        }
+        keys.push(StoredKey {
+            key: key.clone(),
+            added_at: rfc3339(added),
+        });
+        Ok(true)
+    }
+
+    async fn remove_key(&self, name: &ContainerName, fingerprint: &str) -> Result<bool> {
+        let mut records = self.records();
+        let Some(keys) = records.keys.get_mut(name) else {
+            return Ok(false);
+        };
+        let before = keys.len();
+        keys.retain(|k| k.key.fingerprint() != fingerprint);
+        Ok(keys.len() != before)
+    }
+
+    async fn keys(&self, name: &ContainerName) -> Result<Vec<StoredKey>> {
+        Ok(self.records().keys.get(name).cloned().unwrap_or_default())
+    }
+}
+
+/// A proxy that remembers its routes.
+#[derive(Default)]
+pub struct FakeProxy {
+    routes: Mutex<BTreeMap<(String, String), Route>>,
+    refuse: Mutex<Option<String>>,
+}
+
+impl FakeProxy {
+    /// The live routes.
+    pub fn routes_now(&self) -> Vec<Route> {
+        self.routes.lock().unwrap().values().cloned().collect()
+    }
+
+    /// Makes `apply` fail with this nginx-like message.
+    pub fn refuse_with(&self, message: &str) {
+        *self.refuse.lock().unwrap() = Some(message.to_owned());
+    }
+}
+
+#[async_trait]
+impl Proxy for FakeProxy {
+    fn status(&self) -> ProxyStatus {
+        ProxyStatus {
+            enabled: true,
+            detail: "fake proxy".into(),
+        }
+    }
+
+    async fn apply(&self, route: &Route) -> Result<()> {
+        if let Some(message) = self.refuse.lock().unwrap().clone() {
+            return Err(Error::invalid(message));
+        }
+        self.routes
+            .lock()
+            .unwrap()
+            .insert((route.user.to_string(), route.kind.to_string()), route.clone());
+        Ok(())
+    }
+
+    async fn remove(&self, user: &UserId, kind: &TypeName) -> Result<()> {
+        self.routes
+            .lock()
+            .unwrap()
+            .remove(&(user.to_string(), kind.to_string()));
+        Ok(())
+    }
+
+    async fn routes(&self) -> Result<Vec<RouteStatus>> {
+        Ok(self
+            .routes_now()
+            .into_iter()
+            .map(|r| RouteStatus {
+                user: r.user.to_string(),
+                kind: r.kind.to_string(),
+                port: Some(r.port),
+                state: RouteState::Active,
+            })
+            .collect())
+    }
+
+    async fn sync(&self, routes: &[Route]) -> Result<Vec<RouteStatus>> {
+        {
+            let mut live = self.routes.lock().unwrap();
+            live.clear();
+            for route in routes {
+                live.insert((route.user.to_string(), route.kind.to_string()), route.clone());
+            }
+        }
+        self.routes().await
+    }
+}
+
+/// A key parser that accepts `ssh-ed25519 <base64> [comment]` with a made-up fingerprint.
+#[derive(Default)]
+pub struct FakeKeyParser;
+
+impl KeyParser for FakeKeyParser {
+    fn parse(&self, raw: &str) -> Result<SshPublicKey> {
+        let mut parts = raw.trim().splitn(3, ' ');
+        let (algorithm, body, comment) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        if algorithm != "ssh-ed25519" || body.len() < 16 {
+            return Err(Error::invalid(
+                "invalid ssh key: only ssh-ed25519 keys are accepted",
+            ));
+        }
+        let line = if comment.is_empty() {
+            format!("{algorithm} {body}")
+        } else {
+            format!("{algorithm} {body} {comment}")
+        };
+        SshPublicKey::from_parsed(&line, &format!("SHA256:{}", &body[body.len() - 16..]), comment)
+    }
+}
+
+/// A port probe that calls the listed ports busy.
+#[derive(Default)]
+pub struct FakeProbe {
+    busy: Mutex<BTreeSet<u16>>,
+}
+
+impl FakeProbe {
+    /// Marks a port as held by another process.
+    pub fn hold(&self, port: u16) {
+        self.busy.lock().unwrap().insert(port);
+    }
+}
+
+impl PortProbe for FakeProbe {
+    fn is_free(&self, port: u16) -> bool {
+        !self.busy.lock().unwrap().contains(&port)
+    }
+}
+
+/// A clock fixed at 2026-01-01T00:00:00Z that tests can move.
+pub struct FixedClock(Mutex<SystemTime>);
+
+impl Default for FixedClock {
+    fn default() -> Self {
+        FixedClock(Mutex::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600),
+        ))
+    }
+}
+
+impl FixedClock {
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// A manager over fresh fakes, and the fakes to inspect.
+pub struct FakeWorld {
+    /// The manager.
+    pub manager: Manager,
+    /// Its engine.
+    pub runtime: Arc<FakeRuntime>,
+    /// Its store.
+    pub store: Arc<MemoryStore>,
+    /// Its proxy.
+    pub proxy: Arc<FakeProxy>,
+    /// Its port probe.
+    pub probe: Arc<FakeProbe>,
+    /// Its clock.
+    pub clock: Arc<FixedClock>,
+}
+
+impl FakeWorld {
+    /// A world with the default configuration.
+    pub fn new() -> Self {
+        Self::with_config(Config::defaults())
+    }
+
+    /// A world with `config`.
+    pub fn with_config(config: Config) -> Self {
+        let runtime = Arc::new(FakeRuntime::new());
+        let store = Arc::new(MemoryStore::default());
+        let proxy = Arc::new(FakeProxy::default());
+        let probe = Arc::new(FakeProbe::default());
+        let clock = Arc::new(FixedClock::default());
+        let adapters = Adapters {
+            runtime: runtime.clone(),
+            store: store.clone(),
+            proxy: proxy.clone(),
+            keys: Arc::new(FakeKeyParser),
+            probe: probe.clone(),
+            clock: clock.clone(),
+        };
+        FakeWorld {
+            manager: Manager::new(config, adapters),
+            runtime,
+            store,
+            proxy,
+            probe,
+            clock,
+        }
+    }
+}
+
+impl Default for FakeWorld {
+    fn default() -> Self {
+        Self::new()
+    }
+}

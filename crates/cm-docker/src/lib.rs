@@ -1,0 +1,744 @@
+//! The Docker adapter of cm-core's `ContainerRuntime` port, built on bollard. Only this crate
+//! imports bollard.
+//!
+//! The client connects lazily and negotiates the API version on first use, and reconnects after a
+//! failure, so a manager started while the engine is down works as soon as it comes back. Engine
+//! errors become cm-core error kinds here: 404 not found, 409 conflict, 400 invalid input, an
+//! unreachable engine `Unavailable`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Ipam, IpamConfig, NetworkCreateRequest,
+    PortBinding as DockerPortBinding, RestartPolicy as DockerRestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, RestartContainerOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use cm_core::{
+    ContainerPlan, ContainerRuntime, ContainerStatus, EngineInfo, Ensured, Error, ErrorKind, ExecOutput,
+    ExecRequest, LogChunk, LogRequest, LogStream, NetworkName, NetworkPlan, ObservedContainer, OutputStream,
+    RemoveMode, RestartPolicy, Result, Subnet, UploadEntry, VolumeName, VolumePlan, labels,
+};
+use futures_util::StreamExt;
+use tokio::sync::Mutex;
+
+mod errors;
+mod probe;
+
+pub use errors::engine_error;
+pub use probe::TcpPortProbe;
+
+/// How long a single engine request may take before it counts as hung.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `stop` waits for SIGTERM before SIGKILL.
+const STOP_GRACE_SECONDS: i32 = 10;
+/// The most output an exec collects; more is cut off with a note.
+const EXEC_OUTPUT_MAX: usize = 16 * 1024 * 1024;
+
+/// The Docker engine, reached through `DOCKER_HOST` or the local socket.
+pub struct DockerRuntime {
+    client: Mutex<Option<Docker>>,
+}
+
+impl Default for DockerRuntime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DockerRuntime {
+    /// A runtime that connects on first use.
+    pub fn new() -> Self {
+        DockerRuntime {
+            client: Mutex::new(None),
+        }
+    }
+
+    /// The connected client; connects and negotiates the API version when there is none.
+    async fn docker(&self) -> Result<Docker> {
+        let mut client = self.client.lock().await;
+        if let Some(docker) = client.as_ref() {
+            return Ok(docker.clone());
+        }
+        let docker = Docker::connect_with_defaults()
+            .map_err(engine_error)?
+            .with_timeout(REQUEST_TIMEOUT)
+            .negotiate_version()
+            .await
+            .map_err(engine_error)?;
+        *client = Some(docker.clone());
+        Ok(docker)
+    }
+
+    /// Forgets the client after a connection failure, so the next call reconnects.
+    async fn on_error(&self, err: bollard::errors::Error) -> Error {
+        let err = engine_error(err);
+        if err.kind() == ErrorKind::Unavailable {
+            *self.client.lock().await = None;
+        }
+        err
+    }
+
+    async fn inspect_volume_labels(
+        &self,
+        docker: &Docker,
+        name: &str,
+    ) -> Result<Option<HashMap<String, String>>> {
+        match docker.inspect_volume(name).await {
+            Ok(volume) => Ok(Some(volume.labels)),
+            Err(e) => match self.on_error(e).await {
+                e if e.kind() == ErrorKind::NotFound => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn network_exists(&self, docker: &Docker, name: &str) -> Result<Option<HashMap<String, String>>> {
+        match docker
+            .inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>)
+            .await
+        {
+            Ok(network) => Ok(Some(network.labels.unwrap_or_default())),
+            Err(e) => match self.on_error(e).await {
+                e if e.kind() == ErrorKind::NotFound => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+}
+
+fn status_of(state: Option<&str>) -> ContainerStatus {
+    state.map_or(ContainerStatus::Unknown, ContainerStatus::from_engine)
+}
+
+fn to_hash(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn owner_of<'a>(labels: &'a HashMap<String, String>) -> (Option<&'a str>, Option<&'a str>, Option<&'a str>) {
+    (
+        labels.get(labels::MANAGED_BY).map(String::as_str),
+        labels.get(labels::USER_ID).map(String::as_str),
+        labels.get(labels::CONTAINER_TYPE).map(String::as_str),
+    )
+}
+
+#[async_trait]
+impl ContainerRuntime for DockerRuntime {
+    async fn engine_info(&self) -> Result<EngineInfo> {
+        let docker = self.docker().await?;
+        let version = match docker.version().await {
+            Ok(v) => v,
+            Err(e) => return Err(self.on_error(e).await),
+        };
+        Ok(EngineInfo {
+            version: version.version.unwrap_or_default(),
+            api_version: docker.client_version().to_string(),
+            platform: format!(
+                "{}/{}",
+                version.os.unwrap_or_default(),
+                version.arch.unwrap_or_default()
+            ),
+        })
+    }
+
+    async fn ensure_network(&self, plan: &NetworkPlan) -> Result<Ensured> {
+        let docker = self.docker().await?;
+        let want = to_hash(&plan.labels);
+        if let Some(labels) = self.network_exists(&docker, plan.name.as_str()).await? {
+            return ours_or_conflict(&labels, &want, "network", plan.name.as_str())
+                .map(|()| Ensured::Existing);
+        }
+        let request = NetworkCreateRequest {
+            name: plan.name.to_string(),
+            driver: Some("bridge".to_owned()),
+            ipam: Some(Ipam {
+                driver: Some("default".to_owned()),
+                config: Some(vec![IpamConfig {
+                    subnet: Some(plan.subnet.to_string()),
+                    ..Default::default()
+                }]),
+                options: None,
+            }),
+            labels: Some(want.clone()),
+            ..Default::default()
+        };
+        match docker.create_network(request).await {
+            Ok(_) => Ok(Ensured::Created),
+            Err(e) => {
+                let err = self.on_error(e).await;
+                // Another process may have created the same user's network (same subnet lease) just now.
+                match self.network_exists(&docker, plan.name.as_str()).await? {
+                    Some(labels) => ours_or_conflict(&labels, &want, "network", plan.name.as_str())
+                        .map(|()| Ensured::Existing),
+                    None => Err(err.context(format_args!("creating network {}", plan.name))),
+                }
+            }
+        }
+    }
+
+    async fn remove_network(&self, name: &NetworkName) -> Result<()> {
+        let docker = self.docker().await?;
+        match docker.remove_network(name.as_str()).await {
+            Ok(()) => Ok(()),
+            Err(e) => match self.on_error(e).await {
+                e if e.kind() == ErrorKind::NotFound => Ok(()),
+                e => Err(e.context(format_args!("removing network {name}"))),
+            },
+        }
+    }
+
+    async fn network_subnets(&self) -> Result<BTreeSet<Subnet>> {
+        let docker = self.docker().await?;
+        let networks = match docker
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => return Err(self.on_error(e).await),
+        };
+        Ok(networks
+            .iter()
+            .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
+            .flatten()
+            .filter_map(|c| Subnet::parse(c.subnet.as_deref()?).ok())
+            .collect())
+    }
+
+    async fn ensure_volume(&self, plan: &VolumePlan) -> Result<Ensured> {
+        let docker = self.docker().await?;
+        let want = to_hash(&plan.labels);
+        if let Some(labels) = self.inspect_volume_labels(&docker, plan.name.as_str()).await? {
+            return ours_or_conflict(&labels, &want, "volume", plan.name.as_str())
+                .map(|()| Ensured::Existing);
+        }
+        let request = VolumeCreateRequest {
+            name: Some(plan.name.to_string()),
+            driver: Some("local".to_owned()),
+            labels: Some(want),
+            ..Default::default()
+        };
+        match docker.create_volume(request).await {
+            Ok(_) => Ok(Ensured::Created),
+            Err(e) => Err(self
+                .on_error(e)
+                .await
+                .context(format_args!("creating volume {}", plan.name))),
+        }
+    }
+
+    async fn remove_volume(&self, name: &VolumeName) -> Result<()> {
+        let docker = self.docker().await?;
+        let options = RemoveVolumeOptionsBuilder::new().force(false).build();
+        match docker.remove_volume(name.as_str(), Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => match self.on_error(e).await {
+                e if e.kind() == ErrorKind::NotFound => Ok(()),
+                e => Err(e.context(format_args!("removing volume {name}"))),
+            },
+        }
+    }
+
+    async fn create_container(&self, plan: &ContainerPlan) -> Result<String> {
+        let docker = self.docker().await?;
+        let options = CreateContainerOptionsBuilder::new()
+            .name(plan.name.as_str())
+            .build();
+        match docker.create_container(Some(options), create_body(plan)).await {
+            Ok(created) => {
+                for warning in created.warnings {
+                    tracing::warn!(container = %plan.name, %warning, "engine warning at create");
+                }
+                Ok(created.id)
+            }
+            Err(e) => match self.on_error(e).await {
+                e if e.kind() == ErrorKind::NotFound => Err(Error::not_found(format!(
+                    "image {} not found on the engine: build it (images/build.sh) or load it first",
+                    plan.image
+                ))
+                .with_source(e)),
+                e => Err(e.context(format_args!("creating container {}", plan.name))),
+            },
+        }
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        let docker = self.docker().await?;
+        match docker
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.on_error(e).await.context("starting the container")),
+        }
+    }
+
+    async fn stop_container(&self, id: &str) -> Result<()> {
+        let docker = self.docker().await?;
+        let options = StopContainerOptionsBuilder::new().t(STOP_GRACE_SECONDS).build();
+        match docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.on_error(e).await.context("stopping the container")),
+        }
+    }
+
+    async fn restart_container(&self, id: &str) -> Result<()> {
+        let docker = self.docker().await?;
+        let options = RestartContainerOptionsBuilder::new()
+            .t(STOP_GRACE_SECONDS)
+            .build();
+        match docker.restart_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.on_error(e).await.context("restarting the container")),
+        }
+    }
+
+    async fn remove_container(&self, id: &str, mode: RemoveMode) -> Result<()> {
+        let docker = self.docker().await?;
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(mode == RemoveMode::Force)
+            .v(true)
+            .build();
+        match docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => match self.on_error(e).await {
+                e if e.kind() == ErrorKind::NotFound => Ok(()),
+                e => Err(e.context("removing the container")),
+            },
+        }
+    }
+
+    async fn inspect_container(&self, id_or_name: &str) -> Result<Option<ObservedContainer>> {
+        let docker = self.docker().await?;
+        match docker
+            .inspect_container(
+                id_or_name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+        {
+            Ok(c) => {
+                let config = c.config.unwrap_or_default();
+                Ok(Some(ObservedContainer {
+                    id: c.id.unwrap_or_default(),
+                    name: c.name.unwrap_or_default().trim_start_matches('/').to_owned(),
+                    status: status_of(
+                        c.state
+                            .as_ref()
+                            .and_then(|s| s.status.as_ref())
+                            .map(|s| s.as_ref()),
+                    ),
+                    image: config.image.unwrap_or_default(),
+                    labels: config.labels.unwrap_or_default().into_iter().collect(),
+                }))
+            }
+            Err(e) => match self.on_error(e).await {
+                e if e.kind() == ErrorKind::NotFound => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn list_managed(&self, filter: &BTreeMap<String, String>) -> Result<Vec<ObservedContainer>> {
+        let docker = self.docker().await?;
+        let mut wanted = vec![format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)];
+        wanted.extend(filter.iter().map(|(k, v)| format!("{k}={v}")));
+        let filters = HashMap::from([("label".to_owned(), wanted)]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let summaries = match docker.list_containers(Some(options)).await {
+            Ok(s) => s,
+            Err(e) => return Err(self.on_error(e).await),
+        };
+        Ok(summaries
+            .into_iter()
+            .map(|s| ObservedContainer {
+                id: s.id.unwrap_or_default(),
+                name: s
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_owned(),
+                status: status_of(s.state.as_ref().map(|s| s.as_ref())),
+                image: s.image.unwrap_or_default(),
+                labels: s.labels.unwrap_or_default().into_iter().collect(),
+            })
+            .collect())
+    }
+
+    async fn published_ports(&self) -> Result<BTreeSet<u16>> {
+        let docker = self.docker().await?;
+        let options = ListContainersOptionsBuilder::new().all(false).build();
+        let summaries = match docker.list_containers(Some(options)).await {
+            Ok(s) => s,
+            Err(e) => return Err(self.on_error(e).await),
+        };
+        Ok(summaries
+            .iter()
+            .filter_map(|s| s.ports.as_ref())
+            .flatten()
+            .filter_map(|p| p.public_port)
+            .collect())
+    }
+
+    async fn logs(&self, id: &str, request: &LogRequest) -> Result<LogStream> {
+        let docker = self.docker().await?;
+        // Ask once up front, so a missing container is a clear NotFound rather than a stream error.
+        if self.inspect_container(id).await?.is_none() {
+            return Err(Error::not_found(format!("no container {id} on the engine")));
+        }
+        let tail = request.tail.map_or_else(|| "all".to_owned(), |n| n.to_string());
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .follow(request.follow)
+            .tail(&tail)
+            .build();
+        let stream = docker.logs(id, Some(options)).filter_map(|item| async move {
+            match item {
+                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                    Some(Ok(LogChunk {
+                        stream: OutputStream::Stdout,
+                        text: String::from_utf8_lossy(&message).into_owned(),
+                    }))
+                }
+                Ok(LogOutput::StdErr { message }) => Some(Ok(LogChunk {
+                    stream: OutputStream::Stderr,
+                    text: String::from_utf8_lossy(&message).into_owned(),
+                })),
+                Ok(LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(engine_error(e))),
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput> {
+        let docker = self.docker().await?;
+        // `sh` prints its pid, then becomes the command (`exec "$@"`): the arguments are never
+        // parsed by the shell, and on timeout we know which process to kill.
+        let mut cmd = vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            "echo $$; exec \"$@\"".to_owned(),
+            "sh".to_owned(),
+        ];
+        cmd.extend(request.command.args().iter().cloned());
+        let options = CreateExecOptions {
+            cmd: Some(cmd),
+            user: request.user.clone(),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = match docker.create_exec(id, options).await {
+            Ok(e) => e,
+            Err(e) => return Err(self.on_error(e).await.context("starting the command")),
+        };
+        let mut output = match docker.start_exec(&exec.id, None).await {
+            Ok(StartExecResults::Attached { output, .. }) => output,
+            Ok(StartExecResults::Detached) => {
+                return Err(Error::internal("the engine detached an attached exec"));
+            }
+            Err(e) => return Err(self.on_error(e).await.context("starting the command")),
+        };
+        let mut collected = Collected::default();
+        let finished = tokio::time::timeout(request.timeout, async {
+            while let Some(item) = output.next().await {
+                collected.push(item.map_err(engine_error)?);
+            }
+            Ok::<(), Error>(())
+        })
+        .await;
+        match finished {
+            Ok(result) => result?,
+            Err(_elapsed) => {
+                if let Some(pid) = collected.pid {
+                    kill_in_container(&docker, id, pid).await;
+                }
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the command did not finish within {} seconds and was killed",
+                        request.timeout.as_secs()
+                    ),
+                ));
+            }
+        }
+        let inspected = match docker.inspect_exec(&exec.id).await {
+            Ok(i) => i,
+            Err(e) => return Err(self.on_error(e).await),
+        };
+        Ok(ExecOutput {
+            exit_code: inspected.exit_code.unwrap_or(-1),
+            stdout: collected.stdout(),
+            stderr: collected.stderr(),
+        })
+    }
+
+    async fn upload(&self, id: &str, destination: &str, entries: &[UploadEntry]) -> Result<()> {
+        let docker = self.docker().await?;
+        let archive =
+            tar_of(entries).map_err(|e| Error::internal("building the upload archive").with_source(e))?;
+        let options = UploadToContainerOptionsBuilder::new().path(destination).build();
+        match docker
+            .upload_to_container(id, Some(options), bollard::body_full(archive.into()))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self
+                .on_error(e)
+                .await
+                .context(format_args!("writing files into {destination}"))),
+        }
+    }
+}
+
+/// An existing network or volume is ours when its owner labels match the ones we would give it.
+fn ours_or_conflict(
+    existing: &HashMap<String, String>,
+    want: &HashMap<String, String>,
+    what: &str,
+    name: &str,
+) -> Result<()> {
+    if owner_of(existing) == owner_of(want) {
+        Ok(())
+    } else {
+        Err(Error::conflict(format!(
+            "{what} {name} exists but belongs to someone else (its labels differ); remove or rename it"
+        )))
+    }
+}
+
+fn create_body(plan: &ContainerPlan) -> ContainerCreateBody {
+    let mut port_bindings = HashMap::new();
+    let mut exposed = Vec::new();
+    for binding in &plan.ports {
+        let key = format!("{}/tcp", binding.container_port);
+        exposed.push(key.clone());
+        port_bindings.insert(
+            key,
+            Some(vec![DockerPortBinding {
+                host_ip: Some(binding.host_ip.to_string()),
+                host_port: Some(binding.host_port.to_string()),
+            }]),
+        );
+    }
+    let memory = i64::try_from(plan.memory.bytes()).unwrap_or(i64::MAX);
+    let restart = match plan.restart_policy {
+        RestartPolicy::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
+        RestartPolicy::Always => RestartPolicyNameEnum::ALWAYS,
+        RestartPolicy::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
+        RestartPolicy::No => RestartPolicyNameEnum::NO,
+    };
+    ContainerCreateBody {
+        image: Some(plan.image.to_string()),
+        cmd: plan.command.as_ref().map(|c| c.args().to_vec()),
+        env: Some(plan.env.to_assignments()),
+        labels: Some(to_hash(&plan.labels)),
+        exposed_ports: Some(exposed),
+        host_config: Some(HostConfig {
+            binds: Some(vec![format!("{}:{}", plan.volume, cm_core::DATA_PATH)]),
+            network_mode: Some(plan.network.to_string()),
+            port_bindings: Some(port_bindings),
+            memory: Some(memory),
+            // No swap beyond the memory limit: the limit means what it says.
+            memory_swap: Some(memory),
+            nano_cpus: Some(i64::try_from(plan.cpus.nano_cpus()).unwrap_or(i64::MAX)),
+            pids_limit: Some(plan.pids_limit),
+            restart_policy: Some(DockerRestartPolicy {
+                name: Some(restart),
+                maximum_retry_count: None,
+            }),
+            cap_drop: Some(vec!["ALL".to_owned()]),
+            cap_add: Some(plan.cap_add.clone()),
+            security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Output of an exec, with the pid line of our wrapper taken off the front of stdout.
+#[derive(Default)]
+struct Collected {
+    pid: Option<u32>,
+    pid_line: Vec<u8>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    truncated: bool,
+}
+
+impl Collected {
+    fn push(&mut self, chunk: LogOutput) {
+        match chunk {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                let mut bytes: &[u8] = &message;
+                if self.pid.is_none() {
+                    match bytes.iter().position(|b| *b == b'\n') {
+                        Some(end) => {
+                            self.pid_line.extend_from_slice(&bytes[..end]);
+                            self.pid = Some(
+                                String::from_utf8_lossy(&self.pid_line)
+                                    .trim()
+                                    .parse()
+                                    .unwrap_or(0),
+                            );
+                            bytes = &bytes[end + 1..];
+                        }
+                        None => {
+                            self.pid_line.extend_from_slice(bytes);
+                            return;
+                        }
+                    }
+                }
+                Self::append(&mut self.stdout, bytes, &mut self.truncated);
+            }
+            LogOutput::StdErr { message } => Self::append(&mut self.stderr, &message, &mut self.truncated),
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+
+    fn append(buffer: &mut Vec<u8>, bytes: &[u8], truncated: &mut bool) {
+        let room = EXEC_OUTPUT_MAX.saturating_sub(buffer.len());
+        if bytes.len() > room {
+            *truncated = true;
+        }
+        buffer.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn stdout(&self) -> String {
+        let mut text = String::from_utf8_lossy(&self.stdout).into_owned();
+        if self.truncated {
+            text.push_str("\n[output cut off at 16 MiB]\n");
+        }
+        text
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Kills a timed-out exec's process inside the container (best effort: the command is abandoned anyway).
+async fn kill_in_container(docker: &Docker, id: &str, pid: u32) {
+    if pid <= 1 {
+        return;
+    }
+    let options = CreateExecOptions {
+        cmd: Some(vec!["kill".to_owned(), "-KILL".to_owned(), pid.to_string()]),
+        user: Some("root".to_owned()),
+        ..Default::default()
+    };
+    let killed = async {
+        let exec = docker.create_exec(id, options).await?;
+        docker.start_exec(&exec.id, None).await?;
+        Ok::<(), bollard::errors::Error>(())
+    }
+    .await;
+    if let Err(e) = killed {
+        tracing::warn!(container = id, pid, error = %e, "could not kill a timed-out command");
+    }
+}
+
+/// A tar archive of the entries, with their modes and owners.
+fn tar_of(entries: &[UploadEntry]) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mtime = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for entry in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(entry.mode);
+        header.set_uid(entry.uid);
+        header.set_gid(entry.gid);
+        header.set_mtime(mtime);
+        match &entry.contents {
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                builder.append_data(&mut header, &entry.path, std::io::empty())?;
+            }
+            Some(bytes) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(bytes.len() as u64);
+                builder.append_data(&mut header, &entry.path, bytes.as_slice())?;
+            }
+        }
+    }
+    builder.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_output_strips_the_pid_line_even_when_split() {
+        let mut collected = Collected::default();
+        collected.push(LogOutput::StdOut { message: "12".into() });
+        collected.push(LogOutput::StdOut {
+            message: "3\nhello\n".into(),
+        });
+        collected.push(LogOutput::StdErr {
+            message: "oops\n".into(),
+        });
+        assert_eq!(collected.pid, Some(123));
+        assert_eq!(collected.stdout(), "hello\n");
+        assert_eq!(collected.stderr(), "oops\n");
+    }
+
+    #[test]
+    fn tar_keeps_modes_and_owners() {
+        let archive = tar_of(&[
+            UploadEntry {
+                path: ".ssh".into(),
+                mode: 0o700,
+                uid: 1000,
+                gid: 1000,
+                contents: None,
+            },
+            UploadEntry {
+                path: ".ssh/authorized_keys".into(),
+                mode: 0o600,
+                uid: 1000,
+                gid: 1000,
+                contents: Some(b"key\n".to_vec()),
+            },
+        ])
+        .unwrap();
+        let mut reader = tar::Archive::new(archive.as_slice());
+        let headers: Vec<(String, u32, u64)> = reader
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                (".ssh".to_owned(), 0o700, 1000),
+                (".ssh/authorized_keys".to_owned(), 0o600, 1000)
+            ]
+        );
+    }
+}

@@ -1,0 +1,550 @@
+//! The SQLite adapter of cm-core's `Store` port: one file, WAL, a busy timeout, and the TBEF.DB keys
+//! of the original as JSON values.
+//!
+//! Layout:
+//! - `kv`: `CONTAINER::{container_id}` → the spec JSON, `CONTAINER_USER::{user_id}` → JSON list of
+//!   ids, `CONTAINER_PORT_POOL` → JSON list of leased ports (kept for compatibility, rewritten in
+//!   the same transaction as the leases), and `CONTAINER_NAME::{name}` → id (an index).
+//! - `port_leases`: one row per leased port (the primary key makes a double lease impossible).
+//! - `operations`: the intent of an unfinished create, delete or update.
+//! - `subnets`: each user's network subnet.
+//! - `ssh_keys`: the authorized keys of each container.
+//!
+//! Only this crate knows these key strings and tables. Every call runs on tokio's blocking pool, so
+//! a busy database never stalls the async runtime.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use cm_core::{
+    ContainerName, ContainerSpec, CreateReservation, Error, ErrorKind, Operation, OperationKind, PortLease,
+    PortProbe, Result, SshPublicKey, Store, StoredKey, Subnet, SubnetPool, UserId,
+};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+mod kv;
+
+use kv::Keys;
+
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The schema; `user_version` says which version a file has.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS port_leases (
+    port INTEGER PRIMARY KEY CHECK (port BETWEEN 1 AND 65535),
+    owner TEXT NOT NULL,
+    leased_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS port_leases_owner ON port_leases (owner);
+CREATE TABLE IF NOT EXISTS operations (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    started_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS subnets (user_id TEXT PRIMARY KEY, subnet TEXT NOT NULL UNIQUE) STRICT;
+CREATE TABLE IF NOT EXISTS ssh_keys (
+    container_name TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    line TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (container_name, fingerprint)
+) STRICT;
+PRAGMA user_version = 1;
+";
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    connection: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, with WAL and a busy timeout.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::unavailable(format!(
+                    "can not create the database directory {}",
+                    parent.display()
+                ))
+                .with_source(e)
+            })?;
+        }
+        let connection = Connection::open(path).map_err(|e| {
+            Error::unavailable(format!("can not open the database {}", path.display())).with_source(e)
+        })?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql_error)?;
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql_error)?;
+        connection.execute_batch(SCHEMA).map_err(sql_error)?;
+        Ok(SqliteStore {
+            connection: Arc::new(Mutex::new(connection)),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` on the blocking pool with the connection.
+    async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = connection
+                .lock()
+                .map_err(|_| Error::internal("the database connection was poisoned by a panic"))?;
+            work(&mut guard)
+        })
+        .await
+        .map_err(|e| Error::internal("a database task failed").with_source(e))?
+    }
+
+    /// Runs `work` in one immediate (write-locked) transaction and commits it.
+    async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        self.run(move |connection| {
+            let tx = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_error)?;
+            let value = work(&tx)?;
+            tx.commit().map_err(sql_error)?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+/// Maps SQLite failures: a lock held past the busy timeout is `Unavailable`, the rest `Internal`.
+fn sql_error(err: rusqlite::Error) -> Error {
+    let busy = matches!(
+        &err,
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    if busy {
+        Error::unavailable("the database is busy: another process holds it too long").with_source(err)
+    } else {
+        Error::internal("database error").with_source(err)
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn operation_kind_text(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::Create => "create",
+        OperationKind::Delete => "delete",
+        OperationKind::Purge => "purge",
+        OperationKind::Update => "update",
+    }
+}
+
+fn operation_kind_from(text: &str) -> Result<OperationKind> {
+    Ok(match text {
+        "create" => OperationKind::Create,
+        "delete" => OperationKind::Delete,
+        "purge" => OperationKind::Purge,
+        "update" => OperationKind::Update,
+        other => {
+            return Err(Error::internal(format!(
+                "unknown operation kind {other:?} in the database"
+            )));
+        }
+    })
+}
+
+fn current_operation(tx: &Transaction<'_>, name: &ContainerName) -> Result<Option<OperationKind>> {
+    tx.query_row(
+        "SELECT kind FROM operations WHERE name = ?1",
+        [name.as_str()],
+        |row| row.get::<_, String>(0),
+    )
+    .optional()
+    .map_err(sql_error)?
+    .map(|k| operation_kind_from(&k))
+    .transpose()
+}
+
+fn set_operation(
+    tx: &Transaction<'_>,
+    name: &ContainerName,
+    kind: OperationKind,
+    started: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO operations (name, kind, started_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, started_at = excluded.started_at",
+        params![name.as_str(), operation_kind_text(kind), started],
+    )
+    .map_err(sql_error)?;
+    Ok(())
+}
+
+fn release_ports(tx: &Transaction<'_>, owner: &ContainerName) -> Result<()> {
+    tx.execute("DELETE FROM port_leases WHERE owner = ?1", [owner.as_str()])
+        .map_err(sql_error)?;
+    Keys::write_port_pool(tx)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn begin_create(&self, request: &CreateReservation, probe: Arc<dyn PortProbe>) -> Result<Vec<u16>> {
+        let request = request.clone();
+        self.write(move |tx| {
+            if Keys::id_of_name(tx, &request.name)?.is_some() {
+                return Err(Error::conflict(format!("container {} exists", request.name)));
+            }
+            if current_operation(tx, &request.name)?.is_some() {
+                return Err(Error::conflict(format!(
+                    "another operation on {} is in progress (or was interrupted: `cm reconcile` finishes it)",
+                    request.name
+                )));
+            }
+            let mut taken: BTreeSet<u16> = leased_ports(tx)?;
+            taken.extend(&request.exclude);
+            let ports = request.range.pick(request.ports, &taken, probe.as_ref())?;
+            let now = unix_seconds(request.started);
+            for port in &ports {
+                tx.execute(
+                    "INSERT INTO port_leases (port, owner, leased_at) VALUES (?1, ?2, ?3)",
+                    params![port, request.name.as_str(), now],
+                )
+                .map_err(sql_error)?;
+            }
+            Keys::write_port_pool(tx)?;
+            set_operation(tx, &request.name, OperationKind::Create, now)?;
+            Ok(ports)
+        })
+        .await
+    }
+
+    async fn finish_create(&self, spec: &ContainerSpec) -> Result<()> {
+        let spec = spec.clone();
+        self.write(move |tx| {
+            Keys::put_spec(tx, &spec)?;
+            tx.execute(
+                "DELETE FROM operations WHERE name = ?1",
+                [spec.container_name.as_str()],
+            )
+            .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn abandon_create(&self, name: &ContainerName) -> Result<()> {
+        let name = name.clone();
+        self.write(move |tx| {
+            release_ports(tx, &name)?;
+            tx.execute("DELETE FROM ssh_keys WHERE container_name = ?1", [name.as_str()])
+                .map_err(sql_error)?;
+            tx.execute("DELETE FROM operations WHERE name = ?1", [name.as_str()])
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn begin_operation(
+        &self,
+        name: &ContainerName,
+        kind: OperationKind,
+        started: SystemTime,
+    ) -> Result<()> {
+        let name = name.clone();
+        self.write(move |tx| {
+            if let Some(current) = current_operation(tx, &name)? {
+                // A delete may take over an interrupted delete; nothing else may overlap.
+                let deleting = |k| matches!(k, OperationKind::Delete | OperationKind::Purge);
+                if !(deleting(current) && deleting(kind)) {
+                    return Err(Error::conflict(format!(
+                        "another operation ({}) on {name} is in progress",
+                        operation_kind_text(current)
+                    )));
+                }
+            }
+            set_operation(tx, &name, kind, unix_seconds(started))
+        })
+        .await
+    }
+
+    async fn end_operation(&self, name: &ContainerName) -> Result<()> {
+        let name = name.clone();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM operations WHERE name = ?1", [name.as_str()])
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_delete(&self, spec: &ContainerSpec) -> Result<()> {
+        let spec = spec.clone();
+        self.write(move |tx| {
+            let name = &spec.container_name;
+            if let Some(id) = Keys::id_of_name(tx, name)? {
+                Keys::delete_spec(tx, &id, name, &spec.user_id)?;
+            }
+            release_ports(tx, name)?;
+            tx.execute("DELETE FROM ssh_keys WHERE container_name = ?1", [name.as_str()])
+                .map_err(sql_error)?;
+            tx.execute("DELETE FROM operations WHERE name = ?1", [name.as_str()])
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn operations(&self) -> Result<Vec<Operation>> {
+        self.run(|connection| {
+            let mut statement = connection
+                .prepare("SELECT name, kind, started_at FROM operations ORDER BY name")
+                .map_err(sql_error)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(sql_error)?;
+            let mut operations = Vec::new();
+            for row in rows {
+                let (name, kind, started_at) = row.map_err(sql_error)?;
+                operations.push(Operation {
+                    name: ContainerName::parse(&name)?,
+                    kind: operation_kind_from(&kind)?,
+                    started_at,
+                });
+            }
+            Ok(operations)
+        })
+        .await
+    }
+
+    async fn put(&self, spec: &ContainerSpec) -> Result<()> {
+        let spec = spec.clone();
+        self.write(move |tx| {
+            if let Some(old_id) = Keys::id_of_name(tx, &spec.container_name)? {
+                if old_id != spec.container_id {
+                    Keys::delete_spec(tx, &old_id, &spec.container_name, &spec.user_id)?;
+                }
+            }
+            Keys::put_spec(tx, &spec)
+        })
+        .await
+    }
+
+    async fn get(&self, container_id: &str) -> Result<Option<ContainerSpec>> {
+        let id = container_id.to_owned();
+        self.run(move |connection| Keys::get_spec(connection, &id)).await
+    }
+
+    async fn get_by_name(&self, name: &ContainerName) -> Result<Option<ContainerSpec>> {
+        let name = name.clone();
+        self.run(move |connection| match Keys::id_of_name(connection, &name)? {
+            Some(id) => Keys::get_spec(connection, &id),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    async fn list_all(&self) -> Result<Vec<ContainerSpec>> {
+        self.run(|connection| Keys::all_specs(connection)).await
+    }
+
+    async fn list_user(&self, user: &UserId) -> Result<Vec<ContainerSpec>> {
+        let user = user.clone();
+        self.run(move |connection| {
+            let mut specs = Vec::new();
+            for id in Keys::user_ids(connection, &user)? {
+                if let Some(spec) = Keys::get_spec(connection, &id)? {
+                    specs.push(spec);
+                }
+            }
+            specs.sort_by(|a, b| a.container_name.cmp(&b.container_name));
+            Ok(specs)
+        })
+        .await
+    }
+
+    async fn port_leases(&self) -> Result<Vec<PortLease>> {
+        self.run(|connection| {
+            let mut statement = connection
+                .prepare("SELECT port, owner FROM port_leases ORDER BY port")
+                .map_err(sql_error)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok(PortLease {
+                        port: row.get(0)?,
+                        owner: row.get(1)?,
+                    })
+                })
+                .map_err(sql_error)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn lease_subnet(
+        &self,
+        user: &UserId,
+        pool: SubnetPool,
+        exclude: &BTreeSet<Subnet>,
+    ) -> Result<Subnet> {
+        let user = user.clone();
+        let exclude = exclude.clone();
+        self.write(move |tx| {
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT subnet FROM subnets WHERE user_id = ?1",
+                    [user.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(sql_error)?;
+            if let Some(text) = existing {
+                return Subnet::parse(&text);
+            }
+            let mut taken = exclude;
+            let mut statement = tx.prepare("SELECT subnet FROM subnets").map_err(sql_error)?;
+            let rows = statement
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(sql_error)?;
+            for row in rows {
+                taken.insert(Subnet::parse(&row.map_err(sql_error)?)?);
+            }
+            let subnet = pool.pick(&taken)?;
+            tx.execute(
+                "INSERT INTO subnets (user_id, subnet) VALUES (?1, ?2)",
+                params![user.as_str(), subnet.to_string()],
+            )
+            .map_err(sql_error)?;
+            Ok(subnet)
+        })
+        .await
+    }
+
+    async fn release_subnet(&self, user: &UserId) -> Result<()> {
+        let user = user.clone();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM subnets WHERE user_id = ?1", [user.as_str()])
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_key(&self, name: &ContainerName, key: &SshPublicKey, added: SystemTime) -> Result<bool> {
+        let name = name.clone();
+        let key = key.clone();
+        self.write(move |tx| {
+            let seq: i64 = tx
+                .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM ssh_keys", [], |row| {
+                    row.get(0)
+                })
+                .map_err(sql_error)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO ssh_keys (container_name, fingerprint, line, comment, added_at, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(container_name, fingerprint) DO NOTHING",
+                    params![
+                        name.as_str(),
+                        key.fingerprint(),
+                        key.line(),
+                        key.comment(),
+                        humantime::format_rfc3339_seconds(added).to_string(),
+                        seq
+                    ],
+                )
+                .map_err(sql_error)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn remove_key(&self, name: &ContainerName, fingerprint: &str) -> Result<bool> {
+        let name = name.clone();
+        let fingerprint = fingerprint.to_owned();
+        self.write(move |tx| {
+            let removed = tx
+                .execute(
+                    "DELETE FROM ssh_keys WHERE container_name = ?1 AND fingerprint = ?2",
+                    params![name.as_str(), fingerprint],
+                )
+                .map_err(sql_error)?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn keys(&self, name: &ContainerName) -> Result<Vec<StoredKey>> {
+        let name = name.clone();
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare(
+                    "SELECT line, fingerprint, comment, added_at FROM ssh_keys
+                     WHERE container_name = ?1 ORDER BY seq",
+                )
+                .map_err(sql_error)?;
+            let rows = statement
+                .query_map([name.as_str()], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                    ))
+                })
+                .map_err(sql_error)?;
+            let mut keys = Vec::new();
+            for row in rows {
+                let (line, fingerprint, comment, added_at) = row.map_err(sql_error)?;
+                keys.push(StoredKey {
+                    key: SshPublicKey::from_parsed(&line, &fingerprint, &comment).map_err(|e| {
+                        Error::new(ErrorKind::Internal, format!("stored key is corrupt: {e}"))
+                    })?,
+                    added_at,
+                });
+            }
+            Ok(keys)
+        })
+        .await
+    }
+}
+
+fn leased_ports(connection: &Connection) -> Result<BTreeSet<u16>> {
+    let mut statement = connection
+        .prepare("SELECT port FROM port_leases")
+        .map_err(sql_error)?;
+    let rows = statement
+        .query_map([], |row| row.get::<_, u16>(0))
+        .map_err(sql_error)?;
+    rows.collect::<rusqlite::Result<BTreeSet<_>>>().map_err(sql_error)
+}
