@@ -1,0 +1,128 @@
+//! Bad input and failures against the real engine: refused before anything is touched, undone
+//! when they happen midway, and ports leased exactly once under concurrency.
+
+use std::collections::BTreeSet;
+
+use crate::helpers::{World, stderr};
+
+#[test]
+fn hostile_user_ids_and_unknown_types_change_nothing() {
+    let Some(world) = World::new() else { return };
+    for user in ["../x", "a;b", "a b", "{a}", "a\nb", &"x".repeat(64), "-rf"] {
+        let out = world.cm(&["create", "--", user, "cli_v4"]);
+        assert_eq!(out.status.code(), Some(1), "{user:?}: {}", stderr(&out));
+        let message = stderr(&out);
+        assert!(message.contains("letters, digits"), "{message}");
+        assert_eq!(message.trim_end().lines().count(), 1, "one line: {message}");
+    }
+    let out = world.cm(&["create", &world.env.user("x"), "no_such_type"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("configured types are cli_v4, custom, preview_server, project_dev"));
+    for bad in ["--memory=lots", "--cpus=-1", "--image=a b", "--env=1X=y"] {
+        let out = world.cm(&["create", &world.env.user("x"), "custom", bad]);
+        assert_eq!(out.status.code(), Some(1), "{bad:?}");
+    }
+    assert_eq!(world.objects(), (vec![], vec![], vec![]));
+    assert_eq!(world.cm_json(&["list", "--all"]), serde_json::json!([]));
+}
+
+#[test]
+fn a_missing_image_leaves_no_container_volume_network_record_or_lease() {
+    let Some(world) = World::new() else { return };
+    let user = world.env.user("noimg");
+    let out = world.cm(&["create", &user, "custom", "--image", "cm-test/does-not-exist:1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("image cm-test/does-not-exist:1 not found"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(world.objects(), (vec![], vec![], vec![]));
+    assert_eq!(world.cm_json(&["list", "--all"]), serde_json::json!([]));
+    // The lease was released: the next create gets the first port of the pool again.
+    let spec = world.create(&user, "custom");
+    assert_eq!(spec["port"], world.env.slot.port_range().0);
+}
+
+#[test]
+fn a_second_container_of_the_same_user_and_type_is_a_conflict() {
+    let Some(world) = World::new() else { return };
+    let user = world.env.user("twice");
+    let first = world.create(&user, "preview_server");
+    let out = world.cm(&["create", &user, "preview_server"]);
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(
+        message.contains("already has a preview_server container"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&first["container_id"].as_str().unwrap()[..12]),
+        "{message}"
+    );
+}
+
+#[test]
+fn with_the_engine_unreachable_every_command_says_so_in_one_line_and_changes_nothing() {
+    let Some(world) = World::new() else { return };
+    let user = world.env.user("down");
+    world.create(&user, "preview_server");
+    let name = format!("{user}_preview_server");
+    for args in [
+        vec!["create", user.as_str(), "cli_v4"],
+        vec!["delete", name.as_str(), "--force", "--purge"],
+        vec!["stop", name.as_str()],
+        vec!["get", name.as_str()],
+    ] {
+        let out = world
+            .command(&args)
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+        let message = stderr(&out);
+        assert!(message.contains("docker engine is not running"), "{message}");
+        assert_eq!(message.trim_end().lines().count(), 1, "{message}");
+    }
+    // list still answers from the store, and says the statuses are stale.
+    let out = world
+        .command(&["--json", "list"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("statuses are the stored ones"));
+    // Nothing changed: the container still runs and its record is there.
+    assert_eq!(world.cm_json(&["get", &name])["status"], "running");
+    assert_eq!(world.objects().0, [name]);
+}
+
+#[test]
+fn two_processes_creating_ten_containers_at_once_get_ten_distinct_ports() {
+    let Some(world) = World::new() else { return };
+    let users: Vec<String> = (0..10).map(|i| world.env.user(&format!("c{i}"))).collect();
+    // Two workers, each running five `cm create` processes one after another: two `cm`
+    // processes lease ports from the same database at any moment.
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = users
+            .chunks(5)
+            .map(|batch| {
+                let world = &world;
+                scope.spawn(move || {
+                    for user in batch {
+                        world.create(user, "preview_server");
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+    });
+    let all = world.cm_json(&["list", "--all"]);
+    let specs = all.as_array().unwrap();
+    assert_eq!(specs.len(), 10);
+    let ports: BTreeSet<u64> = specs.iter().map(|s| s["port"].as_u64().unwrap()).collect();
+    assert_eq!(ports.len(), 10, "ten distinct ports: {ports:?}");
+    assert!(specs.iter().all(|s| s["status"] == "running"));
+}

@@ -1,0 +1,213 @@
+//! The life of a container on the real engine: create, inspect, reach, exec, logs, restart,
+//! crash, delete, re-create.
+
+use std::time::Duration;
+
+use cm_testkit::{docker_ok, wait_until};
+
+use crate::helpers::{World, http_get, port_of, stderr, wait_for_http};
+
+#[test]
+fn create_sets_labels_limits_restart_policy_network_and_a_loopback_binding() {
+    let Some(world) = World::new() else { return };
+    let user = world.env.user("alice");
+    let spec = world.create(&user, "cli_v4");
+    let name = format!("{user}_cli_v4");
+    assert_eq!(spec["container_name"], name);
+    assert_eq!(spec["status"], "running");
+
+    let c = world.inspect(&name);
+    let labels = &c["Config"]["Labels"];
+    assert_eq!(labels["managed-by"], "ContainerManager");
+    assert_eq!(labels["user-id"], user.as_str());
+    assert_eq!(labels["container-type"], "cli_v4");
+    assert_eq!(labels["port"], spec["port"].to_string().as_str());
+    assert_eq!(labels["ssh-port"], spec["ssh_port"].to_string().as_str());
+    let host = &c["HostConfig"];
+    assert_eq!(host["Memory"], 512 * 1024 * 1024);
+    assert_eq!(host["NanoCpus"], 1_000_000_000);
+    assert_eq!(host["PidsLimit"], 512);
+    assert_eq!(host["RestartPolicy"]["Name"], "unless-stopped");
+    assert_eq!(host["NetworkMode"], format!("cm-user-{user}").as_str());
+    assert_eq!(host["CapDrop"][0], "ALL");
+    assert_eq!(host["SecurityOpt"][0], "no-new-privileges:true");
+    let http = &host["PortBindings"]["8080/tcp"][0];
+    assert_eq!(http["HostIp"], "127.0.0.1");
+    assert_eq!(http["HostPort"], spec["port"].to_string().as_str());
+    assert_eq!(c["Mounts"][0]["Name"], format!("{user}_cli_v4_data").as_str());
+    assert_eq!(c["Mounts"][0]["Destination"], "/data");
+    let env: Vec<&str> = c["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for expected in [
+        format!("USER_ID={user}"),
+        "CONTAINER_TYPE=cli_v4".to_owned(),
+        "PORT=8080".to_owned(),
+        format!("BASE_PATH=/container/{user}/cli_v4/"),
+    ] {
+        assert!(env.contains(&expected.as_str()), "{expected} in {env:?}");
+    }
+    let network = docker_ok(&[
+        "network",
+        "inspect",
+        &format!("cm-user-{user}"),
+        "--format",
+        "{{json .Labels}}",
+    ]);
+    assert!(
+        network.contains("\"managed-by\":\"ContainerManager\""),
+        "{network}"
+    );
+
+    // Reachable over its port, on loopback.
+    let port = port_of(&spec);
+    assert!(
+        wait_for_http(port),
+        "the container never answered on 127.0.0.1:{port}"
+    );
+    let (status, body) = http_get(port, "/hello").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains(&user), "{body}");
+}
+
+#[test]
+fn exec_passes_exit_codes_and_enforces_its_timeout_and_logs_tail() {
+    let Some(world) = World::new() else { return };
+    let user = world.env.user("exec");
+    world.create(&user, "preview_server");
+    let name = format!("{user}_preview_server");
+
+    let ok = world.cm(&["exec", &name, "echo hello"]);
+    assert_eq!(ok.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "hello\n");
+    let three = world.cm(&["exec", &name, "sh -c 'echo to-stderr >&2; exit 3'"]);
+    assert_eq!(three.status.code(), Some(3));
+    assert!(stderr(&three).contains("to-stderr"));
+    let missing = world.cm(&["exec", &name, "no-such-program"]);
+    assert_eq!(missing.status.code(), Some(127), "{}", stderr(&missing));
+
+    let slow = world.cm(&["exec", &name, "sleep 60", "--timeout", "2"]);
+    assert_eq!(
+        slow.status.code(),
+        Some(4),
+        "timeout exit code: {}",
+        stderr(&slow)
+    );
+    assert!(stderr(&slow).contains("did not finish within 2 seconds"));
+    let still_sleeping = world.cm_ok(&[
+        "exec",
+        &name,
+        "sh -c 'ps -eo args | grep -c \"^sleep 60\" || true'",
+    ]);
+    assert_eq!(still_sleeping.trim(), "0", "the timed-out command was killed");
+
+    // The server logs one line per request; tail 1 gives exactly the last one.
+    let port = world.cm_json(&["get", &name])["port"].as_u64().unwrap();
+    let port = u16::try_from(port).unwrap();
+    assert!(wait_for_http(port));
+    http_get(port, "/first").unwrap();
+    http_get(port, "/last-request").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        world
+            .cm_ok(&["logs", &name, "--tail", "1"])
+            .contains("/last-request")
+    }));
+    let tail = world.cm_ok(&["logs", &name, "--tail", "1"]);
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+}
+
+#[test]
+fn data_survives_restart_delete_and_recreate_and_purge_removes_it() {
+    let Some(world) = World::new() else { return };
+    let user = world.env.user("data");
+    world.create(&user, "project_dev");
+    let name = format!("{user}_project_dev");
+    world.cm_ok(&["exec", &name, "sh -c 'echo precious > /data/file'"]);
+
+    world.cm_ok(&["restart", &name]);
+    assert_eq!(world.cm_ok(&["exec", &name, "cat /data/file"]), "precious\n");
+
+    world.cm_ok(&["stop", &name]);
+    assert_eq!(world.cm_json(&["get", &name])["status"], "exited");
+    world.cm_ok(&["start", &name]);
+    assert_eq!(world.cm_json(&["get", &name])["status"], "running");
+
+    let refused = world.cm(&["delete", &name]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "a running container needs --force"
+    );
+    world.cm_ok(&["delete", &name, "--force"]);
+    let (containers, volumes, networks) = world.objects();
+    assert!(
+        containers.is_empty() && networks.is_empty(),
+        "{containers:?} {networks:?}"
+    );
+    assert_eq!(volumes, [format!("{user}_project_dev_data")]);
+
+    world.create(&user, "project_dev");
+    assert_eq!(world.cm_ok(&["exec", &name, "cat /data/file"]), "precious\n");
+
+    world.cm_ok(&["delete", &name, "--force", "--purge"]);
+    assert_eq!(world.objects(), (vec![], vec![], vec![]));
+}
+
+#[test]
+fn a_killed_main_process_is_restarted_by_the_engine() {
+    let Some(world) = World::new() else { return };
+    let user = world.env.user("crash");
+    let spec = world.create(&user, "preview_server");
+    let name = format!("{user}_preview_server");
+    let port = port_of(&spec);
+    assert!(wait_for_http(port));
+    let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", &name]);
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "kill -9 {pid} from the host");
+    let restarted = wait_until(Duration::from_secs(60), || {
+        docker_ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Running}}", &name]) == "1 true"
+    });
+    assert!(restarted, "the engine did not restart the container");
+    assert!(wait_for_http(port), "it serves again after the crash");
+    assert_eq!(world.cm_json(&["get", &name])["status"], "running");
+}
+
+#[test]
+fn list_shows_live_status_by_user_and_all() {
+    let Some(world) = World::new() else { return };
+    let a = world.env.user("lista");
+    let b = world.env.user("listb");
+    world.create(&a, "preview_server");
+    world.create(&b, "preview_server");
+    docker_ok(&["stop", "-t", "1", &format!("{b}_preview_server")]);
+    let all = world.cm_json(&["list", "--all"]);
+    let statuses: Vec<(String, String)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["user_id"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (a.clone(), "running".to_owned()),
+            (b.clone(), "exited".to_owned())
+        ]
+    );
+    let only_a = world.cm_json(&["list", &a]);
+    assert_eq!(only_a.as_array().unwrap().len(), 1);
+    let table = world.cm_ok(&["list"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains(&format!("{b}_preview_server")));
+}

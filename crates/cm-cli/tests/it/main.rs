@@ -1,0 +1,9 @@
+//! Integration tests of `cm` against the real Docker engine: one test binary, modules by theme.
+//!
+//! Every test runs in its own `TestEnv` (database, config, labels, port pool) and holds a Docker
+//! slot, so at most two container-starting tests run at once on the machine.
+
+mod failures;
+mod helpers;
+mod lifecycle;
+mod networks;

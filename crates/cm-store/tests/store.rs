@@ -1,0 +1,279 @@
+//! The SQLite store: the TBEF.DB keys, atomic leases, and the pool's invariants under random use.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cm_core::testing::FakeProbe;
+use cm_core::{
+    Config, ContainerName, ContainerSpec, ContainerStatus, CreateReservation, EnvVars, ErrorKind,
+    NetworkName, OperationKind, PortRange, Store, Subnet, TypeName, UserId, VolumeName,
+};
+use cm_store::SqliteStore;
+use proptest::prelude::*;
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("cm.db")).unwrap();
+    (dir, store)
+}
+
+fn name(user: &str, kind: &str) -> ContainerName {
+    ContainerName::of(&UserId::parse(user).unwrap(), &TypeName::parse(kind).unwrap())
+}
+
+fn reservation(name: &ContainerName, range: PortRange, ports: usize) -> CreateReservation {
+    CreateReservation {
+        name: name.clone(),
+        range,
+        ports,
+        exclude: BTreeSet::new(),
+        started: SystemTime::now(),
+    }
+}
+
+fn spec(user: &str, kind: &str, id: &str, port: u16) -> ContainerSpec {
+    let user_id = UserId::parse(user).unwrap();
+    let kind_name = TypeName::parse(kind).unwrap();
+    let config = Config::defaults();
+    let t = config.container_type(kind).unwrap();
+    ContainerSpec {
+        container_id: id.to_owned(),
+        container_name: ContainerName::of(&user_id, &kind_name),
+        volume_name: VolumeName::of(&user_id, &kind_name),
+        network_name: NetworkName::of(&user_id),
+        container_type: kind_name,
+        user_id,
+        port,
+        internal_port: t.internal_port,
+        image: t.image.clone(),
+        status: ContainerStatus::Running,
+        created_at: "2026-01-01T00:00:00Z".to_owned(),
+        env: EnvVars::new(),
+        ssh_port: None,
+        subnet: Subnet::parse("10.201.0.0/28").unwrap(),
+        command: None,
+        memory: t.memory,
+        cpus: t.cpus,
+        pids_limit: t.pids_limit,
+        url_path: format!("/container/{user}/{kind}/"),
+    }
+}
+
+fn probe() -> Arc<FakeProbe> {
+    Arc::new(FakeProbe::default())
+}
+
+fn raw_kv(dir: &tempfile::TempDir) -> BTreeMap<String, String> {
+    let connection = rusqlite::Connection::open(dir.path().join("cm.db")).unwrap();
+    let mut statement = connection.prepare("SELECT key, value FROM kv").unwrap();
+    statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test]
+async fn records_use_the_original_keys() {
+    let (dir, store) = store();
+    let range = PortRange::new(9000, 9500).unwrap();
+    let n = name("usr_123", "cli_v4");
+    let ports = store
+        .begin_create(&reservation(&n, range, 2), probe())
+        .await
+        .unwrap();
+    assert_eq!(ports, [9000, 9001]);
+    store
+        .finish_create(&spec("usr_123", "cli_v4", "abc123def456", 9000))
+        .await
+        .unwrap();
+
+    let kv = raw_kv(&dir);
+    let record: serde_json::Value = serde_json::from_str(&kv["CONTAINER::abc123def456"]).unwrap();
+    for field in [
+        "container_id",
+        "container_name",
+        "container_type",
+        "user_id",
+        "port",
+        "internal_port",
+        "image",
+        "volume_name",
+        "status",
+        "created_at",
+        "env",
+        "ssh_port",
+    ] {
+        assert!(record.get(field).is_some(), "field {field} in {record}");
+    }
+    assert_eq!(kv["CONTAINER_USER::usr_123"], r#"["abc123def456"]"#);
+    assert_eq!(kv["CONTAINER_PORT_POOL"], "[9000,9001]");
+    assert!(store.operations().await.unwrap().is_empty());
+
+    store
+        .finish_delete(&spec("usr_123", "cli_v4", "abc123def456", 9000))
+        .await
+        .unwrap();
+    let kv = raw_kv(&dir);
+    assert_eq!(kv["CONTAINER_PORT_POOL"], "[]");
+    assert!(!kv.contains_key("CONTAINER::abc123def456"));
+    assert!(!kv.contains_key("CONTAINER_USER::usr_123"));
+}
+
+#[tokio::test]
+async fn a_name_is_reserved_once_and_released_by_abandon() {
+    let (_dir, store) = store();
+    let range = PortRange::new(9000, 9500).unwrap();
+    let n = name("alice", "cli_v4");
+    store
+        .begin_create(&reservation(&n, range, 1), probe())
+        .await
+        .unwrap();
+    let err = store
+        .begin_create(&reservation(&n, range, 1), probe())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert_eq!(store.operations().await.unwrap()[0].kind, OperationKind::Create);
+    store.abandon_create(&n).await.unwrap();
+    assert!(store.port_leases().await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .begin_create(&reservation(&n, range, 1), probe())
+            .await
+            .unwrap(),
+        [9000]
+    );
+}
+
+#[tokio::test]
+async fn a_put_with_a_new_id_replaces_the_old_record() {
+    let (dir, store) = store();
+    store
+        .finish_create(&spec("alice", "cli_v4", "old", 9000))
+        .await
+        .unwrap();
+    store.put(&spec("alice", "cli_v4", "new", 9000)).await.unwrap();
+    let kv = raw_kv(&dir);
+    assert!(!kv.contains_key("CONTAINER::old"));
+    assert_eq!(kv["CONTAINER_USER::alice"], r#"["new"]"#);
+    assert_eq!(
+        store
+            .get_by_name(&name("alice", "cli_v4"))
+            .await
+            .unwrap()
+            .unwrap()
+            .container_id,
+        "new"
+    );
+}
+
+#[tokio::test]
+async fn two_stores_on_one_file_never_lease_one_port_twice() {
+    let (dir, first) = store();
+    let second = SqliteStore::open(&dir.path().join("cm.db")).unwrap();
+    let range = PortRange::new(9000, 9500).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { first.clone() } else { second.clone() };
+        tasks.push(tokio::spawn(async move {
+            let n = name(&format!("u{i}"), "preview_server");
+            store
+                .begin_create(&reservation(&n, range, 1), probe())
+                .await
+                .unwrap()
+        }));
+    }
+    let mut ports = BTreeSet::new();
+    for task in tasks {
+        assert!(ports.insert(task.await.unwrap()[0]));
+    }
+    assert_eq!(ports.len(), 40);
+}
+
+#[tokio::test]
+async fn subnets_are_per_user_and_distinct() {
+    let (_dir, store) = store();
+    let pool = Config::defaults().subnet_pool;
+    let alice = UserId::parse("alice").unwrap();
+    let bob = UserId::parse("bob").unwrap();
+    let a = store.lease_subnet(&alice, pool, &BTreeSet::new()).await.unwrap();
+    assert_eq!(
+        store.lease_subnet(&alice, pool, &BTreeSet::new()).await.unwrap(),
+        a
+    );
+    let b = store.lease_subnet(&bob, pool, &BTreeSet::new()).await.unwrap();
+    assert_ne!(a, b);
+    store.release_subnet(&alice).await.unwrap();
+    let c = store
+        .lease_subnet(&UserId::parse("carol").unwrap(), pool, &BTreeSet::new())
+        .await
+        .unwrap();
+    assert_eq!(c, a, "a released subnet is reused");
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Lease { user: u8, ports: usize },
+    Release { user: u8 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..12, 1usize..=2).prop_map(|(user, ports)| Op::Lease { user, ports }),
+        (0u8..12).prop_map(|user| Op::Release { user }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Never a port outside the range, never one port twice, and release makes ports free again.
+    #[test]
+    fn the_pool_keeps_its_invariants(ops in proptest::collection::vec(op(), 1..40), busy in proptest::collection::btree_set(20000u16..20016, 0..4)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let (_dir, store) = store();
+            let range = PortRange::new(20000, 20015).unwrap();
+            let probe = Arc::new(FakeProbe::default());
+            for port in &busy {
+                probe.hold(*port);
+            }
+            let mut held: BTreeMap<u8, Vec<u16>> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Lease { user, ports } => {
+                        let n = name(&format!("u{user}"), "cli_v4");
+                        match store.begin_create(&reservation(&n, range, ports), probe.clone()).await {
+                            Ok(leased) => {
+                                prop_assert!(!held.contains_key(&user));
+                                prop_assert_eq!(leased.len(), ports);
+                                for port in &leased {
+                                    prop_assert!(range.contains(*port));
+                                    prop_assert!(!busy.contains(port));
+                                    prop_assert!(held.values().all(|p| !p.contains(port)));
+                                }
+                                held.insert(user, leased);
+                            }
+                            Err(e) if e.kind() == ErrorKind::Conflict => prop_assert!(held.contains_key(&user)),
+                            Err(e) => {
+                                prop_assert_eq!(e.kind(), ErrorKind::Exhausted);
+                                let used: usize = held.values().map(Vec::len).sum();
+                                prop_assert!(used + busy.len() + ports > range.len());
+                            }
+                        }
+                    }
+                    Op::Release { user } => {
+                        store.abandon_create(&name(&format!("u{user}"), "cli_v4")).await.unwrap();
+                        held.remove(&user);
+                    }
+                }
+                let leased: BTreeSet<u16> = store.port_leases().await.unwrap().iter().map(|l| l.port).collect();
+                let expected: BTreeSet<u16> = held.values().flatten().copied().collect();
+                prop_assert_eq!(leased, expected);
+            }
+            Ok(())
+        })?;
+    }
+}

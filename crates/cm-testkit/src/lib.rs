@@ -1,0 +1,323 @@
+//! Fixtures for integration tests that drive real Docker, nginx, ssh and chromium.
+//!
+//! - [`require`] checks that a tool is there: under CI (`CI` set) a missing one fails the test,
+//!   locally the test prints a loud skip line and returns early.
+//! - [`DockerSlot`] bounds how many container-starting tests run at once across all test binaries
+//!   (two slots, file locks), and gives each slot its own port pool and subnet pool so that tests
+//!   in different binaries never lease the same host port.
+//! - [`TestEnv`] is one test's private world: a temp dir with a SQLite file and a config whose
+//!   labels mark every Docker object `cm.test=<run id>`, unique user ids, and a drop guard that
+//!   removes every object carrying the label, even when the test panics. It never touches objects
+//!   it did not create.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The label every test object carries; its value is the run id of one [`TestEnv`].
+pub const TEST_LABEL: &str = "cm.test";
+/// The label naming the test process, so objects of crashed runs can be found and removed.
+pub const OWNER_LABEL: &str = "cm.test.owner";
+
+/// How many container-starting tests may run at once on this machine (2 cores).
+const SLOTS: u16 = 2;
+/// Ports per slot.
+const SLOT_PORTS: u16 = 200;
+/// The first test port; far from the default pool 9000-9500 of a real installation.
+const FIRST_TEST_PORT: u16 = 40000;
+
+/// True when running under CI, where a missing tool fails instead of skipping.
+pub fn under_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+/// Checks that `program` runs (`program args...` exits 0). Under CI a missing tool panics; locally it
+/// prints a loud skip line and returns false.
+pub fn require(program: &str, args: &[&str], why: &str) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !under_ci(),
+            "{program} is required under CI ({why}); the test command installs it"
+        );
+        eprintln!("\n*** SKIPPING: {program} is not available ({why}); under CI this fails ***\n");
+    }
+    ok
+}
+
+/// Checks that the Docker engine answers and the default images exist.
+pub fn require_docker() -> bool {
+    if !require(
+        "docker",
+        &["info", "--format", "{{.ServerVersion}}"],
+        "a running Docker engine",
+    ) {
+        return false;
+    }
+    for image in ["toolboxv2:latest", "toolboxv2:dev"] {
+        let present = docker(&["image", "inspect", "--format", "{{.Id}}", image])
+            .status
+            .success();
+        if !present {
+            assert!(
+                !under_ci(),
+                "image {image} is missing: the test command runs images/build.sh"
+            );
+            eprintln!("\n*** SKIPPING: image {image} is missing (run images/build.sh) ***\n");
+            return false;
+        }
+    }
+    true
+}
+
+/// Runs `docker args...` and returns its output.
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().unwrap()
+}
+
+/// Runs `docker args...`, panicking with its stderr when it fails; returns trimmed stdout.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Polls `check` every 200 ms until it is true or `limit` passes; returns whether it became true.
+/// For waiting on the engine (a restart, a port opening), never for timing assertions.
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if check() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One of the machine-wide slots for container-starting tests, held until dropped.
+pub struct DockerSlot {
+    index: u16,
+    _lock: File,
+}
+
+impl DockerSlot {
+    /// Waits for a free slot (blocking on a file lock).
+    pub fn acquire() -> Self {
+        let dir = std::env::temp_dir().join("cm-test-slots");
+        std::fs::create_dir_all(&dir).unwrap();
+        loop {
+            for index in 0..SLOTS {
+                let file = File::create(dir.join(format!("slot-{index}.lock"))).unwrap();
+                if file.try_lock().is_ok() {
+                    return DockerSlot { index, _lock: file };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The slot's port range, `(first, last)`.
+    pub fn port_range(&self) -> (u16, u16) {
+        let first = FIRST_TEST_PORT + self.index * SLOT_PORTS;
+        (first, first + SLOT_PORTS - 1)
+    }
+
+    /// The slot's subnet pool: a /20 of 10.230.0.0/16 (256 user networks of /28).
+    pub fn subnet_range(&self) -> String {
+        format!("10.230.{}.0/20", self.index * 16)
+    }
+
+    /// The slot number.
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+}
+
+/// One test's private ContainerManager world.
+pub struct TestEnv {
+    /// The run id: the value of the `cm.test` label on every object this test creates.
+    pub run: String,
+    /// A temp dir holding the database and the configuration.
+    pub dir: tempfile::TempDir,
+    /// The slot (ports, subnets).
+    pub slot: DockerSlot,
+}
+
+impl TestEnv {
+    /// A new world with its own database, config, labels and slot. Removes leftovers of crashed
+    /// earlier test processes first (objects whose owner process is gone).
+    pub fn new() -> Self {
+        let slot = DockerSlot::acquire();
+        remove_orphans_of_dead_runs();
+        let run = run_id();
+        let dir = tempfile::tempdir().unwrap();
+        let env = TestEnv { run, dir, slot };
+        std::fs::write(env.config_path(), env.config_toml("")).unwrap();
+        env
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("cm.db")
+    }
+
+    /// The TOML config of this world, with `extra` appended (for `[nginx]`, `[types.x]`, ...).
+    pub fn config_toml(&self, extra: &str) -> String {
+        let (first, last) = self.slot.port_range();
+        format!(
+            "port_pool = {{ start = {first}, end = {last} }}\n\
+             subnet_pool = {{ range = \"{}\", prefix_length = 28 }}\n\
+             [ssh]\nbind_address = \"127.0.0.1\"\nserver_host = \"127.0.0.1\"\n\
+             [labels]\n\"{TEST_LABEL}\" = \"{}\"\n\"{OWNER_LABEL}\" = \"{}\"\n{extra}",
+            self.slot.subnet_range(),
+            self.run,
+            std::process::id()
+        )
+    }
+
+    /// Rewrites the config with `extra` appended.
+    pub fn set_config_extra(&self, extra: &str) {
+        std::fs::write(self.config_path(), self.config_toml(extra)).unwrap();
+    }
+
+    /// The environment variables that point a `cm` or `cm-api` process at this world.
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CM_CONFIG", self.config_path().display().to_string()),
+            ("CM_DB", self.db_path().display().to_string()),
+            ("CM_LOG", "warn".to_owned()),
+        ]
+    }
+
+    /// A user id unique to this run: `t{run}-{name}`.
+    pub fn user(&self, name: &str) -> String {
+        format!("t{}-{name}", self.run)
+    }
+
+    /// The label filter of this run's objects.
+    pub fn label_filter(&self) -> String {
+        format!("label={TEST_LABEL}={}", self.run)
+    }
+
+    /// The temp dir.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        remove_labelled(&self.label_filter());
+    }
+}
+
+/// Removes every container, volume and network matching a `label=...` filter.
+pub fn remove_labelled(filter: &str) {
+    let ids = |args: &[&str]| -> Vec<String> {
+        let out = docker(args);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let containers = ids(&["ps", "-aq", "--filter", filter]);
+    if !containers.is_empty() {
+        let mut args = vec!["rm", "-f", "-v"];
+        args.extend(containers.iter().map(String::as_str));
+        docker(&args);
+    }
+    let volumes = ids(&["volume", "ls", "-q", "--filter", filter]);
+    if !volumes.is_empty() {
+        let mut args = vec!["volume", "rm", "-f"];
+        args.extend(volumes.iter().map(String::as_str));
+        docker(&args);
+    }
+    let networks = ids(&["network", "ls", "-q", "--filter", filter]);
+    if !networks.is_empty() {
+        let mut args = vec!["network", "rm"];
+        args.extend(networks.iter().map(String::as_str));
+        docker(&args);
+    }
+}
+
+/// Removes test objects whose owner process no longer exists (a test binary killed mid-run).
+fn remove_orphans_of_dead_runs() {
+    let out = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label={OWNER_LABEL}"),
+        "--format",
+        &format!("{{{{.Label \"{OWNER_LABEL}\"}}}}"),
+    ]);
+    let mut owners: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    for kind in ["volume", "network"] {
+        let out = docker(&[
+            kind,
+            "ls",
+            "--filter",
+            &format!("label={OWNER_LABEL}"),
+            "--format",
+            "{{.Labels}}",
+        ]);
+        for labels in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(owner) = labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{OWNER_LABEL}=")))
+            {
+                owners.push(owner.to_owned());
+            }
+        }
+    }
+    owners.sort();
+    owners.dedup();
+    for owner in owners {
+        let alive = owner
+            .parse::<u32>()
+            .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive && !owner.is_empty() {
+            remove_labelled(&format!("label={OWNER_LABEL}={owner}"));
+        }
+    }
+}
+
+fn run_id() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mixed = std::process::id()
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(nanos)
+        .wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(97));
+    format!("{:07x}", mixed & 0x0fff_ffff)
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what ContainerManager's build and tests need, when it is missing: the Docker client
+# (the engine itself must already run), debootstrap for the images, nginx, the OpenSSH client,
+# tmux, chromium with its WebDriver, wrk for the benchmarks. Debian/Ubuntu (apt) only; elsewhere
+# it says what is missing and stops.
+set -euo pipefail
+
+want=()
+need() { command -v "$1" >/dev/null 2>&1 || want+=("$2"); }
+need docker docker.io
+need debootstrap debootstrap
+need nginx nginx-light
+need ssh openssh-client
+need ssh-keygen openssh-client
+need tmux tmux
+need chromium chromium
+need chromedriver chromium-driver
+need wrk wrk
+need curl curl
+
+if [ "${#want[@]}" -eq 0 ]; then
+  exit 0
+fi
+# Unique package names, in order.
+mapfile -t want < <(printf '%s\n' "${want[@]}" | awk '!seen[$0]++')
+echo "installing: ${want[*]}"
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "error: apt-get not found; install these yourself: ${want[*]}" >&2
+  exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "error: not root and no sudo; install these yourself: ${want[*]}" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
