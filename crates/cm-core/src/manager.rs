@@ -496,10 +496,8 @@ impl Manager {
                 tracing::warn!(container = %name, error = ?e, "undo of a failed create did not finish");
             }
         }
-        if clean {
-            if let Err(e) = self.adapters.store.abandon_create(name).await {
-                tracing::warn!(container = %name, error = ?e, "could not release the leases of a failed create");
-            }
+        if clean && let Err(e) = self.adapters.store.abandon_create(name).await {
+            tracing::warn!(container = %name, error = ?e, "could not release the leases of a failed create");
         }
     }
 
@@ -538,10 +536,10 @@ impl Manager {
     pub async fn resolve(&self, reference: &str) -> Result<ContainerSpec> {
         let store = &self.adapters.store;
         let reference = reference.trim();
-        if let Ok(name) = ContainerName::parse(reference) {
-            if let Some(spec) = store.get_by_name(&name).await? {
-                return Ok(spec);
-            }
+        if let Ok(name) = ContainerName::parse(reference)
+            && let Some(spec) = store.get_by_name(&name).await?
+        {
+            return Ok(spec);
         }
         if let Some(spec) = store.get(reference).await? {
             return Ok(spec);

@@ -292,10 +292,11 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn remove_container(&self, id: &str, mode: RemoveMode) -> Result<()> {
         let mut engine = self.check(FakeOp::RemoveContainer)?;
-        if let Some(c) = engine.containers.get(id) {
-            if c.status == ContainerStatus::Running && mode == RemoveMode::IfStopped {
-                return Err(Error::conflict("container is running"));
-            }
+        if let Some(c) = engine.containers.get(id)
+            && c.status == ContainerStatus::Running
+            && mode == RemoveMode::IfStopped
+        {
+            return Err(Error::conflict("container is running"));
         }
         engine.containers.remove(id);
         Ok(())

@@ -244,7 +244,7 @@ impl fmt::Display for MemoryLimit {
     /// The shortest exact form: `512m`, `2g`, or bytes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (unit, factor) in [("t", 1u64 << 40), ("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
-            if self.0 % factor == 0 {
+            if self.0.is_multiple_of(factor) {
                 return write!(f, "{}{unit}", self.0 / factor);
             }
         }

@@ -1,5 +1,7 @@
 //! The use cases against the in-memory fakes: every failure point of create leaves nothing behind.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use cm_core::testing::{FakeOp, FakeWorld};

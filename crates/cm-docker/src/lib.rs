@@ -124,7 +124,7 @@ fn to_hash(map: &BTreeMap<String, String>) -> HashMap<String, String> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-fn owner_of<'a>(labels: &'a HashMap<String, String>) -> (Option<&'a str>, Option<&'a str>, Option<&'a str>) {
+fn owner_of(labels: &HashMap<String, String>) -> (Option<&str>, Option<&str>, Option<&str>) {
     (
         labels.get(labels::MANAGED_BY).map(String::as_str),
         labels.get(labels::USER_ID).map(String::as_str),

@@ -45,6 +45,21 @@ pub fn generate_keypair(comment: &str) -> Result<GeneratedKey> {
     })
 }
 
+/// Reads the public half of an OpenSSH private key (`-----BEGIN OPENSSH PRIVATE KEY-----` text) and
+/// validates it like any key a user sends.
+///
+/// The public half is stored in clear in that format, so this works for passphrase-protected keys
+/// too; `docksh` uses it to recover a lost `.pub` file.
+pub fn public_key_from_private(private_openssh: &str) -> Result<SshPublicKey> {
+    let private = PrivateKey::from_openssh(private_openssh)
+        .map_err(|e| Error::invalid(format!("not an openssh private key ({e})")))?;
+    let line = private
+        .public_key()
+        .to_openssh()
+        .map_err(|e| Error::internal("encoding the public key failed").with_source(e))?;
+    Ed25519KeyParser.parse(&line)
+}
+
 /// Turns any text (a host name, a user name) into a comment that [`comment_is_safe`] accepts:
 /// other characters become `-`, and the result is cut to [`COMMENT_MAX`] characters.
 pub fn safe_comment(raw: &str) -> String {
@@ -111,6 +126,15 @@ mod tests {
         assert!(!private.is_encrypted());
         assert_eq!(private.public_key().to_openssh().unwrap(), a.public_line());
         assert!(!format!("{a:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn the_public_key_is_recovered_from_the_private_key() {
+        let generated = generate_keypair("me@host").unwrap();
+        let public = public_key_from_private(generated.private_openssh()).unwrap();
+        assert_eq!(&public, generated.public_key());
+        let err = public_key_from_private("ssh-ed25519 AAAA").unwrap_err();
+        assert_eq!(err.kind(), cm_core::ErrorKind::InvalidInput);
     }
 
     #[test]

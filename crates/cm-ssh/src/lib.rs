@@ -10,5 +10,5 @@
 mod generate;
 mod parse;
 
-pub use generate::{GeneratedKey, generate_keypair, safe_comment};
+pub use generate::{GeneratedKey, generate_keypair, public_key_from_private, safe_comment};
 pub use parse::{Ed25519KeyParser, RAW_KEY_MAX};

@@ -350,10 +350,10 @@ impl Store for SqliteStore {
     async fn put(&self, spec: &ContainerSpec) -> Result<()> {
         let spec = spec.clone();
         self.write(move |tx| {
-            if let Some(old_id) = Keys::id_of_name(tx, &spec.container_name)? {
-                if old_id != spec.container_id {
-                    Keys::delete_spec(tx, &old_id, &spec.container_name, &spec.user_id)?;
-                }
+            if let Some(old_id) = Keys::id_of_name(tx, &spec.container_name)?
+                && old_id != spec.container_id
+            {
+                Keys::delete_spec(tx, &old_id, &spec.container_name, &spec.user_id)?;
             }
             Keys::put_spec(tx, &spec)
         })

@@ -1,5 +1,7 @@
 //! The SQLite store: the TBEF.DB keys, atomic leases, and the pool's invariants under random use.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;

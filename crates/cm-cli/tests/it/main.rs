@@ -3,6 +3,8 @@
 //! Every test runs in its own `TestEnv` (database, config, labels, port pool) and holds a Docker
 //! slot, so at most two container-starting tests run at once on the machine.
 
+#![allow(clippy::unwrap_used)]
+
 mod failures;
 mod helpers;
 mod lifecycle;

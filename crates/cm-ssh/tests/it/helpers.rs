@@ -23,28 +23,40 @@ pub fn ssh_keygen() -> Option<PathBuf> {
 
 /// Runs `ssh-keygen` with these arguments and returns its stdout; any failure fails the test.
 pub fn run(keygen: &Path, args: &[&str]) -> String {
-    let output = Command::new(keygen).args(args).output().unwrap();
+    let output = Command::new(keygen).args(args).output().expect("ssh-keygen runs");
     assert!(
         output.status.success(),
         "ssh-keygen {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).unwrap()
+    String::from_utf8(output.stdout).expect("ssh-keygen prints utf-8")
 }
 
 /// Like [`run`], but `None` when `ssh-keygen` refuses (e.g. a key type this OpenSSH build dropped).
 pub fn try_run(keygen: &Path, args: &[&str]) -> Option<String> {
-    let output = Command::new(keygen).args(args).output().unwrap();
+    let output = Command::new(keygen).args(args).output().expect("ssh-keygen runs");
     output
         .status
         .success()
-        .then(|| String::from_utf8(output.stdout).unwrap())
+        .then(|| String::from_utf8(output.stdout).expect("ssh-keygen prints utf-8"))
 }
 
 /// The SHA256 fingerprint `ssh-keygen -lf` prints for a key file (second field of its first line).
 pub fn fingerprint(keygen: &Path, file: &Path) -> String {
-    let out = run(keygen, &["-l", "-E", "sha256", "-f", file.to_str().unwrap()]);
-    out.split_whitespace().nth(1).unwrap().to_owned()
+    let out = run(
+        keygen,
+        &[
+            "-l",
+            "-E",
+            "sha256",
+            "-f",
+            file.to_str().expect("a utf-8 temp path"),
+        ],
+    );
+    out.split_whitespace()
+        .nth(1)
+        .expect("ssh-keygen -l prints a fingerprint")
+        .to_owned()
 }
 
 /// Writes a file readable by its owner only, as `ssh-keygen` insists for private keys.
@@ -54,6 +66,7 @@ pub fn write_private(path: &Path, text: &str) {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .unwrap();
-    file.write_all(text.as_bytes()).unwrap();
+        .expect("the private key file is created");
+    file.write_all(text.as_bytes())
+        .expect("the private key is written");
 }
