@@ -91,6 +91,9 @@ pub enum Command {
     GenerateKey,
     /// Show the engine's health and the HTTP routing state.
     Health,
+    /// Manage users' API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Authorize an SSH public key on a container.
     AddSshKey {
         /// Id, id prefix or name.
@@ -123,6 +126,23 @@ pub enum Command {
         #[arg(long)]
         connect: bool,
     },
+}
+
+/// `cm token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for a user; it is shown once.
+    Create {
+        /// The user the token acts for.
+        user_id: String,
+    },
+    /// Revoke all tokens of a user, or one token by its id.
+    Revoke {
+        /// A user id (all their tokens) or a token id.
+        user_or_token: String,
+    },
+    /// List tokens (ids and users, never the secrets).
+    List,
 }
 
 /// Arguments of `create`.

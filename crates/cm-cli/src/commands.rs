@@ -13,9 +13,9 @@ use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::{Cli, Command, CreateArgs};
+use crate::cli::{Cli, Command, CreateArgs, TokenCommand};
 use crate::output;
-use crate::wiring::{build_manager, load_settings};
+use cm_wiring::{build_app, build_manager, load_settings, new_admin_key};
 
 /// Exit codes: 0 success, 1 refused (invalid input, not found, conflict, forbidden), 2 usage or
 /// internal error, 3 a dependency is unavailable (the engine is down), 4 timeout.
@@ -60,11 +60,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.json;
     // Commands that need neither the store nor the engine.
     if let Command::GenerateKey = cli.command {
-        let key = generate_admin_key();
+        let key = new_admin_key();
         if json {
-            output::json(&json!({ "admin_key": key }))?;
+            output::json(&json!({ "admin_key": key.expose() }))?;
         } else {
-            output::line(&key);
+            output::line(key.expose());
             eprintln!("set it with: export CONTAINER_ADMIN_KEY=<the key above>");
         }
         return Ok(ExitCode::SUCCESS);
@@ -78,6 +78,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             output::types(&manager_types);
         }
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Token(command) = cli.command {
+        return token(&settings, command, json).await;
     }
     let manager = build_manager(&settings)?;
 
@@ -229,7 +232,61 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::GenerateKey | Command::Types => unreachable!("handled before the manager is built"),
+        Command::GenerateKey | Command::Types | Command::Token(_) => {
+            unreachable!("handled before the manager is built")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token(
+    settings: &cm_wiring::Settings,
+    command: TokenCommand,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let auth = build_app(settings)?.auth;
+    match command {
+        TokenCommand::Create { user_id } => {
+            let user = UserId::parse(&user_id)?;
+            let (record, secret) = auth.create_user_token(&user).await?;
+            if json {
+                output::json(
+                    &json!({ "id": record.id, "user_id": record.user_id, "token": secret.expose() }),
+                )?;
+            } else {
+                output::line(secret.expose());
+                eprintln!(
+                    "token {} for {} (shown once; it reaches only {}'s containers)",
+                    record.id, record.user_id, record.user_id
+                );
+            }
+        }
+        TokenCommand::Revoke { user_or_token } => {
+            let tokens = auth.tokens().await?;
+            let removed = if tokens.iter().any(|t| t.id == user_or_token) {
+                auth.revoke_token(&user_or_token).await?;
+                1
+            } else {
+                auth.revoke_user_tokens(&UserId::parse(&user_or_token)?).await?
+            };
+            if json {
+                output::json(&json!({ "revoked": removed }))?;
+            } else {
+                output::line(&format!("revoked {removed} token(s)"));
+            }
+        }
+        TokenCommand::List => {
+            let tokens = auth.tokens().await?;
+            if json {
+                output::json(&tokens)?;
+            } else {
+                let rows: Vec<Vec<String>> = tokens
+                    .iter()
+                    .map(|t| vec![t.id.clone(), t.user_id.to_string(), t.created_at.clone()])
+                    .collect();
+                output::table(&["ID", "USER", "CREATED"], &rows);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -333,12 +390,4 @@ async fn logs(manager: &Manager, id: &str, tail: usize, follow: bool) -> anyhow:
         }
     }
     Ok(())
-}
-
-/// A new admin key: 32 random bytes, hex, with a recognisable prefix (so leaked keys can be found by
-/// secret scanners).
-fn generate_admin_key() -> String {
-    let bytes: [u8; 32] = rand::random();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("cmk_{hex}")
 }

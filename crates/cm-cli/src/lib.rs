@@ -4,6 +4,5 @@
 pub mod cli;
 mod commands;
 mod output;
-pub mod wiring;
 
 pub use commands::{exit_code_of, run};

@@ -5,6 +5,7 @@
 //! ones (cm-docker, cm-store, cm-nginx, cm-ssh) or, with the `testing` feature, the in-memory fakes
 //! in [`testing`].
 
+mod auth;
 mod config;
 mod error;
 mod keys;
@@ -18,6 +19,9 @@ mod values;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use auth::{
+    Action, AdminKeySource, Auth, CredentialStore, Entropy, Principal, Secret, SecretHash, TokenRecord,
+};
 pub use config::{
     Config, ContainerType, DATA_PATH, NginxSettings, RestartPolicy, SSH_CONTAINER_PORT, SSH_USER, SshMode,
     SshSettings, check_label,

@@ -9,6 +9,7 @@
 //! - `operations`: the intent of an unfinished create, delete or update.
 //! - `subnets`: each user's network subnet.
 //! - `ssh_keys`: the authorized keys of each container.
+//! - `tokens` and the kv key `ADMIN_KEY_HASH`: credentials, as SHA-256 hashes only.
 //!
 //! Only this crate knows these key strings and tables. Every call runs on tokio's blocking pool, so
 //! a busy database never stalls the async runtime.
@@ -25,6 +26,7 @@ use cm_core::{
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
+mod credentials;
 mod kv;
 
 use kv::Keys;
@@ -55,6 +57,12 @@ CREATE TABLE IF NOT EXISTS ssh_keys (
     added_at TEXT NOT NULL,
     seq INTEGER NOT NULL,
     PRIMARY KEY (container_name, fingerprint)
+) STRICT;
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
 ) STRICT;
 PRAGMA user_version = 1;
 ";

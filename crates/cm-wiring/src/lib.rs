@@ -1,11 +1,12 @@
-//! Composition: reads the configuration and the environment, builds the adapters, hands them to a
-//! `Manager`. The only place that knows which adapter implements which port.
+//! The composition root of `cm` and `cm-api`: reads the configuration and the environment, builds
+//! the adapters, hands them to a `Manager` and an `Auth`. The only place that knows which adapter
+//! implements which port; both binaries call these functions, so they always agree.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use cm_core::{Adapters, Config, Manager, NoProxy, PortRange, Proxy, SystemClock};
+use cm_core::{Adapters, Auth, Config, Entropy, Manager, NoProxy, PortRange, Proxy, Secret, SystemClock};
 use cm_docker::{DockerRuntime, TcpPortProbe};
 use cm_ssh::Ed25519KeyParser;
 use cm_store::SqliteStore;
@@ -23,6 +24,8 @@ pub mod env {
     pub const SERVER_HOST: &str = "CM_SERVER_HOST";
     /// The port pool, as `START-END`.
     pub const PORT_POOL: &str = "CM_PORT_POOL";
+    /// The admin key (at least 16 characters); without it a key is generated and stored hashed.
+    pub const ADMIN_KEY: &str = "CONTAINER_ADMIN_KEY";
 }
 
 /// The loaded configuration and the database path it resolves to.
@@ -92,17 +95,57 @@ fn default_database() -> PathBuf {
     data.join("containermanager/cm.db")
 }
 
+/// The manager and the authentication of one process, over one store.
+pub struct App {
+    /// The use cases.
+    pub manager: Manager,
+    /// Credentials.
+    pub auth: Auth,
+}
+
+/// Random bytes from the operating system.
+struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn secret_bytes(&self) -> [u8; 32] {
+        rand::random()
+    }
+}
+
+/// A new random admin key, for `cm generate-key`.
+pub fn new_admin_key() -> Secret {
+    Secret::new_admin_key(&OsEntropy)
+}
+
+/// Builds the manager and the authentication over the real adapters.
+pub fn build_app(settings: &Settings) -> anyhow::Result<App> {
+    let store = Arc::new(SqliteStore::open(&settings.database)?);
+    let env_key = std::env::var(env::ADMIN_KEY)
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .map(Secret::new);
+    let auth = Auth::new(store.clone(), Arc::new(OsEntropy), Arc::new(SystemClock), env_key)?;
+    Ok(App {
+        manager: manager_over(settings, store),
+        auth,
+    })
+}
+
 /// Builds a manager over the real adapters.
 pub fn build_manager(settings: &Settings) -> anyhow::Result<Manager> {
-    let store = SqliteStore::open(&settings.database)?;
+    let store = Arc::new(SqliteStore::open(&settings.database)?);
+    Ok(manager_over(settings, store))
+}
+
+fn manager_over(settings: &Settings, store: Arc<SqliteStore>) -> Manager {
     let proxy: Arc<dyn Proxy> = Arc::new(NoProxy);
     let adapters = Adapters {
         runtime: Arc::new(DockerRuntime::new()),
-        store: Arc::new(store),
+        store,
         proxy,
         keys: Arc::new(Ed25519KeyParser),
         probe: Arc::new(TcpPortProbe),
         clock: Arc::new(SystemClock),
     };
-    Ok(Manager::new(settings.config.clone(), adapters))
+    Manager::new(settings.config.clone(), adapters)
 }

@@ -1,0 +1,400 @@
+//! Credentials and who may do what (D8): the admin key, per-user tokens, and the authorization rule.
+//!
+//! Secrets are random 256-bit values shown once; only their SHA-256 hashes are stored, and hashes
+//! are compared in constant time. A caller-supplied user id is never proof of anything: a user is
+//! whoever the token says.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::names::UserId;
+use crate::ports::Clock;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "role", content = "user_id")]
+pub enum Principal {
+    /// The holder of the admin key: everything.
+    Admin,
+    /// The holder of a user token: that user's containers, within the user actions.
+    User(UserId),
+}
+
+/// What a caller wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Create a container (admin only).
+    CreateContainer,
+    /// Delete a container (admin only).
+    DeleteContainer,
+    /// Re-create a container with a new image (admin only).
+    UpdateContainer,
+    /// List, get, or read the status of containers.
+    ReadContainer,
+    /// Start, stop or restart.
+    ControlContainer,
+    /// Read logs.
+    ReadLogs,
+    /// Run a command inside.
+    Exec,
+    /// Add an SSH key.
+    AddSshKey,
+    /// Remove an SSH key (admin only).
+    RemoveSshKey,
+    /// Read SSH connection details and keys.
+    ReadSshInfo,
+    /// Create, revoke and list tokens, rotate the admin key, reconcile, routes (admin only).
+    Administer,
+    /// Read the engine's health.
+    ReadHealth,
+}
+
+/// A secret as presented or generated. Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+/// The SHA-256 of a secret, lowercase hex: what is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretHash(String);
+
+/// A stored user token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    /// A public id: the first 12 hex digits of the hash (safe to show and log).
+    pub id: String,
+    /// The user the token acts for.
+    pub user_id: UserId,
+    /// The hash of the token.
+    #[serde(skip)]
+    pub hash: SecretHash,
+    /// When it was created, RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// Where the admin key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminKeySource {
+    /// `CONTAINER_ADMIN_KEY`: rotate it by changing the variable.
+    Environment,
+    /// Generated and stored as a hash: rotate it with the API or the dashboard.
+    Stored,
+}
+
+/// Where credentials are kept (implemented by cm-store).
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// The stored admin key hash, if one was generated.
+    async fn admin_key_hash(&self) -> Result<Option<SecretHash>>;
+    /// Stores a new admin key hash, replacing any previous one.
+    async fn set_admin_key_hash(&self, hash: &SecretHash) -> Result<()>;
+    /// Stores a token.
+    async fn insert_token(&self, record: &TokenRecord) -> Result<()>;
+    /// The token with this hash.
+    async fn token_by_hash(&self, hash: &SecretHash) -> Result<Option<TokenRecord>>;
+    /// Deletes every token of a user; returns how many.
+    async fn revoke_user_tokens(&self, user: &UserId) -> Result<usize>;
+    /// Deletes one token by its public id; `false` when there was none.
+    async fn revoke_token(&self, id: &str) -> Result<bool>;
+    /// Every token, oldest first.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>>;
+}
+
+/// A source of random bytes for new secrets.
+pub trait Entropy: Send + Sync {
+    /// 32 fresh random bytes.
+    fn secret_bytes(&self) -> [u8; 32];
+}
+
+/// Authentication and token management.
+#[derive(Clone)]
+pub struct Auth {
+    store: Arc<dyn CredentialStore>,
+    entropy: Arc<dyn Entropy>,
+    clock: Arc<dyn Clock>,
+    env_admin: Option<SecretHash>,
+}
+
+const ADMIN_PREFIX: &str = "cmk_";
+const TOKEN_PREFIX: &str = "cmu_";
+/// Longer presented secrets are refused without hashing (a cheap guard against abuse).
+const SECRET_MAX: usize = 256;
+/// The shortest admin key accepted from the environment.
+const ENV_KEY_MIN: usize = 16;
+
+impl Secret {
+    /// Wraps presented text.
+    pub fn new(text: impl Into<String>) -> Self {
+        Secret(text.into())
+    }
+
+    /// The secret itself: call only to show it once or to hash it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Its hash.
+    pub fn hash(&self) -> SecretHash {
+        let digest = Sha256::digest(self.0.as_bytes());
+        SecretHash(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// A new random admin key (`cmk_` and 64 hex digits; the prefix lets secret scanners find leaks).
+    pub fn new_admin_key(entropy: &dyn Entropy) -> Self {
+        Self::generate(ADMIN_PREFIX, entropy)
+    }
+
+    fn generate(prefix: &str, entropy: &dyn Entropy) -> Self {
+        let hex: String = entropy
+            .secret_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Secret(format!("{prefix}{hex}"))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl SecretHash {
+    /// Wraps a stored hash (64 lowercase hex digits).
+    pub fn from_hex(hex: &str) -> Result<Self> {
+        if hex.len() == 64
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        {
+            Ok(SecretHash(hex.to_owned()))
+        } else {
+            Err(Error::internal("a stored secret hash is malformed"))
+        }
+    }
+
+    /// The hex text, for storage.
+    pub fn as_hex(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time equality.
+    pub fn matches(&self, other: &SecretHash) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+
+    fn public_id(&self) -> String {
+        self.0[..12].to_owned()
+    }
+}
+
+impl Principal {
+    /// Allows or refuses `action` on a container owned by `owner` (`None` for actions on no
+    /// container, such as listing one's own or creating tokens).
+    pub fn authorize(&self, action: Action, owner: Option<&UserId>) -> Result<()> {
+        let user = match self {
+            Principal::Admin => return Ok(()),
+            Principal::User(user) => user,
+        };
+        let user_action = matches!(
+            action,
+            Action::ReadContainer
+                | Action::ControlContainer
+                | Action::ReadLogs
+                | Action::Exec
+                | Action::AddSshKey
+                | Action::ReadSshInfo
+                | Action::ReadHealth
+        );
+        if !user_action {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "this action needs the admin key; a user token can not do it",
+            ));
+        }
+        match owner {
+            Some(owner) if owner != user => Err(Error::new(
+                ErrorKind::Forbidden,
+                "this container belongs to another user",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The user whose containers a listing may show: `None` for the admin (all).
+    pub fn scope(&self) -> Option<&UserId> {
+        match self {
+            Principal::Admin => None,
+            Principal::User(user) => Some(user),
+        }
+    }
+}
+
+impl Auth {
+    /// Authentication over a credential store. `env_admin_key` is `CONTAINER_ADMIN_KEY` when set;
+    /// it must be at least 16 characters.
+    pub fn new(
+        store: Arc<dyn CredentialStore>,
+        entropy: Arc<dyn Entropy>,
+        clock: Arc<dyn Clock>,
+        env_admin_key: Option<Secret>,
+    ) -> Result<Self> {
+        let env_admin = match env_admin_key {
+            Some(key) if key.0.trim().len() < ENV_KEY_MIN => {
+                return Err(Error::invalid(format!(
+                    "CONTAINER_ADMIN_KEY is too short: use at least {ENV_KEY_MIN} characters (`cm generate-key` makes one)"
+                )));
+            }
+            Some(key) => Some(Secret::new(key.0.trim()).hash()),
+            None => None,
+        };
+        Ok(Auth {
+            store,
+            entropy,
+            clock,
+            env_admin,
+        })
+    }
+
+    /// Where the admin key comes from.
+    pub fn admin_key_source(&self) -> AdminKeySource {
+        if self.env_admin.is_some() {
+            AdminKeySource::Environment
+        } else {
+            AdminKeySource::Stored
+        }
+    }
+
+    /// Makes sure an admin key exists: without `CONTAINER_ADMIN_KEY` and without a stored hash, a
+    /// new key is generated, its hash stored, and the key returned to be shown once.
+    pub async fn ensure_admin_key(&self) -> Result<Option<Secret>> {
+        if self.env_admin.is_some() || self.store.admin_key_hash().await?.is_some() {
+            return Ok(None);
+        }
+        let key = Secret::generate(ADMIN_PREFIX, self.entropy.as_ref());
+        self.store.set_admin_key_hash(&key.hash()).await?;
+        Ok(Some(key))
+    }
+
+    /// Replaces the stored admin key with a new one, returned to be shown once. Refused when the
+    /// key comes from the environment (change the variable instead).
+    pub async fn rotate_admin_key(&self) -> Result<Secret> {
+        if self.env_admin.is_some() {
+            return Err(Error::conflict(
+                "the admin key comes from CONTAINER_ADMIN_KEY: rotate it by changing the variable and restarting",
+            ));
+        }
+        let key = Secret::generate(ADMIN_PREFIX, self.entropy.as_ref());
+        self.store.set_admin_key_hash(&key.hash()).await?;
+        Ok(key)
+    }
+
+    /// Who holds `presented`: the admin, a user, or nobody (`Unauthorized`).
+    pub async fn authenticate(&self, presented: &Secret) -> Result<Principal> {
+        let text = presented.0.trim();
+        let unauthorized = || Error::new(ErrorKind::Unauthorized, "missing or wrong credentials");
+        if text.is_empty() || text.len() > SECRET_MAX {
+            return Err(unauthorized());
+        }
+        let hash = Secret::new(text).hash();
+        let admin = match &self.env_admin {
+            Some(env) => Some(env.clone()),
+            None => self.store.admin_key_hash().await?,
+        };
+        if admin.is_some_and(|admin| admin.matches(&hash)) {
+            return Ok(Principal::Admin);
+        }
+        match self.store.token_by_hash(&hash).await? {
+            Some(record) if record.hash.matches(&hash) => Ok(Principal::User(record.user_id)),
+            _ => Err(unauthorized()),
+        }
+    }
+
+    /// A new token for `user`, returned to be shown once.
+    pub async fn create_user_token(&self, user: &UserId) -> Result<(TokenRecord, Secret)> {
+        let token = Secret::generate(TOKEN_PREFIX, self.entropy.as_ref());
+        let hash = token.hash();
+        let record = TokenRecord {
+            id: hash.public_id(),
+            user_id: user.clone(),
+            hash,
+            created_at: humantime::format_rfc3339_seconds(self.clock.now()).to_string(),
+        };
+        self.store.insert_token(&record).await?;
+        Ok((record, token))
+    }
+
+    /// Revokes every token of a user; `NotFound` when there was none.
+    pub async fn revoke_user_tokens(&self, user: &UserId) -> Result<usize> {
+        match self.store.revoke_user_tokens(user).await? {
+            0 => Err(Error::not_found(format!("user {user} has no tokens"))),
+            n => Ok(n),
+        }
+    }
+
+    /// Revokes one token by its public id; `NotFound` when there is none.
+    pub async fn revoke_token(&self, id: &str) -> Result<()> {
+        if self.store.revoke_token(id.trim()).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found(format!(
+                "no token with id {}",
+                crate::names::quote(id)
+            )))
+        }
+    }
+
+    /// Every token (without secrets).
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.store.tokens().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> UserId {
+        UserId::parse(name).unwrap()
+    }
+
+    #[test]
+    fn admins_may_do_everything_users_only_their_own_user_actions() {
+        let alice = Principal::User(user("alice"));
+        assert!(
+            Principal::Admin
+                .authorize(Action::DeleteContainer, Some(&user("bob")))
+                .is_ok()
+        );
+        assert!(alice.authorize(Action::Exec, Some(&user("alice"))).is_ok());
+        assert!(alice.authorize(Action::ReadContainer, None).is_ok());
+        let other = alice.authorize(Action::Exec, Some(&user("bob"))).unwrap_err();
+        assert_eq!(other.kind(), ErrorKind::Forbidden);
+        for admin_only in [
+            Action::CreateContainer,
+            Action::DeleteContainer,
+            Action::UpdateContainer,
+            Action::RemoveSshKey,
+            Action::Administer,
+        ] {
+            let err = alice.authorize(admin_only, Some(&user("alice"))).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Forbidden, "{admin_only:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("cmk_supersecret");
+        assert_eq!(format!("{secret:?}"), "Secret([redacted])");
+        assert_eq!(secret.hash().as_hex().len(), 64);
+        assert!(secret.hash().matches(&Secret::new("cmk_supersecret").hash()));
+        assert!(!secret.hash().matches(&Secret::new("cmk_supersecreT").hash()));
+    }
+}
