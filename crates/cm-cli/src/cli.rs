@@ -91,6 +91,12 @@ pub enum Command {
     GenerateKey,
     /// Show the engine's health and the HTTP routing state.
     Health,
+    /// List the nginx routes with their state; `routes sync` re-renders them from the store.
+    Routes {
+        /// `sync`: render every route from the store and remove the others.
+        #[command(subcommand)]
+        action: Option<RoutesCommand>,
+    },
     /// Manage users' API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -126,6 +132,13 @@ pub enum Command {
         #[arg(long)]
         connect: bool,
     },
+}
+
+/// `cm routes ...`.
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// Render every route from the store, remove routes no container explains, reload once.
+    Sync,
 }
 
 /// `cm token ...`.

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::{Cli, Command, CreateArgs, TokenCommand};
+use crate::cli::{Cli, Command, CreateArgs, RoutesCommand, TokenCommand};
 use crate::output;
 use cm_wiring::{build_app, build_manager, load_settings, new_admin_key};
 
@@ -82,7 +82,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Token(command) = cli.command {
         return token(&settings, command, json).await;
     }
-    let manager = build_manager(&settings)?;
+    let manager = build_manager(&settings).await?;
 
     match cli.command {
         Command::Create(args) => create(&manager, args, json).await?,
@@ -158,6 +158,26 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if engine.is_err() {
                 return Ok(ExitCode::from(3));
+            }
+        }
+        Command::Routes { action } => {
+            let proxy = manager.proxy_status();
+            if !proxy.enabled {
+                if json {
+                    output::json(&json!({ "enabled": false, "detail": proxy.detail, "routes": [] }))?;
+                } else {
+                    output::line(&format!("routing disabled: {}", proxy.detail));
+                }
+                return Ok(ExitCode::from(if action.is_some() { 3 } else { 0 }));
+            }
+            let routes = match action {
+                Some(RoutesCommand::Sync) => manager.sync_routes().await?,
+                None => manager.routes().await?,
+            };
+            if json {
+                output::json(&json!({ "enabled": true, "detail": proxy.detail, "routes": routes }))?;
+            } else {
+                output::routes(&routes);
             }
         }
         Command::AddSshKey { id, key } => {
@@ -244,7 +264,7 @@ async fn token(
     command: TokenCommand,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let auth = build_app(settings)?.auth;
+    let auth = build_app(settings).await?.auth;
     match command {
         TokenCommand::Create { user_id } => {
             let user = UserId::parse(&user_id)?;
@@ -344,8 +364,14 @@ async fn create(manager: &Manager, args: CreateArgs, json: bool) -> anyhow::Resu
             ));
         }
     }
+    let proxy = manager.proxy_status();
     if let Some(route_error) = &outcome.route_error {
         eprintln!("warning: the container runs but its route was refused by nginx: {route_error}");
+    } else if !proxy.enabled && !json {
+        eprintln!(
+            "note: no HTTP route ({}); the container answers on 127.0.0.1:{}",
+            proxy.detail, outcome.spec.port
+        );
     }
     Ok(())
 }

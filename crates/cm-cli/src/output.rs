@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use cm_core::{ContainerSpec, ContainerType, SshMode, StoredKey};
+use cm_core::{ContainerSpec, ContainerType, RouteState, RouteStatus, SshMode, StoredKey};
 use serde::Serialize;
 
 /// Prints one JSON document.
@@ -159,4 +159,34 @@ pub fn keys(keys: &[StoredKey]) {
         })
         .collect();
     table(&["FINGERPRINT", "COMMENT", "ADDED"], &rows);
+}
+
+/// The routes table.
+pub fn routes(routes: &[RouteStatus]) {
+    if routes.is_empty() {
+        println!("no routes");
+        return;
+    }
+    let rows: Vec<Vec<String>> = routes
+        .iter()
+        .map(|r| {
+            let (state, detail) = match &r.state {
+                RouteState::Active => ("active", String::new()),
+                RouteState::Failed(message) => ("failed", message.replace('\n', " ")),
+                RouteState::Missing => ("missing", "run `cm routes sync`".to_owned()),
+                RouteState::Disabled => (
+                    "disabled",
+                    "file not linked into the enabled directory".to_owned(),
+                ),
+                RouteState::Orphaned => ("orphaned", "no container; `cm routes sync` removes it".to_owned()),
+            };
+            vec![
+                format!("/container/{}/{}/", r.user, r.kind),
+                r.port.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                state.to_owned(),
+                detail,
+            ]
+        })
+        .collect();
+    table(&["PATH", "PORT", "STATE", "DETAIL"], &rows);
 }

@@ -39,8 +39,8 @@ pub use network::{PortProbe, PortRange, Subnet, SubnetPool};
 pub use ports::{
     Clock, ContainerPlan, ContainerRuntime, CreateReservation, EngineInfo, Ensured, ExecOutput, ExecRequest,
     KeyParser, LogChunk, LogRequest, LogStream, NetworkPlan, NoProxy, ObservedContainer, Operation,
-    OperationKind, OutputStream, PortBinding, PortLease, Proxy, ProxyStatus, RemoveMode, Route, RouteState,
-    RouteStatus, Store, SystemClock, UploadEntry, VolumePlan,
+    OperationKind, OutputStream, PortBinding, PortLease, Proxy, ProxyStatus, ReloadOutcome, RemoveMode,
+    Route, RouteState, RouteStatus, Store, SystemClock, UploadEntry, VolumePlan,
 };
 pub use spec::{ContainerSpec, ContainerStatus, labels, owner_labels, url_path};
 pub use values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};

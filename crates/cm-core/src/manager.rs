@@ -18,7 +18,7 @@ use crate::network::PortProbe;
 use crate::ports::{
     Clock, ContainerPlan, ContainerRuntime, CreateReservation, EngineInfo, Ensured, ExecOutput, ExecRequest,
     KeyParser, LogRequest, LogStream, NetworkPlan, ObservedContainer, OperationKind, PortBinding, Proxy,
-    ProxyStatus, RemoveMode, Route, Store, UploadEntry, VolumePlan,
+    ProxyStatus, RemoveMode, Route, RouteState, RouteStatus, Store, UploadEntry, VolumePlan,
 };
 use crate::spec::{ContainerSpec, ContainerStatus, owner_labels, url_path};
 use crate::values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};
@@ -514,12 +514,7 @@ impl Manager {
         if !self.adapters.proxy.status().enabled {
             return None;
         }
-        let route = Route {
-            user: spec.user_id.clone(),
-            kind: spec.container_type.clone(),
-            port: spec.port,
-            strip_prefix: kind.strip_prefix,
-        };
+        let route = route_of(spec, kind.strip_prefix);
         match self.adapters.proxy.apply(&route).await {
             Ok(()) => None,
             Err(e) => {
@@ -527,6 +522,61 @@ impl Manager {
                 Some(e.message().to_owned())
             }
         }
+    }
+
+    /// The route every record should have.
+    fn expected_routes(&self, specs: &[ContainerSpec]) -> Vec<Route> {
+        specs
+            .iter()
+            .map(|spec| {
+                // A type removed from the configuration keeps the default (prefix stripped).
+                let strip = self
+                    .config
+                    .types
+                    .get(&spec.container_type)
+                    .is_none_or(|t| t.strip_prefix);
+                route_of(spec, strip)
+            })
+            .collect()
+    }
+
+    /// The routes nginx holds, with the ones the store expects but nginx lacks as `Missing` and
+    /// the ones no record explains as `Orphaned`. Empty when routing is disabled.
+    pub async fn routes(&self) -> Result<Vec<RouteStatus>> {
+        if !self.adapters.proxy.status().enabled {
+            return Ok(Vec::new());
+        }
+        let expected = self.expected_routes(&self.adapters.store.list_all().await?);
+        let mut present = self.adapters.proxy.routes().await?;
+        for status in &mut present {
+            let known = expected
+                .iter()
+                .any(|r| r.user.as_str() == status.user && r.kind.as_str() == status.kind);
+            if !known {
+                status.state = RouteState::Orphaned;
+            }
+        }
+        for route in &expected {
+            let there = present
+                .iter()
+                .any(|s| s.user == route.user.as_str() && s.kind == route.kind.as_str());
+            if !there {
+                present.push(RouteStatus {
+                    user: route.user.to_string(),
+                    kind: route.kind.to_string(),
+                    port: Some(route.port),
+                    state: RouteState::Missing,
+                });
+            }
+        }
+        present.sort_by(|a, b| (&a.user, &a.kind).cmp(&(&b.user, &b.kind)));
+        Ok(present)
+    }
+
+    /// Re-renders every route from the store and removes the others, with one reload.
+    pub async fn sync_routes(&self) -> Result<Vec<RouteStatus>> {
+        let expected = self.expected_routes(&self.adapters.store.list_all().await?);
+        self.adapters.proxy.sync(&expected).await
     }
 
     // -----------------------------------------------------------------------------------------
@@ -746,11 +796,12 @@ impl Manager {
         }
         // The container is gone: from here on the delete finishes, and a failing step leaves the
         // intent recorded for the reconciler.
-        if let Err(e) = self
-            .adapters
-            .proxy
-            .remove(&spec.user_id, &spec.container_type)
-            .await
+        if self.adapters.proxy.status().enabled
+            && let Err(e) = self
+                .adapters
+                .proxy
+                .remove(&spec.user_id, &spec.container_type)
+                .await
         {
             tracing::warn!(container = %spec.container_name, error = ?e, "route removal failed");
         }
@@ -909,6 +960,15 @@ impl Manager {
 const CLI_UID: u64 = 1000;
 /// The home directory of `cli`.
 const CLI_HOME: &str = "/home/cli";
+
+fn route_of(spec: &ContainerSpec, strip_prefix: bool) -> Route {
+    Route {
+        user: spec.user_id.clone(),
+        kind: spec.container_type.clone(),
+        port: spec.port,
+        strip_prefix,
+    }
+}
 
 fn require_ssh(spec: &ContainerSpec) -> Result<u16> {
     spec.ssh_port.ok_or_else(|| {

@@ -380,8 +380,12 @@ pub enum RouteState {
     Active,
     /// Written but refused by `nginx -t`; the message is nginx's own.
     Failed(String),
-    /// Expected from the store but not present.
+    /// Expected from the store but not present (or a link without a file).
     Missing,
+    /// Written but not linked into the enabled directory, so not served.
+    Disabled,
+    /// Present in nginx but no container record explains it.
+    Orphaned,
 }
 
 /// A route and its state.
@@ -397,13 +401,38 @@ pub struct RouteStatus {
     pub state: RouteState,
 }
 
-/// Whether HTTP exposure works at all.
+/// Whether HTTP exposure works at all, and how the last reload went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProxyStatus {
     /// False when nginx is absent or unusable; routes are then not written.
     pub enabled: bool,
     /// Why it is disabled, or where routes live.
     pub detail: String,
+    /// Reloads this process made.
+    pub reloads: u64,
+    /// The last reload of this process, if any.
+    pub last_reload: Option<ReloadOutcome>,
+}
+
+/// When a reload ran and whether nginx accepted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadOutcome {
+    /// When it finished, RFC 3339 UTC.
+    pub at: String,
+    /// nginx's message when it failed.
+    pub error: Option<String>,
+}
+
+impl ProxyStatus {
+    /// The status of a proxy that routes nothing, with the reason.
+    pub fn disabled(reason: impl Into<String>) -> Self {
+        ProxyStatus {
+            enabled: false,
+            detail: reason.into(),
+            reloads: 0,
+            last_reload: None,
+        }
+    }
 }
 
 /// The reverse proxy in front of the containers.
@@ -429,10 +458,7 @@ pub struct NoProxy;
 #[async_trait]
 impl Proxy for NoProxy {
     fn status(&self) -> ProxyStatus {
-        ProxyStatus {
-            enabled: false,
-            detail: "HTTP exposure disabled in the configuration ([nginx] enabled = false)".to_owned(),
-        }
+        ProxyStatus::disabled("HTTP exposure disabled in the configuration ([nginx] enabled = false)")
     }
 
     async fn apply(&self, _route: &Route) -> Result<()> {

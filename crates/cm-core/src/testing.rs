@@ -640,12 +640,15 @@ impl Proxy for FakeProxy {
         ProxyStatus {
             enabled: true,
             detail: "fake proxy".into(),
+            reloads: 0,
+            last_reload: None,
         }
     }
 
     async fn apply(&self, route: &Route) -> Result<()> {
         if let Some(message) = self.refuse.lock().unwrap().clone() {
-            return Err(Error::invalid(message));
+            // Like nginx: a refused route is a conflict with the rest of the configuration.
+            return Err(Error::conflict(message));
         }
         self.routes
             .lock()

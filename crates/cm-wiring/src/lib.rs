@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use cm_core::{Adapters, Auth, Config, Entropy, Manager, NoProxy, PortRange, Proxy, Secret, SystemClock};
+use cm_core::{Adapters, Auth, Config, Entropy, Manager, PortRange, Proxy, Secret, SystemClock};
 use cm_docker::{DockerRuntime, TcpPortProbe};
+use cm_nginx::NginxProxy;
 use cm_ssh::Ed25519KeyParser;
 use cm_store::SqliteStore;
 
@@ -118,7 +119,7 @@ pub fn new_admin_key() -> Secret {
 }
 
 /// Builds the manager and the authentication over the real adapters.
-pub fn build_app(settings: &Settings) -> anyhow::Result<App> {
+pub async fn build_app(settings: &Settings) -> anyhow::Result<App> {
     let store = Arc::new(SqliteStore::open(&settings.database)?);
     let env_key = std::env::var(env::ADMIN_KEY)
         .ok()
@@ -126,19 +127,20 @@ pub fn build_app(settings: &Settings) -> anyhow::Result<App> {
         .map(Secret::new);
     let auth = Auth::new(store.clone(), Arc::new(OsEntropy), Arc::new(SystemClock), env_key)?;
     Ok(App {
-        manager: manager_over(settings, store),
+        manager: manager_over(settings, store).await,
         auth,
     })
 }
 
 /// Builds a manager over the real adapters.
-pub fn build_manager(settings: &Settings) -> anyhow::Result<Manager> {
+pub async fn build_manager(settings: &Settings) -> anyhow::Result<Manager> {
     let store = Arc::new(SqliteStore::open(&settings.database)?);
-    Ok(manager_over(settings, store))
+    Ok(manager_over(settings, store).await)
 }
 
-fn manager_over(settings: &Settings, store: Arc<SqliteStore>) -> Manager {
-    let proxy: Arc<dyn Proxy> = Arc::new(NoProxy);
+async fn manager_over(settings: &Settings, store: Arc<SqliteStore>) -> Manager {
+    // nginx when configured and present; otherwise routing is reported as disabled, never faked.
+    let proxy: Arc<dyn Proxy> = Arc::new(NginxProxy::detect(&settings.config.nginx).await);
     let adapters = Adapters {
         runtime: Arc::new(DockerRuntime::new()),
         store,

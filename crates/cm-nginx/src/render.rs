@@ -1,0 +1,129 @@
+//! Rendering route files and the http-level map snippet from embedded minijinja templates.
+//!
+//! Only validated cm-core values ([`UserId`], [`TypeName`], a `u16` port, a `bool`) reach the
+//! templates: the template cannot protect nginx from injection, the types do.
+
+use std::sync::OnceLock;
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, UndefinedBehavior, context};
+
+use cm_core::{Error, Result, Route, TypeName, UserId};
+
+const ROUTE_TEMPLATE: &str = "route.conf";
+const MAP_TEMPLATE: &str = "cm-map.conf";
+
+/// The file name of a route in `box-available/` and `box-enabled/`: `container-{user_id}-{type}.conf`.
+///
+/// The name is unambiguous because a type name never contains `-`.
+pub fn route_file_name(user: &UserId, kind: &TypeName) -> String {
+    format!("{FILE_PREFIX}{user}-{kind}{FILE_SUFFIX}")
+}
+
+/// Renders the route file of `route`: the `location /container/{user_id}/{type}/` block and the
+/// redirect of the bare path, to be included inside a `server` block.
+pub fn render_route(route: &Route) -> Result<String> {
+    let prefix = format!("/container/{}/{}", route.user, route.kind);
+    render(
+        ROUTE_TEMPLATE,
+        context! {
+            user => route.user.as_str(),
+            kind => route.kind.as_str(),
+            port => route.port,
+            strip_prefix => route.strip_prefix,
+            prefix => prefix,
+        },
+    )
+}
+
+/// Renders the http-level snippet (`cm-map.conf`) defining `$connection_upgrade`, which every route
+/// uses for WebSocket upgrades. The operator includes it once in the `http` block.
+pub fn render_map_snippet() -> String {
+    // The map template has no variables, so rendering it can not fail short of a bug that the
+    // snapshot test would catch first.
+    render(MAP_TEMPLATE, context! {}).unwrap_or_else(|e| unreachable!("the map snippet renders: {e:?}"))
+}
+
+pub(crate) const FILE_PREFIX: &str = "container-";
+pub(crate) const FILE_SUFFIX: &str = ".conf";
+
+/// The port recorded in a route file's header line, if it has one.
+pub(crate) fn port_of(content: &str) -> Option<u16> {
+    content
+        .lines()
+        .find_map(|line| line.strip_prefix("# cm-route "))
+        .and_then(|header| header.split(' ').find_map(|field| field.strip_prefix("port=")))
+        .and_then(|port| port.parse().ok())
+}
+
+fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Block tags on their own lines leave no blank lines behind; the file ends with a newline.
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build();
+        match syntax {
+            Ok(syntax) => env.set_syntax(syntax),
+            Err(e) => unreachable!("the syntax configuration is valid: {e:?}"),
+        }
+        // `.conf` names: minijinja's default callback escapes nothing for them, which is right for
+        // nginx syntax (HTML escaping would not help there anyway).
+        for (name, source) in [
+            (ROUTE_TEMPLATE, include_str!("templates/route.conf.j2")),
+            (MAP_TEMPLATE, include_str!("templates/cm-map.conf.j2")),
+        ] {
+            if let Err(e) = env.add_template(name, source) {
+                unreachable!("embedded template {name} parses: {e:?}");
+            }
+        }
+        env
+    })
+}
+
+fn render(name: &str, ctx: minijinja::Value) -> Result<String> {
+    environment()
+        .get_template(name)
+        .and_then(|template| template.render(ctx))
+        .map_err(|e| Error::internal(format!("rendering nginx template {name} failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(user: &str, kind: &str, port: u16, strip_prefix: bool) -> Route {
+        Route {
+            user: UserId::parse(user).unwrap(),
+            kind: TypeName::parse(kind).unwrap(),
+            port,
+            strip_prefix,
+        }
+    }
+
+    #[test]
+    fn the_header_records_the_port() {
+        let text = render_route(&route("alice", "cli_v4", 9001, true)).unwrap();
+        assert_eq!(port_of(&text), Some(9001));
+        assert_eq!(port_of("location / {}"), None);
+    }
+
+    #[test]
+    fn file_names_put_the_type_last() {
+        let name = route_file_name(&UserId::parse("a-b_c").unwrap(), &TypeName::parse("x_1").unwrap());
+        assert_eq!(name, "container-a-b_c-x_1.conf");
+    }
+
+    #[test]
+    fn strip_and_keep_differ_only_in_the_proxy_pass_part() {
+        let strip = render_route(&route("u", "t", 9000, true)).unwrap();
+        let keep = render_route(&route("u", "t", 9000, false)).unwrap();
+        assert!(strip.contains("proxy_pass http://127.0.0.1:9000/;"));
+        assert!(keep.contains("proxy_pass http://127.0.0.1:9000;"));
+        assert!(!keep.contains("proxy_redirect"));
+    }
+}
