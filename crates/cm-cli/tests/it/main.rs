@@ -9,3 +9,4 @@ mod failures;
 mod helpers;
 mod lifecycle;
 mod networks;
+mod ssh;
