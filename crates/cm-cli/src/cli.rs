@@ -85,6 +85,26 @@ pub enum Command {
         #[arg(long)]
         purge: bool,
     },
+    /// Re-create a container with a new image (or its type's current one), keeping its name,
+    /// ports, volume, environment, limits, keys and route; rolls back if the new one fails.
+    Update {
+        /// Id, id prefix or name.
+        id: String,
+        /// The new image; the type's configured image when left out.
+        #[arg(long)]
+        image: Option<String>,
+    },
+    /// Compare the store with the engine, nginx and the keys, and converge: finish or undo
+    /// interrupted operations, re-create lost containers, re-apply keys and routes, free leaked
+    /// leases, report orphans.
+    Reconcile {
+        /// Only report what would be done.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also remove orphans (labelled objects no record explains).
+        #[arg(long)]
+        prune: bool,
+    },
     /// List the configured container types.
     Types,
     /// Print a new random admin key (set it as CONTAINER_ADMIN_KEY).

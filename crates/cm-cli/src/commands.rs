@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cm_core::{
     Command as ContainerCommand, CreateForm, CreateRequest, DeleteOptions, ErrorKind, Listing, LogRequest,
-    Manager, OutputStream, UserId,
+    Manager, OutputStream, ReconcileOptions, UserId,
 };
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -134,6 +134,38 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     spec.container_name, spec.volume_name
                 ));
             }
+        }
+        Command::Update { id, image } => {
+            let image = image.as_deref().map(cm_core::ImageRef::parse).transpose()?;
+            let spec = manager.update(&id, image).await?;
+            if json {
+                output::json(&spec)?;
+            } else {
+                output::line(&format!(
+                    "updated {} to {} ({}), port 127.0.0.1:{}",
+                    spec.container_name,
+                    spec.image,
+                    spec.short_id(),
+                    spec.port
+                ));
+            }
+        }
+        Command::Reconcile { dry_run, prune } => {
+            let report = manager.reconcile(ReconcileOptions { dry_run, prune }).await?;
+            if json {
+                output::json(&report)?;
+            } else {
+                output::reconcile(&report);
+            }
+            let failed = report
+                .findings
+                .iter()
+                .any(|f| f.outcome == cm_core::Outcome::Failed);
+            return Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            });
         }
         Command::Health => {
             let engine = manager.engine_info().await;

@@ -4,7 +4,9 @@
 
 use std::io::Write;
 
-use cm_core::{ContainerSpec, ContainerType, RouteState, RouteStatus, SshMode, StoredKey};
+use cm_core::{
+    ContainerSpec, ContainerType, Outcome, ReconcileReport, RouteState, RouteStatus, SshMode, StoredKey,
+};
 use serde::Serialize;
 
 /// Prints one JSON document.
@@ -189,4 +191,47 @@ pub fn routes(routes: &[RouteStatus]) {
         })
         .collect();
     table(&["PATH", "PORT", "STATE", "DETAIL"], &rows);
+}
+
+/// A reconcile report: one line per finding, then a summary.
+pub fn reconcile(report: &ReconcileReport) {
+    let rows: Vec<Vec<String>> = report
+        .findings
+        .iter()
+        .map(|f| {
+            vec![
+                serde_json::to_value(f.outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                serde_json::to_value(f.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                f.name.clone(),
+                f.id.as_deref()
+                    .map_or_else(|| "-".to_owned(), |id| id[..12.min(id.len())].to_owned()),
+                f.detail.clone(),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        table(&["OUTCOME", "FINDING", "NAME", "ID", "DETAIL"], &rows);
+    }
+    let count = |outcome: Outcome| report.findings.iter().filter(|f| f.outcome == outcome).count();
+    let mode = if report.dry_run {
+        " (dry run: nothing changed)"
+    } else {
+        ""
+    };
+    println!(
+        "checked {} containers in {} ms{mode}: {} fixed, {} would fix, {} orphans reported, {} removed, {} failed",
+        report.records,
+        report.duration_ms,
+        count(Outcome::Fixed),
+        count(Outcome::WouldFix),
+        count(Outcome::Reported),
+        count(Outcome::Removed) + count(Outcome::WouldRemove),
+        count(Outcome::Failed)
+    );
 }

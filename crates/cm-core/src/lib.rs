@@ -9,10 +9,12 @@ mod auth;
 mod config;
 mod error;
 mod keys;
+mod live;
 mod manager;
 mod names;
 mod network;
 mod ports;
+mod reconcile;
 mod spec;
 mod values;
 
@@ -30,6 +32,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use keys::{
     COMMENT_MAX, ED25519, KEY_LINE_MAX, SshPublicKey, StoredKey, comment_is_safe, render_authorized_keys,
 };
+pub use live::StatusView;
 pub use manager::{
     Adapters, CreateForm, CreateOutcome, CreateRequest, DEFAULT_EXEC_TIMEOUT, DeleteOptions, KeyAdded,
     Listing, Manager, SshInfo,
@@ -37,10 +40,15 @@ pub use manager::{
 pub use names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
 pub use network::{PortProbe, PortRange, Subnet, SubnetPool};
 pub use ports::{
-    Clock, ContainerPlan, ContainerRuntime, CreateReservation, EngineInfo, Ensured, ExecOutput, ExecRequest,
-    KeyParser, LogChunk, LogRequest, LogStream, NetworkPlan, NoProxy, ObservedContainer, Operation,
-    OperationKind, OutputStream, PortBinding, PortLease, Proxy, ProxyStatus, ReloadOutcome, RemoveMode,
-    Route, RouteState, RouteStatus, Store, SystemClock, UploadEntry, VolumePlan,
+    Clock, ContainerEvent, ContainerPlan, ContainerRuntime, CreateReservation, EngineInfo, Ensured,
+    EventStream, ExecOutput, ExecRequest, FailPoints, KeyParser, LogChunk, LogRequest, LogStream,
+    NetworkPlan, NoFailPoints, NoProxy, ObservedContainer, ObservedObject, Operation, OperationKind,
+    OutputStream, PortBinding, PortLease, Proxy, ProxyStatus, ReloadOutcome, RemoveMode, Route, RouteState,
+    RouteStatus, Store, SystemClock, UploadEntry, VolumePlan,
+};
+pub use reconcile::{
+    CONCURRENCY, Finding, FindingKind, Outcome, PREVIOUS_SUFFIX, RECORD_TIME_LIMIT, ReconcileOptions,
+    ReconcileReport,
 };
 pub use spec::{ContainerSpec, ContainerStatus, labels, owner_labels, url_path};
 pub use values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};

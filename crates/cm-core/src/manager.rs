@@ -13,13 +13,15 @@ use serde::Serialize;
 use crate::config::{Config, ContainerType, DATA_PATH, SSH_CONTAINER_PORT, SSH_USER, SshMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::{SshPublicKey, StoredKey, render_authorized_keys};
+use crate::live::StatusView;
 use crate::names::{ContainerName, NetworkName, TypeName, UserId, VolumeName, quote};
 use crate::network::PortProbe;
 use crate::ports::{
     Clock, ContainerPlan, ContainerRuntime, CreateReservation, EngineInfo, Ensured, ExecOutput, ExecRequest,
-    KeyParser, LogRequest, LogStream, NetworkPlan, ObservedContainer, OperationKind, PortBinding, Proxy,
-    ProxyStatus, RemoveMode, Route, RouteState, RouteStatus, Store, UploadEntry, VolumePlan,
+    FailPoints, KeyParser, LogRequest, LogStream, NetworkPlan, ObservedContainer, OperationKind, PortBinding,
+    Proxy, ProxyStatus, RemoveMode, Route, RouteState, RouteStatus, Store, UploadEntry, VolumePlan,
 };
+use crate::reconcile::{Outcome, ReconcileOptions};
 use crate::spec::{ContainerSpec, ContainerStatus, owner_labels, url_path};
 use crate::values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};
 
@@ -38,6 +40,8 @@ pub struct Adapters {
     pub probe: Arc<dyn PortProbe>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Fail points for crash tests ([`crate::NoFailPoints`] in production).
+    pub fail_points: Arc<dyn FailPoints>,
 }
 
 /// ContainerManager's use cases over a set of adapters.
@@ -45,6 +49,7 @@ pub struct Adapters {
 pub struct Manager {
     config: Arc<Config>,
     adapters: Adapters,
+    status_view: Option<Arc<StatusView>>,
 }
 
 /// A validated create request.
@@ -153,8 +158,13 @@ pub struct SshInfo {
 /// The default time limit of an exec.
 pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The operation step noting that a create made the user's network.
+pub(crate) const STEP_NETWORK_CREATED: &str = "network_created";
+/// The operation step noting that a create made the data volume.
+pub(crate) const STEP_VOLUME_CREATED: &str = "volume_created";
+
 /// Something a create did that undo must reverse.
-enum Undo {
+pub(crate) enum Undo {
     Container(String),
     Volume(VolumeName),
     Network(NetworkName, UserId),
@@ -223,7 +233,14 @@ impl Manager {
         Manager {
             config: Arc::new(config),
             adapters,
+            status_view: None,
         }
+    }
+
+    /// Answers listings from `view` while it is live (see [`Manager::feed_status_view`]).
+    pub fn with_status_view(mut self, view: Arc<StatusView>) -> Self {
+        self.status_view = Some(view);
+        self
     }
 
     /// The configuration.
@@ -305,26 +322,20 @@ impl Manager {
         let started = self.adapters.clock.now();
         let reservation = CreateReservation {
             name: name.clone(),
+            user: request.user_id.clone(),
+            kind: kind.name.clone(),
             range: self.config.port_pool,
             ports: if ssh { 2 } else { 1 },
             exclude,
             started,
         };
-        let leased = match self
-            .adapters
-            .store
-            .begin_create(&reservation, self.adapters.probe.clone())
-            .await
-        {
-            Ok(ports) => ports,
-            Err(e) if e.kind() == ErrorKind::Conflict => {
-                // A record may have appeared between the check above and the transaction.
-                return match self.adapters.store.get_by_name(&name).await? {
-                    Some(existing) => Err(already_exists(&existing)),
-                    None => Err(e),
-                };
+        let leased = match self.reserve(&reservation).await {
+            Err(e)
+                if e.kind() == ErrorKind::Conflict && self.recover_interrupted(&name, progress).await? =>
+            {
+                self.reserve(&reservation).await?
             }
-            Err(e) => return Err(e),
+            other => other?,
         };
         progress(&format!("leased port {}", join_ports(&leased)));
 
@@ -346,6 +357,41 @@ impl Manager {
         }
     }
 
+    /// Records the intent of a create and leases its ports; a conflict names the existing container.
+    async fn reserve(&self, reservation: &CreateReservation) -> Result<Vec<u16>> {
+        let store = &self.adapters.store;
+        match store.begin_create(reservation, self.adapters.probe.clone()).await {
+            Err(e) if e.kind() == ErrorKind::Conflict => match store.get_by_name(&reservation.name).await? {
+                // A record may have appeared between the first check and the transaction.
+                Some(existing) => Err(already_exists(&existing)),
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// Finishes or undoes an interrupted operation on `name` whose process is gone, so that the
+    /// user is never locked out of re-creating; `false` when there is none (a live one runs).
+    async fn recover_interrupted(
+        &self,
+        name: &ContainerName,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<bool> {
+        let store = &self.adapters.store;
+        let mut recovered = false;
+        for operation in store.claim_abandoned().await? {
+            if &operation.name != name {
+                store.unclaim(&operation.name).await?;
+                continue;
+            }
+            progress("finishing an interrupted operation first");
+            let finding = self.recover(operation, ReconcileOptions::default()).await;
+            tracing::info!(container = %name, ?finding, "interrupted operation settled before create");
+            recovered = finding.outcome == Outcome::Fixed;
+        }
+        Ok(recovered)
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn create_steps(
         &self,
@@ -357,91 +403,86 @@ impl Manager {
         undo: &mut Vec<Undo>,
         progress: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<ContainerSpec> {
+        let mut spec = new_spec(request, kind, leased, started, self.config.subnet_pool.range);
+        for key in keys {
+            self.adapters
+                .store
+                .add_key(&spec.container_name, key, started)
+                .await?;
+        }
+        self.materialize(&mut spec, kind, undo, progress, "create")
+            .await?;
+        self.adapters.store.finish_create(&spec).await?;
+        self.fail_point("create:recorded");
+        Ok(spec)
+    }
+
+    /// Makes a spec real on the engine: the user's network (with its subnet lease), the data
+    /// volume, and the container with its keys, started. Objects made new here go on `undo` and
+    /// are noted as steps of the running operation, so a crash can be undone precisely.
+    pub(crate) async fn materialize(
+        &self,
+        spec: &mut ContainerSpec,
+        kind: &ContainerType,
+        undo: &mut Vec<Undo>,
+        progress: &(dyn Fn(&str) + Send + Sync),
+        context: &str,
+    ) -> Result<()> {
         let runtime = &self.adapters.runtime;
         let store = &self.adapters.store;
-        let user = &request.user_id;
-        let name = ContainerName::of(user, &kind.name);
+        let name = spec.container_name.clone();
+        let user = spec.user_id.clone();
         let extra = &self.config.extra_labels;
 
         progress("preparing the user network");
-        let network = NetworkName::of(user);
         let engine_subnets = runtime.network_subnets().await?;
-        let subnet = store
-            .lease_subnet(user, self.config.subnet_pool, &engine_subnets)
+        spec.subnet = store
+            .lease_subnet(&user, self.config.subnet_pool, &engine_subnets)
             .await?;
         let network_plan = NetworkPlan {
-            name: network.clone(),
-            subnet,
-            labels: owner_labels(user, None, extra),
+            name: spec.network_name.clone(),
+            subnet: spec.subnet,
+            labels: owner_labels(&user, None, extra),
         };
         if runtime.ensure_network(&network_plan).await? == Ensured::Created {
-            undo.push(Undo::Network(network.clone(), user.clone()));
+            undo.push(Undo::Network(spec.network_name.clone(), user.clone()));
+            store.record_step(&name, STEP_NETWORK_CREATED).await?;
         }
+        self.fail_point(&format!("{context}:network"));
 
         progress("preparing the data volume");
-        let volume = VolumeName::of(user, &kind.name);
         let volume_plan = VolumePlan {
-            name: volume.clone(),
-            labels: owner_labels(user, Some(&kind.name), extra),
+            name: spec.volume_name.clone(),
+            labels: owner_labels(&user, Some(&spec.container_type), extra),
         };
         if runtime.ensure_volume(&volume_plan).await? == Ensured::Created {
-            undo.push(Undo::Volume(volume.clone()));
+            undo.push(Undo::Volume(spec.volume_name.clone()));
+            store.record_step(&name, STEP_VOLUME_CREATED).await?;
         }
-
-        let mut env = kind.env.clone();
-        env.merge(&request.env);
-        env.set("USER_ID", user.as_str());
-        env.set("CONTAINER_TYPE", kind.name.as_str());
-        env.set("PORT", kind.internal_port.to_string());
-        env.set("BASE_PATH", url_path(user, &kind.name));
-        let ssh_port = leased.get(1).copied();
-        if ssh_port.is_some() {
-            env.set("CM_SSH", "1");
-        }
-
-        let mut spec = ContainerSpec {
-            container_id: String::new(),
-            container_name: name.clone(),
-            container_type: kind.name.clone(),
-            user_id: user.clone(),
-            port: leased[0],
-            internal_port: kind.internal_port,
-            image: request.image.clone().unwrap_or_else(|| kind.image.clone()),
-            volume_name: volume,
-            status: ContainerStatus::Created,
-            created_at: humantime::format_rfc3339_seconds(started).to_string(),
-            env,
-            ssh_port,
-            network_name: network,
-            subnet,
-            command: request.command.clone().or_else(|| kind.command.clone()),
-            memory: request.memory.unwrap_or(kind.memory),
-            cpus: request.cpus.unwrap_or(kind.cpus),
-            pids_limit: kind.pids_limit,
-            url_path: url_path(user, &kind.name),
-        };
+        self.fail_point(&format!("{context}:volume"));
 
         progress(&format!("creating container {name} from {}", spec.image));
-        let id = runtime.create_container(&self.plan(&spec, kind)).await?;
+        let id = runtime.create_container(&self.plan(spec, kind)).await?;
         undo.push(Undo::Container(id.clone()));
         spec.container_id = id.clone();
+        self.fail_point(&format!("{context}:container"));
 
-        for key in keys {
-            store.add_key(&name, key, started).await?;
-        }
         if spec.ssh_port.is_some() {
-            self.install_keys(&spec).await?;
+            self.install_keys(spec).await?;
         }
-
         progress("starting");
         runtime.start_container(&id).await?;
         spec.status = runtime
             .inspect_container(&id)
             .await?
             .map_or(ContainerStatus::Missing, |c| c.status);
+        self.fail_point(&format!("{context}:started"));
+        Ok(())
+    }
 
-        store.finish_create(&spec).await?;
-        Ok(spec)
+    /// Lets tests stop the process at a named point (see [`crate::FailPoints`]).
+    pub(crate) fn fail_point(&self, point: &str) {
+        self.adapters.fail_points.reached(point);
     }
 
     /// The engine's view of a spec: the plan create and re-create use.
@@ -483,8 +524,8 @@ impl Manager {
         for step in undo.into_iter().rev() {
             let result = match &step {
                 Undo::Container(id) => runtime.remove_container(id, RemoveMode::Force).await,
-                Undo::Volume(volume) => runtime.remove_volume(volume).await,
-                Undo::Network(network, user) => match runtime.remove_network(network).await {
+                Undo::Volume(volume) => runtime.remove_volume(volume.as_str()).await,
+                Undo::Network(network, user) => match runtime.remove_network(network.as_str()).await {
                     Ok(()) => self.release_subnet_if_unused(user).await,
                     // Another container of the user joined the network meanwhile; it stays.
                     Err(e) if e.kind() == ErrorKind::Conflict => Ok(()),
@@ -651,6 +692,18 @@ impl Manager {
         mut specs: Vec<ContainerSpec>,
         filter: &BTreeMap<String, String>,
     ) -> Listing {
+        if let Some(statuses) = self.status_view.as_ref().and_then(|v| v.snapshot()) {
+            for spec in &mut specs {
+                spec.status = statuses
+                    .get(&spec.container_id)
+                    .copied()
+                    .unwrap_or(ContainerStatus::Missing);
+            }
+            return Listing {
+                containers: specs,
+                stale: None,
+            };
+        }
         match self.adapters.runtime.list_managed(filter).await {
             Ok(observed) => {
                 let by_id: BTreeMap<&str, &ObservedContainer> =
@@ -784,8 +837,9 @@ impl Manager {
             OperationKind::Delete
         };
         store
-            .begin_operation(&spec.container_name, kind, self.adapters.clock.now())
+            .begin_operation(&spec, kind, self.adapters.clock.now())
             .await?;
+        self.fail_point("delete:begun");
 
         if let Err(e) = runtime
             .remove_container(&spec.container_id, RemoveMode::Force)
@@ -794,8 +848,18 @@ impl Manager {
             store.end_operation(&spec.container_name).await?;
             return Err(e.context(format_args!("deleting {}", spec.container_name)));
         }
+        self.fail_point("delete:container");
         // The container is gone: from here on the delete finishes, and a failing step leaves the
         // intent recorded for the reconciler.
+        self.finish_deleting(&spec, options.purge).await?;
+        Ok(spec)
+    }
+
+    /// The steps of a delete after the container is gone: the route, the volume (with purge),
+    /// the records, and the user's network when it was their last container.
+    pub(crate) async fn finish_deleting(&self, spec: &ContainerSpec, purge: bool) -> Result<()> {
+        let runtime = &self.adapters.runtime;
+        let store = &self.adapters.store;
         if self.adapters.proxy.status().enabled
             && let Err(e) = self
                 .adapters
@@ -805,19 +869,36 @@ impl Manager {
         {
             tracing::warn!(container = %spec.container_name, error = ?e, "route removal failed");
         }
-        if options.purge {
-            runtime.remove_volume(&spec.volume_name).await?;
+        if purge {
+            runtime.remove_volume(spec.volume_name.as_str()).await?;
+            self.fail_point("delete:volume");
         }
-        store.finish_delete(&spec).await?;
-        if store.list_user(&spec.user_id).await?.is_empty() {
-            match runtime.remove_network(&spec.network_name).await {
-                Ok(()) => store.release_subnet(&spec.user_id).await?,
-                Err(e) => {
-                    tracing::info!(network = %spec.network_name, error = ?e, "user network kept")
-                }
+        store.finish_delete(spec).await?;
+        self.fail_point("delete:recorded");
+        // The delete is done; a network that can not go now is left to the reconciler.
+        if let Err(e) = self
+            .remove_network_if_unused(&spec.user_id, &spec.network_name)
+            .await
+        {
+            tracing::warn!(network = %spec.network_name, error = ?e, "user network not removed");
+        }
+        Ok(())
+    }
+
+    /// Removes a user's network and frees its subnet when the user has no container left.
+    pub(crate) async fn remove_network_if_unused(&self, user: &UserId, network: &NetworkName) -> Result<()> {
+        let store = &self.adapters.store;
+        if !store.list_user(user).await?.is_empty() {
+            return Ok(());
+        }
+        match self.adapters.runtime.remove_network(network.as_str()).await {
+            Ok(()) => store.release_subnet(user).await,
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                tracing::info!(network = %network, error = ?e, "user network kept: containers attached");
+                Ok(())
             }
+            Err(e) => Err(e),
         }
-        Ok(spec)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -912,7 +993,7 @@ impl Manager {
     }
 
     /// Writes the whole `authorized_keys`, rendered from the store, into the container without a shell.
-    async fn install_keys(&self, spec: &ContainerSpec) -> Result<()> {
+    pub(crate) async fn install_keys(&self, spec: &ContainerSpec) -> Result<()> {
         let keys = self.adapters.store.keys(&spec.container_name).await?;
         let text = render_authorized_keys(&keys);
         let entries = [
@@ -957,9 +1038,51 @@ impl Manager {
 }
 
 /// The uid and gid of the `cli` user in SSH-enabled images.
-const CLI_UID: u64 = 1000;
+pub(crate) const CLI_UID: u64 = 1000;
 /// The home directory of `cli`.
-const CLI_HOME: &str = "/home/cli";
+pub(crate) const CLI_HOME: &str = "/home/cli";
+
+/// The record of a new container; its subnet is filled in when the network is prepared.
+fn new_spec(
+    request: &CreateRequest,
+    kind: &ContainerType,
+    leased: &[u16],
+    started: SystemTime,
+    placeholder_subnet: crate::network::Subnet,
+) -> ContainerSpec {
+    let user = &request.user_id;
+    let mut env = kind.env.clone();
+    env.merge(&request.env);
+    env.set("USER_ID", user.as_str());
+    env.set("CONTAINER_TYPE", kind.name.as_str());
+    env.set("PORT", kind.internal_port.to_string());
+    env.set("BASE_PATH", url_path(user, &kind.name));
+    let ssh_port = leased.get(1).copied();
+    if ssh_port.is_some() {
+        env.set("CM_SSH", "1");
+    }
+    ContainerSpec {
+        container_id: String::new(),
+        container_name: ContainerName::of(user, &kind.name),
+        container_type: kind.name.clone(),
+        user_id: user.clone(),
+        port: leased[0],
+        internal_port: kind.internal_port,
+        image: request.image.clone().unwrap_or_else(|| kind.image.clone()),
+        volume_name: VolumeName::of(user, &kind.name),
+        status: ContainerStatus::Created,
+        created_at: humantime::format_rfc3339_seconds(started).to_string(),
+        env,
+        ssh_port,
+        network_name: NetworkName::of(user),
+        subnet: placeholder_subnet,
+        command: request.command.clone().or_else(|| kind.command.clone()),
+        memory: request.memory.unwrap_or(kind.memory),
+        cpus: request.cpus.unwrap_or(kind.cpus),
+        pids_limit: kind.pids_limit,
+        url_path: url_path(user, &kind.name),
+    }
+}
 
 fn route_of(spec: &ContainerSpec, strip_prefix: bool) -> Route {
     Route {

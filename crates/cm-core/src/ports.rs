@@ -32,15 +32,16 @@ pub trait ContainerRuntime: Send + Sync {
 
     /// Creates the network unless it exists; says which.
     async fn ensure_network(&self, plan: &NetworkPlan) -> Result<Ensured>;
-    /// Removes a network; a missing one is fine, one with containers attached is a `Conflict`.
-    async fn remove_network(&self, name: &NetworkName) -> Result<()>;
+    /// Removes a network (a name the manager made or the engine reported); a missing one is fine,
+    /// one with containers attached is a `Conflict`.
+    async fn remove_network(&self, name: &str) -> Result<()>;
     /// The IPv4 subnets of every network on the engine, ours or not, so new ones never overlap.
     async fn network_subnets(&self) -> Result<BTreeSet<Subnet>>;
 
     /// Creates the volume unless it exists; an existing one with another owner's labels is a `Conflict`.
     async fn ensure_volume(&self, plan: &VolumePlan) -> Result<Ensured>;
-    /// Removes a volume; a missing one is fine.
-    async fn remove_volume(&self, name: &VolumeName) -> Result<()>;
+    /// Removes a volume (a name the manager made or the engine reported); a missing one is fine.
+    async fn remove_volume(&self, name: &str) -> Result<()>;
 
     /// Creates (does not start) a container and returns its id. A missing image is `NotFound`, a
     /// taken name `Conflict`.
@@ -67,7 +68,44 @@ pub trait ContainerRuntime: Send + Sync {
     async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput>;
     /// Writes files into a container (running or not) without a shell, as a tar through the engine API.
     async fn upload(&self, id: &str, destination: &str, entries: &[UploadEntry]) -> Result<()>;
+    /// Reads one file from a container; `None` when it does not exist.
+    async fn download(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>>;
+    /// Renames a container (an update keeps the old one aside until the new one runs).
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<()>;
+
+    /// Every volume carrying `managed-by=ContainerManager`.
+    async fn list_managed_volumes(&self) -> Result<Vec<ObservedObject>>;
+    /// Every network carrying `managed-by=ContainerManager`, with its attached containers counted.
+    async fn list_managed_networks(&self) -> Result<Vec<ObservedObject>>;
+    /// The engine's container events as they happen, from now on. The stream ends or fails when
+    /// the engine goes away.
+    async fn container_events(&self) -> Result<EventStream>;
 }
+
+/// A volume or network as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedObject {
+    /// Its name.
+    pub name: String,
+    /// Its id (volumes have none: the name).
+    pub id: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Containers attached (networks only).
+    pub attached: usize,
+}
+
+/// A change of a container's state, reported by the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    /// The container's id.
+    pub id: String,
+    /// The engine's action: `start`, `die`, `stop`, `destroy`, ...
+    pub action: String,
+}
+
+/// The engine's container events.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<ContainerEvent>> + Send>>;
 
 /// What the engine says about itself.
 #[derive(Debug, Clone, Serialize)]
@@ -262,19 +300,28 @@ pub trait Store: Send + Sync {
     /// Releases the leases of `name` and clears its intent (after a create was fully undone).
     async fn abandon_create(&self, name: &ContainerName) -> Result<()>;
 
-    /// Records the intent of another operation (delete, update); `Conflict` when one is running.
+    /// Records the intent of another operation (delete, update) on a recorded container;
+    /// `Conflict` when one is running.
     async fn begin_operation(
         &self,
-        name: &ContainerName,
+        spec: &ContainerSpec,
         kind: OperationKind,
         started: SystemTime,
     ) -> Result<()>;
     /// Clears an intent without other changes (the operation was undone or finished elsewhere).
     async fn end_operation(&self, name: &ContainerName) -> Result<()>;
-    /// Removes the record, its ports, its keys and its intent, in one transaction.
+    /// Removes the record, its ports, its keys and its intent, in one transaction. A delete intent
+    /// keeps the data volume on the list of retained volumes; a purge intent drops it.
     async fn finish_delete(&self, spec: &ContainerSpec) -> Result<()>;
     /// The unfinished operations.
     async fn operations(&self) -> Result<Vec<Operation>>;
+    /// Notes a side effect of an unfinished operation, so a crash can be undone precisely.
+    async fn record_step(&self, name: &ContainerName, step: &str) -> Result<()>;
+    /// The unfinished operations whose process is gone (crashed or killed), now claimed by the
+    /// caller; finishing, ending or [`Store::unclaim`] releases the claim.
+    async fn claim_abandoned(&self) -> Result<Vec<Operation>>;
+    /// Gives up a claim without changing the operation.
+    async fn unclaim(&self, name: &ContainerName) -> Result<()>;
 
     /// Replaces a record (a new container id after re-create, a new status).
     async fn put(&self, spec: &ContainerSpec) -> Result<()>;
@@ -289,6 +336,12 @@ pub trait Store: Send + Sync {
 
     /// Every port lease.
     async fn port_leases(&self) -> Result<Vec<PortLease>>;
+    /// Releases every port leased to `owner` (a container name).
+    async fn release_ports(&self, owner: &str) -> Result<()>;
+    /// Every user's subnet lease.
+    async fn subnet_leases(&self) -> Result<Vec<(UserId, Subnet)>>;
+    /// Data volumes kept by a delete without purge (explained, not orphans).
+    async fn retained_volumes(&self) -> Result<Vec<VolumeName>>;
     /// The user's subnet: the existing lease, or a new one from `pool` avoiding `exclude`.
     async fn lease_subnet(
         &self,
@@ -312,6 +365,10 @@ pub trait Store: Send + Sync {
 pub struct CreateReservation {
     /// The container to be.
     pub name: ContainerName,
+    /// Its user.
+    pub user: UserId,
+    /// Its type.
+    pub kind: TypeName,
     /// The pool to lease from.
     pub range: PortRange,
     /// How many ports (1 for HTTP, 2 with SSH).
@@ -341,10 +398,16 @@ pub enum OperationKind {
 pub struct Operation {
     /// The container it is about.
     pub name: ContainerName,
+    /// The container's user.
+    pub user_id: UserId,
+    /// The container's type.
+    pub container_type: TypeName,
     /// What it does.
     pub kind: OperationKind,
     /// When it began, seconds since the Unix epoch.
     pub started_at: i64,
+    /// The side effects done so far (`network_created`, `volume_created`, ...).
+    pub steps: Vec<String>,
 }
 
 /// One leased host port.
@@ -397,7 +460,8 @@ pub struct RouteStatus {
     pub kind: String,
     /// The upstream port, when known.
     pub port: Option<u16>,
-    /// The state.
+    /// The state (flattened into `state` and `detail` in JSON).
+    #[serde(flatten)]
     pub state: RouteState,
 }
 
@@ -480,6 +544,21 @@ impl Proxy for NoProxy {
 
 // ---------------------------------------------------------------------------------------------
 // SSH keys and time.
+
+/// Named points in the use cases where tests can make the process die, to prove that the next
+/// reconcile finishes or undoes whatever was interrupted there.
+pub trait FailPoints: Send + Sync {
+    /// Called when the use case reaches `point` (such as `create:volume`).
+    fn reached(&self, point: &str);
+}
+
+/// No fail points: production.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFailPoints;
+
+impl FailPoints for NoFailPoints {
+    fn reached(&self, _point: &str) {}
+}
 
 /// Parses and validates SSH public keys (implemented with the `ssh-key` crate in cm-ssh).
 pub trait KeyParser: Send + Sync {

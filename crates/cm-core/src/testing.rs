@@ -16,13 +16,13 @@ use crate::auth::{Auth, CredentialStore, Entropy, SecretHash, TokenRecord};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::{SshPublicKey, StoredKey};
 use crate::manager::{Adapters, Manager};
-use crate::names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
+use crate::names::{ContainerName, TypeName, UserId, VolumeName};
 use crate::network::{PortProbe, Subnet, SubnetPool};
 use crate::ports::{
-    Clock, ContainerPlan, ContainerRuntime, CreateReservation, EngineInfo, Ensured, ExecOutput, ExecRequest,
-    KeyParser, LogChunk, LogRequest, LogStream, NetworkPlan, ObservedContainer, Operation, OperationKind,
-    OutputStream, PortLease, Proxy, ProxyStatus, RemoveMode, Route, RouteState, RouteStatus, Store,
-    UploadEntry, VolumePlan,
+    Clock, ContainerEvent, ContainerPlan, ContainerRuntime, CreateReservation, EngineInfo, Ensured,
+    EventStream, ExecOutput, ExecRequest, FailPoints, KeyParser, LogChunk, LogRequest, LogStream,
+    NetworkPlan, ObservedContainer, ObservedObject, Operation, OperationKind, OutputStream, PortLease, Proxy,
+    ProxyStatus, RemoveMode, Route, RouteState, RouteStatus, Store, UploadEntry, VolumePlan,
 };
 use crate::spec::{ContainerSpec, ContainerStatus, labels};
 
@@ -58,6 +58,8 @@ pub enum FakeOp {
 pub struct FakeContainer {
     /// Its id.
     pub id: String,
+    /// Its current name (the plan's, unless renamed).
+    pub name: String,
     /// The plan it was created from.
     pub plan: ContainerPlan,
     /// Its state.
@@ -76,6 +78,18 @@ struct Engine {
     networks: BTreeMap<String, NetworkPlan>,
     volumes: BTreeMap<String, BTreeMap<String, String>>,
     foreign_ports: BTreeSet<u16>,
+    events: Option<tokio::sync::broadcast::Sender<ContainerEvent>>,
+}
+
+impl Engine {
+    fn emit(&self, id: &str, action: &str) {
+        if let Some(events) = &self.events {
+            let _ = events.send(ContainerEvent {
+                id: id.to_owned(),
+                action: action.to_owned(),
+            });
+        }
+    }
 }
 
 /// An in-memory container engine.
@@ -132,7 +146,7 @@ impl FakeRuntime {
         self.engine()
             .containers
             .values()
-            .map(|c| c.plan.name.to_string())
+            .map(|c| c.name.clone())
             .collect()
     }
 
@@ -148,14 +162,46 @@ impl FakeRuntime {
 
     /// Changes a container's state behind the manager's back (a crash, `docker stop`).
     pub fn set_status(&self, id: &str, status: ContainerStatus) {
-        if let Some(c) = self.engine().containers.get_mut(id) {
+        let mut engine = self.engine();
+        if let Some(c) = engine.containers.get_mut(id) {
             c.status = status;
+            engine.emit(id, "die");
         }
     }
 
     /// Removes a container behind the manager's back (`docker rm -f`).
     pub fn remove_behind_back(&self, id: &str) {
-        self.engine().containers.remove(id);
+        let mut engine = self.engine();
+        engine.containers.remove(id);
+        engine.emit(id, "destroy");
+    }
+
+    /// Adds a container that wears our labels but that the manager never made.
+    pub fn add_foreign(&self, name: &str, labels: BTreeMap<String, String>) -> String {
+        let mut engine = self.engine();
+        engine.next_id += 1;
+        let id = format!("{:02x}f0e1{}", engine.next_id, "0".repeat(58));
+        let template = engine.containers.values().next().map(|c| c.plan.clone());
+        let plan = ContainerPlan {
+            labels,
+            ..template.unwrap_or_else(|| unreachable!("add_foreign needs one container first"))
+        };
+        engine.containers.insert(
+            id.clone(),
+            FakeContainer {
+                id: id.clone(),
+                name: name.to_owned(),
+                plan,
+                status: ContainerStatus::Running,
+                files: BTreeMap::new(),
+            },
+        );
+        id
+    }
+
+    /// Adds a volume that wears our labels.
+    pub fn add_volume(&self, name: &str, labels: BTreeMap<String, String>) {
+        self.engine().volumes.insert(name.to_owned(), labels);
     }
 
     fn check(&self, op: FakeOp) -> Result<MutexGuard<'_, Engine>> {
@@ -172,7 +218,7 @@ impl FakeRuntime {
     fn observed(c: &FakeContainer) -> ObservedContainer {
         ObservedContainer {
             id: c.id.clone(),
-            name: c.plan.name.to_string(),
+            name: c.name.clone(),
             status: c.status,
             image: c.plan.image.to_string(),
             labels: c.plan.labels.clone(),
@@ -200,12 +246,16 @@ impl ContainerRuntime for FakeRuntime {
         Ok(Ensured::Created)
     }
 
-    async fn remove_network(&self, name: &NetworkName) -> Result<()> {
+    async fn remove_network(&self, name: &str) -> Result<()> {
         let mut engine = self.check(FakeOp::RemoveNetwork)?;
-        if engine.containers.values().any(|c| &c.plan.network == name) {
+        if engine
+            .containers
+            .values()
+            .any(|c| c.plan.network.as_str() == name)
+        {
             return Err(Error::conflict(format!("network {name} has containers attached")));
         }
-        engine.networks.remove(name.as_str());
+        engine.networks.remove(name);
         Ok(())
     }
 
@@ -235,9 +285,9 @@ impl ContainerRuntime for FakeRuntime {
         Ok(Ensured::Created)
     }
 
-    async fn remove_volume(&self, name: &VolumeName) -> Result<()> {
+    async fn remove_volume(&self, name: &str) -> Result<()> {
         let mut engine = self.check(FakeOp::RemoveVolume)?;
-        engine.volumes.remove(name.as_str());
+        engine.volumes.remove(name);
         Ok(())
     }
 
@@ -246,13 +296,14 @@ impl ContainerRuntime for FakeRuntime {
         if !engine.images.contains(plan.image.as_str()) {
             return Err(Error::not_found(format!("no such image: {}", plan.image)));
         }
-        if engine.containers.values().any(|c| c.plan.name == plan.name) {
+        if engine.containers.values().any(|c| c.name == plan.name.as_str()) {
             return Err(Error::conflict(format!("name {} is in use", plan.name)));
         }
         engine.next_id += 1;
         let id = format!("{:02x}c0ffee{}", engine.next_id, "0".repeat(56));
         let container = FakeContainer {
             id: id.clone(),
+            name: plan.name.to_string(),
             plan: plan.clone(),
             status: ContainerStatus::Created,
             files: BTreeMap::new(),
@@ -268,6 +319,7 @@ impl ContainerRuntime for FakeRuntime {
             .get_mut(id)
             .ok_or_else(|| Error::not_found(format!("no such container: {id}")))?;
         c.status = ContainerStatus::Running;
+        engine.emit(id, "start");
         Ok(())
     }
 
@@ -278,6 +330,7 @@ impl ContainerRuntime for FakeRuntime {
             .get_mut(id)
             .ok_or_else(|| Error::not_found(format!("no such container: {id}")))?;
         c.status = ContainerStatus::Exited;
+        engine.emit(id, "die");
         Ok(())
     }
 
@@ -299,7 +352,9 @@ impl ContainerRuntime for FakeRuntime {
         {
             return Err(Error::conflict("container is running"));
         }
-        engine.containers.remove(id);
+        if engine.containers.remove(id).is_some() {
+            engine.emit(id, "destroy");
+        }
         Ok(())
     }
 
@@ -308,7 +363,7 @@ impl ContainerRuntime for FakeRuntime {
         Ok(engine
             .containers
             .values()
-            .find(|c| c.id == id_or_name || c.plan.name.as_str() == id_or_name)
+            .find(|c| c.id == id_or_name || c.name == id_or_name)
             .map(Self::observed))
     }
 
@@ -396,12 +451,86 @@ impl ContainerRuntime for FakeRuntime {
         }
         Ok(())
     }
+
+    async fn download(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let engine = self.check(FakeOp::Inspect)?;
+        let c = engine
+            .containers
+            .get(id)
+            .ok_or_else(|| Error::not_found(format!("no such container: {id}")))?;
+        Ok(c.files.get(path).and_then(|(_, _, contents)| contents.clone()))
+    }
+
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
+        let mut engine = self.check(FakeOp::CreateContainer)?;
+        if engine.containers.values().any(|c| c.name == new_name) {
+            return Err(Error::conflict(format!("name {new_name} is in use")));
+        }
+        let c = engine
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found(format!("no such container: {id}")))?;
+        c.name = new_name.to_owned();
+        Ok(())
+    }
+
+    async fn list_managed_volumes(&self) -> Result<Vec<ObservedObject>> {
+        let engine = self.check(FakeOp::Inspect)?;
+        Ok(engine
+            .volumes
+            .iter()
+            .filter(|(_, l)| l.get(labels::MANAGED_BY).map(String::as_str) == Some(labels::MANAGED_BY_VALUE))
+            .map(|(name, l)| ObservedObject {
+                name: name.clone(),
+                id: name.clone(),
+                labels: l.clone(),
+                attached: 0,
+            })
+            .collect())
+    }
+
+    async fn list_managed_networks(&self) -> Result<Vec<ObservedObject>> {
+        let engine = self.check(FakeOp::Inspect)?;
+        Ok(engine
+            .networks
+            .values()
+            .map(|n| ObservedObject {
+                name: n.name.to_string(),
+                id: format!("net-{}", n.name),
+                labels: n.labels.clone(),
+                attached: engine
+                    .containers
+                    .values()
+                    .filter(|c| c.plan.network == n.name)
+                    .count(),
+            })
+            .collect())
+    }
+
+    async fn container_events(&self) -> Result<EventStream> {
+        let mut engine = self.check(FakeOp::Inspect)?;
+        let sender = engine
+            .events
+            .get_or_insert_with(|| tokio::sync::broadcast::channel(1024).0)
+            .clone();
+        let receiver = sender.subscribe();
+        let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            match receiver.recv().await {
+                Ok(event) => Some((Ok(event), receiver)),
+                Err(_) => None,
+            }
+        });
+        Ok(Box::pin(stream))
+    }
 }
 
 #[derive(Default)]
 struct Records {
     specs: BTreeMap<String, ContainerSpec>,
     operations: BTreeMap<ContainerName, Operation>,
+    /// Operations whose process is alive (or that a reconcile claimed).
+    owned: BTreeSet<ContainerName>,
+    retained: BTreeSet<VolumeName>,
     leases: BTreeMap<u16, String>,
     subnets: BTreeMap<UserId, Subnet>,
     keys: BTreeMap<ContainerName, Vec<StoredKey>>,
@@ -416,6 +545,18 @@ pub struct MemoryStore {
 impl MemoryStore {
     fn records(&self) -> MutexGuard<'_, Records> {
         self.records.lock().unwrap()
+    }
+
+    /// Simulates the death of the process that runs the unfinished operations.
+    pub fn crash(&self) {
+        self.records().owned.clear();
+    }
+}
+
+impl Records {
+    fn end(&mut self, name: &ContainerName) {
+        self.operations.remove(name);
+        self.owned.remove(name);
     }
 }
 
@@ -451,17 +592,22 @@ impl Store for MemoryStore {
             request.name.clone(),
             Operation {
                 name: request.name.clone(),
+                user_id: request.user.clone(),
+                container_type: request.kind.clone(),
                 kind: OperationKind::Create,
                 started_at: unix_seconds(request.started),
+                steps: Vec::new(),
             },
         );
+        records.owned.insert(request.name.clone());
         Ok(ports)
     }
 
     async fn finish_create(&self, spec: &ContainerSpec) -> Result<()> {
         let mut records = self.records();
         records.specs.insert(spec.container_id.clone(), spec.clone());
-        records.operations.remove(&spec.container_name);
+        records.retained.remove(&spec.volume_name);
+        records.end(&spec.container_name);
         Ok(())
     }
 
@@ -469,20 +615,22 @@ impl Store for MemoryStore {
         let mut records = self.records();
         records.leases.retain(|_, owner| owner != name.as_str());
         records.keys.remove(name);
-        records.operations.remove(name);
+        records.end(name);
         Ok(())
     }
 
     async fn begin_operation(
         &self,
-        name: &ContainerName,
+        spec: &ContainerSpec,
         kind: OperationKind,
         started: SystemTime,
     ) -> Result<()> {
+        let name = &spec.container_name;
         let mut records = self.records();
         if let Some(op) = records.operations.get(name) {
             let takes_over = matches!(op.kind, OperationKind::Delete | OperationKind::Purge)
-                && matches!(kind, OperationKind::Delete | OperationKind::Purge);
+                && matches!(kind, OperationKind::Delete | OperationKind::Purge)
+                && !records.owned.contains(name);
             if !takes_over {
                 return Err(Error::conflict(format!(
                     "another operation on {name} is in progress"
@@ -493,15 +641,19 @@ impl Store for MemoryStore {
             name.clone(),
             Operation {
                 name: name.clone(),
+                user_id: spec.user_id.clone(),
+                container_type: spec.container_type.clone(),
                 kind,
                 started_at: unix_seconds(started),
+                steps: Vec::new(),
             },
         );
+        records.owned.insert(name.clone());
         Ok(())
     }
 
     async fn end_operation(&self, name: &ContainerName) -> Result<()> {
-        self.records().operations.remove(name);
+        self.records().end(name);
         Ok(())
     }
 
@@ -511,12 +663,64 @@ impl Store for MemoryStore {
         records.specs.retain(|_, s| &s.container_name != name);
         records.leases.retain(|_, owner| owner != name.as_str());
         records.keys.remove(name);
-        records.operations.remove(name);
+        match records.operations.get(name).map(|op| op.kind) {
+            Some(OperationKind::Purge) => {
+                records.retained.remove(&spec.volume_name);
+            }
+            _ => {
+                records.retained.insert(spec.volume_name.clone());
+            }
+        }
+        records.end(name);
         Ok(())
     }
 
     async fn operations(&self) -> Result<Vec<Operation>> {
         Ok(self.records().operations.values().cloned().collect())
+    }
+
+    async fn record_step(&self, name: &ContainerName, step: &str) -> Result<()> {
+        if let Some(op) = self.records().operations.get_mut(name) {
+            op.steps.push(step.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn claim_abandoned(&self) -> Result<Vec<Operation>> {
+        let mut records = self.records();
+        let abandoned: Vec<Operation> = records
+            .operations
+            .values()
+            .filter(|op| !records.owned.contains(&op.name))
+            .cloned()
+            .collect();
+        for op in &abandoned {
+            records.owned.insert(op.name.clone());
+        }
+        Ok(abandoned)
+    }
+
+    async fn unclaim(&self, name: &ContainerName) -> Result<()> {
+        self.records().owned.remove(name);
+        Ok(())
+    }
+
+    async fn release_ports(&self, owner: &str) -> Result<()> {
+        self.records().leases.retain(|_, o| o != owner);
+        Ok(())
+    }
+
+    async fn subnet_leases(&self) -> Result<Vec<(UserId, Subnet)>> {
+        Ok(self
+            .records()
+            .subnets
+            .iter()
+            .map(|(u, s)| (u.clone(), *s))
+            .collect())
+    }
+
+    async fn retained_volumes(&self) -> Result<Vec<VolumeName>> {
+        Ok(self.records().retained.iter().cloned().collect())
     }
 
     async fn put(&self, spec: &ContainerSpec) -> Result<()> {
@@ -834,6 +1038,27 @@ pub fn fake_auth(env_admin_key: Option<&str>) -> Auth {
     .unwrap()
 }
 
+/// Fail points that panic at one armed point: the use case stops there as if the process died
+/// (no undo runs).
+#[derive(Default)]
+pub struct PanicAt(Mutex<Option<String>>);
+
+impl PanicAt {
+    /// Arms a point; `None` disarms.
+    pub fn arm(&self, point: Option<&str>) {
+        *self.0.lock().unwrap() = point.map(str::to_owned);
+    }
+}
+
+impl FailPoints for PanicAt {
+    fn reached(&self, point: &str) {
+        let armed = self.0.lock().unwrap().clone();
+        if armed.as_deref() == Some(point) {
+            panic!("fail point {point} reached");
+        }
+    }
+}
+
 /// A manager over fresh fakes, and the fakes to inspect.
 pub struct FakeWorld {
     /// The manager.
@@ -848,6 +1073,8 @@ pub struct FakeWorld {
     pub probe: Arc<FakeProbe>,
     /// Its clock.
     pub clock: Arc<FixedClock>,
+    /// Its fail points.
+    pub fail_points: Arc<PanicAt>,
 }
 
 impl FakeWorld {
@@ -863,7 +1090,9 @@ impl FakeWorld {
         let proxy = Arc::new(FakeProxy::default());
         let probe = Arc::new(FakeProbe::default());
         let clock = Arc::new(FixedClock::default());
+        let fail_points = Arc::new(PanicAt::default());
         let adapters = Adapters {
+            fail_points: fail_points.clone(),
             runtime: runtime.clone(),
             store: store.clone(),
             proxy: proxy.clone(),
@@ -878,6 +1107,7 @@ impl FakeWorld {
             proxy,
             probe,
             clock,
+            fail_points,
         }
     }
 }

@@ -19,14 +19,15 @@ use bollard::models::{
     VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, RestartContainerOptionsBuilder,
-    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, RenameContainerOptionsBuilder,
+    RestartContainerOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use cm_core::{
-    ContainerPlan, ContainerRuntime, ContainerStatus, EngineInfo, Ensured, Error, ErrorKind, ExecOutput,
-    ExecRequest, LogChunk, LogRequest, LogStream, NetworkName, NetworkPlan, ObservedContainer, OutputStream,
-    RemoveMode, RestartPolicy, Result, Subnet, UploadEntry, VolumeName, VolumePlan, labels,
+    ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStatus, EngineInfo, Ensured, Error, ErrorKind,
+    EventStream, ExecOutput, ExecRequest, LogChunk, LogRequest, LogStream, NetworkPlan, ObservedContainer,
+    ObservedObject, OutputStream, RemoveMode, RestartPolicy, Result, Subnet, UploadEntry, VolumePlan, labels,
 };
 use futures_util::StreamExt;
 use tokio::sync::Mutex;
@@ -186,9 +187,9 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
-    async fn remove_network(&self, name: &NetworkName) -> Result<()> {
+    async fn remove_network(&self, name: &str) -> Result<()> {
         let docker = self.docker().await?;
-        match docker.remove_network(name.as_str()).await {
+        match docker.remove_network(name).await {
             Ok(()) => Ok(()),
             Err(e) => match self.on_error(e).await {
                 e if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -236,10 +237,10 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
-    async fn remove_volume(&self, name: &VolumeName) -> Result<()> {
+    async fn remove_volume(&self, name: &str) -> Result<()> {
         let docker = self.docker().await?;
         let options = RemoveVolumeOptionsBuilder::new().force(false).build();
-        match docker.remove_volume(name.as_str(), Some(options)).await {
+        match docker.remove_volume(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) => match self.on_error(e).await {
                 e if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -488,6 +489,121 @@ impl ContainerRuntime for DockerRuntime {
         })
     }
 
+    async fn download(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let docker = self.docker().await?;
+        let options = DownloadFromContainerOptionsBuilder::new().path(path).build();
+        let mut archive = Vec::new();
+        let mut stream = docker.download_from_container(id, Some(options));
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => archive.extend_from_slice(&bytes),
+                Err(e) => {
+                    return match self.on_error(e).await {
+                        e if e.kind() == ErrorKind::NotFound => Ok(None),
+                        e => Err(e.context(format_args!("reading {path}"))),
+                    };
+                }
+            }
+        }
+        first_file_of(&archive)
+            .map_err(|e| Error::internal(format!("reading the archive of {path}")).with_source(e))
+    }
+
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
+        let docker = self.docker().await?;
+        let options = RenameContainerOptionsBuilder::new().name(new_name).build();
+        match docker.rename_container(id, options).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self
+                .on_error(e)
+                .await
+                .context(format_args!("renaming to {new_name}"))),
+        }
+    }
+
+    async fn list_managed_volumes(&self) -> Result<Vec<ObservedObject>> {
+        let docker = self.docker().await?;
+        let options = ListVolumesOptionsBuilder::new()
+            .filters(&managed_filter())
+            .build();
+        let listed = match docker.list_volumes(Some(options)).await {
+            Ok(l) => l,
+            Err(e) => return Err(self.on_error(e).await),
+        };
+        Ok(listed
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| ObservedObject {
+                id: v.name.clone(),
+                name: v.name,
+                labels: v.labels.into_iter().collect(),
+                attached: 0,
+            })
+            .collect())
+    }
+
+    async fn list_managed_networks(&self) -> Result<Vec<ObservedObject>> {
+        let docker = self.docker().await?;
+        let options = ListNetworksOptionsBuilder::new()
+            .filters(&managed_filter())
+            .build();
+        let networks = match docker.list_networks(Some(options)).await {
+            Ok(n) => n,
+            Err(e) => return Err(self.on_error(e).await),
+        };
+        // Attachments come from one container listing rather than an inspect per network.
+        let all = ListContainersOptionsBuilder::new().all(true).build();
+        let containers = match docker.list_containers(Some(all)).await {
+            Ok(c) => c,
+            Err(e) => return Err(self.on_error(e).await),
+        };
+        let mut attached: HashMap<String, usize> = HashMap::new();
+        for container in &containers {
+            let names = container
+                .network_settings
+                .as_ref()
+                .and_then(|n| n.networks.as_ref())
+                .map(|n| n.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default();
+            for name in names {
+                *attached.entry(name).or_default() += 1;
+            }
+        }
+        Ok(networks
+            .into_iter()
+            .map(|n| {
+                let name = n.name.unwrap_or_default();
+                ObservedObject {
+                    attached: attached.get(&name).copied().unwrap_or(0),
+                    id: n.id.unwrap_or_default(),
+                    name,
+                    labels: n.labels.unwrap_or_default().into_iter().collect(),
+                }
+            })
+            .collect())
+    }
+
+    async fn container_events(&self) -> Result<EventStream> {
+        let docker = self.docker().await?;
+        let mut filters = managed_filter();
+        filters.insert("type".to_owned(), vec!["container".to_owned()]);
+        let options = EventsOptionsBuilder::new().filters(&filters).build();
+        let stream = docker.events(Some(options)).filter_map(|item| async move {
+            match item {
+                Ok(event) => {
+                    let id = event.actor.and_then(|a| a.id)?;
+                    Some(Ok(ContainerEvent {
+                        id,
+                        action: event.action.unwrap_or_default(),
+                    }))
+                }
+                Err(e) => Some(Err(engine_error(e))),
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
     async fn upload(&self, id: &str, destination: &str, entries: &[UploadEntry]) -> Result<()> {
         let docker = self.docker().await?;
         let archive =
@@ -504,6 +620,29 @@ impl ContainerRuntime for DockerRuntime {
                 .context(format_args!("writing files into {destination}"))),
         }
     }
+}
+
+/// The label filter `managed-by=ContainerManager`.
+fn managed_filter() -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_owned(),
+        vec![format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)],
+    )])
+}
+
+/// The contents of the first regular file in a tar archive (the engine's archive of one path).
+fn first_file_of(archive: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut reader = tar::Archive::new(archive);
+    for entry in reader.entries()? {
+        let mut entry = entry?;
+        if entry.header().entry_type().is_file() {
+            let mut contents = Vec::new();
+            entry.read_to_end(&mut contents)?;
+            return Ok(Some(contents));
+        }
+    }
+    Ok(None)
 }
 
 /// An existing network or volume is ours when its owner labels match the ones we would give it.

@@ -6,7 +6,9 @@
 //!   ids, `CONTAINER_PORT_POOL` → JSON list of leased ports (kept for compatibility, rewritten in
 //!   the same transaction as the leases), and `CONTAINER_NAME::{name}` → id (an index).
 //! - `port_leases`: one row per leased port (the primary key makes a double lease impossible).
-//! - `operations`: the intent of an unfinished create, delete or update.
+//! - `operations`: the intent of an unfinished create, delete or update, with the steps done so far;
+//!   the process running it holds a lock file in `{database}.locks/` (see `claims.rs`).
+//! - `retained_volumes`: data volumes a delete without purge kept.
 //! - `subnets`: each user's network subnet.
 //! - `ssh_keys`: the authorized keys of each container.
 //! - `tokens` and the kv key `ADMIN_KEY_HASH`: credentials, as SHA-256 hashes only.
@@ -22,13 +24,15 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use cm_core::{
     ContainerName, ContainerSpec, CreateReservation, Error, ErrorKind, Operation, OperationKind, PortLease,
-    PortProbe, Result, SshPublicKey, Store, StoredKey, Subnet, SubnetPool, UserId,
+    PortProbe, Result, SshPublicKey, Store, StoredKey, Subnet, SubnetPool, TypeName, UserId, VolumeName,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
+mod claims;
 mod credentials;
 mod kv;
 
+use claims::Claims;
 use kv::Keys;
 
 /// How long a writer waits for another process's transaction before giving up.
@@ -45,8 +49,16 @@ CREATE TABLE IF NOT EXISTS port_leases (
 CREATE INDEX IF NOT EXISTS port_leases_owner ON port_leases (owner);
 CREATE TABLE IF NOT EXISTS operations (
     name TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    container_type TEXT NOT NULL,
     kind TEXT NOT NULL,
-    started_at INTEGER NOT NULL
+    started_at INTEGER NOT NULL,
+    steps TEXT NOT NULL DEFAULT '[]'
+) STRICT;
+CREATE TABLE IF NOT EXISTS retained_volumes (
+    name TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    retained_at INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS subnets (user_id TEXT PRIMARY KEY, subnet TEXT NOT NULL UNIQUE) STRICT;
 CREATE TABLE IF NOT EXISTS ssh_keys (
@@ -72,6 +84,7 @@ PRAGMA user_version = 1;
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
     path: PathBuf,
+    claims: Claims,
 }
 
 impl SqliteStore {
@@ -100,6 +113,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             connection: Arc::new(Mutex::new(connection)),
             path: path.to_owned(),
+            claims: Claims::beside(path)?,
         })
     }
 
@@ -200,15 +214,30 @@ fn current_operation(tx: &Transaction<'_>, name: &ContainerName) -> Result<Optio
 fn set_operation(
     tx: &Transaction<'_>,
     name: &ContainerName,
+    owner: (&UserId, &TypeName),
     kind: OperationKind,
     started: i64,
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO operations (name, kind, started_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, started_at = excluded.started_at",
-        params![name.as_str(), operation_kind_text(kind), started],
+        "INSERT INTO operations (name, user_id, container_type, kind, started_at, steps)
+         VALUES (?1, ?2, ?3, ?4, ?5, '[]')
+         ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, started_at = excluded.started_at,
+             steps = '[]'",
+        params![
+            name.as_str(),
+            owner.0.as_str(),
+            owner.1.as_str(),
+            operation_kind_text(kind),
+            started
+        ],
     )
     .map_err(sql_error)?;
+    Ok(())
+}
+
+fn clear_operation(tx: &Transaction<'_>, name: &ContainerName) -> Result<()> {
+    tx.execute("DELETE FROM operations WHERE name = ?1", [name.as_str()])
+        .map_err(sql_error)?;
     Ok(())
 }
 
@@ -221,97 +250,129 @@ fn release_ports(tx: &Transaction<'_>, owner: &ContainerName) -> Result<()> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin_create(&self, request: &CreateReservation, probe: Arc<dyn PortProbe>) -> Result<Vec<u16>> {
+        if !self.claims.try_take(&request.name)? {
+            return Err(Error::conflict(format!(
+                "another operation on {} is in progress",
+                request.name
+            )));
+        }
         let request = request.clone();
-        self.write(move |tx| {
-            if Keys::id_of_name(tx, &request.name)?.is_some() {
-                return Err(Error::conflict(format!("container {} exists", request.name)));
-            }
-            if current_operation(tx, &request.name)?.is_some() {
-                return Err(Error::conflict(format!(
-                    "another operation on {} is in progress (or was interrupted: `cm reconcile` finishes it)",
-                    request.name
-                )));
-            }
-            let mut taken: BTreeSet<u16> = leased_ports(tx)?;
-            taken.extend(&request.exclude);
-            let ports = request.range.pick(request.ports, &taken, probe.as_ref())?;
-            let now = unix_seconds(request.started);
-            for port in &ports {
-                tx.execute(
-                    "INSERT INTO port_leases (port, owner, leased_at) VALUES (?1, ?2, ?3)",
-                    params![port, request.name.as_str(), now],
-                )
-                .map_err(sql_error)?;
-            }
-            Keys::write_port_pool(tx)?;
-            set_operation(tx, &request.name, OperationKind::Create, now)?;
-            Ok(ports)
-        })
-        .await
+        let name = request.name.clone();
+        let result = self
+            .write(move |tx| {
+                if Keys::id_of_name(tx, &request.name)?.is_some() {
+                    return Err(Error::conflict(format!("container {} exists", request.name)));
+                }
+                if current_operation(tx, &request.name)?.is_some() {
+                    return Err(Error::conflict(format!(
+                        "an interrupted operation on {} is waiting for `cm reconcile`",
+                        request.name
+                    )));
+                }
+                let mut taken: BTreeSet<u16> = leased_ports(tx)?;
+                taken.extend(&request.exclude);
+                let ports = request.range.pick(request.ports, &taken, probe.as_ref())?;
+                let now = unix_seconds(request.started);
+                for port in &ports {
+                    tx.execute(
+                        "INSERT INTO port_leases (port, owner, leased_at) VALUES (?1, ?2, ?3)",
+                        params![port, request.name.as_str(), now],
+                    )
+                    .map_err(sql_error)?;
+                }
+                Keys::write_port_pool(tx)?;
+                set_operation(
+                    tx,
+                    &request.name,
+                    (&request.user, &request.kind),
+                    OperationKind::Create,
+                    now,
+                )?;
+                Ok(ports)
+            })
+            .await;
+        if result.is_err() {
+            self.claims.release(&name);
+        }
+        result
     }
 
     async fn finish_create(&self, spec: &ContainerSpec) -> Result<()> {
         let spec = spec.clone();
+        let name = spec.container_name.clone();
         self.write(move |tx| {
             Keys::put_spec(tx, &spec)?;
             tx.execute(
-                "DELETE FROM operations WHERE name = ?1",
-                [spec.container_name.as_str()],
+                "DELETE FROM retained_volumes WHERE name = ?1",
+                [spec.volume_name.as_str()],
             )
             .map_err(sql_error)?;
-            Ok(())
+            clear_operation(tx, &spec.container_name)
         })
-        .await
+        .await?;
+        self.claims.release(&name);
+        Ok(())
     }
 
     async fn abandon_create(&self, name: &ContainerName) -> Result<()> {
-        let name = name.clone();
+        let owned = name.clone();
         self.write(move |tx| {
-            release_ports(tx, &name)?;
-            tx.execute("DELETE FROM ssh_keys WHERE container_name = ?1", [name.as_str()])
+            release_ports(tx, &owned)?;
+            tx.execute("DELETE FROM ssh_keys WHERE container_name = ?1", [owned.as_str()])
                 .map_err(sql_error)?;
-            tx.execute("DELETE FROM operations WHERE name = ?1", [name.as_str()])
-                .map_err(sql_error)?;
-            Ok(())
+            clear_operation(tx, &owned)
         })
-        .await
+        .await?;
+        self.claims.release(name);
+        Ok(())
     }
 
     async fn begin_operation(
         &self,
-        name: &ContainerName,
+        spec: &ContainerSpec,
         kind: OperationKind,
         started: SystemTime,
     ) -> Result<()> {
-        let name = name.clone();
-        self.write(move |tx| {
-            if let Some(current) = current_operation(tx, &name)? {
-                // A delete may take over an interrupted delete; nothing else may overlap.
-                let deleting = |k| matches!(k, OperationKind::Delete | OperationKind::Purge);
-                if !(deleting(current) && deleting(kind)) {
-                    return Err(Error::conflict(format!(
-                        "another operation ({}) on {name} is in progress",
-                        operation_kind_text(current)
-                    )));
+        let name = spec.container_name.clone();
+        if !self.claims.try_take(&name)? {
+            return Err(Error::conflict(format!(
+                "another operation on {name} is in progress"
+            )));
+        }
+        let owner = (spec.user_id.clone(), spec.container_type.clone());
+        let target = name.clone();
+        let result = self
+            .write(move |tx| {
+                if let Some(current) = current_operation(tx, &target)? {
+                    // Its process is gone (we hold the lock): a delete may take over an
+                    // interrupted delete; anything else waits for the reconciler.
+                    let deleting = |k| matches!(k, OperationKind::Delete | OperationKind::Purge);
+                    if !(deleting(current) && deleting(kind)) {
+                        return Err(Error::conflict(format!(
+                            "an interrupted {} of {target} is waiting for `cm reconcile`",
+                            operation_kind_text(current)
+                        )));
+                    }
                 }
-            }
-            set_operation(tx, &name, kind, unix_seconds(started))
-        })
-        .await
+                set_operation(tx, &target, (&owner.0, &owner.1), kind, unix_seconds(started))
+            })
+            .await;
+        if result.is_err() {
+            self.claims.release(&name);
+        }
+        result
     }
 
     async fn end_operation(&self, name: &ContainerName) -> Result<()> {
-        let name = name.clone();
-        self.write(move |tx| {
-            tx.execute("DELETE FROM operations WHERE name = ?1", [name.as_str()])
-                .map_err(sql_error)?;
-            Ok(())
-        })
-        .await
+        let owned = name.clone();
+        self.write(move |tx| clear_operation(tx, &owned)).await?;
+        self.claims.release(name);
+        Ok(())
     }
 
     async fn finish_delete(&self, spec: &ContainerSpec) -> Result<()> {
         let spec = spec.clone();
+        let name = spec.container_name.clone();
         self.write(move |tx| {
             let name = &spec.container_name;
             if let Some(id) = Keys::id_of_name(tx, name)? {
@@ -320,39 +381,63 @@ impl Store for SqliteStore {
             release_ports(tx, name)?;
             tx.execute("DELETE FROM ssh_keys WHERE container_name = ?1", [name.as_str()])
                 .map_err(sql_error)?;
-            tx.execute("DELETE FROM operations WHERE name = ?1", [name.as_str()])
+            if current_operation(tx, name)? == Some(OperationKind::Purge) {
+                tx.execute(
+                    "DELETE FROM retained_volumes WHERE name = ?1",
+                    [spec.volume_name.as_str()],
+                )
                 .map_err(sql_error)?;
+            } else {
+                tx.execute(
+                    "INSERT INTO retained_volumes (name, user_id, retained_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(name) DO UPDATE SET retained_at = excluded.retained_at",
+                    params![
+                        spec.volume_name.as_str(),
+                        spec.user_id.as_str(),
+                        unix_seconds(SystemTime::now())
+                    ],
+                )
+                .map_err(sql_error)?;
+            }
+            clear_operation(tx, name)
+        })
+        .await?;
+        self.claims.release(&name);
+        Ok(())
+    }
+
+    async fn operations(&self) -> Result<Vec<Operation>> {
+        self.run(|connection| all_operations(connection)).await
+    }
+
+    async fn record_step(&self, name: &ContainerName, step: &str) -> Result<()> {
+        let name = name.clone();
+        let step = step.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE operations SET steps = json_insert(steps, '$[#]', ?2) WHERE name = ?1",
+                params![name.as_str(), step],
+            )
+            .map_err(sql_error)?;
             Ok(())
         })
         .await
     }
 
-    async fn operations(&self) -> Result<Vec<Operation>> {
-        self.run(|connection| {
-            let mut statement = connection
-                .prepare("SELECT name, kind, started_at FROM operations ORDER BY name")
-                .map_err(sql_error)?;
-            let rows = statement
-                .query_map([], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, i64>(2)?,
-                    ))
-                })
-                .map_err(sql_error)?;
-            let mut operations = Vec::new();
-            for row in rows {
-                let (name, kind, started_at) = row.map_err(sql_error)?;
-                operations.push(Operation {
-                    name: ContainerName::parse(&name)?,
-                    kind: operation_kind_from(&kind)?,
-                    started_at,
-                });
+    async fn claim_abandoned(&self) -> Result<Vec<Operation>> {
+        let operations = self.operations().await?;
+        let mut abandoned = Vec::new();
+        for operation in operations {
+            if !self.claims.holds(operation.name.as_str()) && self.claims.try_take(&operation.name)? {
+                abandoned.push(operation);
             }
-            Ok(operations)
-        })
-        .await
+        }
+        Ok(abandoned)
+    }
+
+    async fn unclaim(&self, name: &ContainerName) -> Result<()> {
+        self.claims.release(name);
+        Ok(())
     }
 
     async fn put(&self, spec: &ContainerSpec) -> Result<()> {
@@ -415,6 +500,51 @@ impl Store for SqliteStore {
                 })
                 .map_err(sql_error)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn release_ports(&self, owner: &str) -> Result<()> {
+        let owner = owner.to_owned();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM port_leases WHERE owner = ?1", [owner])
+                .map_err(sql_error)?;
+            Keys::write_port_pool(tx)
+        })
+        .await
+    }
+
+    async fn subnet_leases(&self) -> Result<Vec<(UserId, Subnet)>> {
+        self.run(|connection| {
+            let mut statement = connection
+                .prepare("SELECT user_id, subnet FROM subnets ORDER BY user_id")
+                .map_err(sql_error)?;
+            let rows = statement
+                .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+                .map_err(sql_error)?;
+            let mut leases = Vec::new();
+            for row in rows {
+                let (user, subnet) = row.map_err(sql_error)?;
+                leases.push((UserId::parse(&user)?, Subnet::parse(&subnet)?));
+            }
+            Ok(leases)
+        })
+        .await
+    }
+
+    async fn retained_volumes(&self) -> Result<Vec<VolumeName>> {
+        self.run(|connection| {
+            let mut statement = connection
+                .prepare("SELECT name FROM retained_volumes ORDER BY name")
+                .map_err(sql_error)?;
+            let rows = statement
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(sql_error)?;
+            let mut volumes = Vec::new();
+            for row in rows {
+                volumes.push(VolumeName::parse(&row.map_err(sql_error)?)?);
+            }
+            Ok(volumes)
         })
         .await
     }
@@ -545,6 +675,40 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+fn all_operations(connection: &Connection) -> Result<Vec<Operation>> {
+    let mut statement = connection
+        .prepare(
+            "SELECT name, user_id, container_type, kind, started_at, steps FROM operations ORDER BY name",
+        )
+        .map_err(sql_error)?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, i64>(4)?,
+                row.get::<_, String>(5)?,
+            ))
+        })
+        .map_err(sql_error)?;
+    let mut operations = Vec::new();
+    for row in rows {
+        let (name, user, kind_of_container, kind, started_at, steps) = row.map_err(sql_error)?;
+        operations.push(Operation {
+            name: ContainerName::parse(&name)?,
+            user_id: UserId::parse(&user)?,
+            container_type: TypeName::parse(&kind_of_container)?,
+            kind: operation_kind_from(&kind)?,
+            started_at,
+            steps: serde_json::from_str(&steps)
+                .map_err(|e| Error::internal(format!("corrupt steps of {name}")).with_source(e))?,
+        });
+    }
+    Ok(operations)
 }
 
 fn leased_ports(connection: &Connection) -> Result<BTreeSet<u16>> {

@@ -25,8 +25,16 @@ fn name(user: &str, kind: &str) -> ContainerName {
 }
 
 fn reservation(name: &ContainerName, range: PortRange, ports: usize) -> CreateReservation {
+    // The tests use these two types; the name is `{user}_{type}`.
+    let kind = ["cli_v4", "preview_server"]
+        .into_iter()
+        .find(|k| name.as_str().ends_with(&format!("_{k}")))
+        .unwrap();
+    let user = &name.as_str()[..name.as_str().len() - kind.len() - 1];
     CreateReservation {
         name: name.clone(),
+        user: UserId::parse(user).unwrap(),
+        kind: TypeName::parse(kind).unwrap(),
         range,
         ports,
         exclude: BTreeSet::new(),
@@ -278,4 +286,62 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+#[tokio::test]
+async fn an_operation_is_claimable_only_when_its_process_is_gone() {
+    let (dir, store) = store();
+    let range = PortRange::new(9000, 9500).unwrap();
+    let n = name("alice", "cli_v4");
+    store
+        .begin_create(&reservation(&n, range, 1), probe())
+        .await
+        .unwrap();
+    store.record_step(&n, "network_created").await.unwrap();
+    // The same process, and another store on the same file (another process), see it running.
+    assert!(store.claim_abandoned().await.unwrap().is_empty());
+    let other = SqliteStore::open(&dir.path().join("cm.db")).unwrap();
+    assert!(other.claim_abandoned().await.unwrap().is_empty());
+    let err = other
+        .begin_create(&reservation(&n, range, 1), probe())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    // The first process dies: its lock goes with it, and the intent can be claimed, once.
+    drop(store);
+    let claimed = other.claim_abandoned().await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].steps, ["network_created"]);
+    assert_eq!(claimed[0].user_id.as_str(), "alice");
+    let third = SqliteStore::open(&dir.path().join("cm.db")).unwrap();
+    assert!(
+        third.claim_abandoned().await.unwrap().is_empty(),
+        "claimed by the second store"
+    );
+    other.abandon_create(&n).await.unwrap();
+    assert!(other.operations().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_delete_retains_the_volume_and_a_purge_does_not() {
+    let (_dir, store) = store();
+    let record = spec("alice", "cli_v4", "id1", 9000);
+    store.finish_create(&record).await.unwrap();
+    store
+        .begin_operation(&record, OperationKind::Delete, SystemTime::now())
+        .await
+        .unwrap();
+    store.finish_delete(&record).await.unwrap();
+    assert_eq!(
+        store.retained_volumes().await.unwrap()[0].as_str(),
+        "alice_cli_v4_data"
+    );
+    store.finish_create(&record).await.unwrap();
+    assert!(store.retained_volumes().await.unwrap().is_empty(), "in use again");
+    store
+        .begin_operation(&record, OperationKind::Purge, SystemTime::now())
+        .await
+        .unwrap();
+    store.finish_delete(&record).await.unwrap();
+    assert!(store.retained_volumes().await.unwrap().is_empty());
 }

@@ -9,8 +9,14 @@
 //!   labels mark every Docker object `cm.test=<run id>`, unique user ids, and a drop guard that
 //!   removes every object carrying the label, even when the test panics. It never touches objects
 //!   it did not create.
+//! - [`nginx::TestNginx`] is a private, unprivileged nginx on a free port with its own prefix and
+//!   box directories, stopped and removed on drop; [`http`] is a raw blocking HTTP and WebSocket
+//!   client for talking to it.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
+
+pub mod http;
+pub mod nginx;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -181,13 +187,23 @@ impl TestEnv {
     }
 
     /// The TOML config of this world, with `extra` appended (for `[nginx]`, `[types.x]`, ...).
+    ///
+    /// A world never touches the host's nginx: unless `extra` has an `[nginx]` section (such as
+    /// [`nginx::TestNginx::config_toml`]), routing is off (`[nginx] enabled = false`), so `cm`
+    /// does not write into `/etc/nginx/box-*` or signal the host's nginx.
     pub fn config_toml(&self, extra: &str) -> String {
         let (first, last) = self.slot.port_range();
+        let has_nginx = extra.lines().any(|line| line.trim() == "[nginx]");
+        let nginx = if has_nginx {
+            ""
+        } else {
+            "[nginx]\nenabled = false\n"
+        };
         format!(
             "port_pool = {{ start = {first}, end = {last} }}\n\
              subnet_pool = {{ range = \"{}\", prefix_length = 28 }}\n\
              [ssh]\nbind_address = \"127.0.0.1\"\nserver_host = \"127.0.0.1\"\n\
-             [labels]\n\"{TEST_LABEL}\" = \"{}\"\n\"{OWNER_LABEL}\" = \"{}\"\n{extra}",
+             [labels]\n\"{TEST_LABEL}\" = \"{}\"\n\"{OWNER_LABEL}\" = \"{}\"\n{nginx}{extra}",
             self.slot.subnet_range(),
             self.run,
             std::process::id()

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use cm_core::{Adapters, Auth, Config, Entropy, Manager, PortRange, Proxy, Secret, SystemClock};
+use cm_core::{Adapters, Auth, Config, Entropy, FailPoints, Manager, PortRange, Proxy, Secret, SystemClock};
 use cm_docker::{DockerRuntime, TcpPortProbe};
 use cm_nginx::NginxProxy;
 use cm_ssh::Ed25519KeyParser;
@@ -148,6 +148,30 @@ async fn manager_over(settings: &Settings, store: Arc<SqliteStore>) -> Manager {
         keys: Arc::new(Ed25519KeyParser),
         probe: Arc::new(TcpPortProbe),
         clock: Arc::new(SystemClock),
+        fail_points: fail_points(),
     };
     Manager::new(settings.config.clone(), adapters)
+}
+
+/// Production builds have no fail points.
+#[cfg(not(feature = "failpoints"))]
+fn fail_points() -> Arc<dyn FailPoints> {
+    Arc::new(cm_core::NoFailPoints)
+}
+
+/// With the `failpoints` feature (enabled only by the test builds of cm-cli), `CM_FAILPOINT=name`
+/// makes the process abort at that point of a use case, exactly like a `kill -9` there: no undo,
+/// no destructors. The crash tests use it to prove that the next reconcile cleans up.
+#[cfg(feature = "failpoints")]
+fn fail_points() -> Arc<dyn FailPoints> {
+    struct AbortAt(Option<String>);
+    impl FailPoints for AbortAt {
+        fn reached(&self, point: &str) {
+            if self.0.as_deref() == Some(point) {
+                eprintln!("fail point {point}: aborting");
+                std::process::abort();
+            }
+        }
+    }
+    Arc::new(AbortAt(std::env::var("CM_FAILPOINT").ok()))
 }

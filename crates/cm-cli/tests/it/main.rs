@@ -9,4 +9,6 @@ mod failures;
 mod helpers;
 mod lifecycle;
 mod networks;
+mod reconcile;
+mod routes;
 mod ssh;

@@ -2,10 +2,7 @@
 //! raw HTTP client. Everything is cleaned up on drop, also when a test fails.
 
 use std::fmt::Write as _;
-use std::net::TcpListener as StdListener;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,148 +11,36 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use cm_core::{NginxSettings, Route, TypeName, UserId};
-use cm_nginx::{MAP_SNIPPET_FILE, NginxProxy, install_map_snippet};
+use cm_nginx::{NginxProxy, render_map_snippet};
+use cm_testkit::http::websocket_accept;
+use cm_testkit::nginx::TestNginx;
 
-/// A running nginx of our own: prefix in a temporary directory, listening on 127.0.0.1:`port`.
+/// A running nginx of our own (`cm_testkit::nginx::TestNginx`: prefix in a temporary directory,
+/// listening on 127.0.0.1:`port`), with the adapter settings that drive it.
 pub struct Nginx {
     pub port: u16,
     pub settings: NginxSettings,
-    child: Child,
-    // Dropped after the child is stopped (fields drop in order, but `Drop` runs first anyway).
-    dir: tempfile::TempDir,
-}
-
-/// Finds nginx, or says loudly why a test is skipped; under CI a missing nginx fails the test.
-pub fn nginx_binary(test: &str) -> Option<PathBuf> {
-    let from_env = std::env::var_os("NGINX").map(PathBuf::from);
-    let on_path = std::env::var_os("PATH")
-        .map(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join("nginx"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    let found = from_env.into_iter().chain(on_path).chain(
-        [
-            "/usr/sbin/nginx",
-            "/usr/local/sbin/nginx",
-            "/usr/local/nginx/sbin/nginx",
-        ]
-        .into_iter()
-        .map(PathBuf::from),
-    );
-    for candidate in found {
-        if candidate.is_file() {
-            return Some(candidate);
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: nginx is required under CI but was not found (install nginx-light)");
-    }
-    eprintln!(
-        "\n*** SKIPPED {test}: nginx not found (install nginx-light, or set NGINX=/path/to/nginx) ***\n"
-    );
-    None
+    // Stops nginx and removes its prefix on drop.
+    _nginx: TestNginx,
 }
 
 impl Nginx {
-    /// Starts a private nginx, or `None` (after a loud skip line) when there is none.
+    /// Starts a private nginx, or `None` (after a loud skip line) when there is none; under CI a
+    /// missing nginx fails the test.
     pub fn start(test: &str) -> Option<Nginx> {
-        let binary = nginx_binary(test)?;
-        let mut last_error = String::new();
-        for _ in 0..5 {
-            match Self::try_start(&binary) {
-                Ok(nginx) => return Some(nginx),
-                Err(e) => last_error = e,
-            }
-        }
-        panic!("{test}: could not start nginx: {last_error}");
-    }
-
-    fn try_start(binary: &Path) -> Result<Nginx, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("cm-nginx-it-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
-        let prefix = dir.path();
-        for sub in ["conf", "logs", "tmp", "box-available", "box-enabled"] {
-            std::fs::create_dir_all(prefix.join(sub)).map_err(|e| e.to_string())?;
-        }
-        install_map_snippet(&prefix.join("conf").join(MAP_SNIPPET_FILE)).map_err(|e| e.to_string())?;
-        let port = free_port();
-        // As root, nginx would run its workers as `nobody`, who can not enter the temporary directory.
-        let as_root = prefix.metadata().map(|m| m.uid() == 0).unwrap_or(false);
-        let p = prefix.display();
-        let conf = format!(
-            r#"daemon off;
-master_process on;
-worker_processes 1;
-{user}pid {p}/nginx.pid;
-error_log {p}/logs/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {p}/logs/access.log;
-    client_body_temp_path {p}/tmp/client_body;
-    proxy_temp_path {p}/tmp/proxy;
-    fastcgi_temp_path {p}/tmp/fastcgi;
-    uwsgi_temp_path {p}/tmp/uwsgi;
-    scgi_temp_path {p}/tmp/scgi;
-    include {p}/conf/{MAP_SNIPPET_FILE};
-    server {{
-        listen 127.0.0.1:{port};
-        server_name localhost;
-        include {p}/box-enabled/*.conf;
-        location / {{ return 404; }}
-    }}
-}}
-"#,
-            user = if as_root { "user root;\n" } else { "" },
-        );
-        let conf_path = prefix.join("conf").join("nginx.conf");
-        std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-        let args = vec![
-            "-p".to_owned(),
-            format!("{p}/"),
-            "-c".to_owned(),
-            conf_path.display().to_string(),
-            "-e".to_owned(),
-            format!("{p}/logs/error.log"),
-        ];
-        let child = Command::new(binary)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("spawning {}: {e}", binary.display()))?;
+        let nginx = TestNginx::start(test, &render_map_snippet())?;
         let settings = NginxSettings {
             enabled: true,
-            available_dir: prefix.join("box-available"),
-            enabled_dir: prefix.join("box-enabled"),
-            binary: binary.to_owned(),
-            args,
+            available_dir: nginx.available_dir.clone(),
+            enabled_dir: nginx.enabled_dir.clone(),
+            binary: nginx.binary.clone(),
+            args: nginx.args.clone(),
         };
-        let mut nginx = Nginx {
-            port,
+        Some(Nginx {
+            port: nginx.port,
             settings,
-            child,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = nginx.child.try_wait() {
-                let log =
-                    std::fs::read_to_string(nginx.dir.path().join("logs/error.log")).unwrap_or_default();
-                return Err(format!("nginx exited with {status}: {log}"));
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(nginx);
-            }
-            if Instant::now() > deadline {
-                return Err("nginx did not listen within 10s".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            _nginx: nginx,
+        })
     }
 
     /// A proxy driving this nginx.
@@ -194,33 +79,6 @@ http {{
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // `-s stop` makes the master stop its workers too; killing only the master would leave
-        // workers holding the port.
-        let _ = Command::new(&self.settings.binary)
-            .args(&self.settings.args)
-            .args(["-s", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = StdListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
 }
 
 pub fn route(user: &str, kind: &str, port: u16, strip_prefix: bool) -> Route {
@@ -479,78 +337,6 @@ async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
         }
     }
     Ok(payload)
-}
-
-fn websocket_accept(key: &str) -> String {
-    let mut input = key.as_bytes().to_vec();
-    input.extend_from_slice(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-    base64(&sha1(&input))
-}
-
-/// SHA-1 (FIPS 180-4), only for the WebSocket handshake in tests.
-fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
-    let mut message = data.to_vec();
-    let bit_len = (data.len() as u64) * 8;
-    message.push(0x80);
-    while message.len() % 64 != 56 {
-        message.push(0);
-    }
-    message.extend_from_slice(&bit_len.to_be_bytes());
-    for block in message.chunks(64) {
-        let mut w = [0u32; 80];
-        for (i, word) in block.chunks(4).enumerate() {
-            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        }
-        for i in 16..80 {
-            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = h;
-        for (i, wi) in w.iter().enumerate() {
-            let (f, k) = match i {
-                0..=19 => ((b & c) | (!b & d), 0x5A827999),
-                20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
-                _ => (b ^ c ^ d, 0xCA62C1D6),
-            };
-            let temp = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(*wi);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = temp;
-        }
-        for (hi, v) in h.iter_mut().zip([a, b, c, d, e]) {
-            *hi = hi.wrapping_add(v);
-        }
-    }
-    let mut out = [0u8; 20];
-    for (i, v) in h.iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&v.to_be_bytes());
-    }
-    out
-}
-
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[test]

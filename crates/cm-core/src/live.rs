@@ -1,0 +1,116 @@
+//! A live view of container statuses, fed by the engine's event stream, so that a long-running
+//! frontend (cm-api) answers listings without asking the engine per request.
+//!
+//! The feed subscribes to events first, then seeds the view with one listing, then applies each
+//! event by inspecting the one container it names. While the engine is away the view is marked
+//! stale and listings fall back to asking the engine (which then says it is unavailable).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::error::Result;
+use crate::manager::Manager;
+use crate::spec::ContainerStatus;
+
+/// The statuses of our containers by id, as the event feed last saw them.
+#[derive(Debug, Default)]
+pub struct StatusView {
+    statuses: RwLock<BTreeMap<String, ContainerStatus>>,
+    live: AtomicBool,
+}
+
+/// The longest wait between reconnection attempts of the feed.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl StatusView {
+    /// An empty view, not yet live.
+    pub fn new() -> Arc<Self> {
+        Arc::new(StatusView::default())
+    }
+
+    /// Whether the feed is connected and the view current.
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// The statuses, when live.
+    pub fn snapshot(&self) -> Option<BTreeMap<String, ContainerStatus>> {
+        if !self.is_live() {
+            return None;
+        }
+        self.statuses.read().ok().map(|s| s.clone())
+    }
+
+    fn replace(&self, statuses: BTreeMap<String, ContainerStatus>) {
+        if let Ok(mut current) = self.statuses.write() {
+            *current = statuses;
+        }
+        self.live.store(true, Ordering::Release);
+    }
+
+    fn set(&self, id: &str, status: Option<ContainerStatus>) {
+        if let Ok(mut current) = self.statuses.write() {
+            match status {
+                Some(status) => current.insert(id.to_owned(), status),
+                None => current.remove(id),
+            };
+        }
+    }
+
+    fn mark_stale(&self) {
+        self.live.store(false, Ordering::Release);
+    }
+}
+
+impl Manager {
+    /// Feeds `view` from the engine's events forever, reconnecting with a back-off when the engine
+    /// goes away. `on_connected` runs after each (re)connection, once the view is seeded: cm-api
+    /// reconciles there, so a returning engine is converged at once.
+    pub async fn feed_status_view(&self, view: Arc<StatusView>, on_connected: &(dyn Fn() + Send + Sync)) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let outcome = self.follow_events(&view, on_connected).await;
+            let was_live = view.is_live();
+            view.mark_stale();
+            match outcome {
+                Ok(()) => tracing::warn!("the engine's event stream ended; reconnecting"),
+                Err(e) => tracing::warn!(error = ?e, "the engine's event stream failed; reconnecting"),
+            }
+            backoff = if was_live {
+                Duration::from_secs(1)
+            } else {
+                (backoff * 2).min(MAX_BACKOFF)
+            };
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    async fn follow_events(&self, view: &StatusView, on_connected: &(dyn Fn() + Send + Sync)) -> Result<()> {
+        let runtime = &self.adapters().runtime;
+        let mut events = runtime.container_events().await?;
+        // The request behind the stream is sent on its first poll: poll once before seeding, so
+        // no change between the listing and the subscription is lost.
+        let first = tokio::time::timeout(Duration::ZERO, events.next()).await;
+        let seeded = runtime.list_managed(&BTreeMap::new()).await?;
+        view.replace(seeded.into_iter().map(|c| (c.id, c.status)).collect());
+        tracing::info!("live container statuses from the engine's event stream");
+        on_connected();
+        if let Ok(Some(event)) = first {
+            self.apply_event(view, &event?.id).await?;
+        }
+        while let Some(event) = events.next().await {
+            self.apply_event(view, &event?.id).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_event(&self, view: &StatusView, id: &str) -> Result<()> {
+        let observed = self.adapters().runtime.inspect_container(id).await?;
+        view.set(id, observed.map(|c| c.status));
+        Ok(())
+    }
+}
