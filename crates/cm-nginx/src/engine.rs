@@ -21,6 +21,10 @@
 //!    waits briefly so the new workers are up before anyone is told "done".
 //! 6. Every step that touches files or nginx runs while holding the lock, so two processes never
 //!    test or reload each other's unchecked files.
+//! 7. Reloads are shared across processes through a ledger file: a batch is noted as written, the
+//!    lock is released for one debounce window, and the first process to come back reloads for
+//!    every batch written so far; the others only wait for that reload to settle. A burst of
+//!    `cm` commands thus causes about one reload per window, not one per command.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::mem;
@@ -31,7 +35,7 @@ use tokio::sync::oneshot;
 
 use cm_core::{Error, ErrorKind, Result, Route};
 
-use crate::files::{BoxDirs, LockGuard, RouteKey, Snapshot};
+use crate::files::{BoxDirs, Ledger, LockGuard, RouteKey, Snapshot};
 use crate::render::render_route;
 use crate::runner::{Action, RunError, Runner};
 
@@ -48,6 +52,12 @@ const LOCK_POLL: Duration = Duration::from_millis(20);
 const SETTLE_MIN: Duration = Duration::from_millis(140);
 const SETTLE_MAX: Duration = Duration::from_secs(2);
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Reload counters of one `NginxProxy` (this process only), for tests, benchmarks and the
 /// dashboard's settings page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,6 +68,8 @@ pub struct ReloadStats {
     pub failed_reloads: u64,
     /// `nginx -t` calls made.
     pub validations: u64,
+    /// Batches whose reload another process's reload covered (no reload of their own).
+    pub shared_reloads: u64,
     /// The last reload, if any.
     pub last_reload: Option<LastReload>,
 }
@@ -275,8 +287,12 @@ impl Engine {
         // Markers and journal: the state on disk is final now.
         self.finish_files(&changes, &verdicts).await;
 
-        let reload_error = if reload { self.reload().await.err() } else { None };
-        drop(lock);
+        let reload_error = if reload {
+            self.reload_shared(lock).await.err()
+        } else {
+            drop(lock);
+            None
+        };
 
         for (change, verdict) in changes.iter().zip(&verdicts) {
             let verdict = match (&reload_error, verdict) {
@@ -596,6 +612,66 @@ impl Engine {
         result
     }
 
+    /// Reloads for a batch just written, sharing reloads across processes: the batch is noted in
+    /// the ledger, the lock is given up for one debounce window so other processes (other `cm`
+    /// commands) can write theirs, and then whoever comes first reloads once for all of them; a
+    /// process whose batch a later reload already covered only waits for that reload to settle.
+    async fn reload_shared(&self, lock: LockGuard) -> std::result::Result<(), String> {
+        let noted = self
+            .fs(|dirs| {
+                let mut ledger = dirs.read_ledger()?;
+                ledger.written += 1;
+                dirs.write_ledger(&ledger)?;
+                Ok(ledger.written)
+            })
+            .await;
+        let Ok(generation) = noted else {
+            // Without a ledger, reload as a single process would.
+            let result = self.reload().await;
+            drop(lock);
+            return result;
+        };
+        drop(lock);
+        tokio::time::sleep(self.debounce).await;
+        let lock = self.lock().await.map_err(|e| e.message().to_owned())?;
+        let ledger = self
+            .fs(|dirs| dirs.read_ledger())
+            .await
+            .map_err(|e| e.message().to_owned())?;
+        if ledger.reloaded >= generation {
+            drop(lock);
+            self.stats
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .shared_reloads += 1;
+            let elapsed = Duration::from_millis(now_ms().saturating_sub(ledger.reloaded_at_ms));
+            let settle = self.settle_time();
+            if elapsed < settle {
+                tokio::time::sleep(settle - elapsed).await;
+            }
+            return Ok(());
+        }
+        let result = self.reload().await;
+        if result.is_ok() {
+            let covered = Ledger {
+                written: ledger.written,
+                reloaded: ledger.written,
+                reloaded_at_ms: now_ms(),
+            };
+            if let Err(e) = self.fs(move |dirs| dirs.write_ledger(&covered)).await {
+                tracing::warn!(error = ?e, "could not record the reload in the ledger");
+            }
+        }
+        drop(lock);
+        result
+    }
+
+    /// How long the new workers need after a reload.
+    fn settle_time(&self) -> Duration {
+        let last_test = *self.last_test.lock().unwrap_or_else(PoisonError::into_inner);
+        (SETTLE_MIN + last_test).min(SETTLE_MAX)
+    }
+
     /// Runs `nginx -s reload`, records it, and waits for the new workers.
     async fn reload(&self) -> std::result::Result<(), String> {
         let result = self
@@ -618,10 +694,7 @@ impl Engine {
             });
         }
         match &result {
-            Ok(()) => {
-                let last_test = *self.last_test.lock().unwrap_or_else(PoisonError::into_inner);
-                tokio::time::sleep((SETTLE_MIN + last_test).min(SETTLE_MAX)).await;
-            }
+            Ok(()) => tokio::time::sleep(self.settle_time()).await,
             Err(message) => tracing::warn!(error = %message, "nginx reload failed"),
         }
         result

@@ -56,6 +56,19 @@ pub(crate) struct LockGuard {
     _file: File,
 }
 
+/// The reload ledger: how many validated batches every process has written, up to which of them
+/// a successful reload has covered, and when that reload ran (ms since the Unix epoch). It lets a
+/// process skip its reload when another process reloaded after its change was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Ledger {
+    pub(crate) written: u64,
+    pub(crate) reloaded: u64,
+    pub(crate) reloaded_at_ms: u64,
+}
+
+/// The ledger's file in the available directory.
+const LEDGER_FILE: &str = ".cm-reload-ledger";
+
 impl RouteKey {
     pub(crate) fn new(user: UserId, kind: TypeName) -> Self {
         RouteKey { user, kind }
@@ -118,6 +131,33 @@ impl BoxDirs {
             key.file_name(),
             std::process::id()
         ))
+    }
+
+    /// Reads the reload ledger shared by every process (zeros when there is none yet).
+    pub(crate) fn read_ledger(&self) -> io::Result<Ledger> {
+        let text = match fs::read_to_string(self.available.join(LEDGER_FILE)) {
+            Ok(text) => text,
+            Err(e) if e.kind() == IoKind::NotFound => return Ok(Ledger::default()),
+            Err(e) => return Err(e),
+        };
+        let mut numbers = text.split_whitespace().map(|n| n.parse::<u64>().unwrap_or(0));
+        Ok(Ledger {
+            written: numbers.next().unwrap_or(0),
+            reloaded: numbers.next().unwrap_or(0),
+            reloaded_at_ms: numbers.next().unwrap_or(0),
+        })
+    }
+
+    /// Replaces the reload ledger (call with the exclusive lock held).
+    pub(crate) fn write_ledger(&self, ledger: &Ledger) -> io::Result<()> {
+        let text = format!(
+            "{} {} {}\n",
+            ledger.written, ledger.reloaded, ledger.reloaded_at_ms
+        );
+        let tmp = self
+            .available
+            .join(format!(".{LEDGER_FILE}{TMP_MARK}{}", std::process::id()));
+        write_atomically(&tmp, &self.available.join(LEDGER_FILE), text.as_bytes())
     }
 
     /// Creates both directories when missing.

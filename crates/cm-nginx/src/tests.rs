@@ -150,6 +150,50 @@ async fn a_burst_shares_one_test_and_one_reload() {
 }
 
 #[tokio::test]
+async fn processes_share_reloads_through_the_ledger() {
+    // Ten proxies on the same directories stand for ten `cm` processes (each its own lock file
+    // handle, batch and debounce). Each applies one route at once: the first to come back from
+    // the debounce reloads for every batch written so far; the rest see it in the ledger.
+    let f = fixture().await;
+    let settings = NginxSettings {
+        enabled: true,
+        available_dir: f.available.clone(),
+        enabled_dir: f.enabled.clone(),
+        binary: "nginx".into(),
+        args: vec![],
+    };
+    let mut proxies = Vec::new();
+    for _ in 0..10 {
+        proxies.push(Arc::new(
+            NginxProxy::detect_with(&settings, f.nginx.clone(), FAST).await,
+        ));
+    }
+    let tasks: Vec<_> = proxies
+        .iter()
+        .enumerate()
+        .map(|(i, proxy)| {
+            let proxy = proxy.clone();
+            let port = 9000 + u16::try_from(i).unwrap();
+            tokio::spawn(async move { proxy.apply(&route(&format!("user{i}"), "web", port)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let reloads = f.count(Action::Reload);
+    // How many batches one window catches depends on scheduling (seen: 2 to 5 of 10), so the
+    // bound is loose; the point is that processes share reloads instead of one each.
+    assert!((1..=7).contains(&reloads), "{reloads} reloads for 10 processes");
+    let shared: u64 = proxies.iter().map(|p| p.stats().shared_reloads).sum();
+    assert_eq!(
+        shared + u64::try_from(reloads).unwrap(),
+        10,
+        "every batch is covered by one reload"
+    );
+    assert_eq!(f.states().await.len(), 10);
+}
+
+#[tokio::test]
 async fn applying_the_same_route_again_changes_nothing() {
     let f = fixture().await;
     f.proxy.apply(&route("alice", "web", 9001)).await.unwrap();
