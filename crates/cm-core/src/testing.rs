@@ -1112,6 +1112,37 @@ impl FakeWorld {
     }
 }
 
+impl FakeWorld {
+    /// Asserts the world holds nothing: no container, volume, network, record, lease, intent or
+    /// route.
+    pub async fn assert_empty(&self) {
+        let names = self.runtime.container_names();
+        assert!(names.is_empty(), "containers: {names:?}");
+        let volumes = self.runtime.volumes();
+        assert!(volumes.is_empty(), "volumes: {volumes:?}");
+        let networks = self.runtime.networks();
+        assert!(networks.is_empty(), "networks: {networks:?}");
+        assert!(self.store.list_all().await.unwrap().is_empty(), "records");
+        assert!(self.store.port_leases().await.unwrap().is_empty(), "port leases");
+        assert!(self.store.operations().await.unwrap().is_empty(), "intents");
+        assert!(
+            self.store.subnet_leases().await.unwrap().is_empty(),
+            "subnet leases"
+        );
+        assert!(self.proxy.routes_now().is_empty(), "routes");
+    }
+}
+
+/// A create request for `user` and `kind` with nothing else set (default configuration).
+pub fn create_request(user: &str, kind: &str) -> crate::CreateRequest {
+    let form = crate::CreateForm {
+        user_id: user.into(),
+        container_type: kind.into(),
+        ..crate::CreateForm::default()
+    };
+    crate::CreateRequest::parse(&form, &Config::defaults()).unwrap()
+}
+
 impl Default for FakeWorld {
     fn default() -> Self {
         Self::new()

@@ -4,45 +4,14 @@
 
 use std::time::Duration;
 
-use cm_core::testing::{FakeOp, FakeWorld};
+use cm_core::testing::{FakeOp, FakeWorld, create_request};
 use cm_core::{Command, Config, CreateForm, CreateRequest, DeleteOptions, ErrorKind, Manager, Store, UserId};
 
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop";
 
-fn request(user: &str, kind: &str) -> CreateRequest {
-    let form = CreateForm {
-        user_id: user.into(),
-        container_type: kind.into(),
-        ..CreateForm::default()
-    };
-    CreateRequest::parse(&form, &Config::defaults()).unwrap()
-}
-
 async fn create(manager: &Manager, user: &str, kind: &str) -> cm_core::Result<cm_core::CreateOutcome> {
-    manager.create(request(user, kind), &|_| {}).await
-}
-
-/// Asserts the world holds nothing: no container, volume, network, record, lease or intent.
-async fn assert_empty(world: &FakeWorld) {
-    assert!(
-        world.runtime.container_names().is_empty(),
-        "containers: {:?}",
-        world.runtime.container_names()
-    );
-    assert!(
-        world.runtime.volumes().is_empty(),
-        "volumes: {:?}",
-        world.runtime.volumes()
-    );
-    assert!(
-        world.runtime.networks().is_empty(),
-        "networks: {:?}",
-        world.runtime.networks()
-    );
-    assert!(world.store.list_all().await.unwrap().is_empty());
-    assert!(world.store.port_leases().await.unwrap().is_empty());
-    assert!(world.store.operations().await.unwrap().is_empty());
+    manager.create(create_request(user, kind), &|_| {}).await
 }
 
 #[tokio::test]
@@ -95,23 +64,23 @@ async fn hostile_input_is_refused_before_anything_is_touched() {
     };
     let err = CreateRequest::parse(&form, world.manager.config()).unwrap_err();
     assert!(err.message().contains("configured types are"), "{err}");
-    assert_empty(&world).await;
+    world.assert_empty().await;
 }
 
 #[tokio::test]
 async fn reserved_environment_and_ssh_on_a_type_without_ssh_are_refused() {
     let world = FakeWorld::new();
-    let mut req = request("alice", "project_dev");
+    let mut req = create_request("alice", "project_dev");
     req.ssh_keys = vec![KEY.into()];
     let err = world.manager.create(req, &|_| {}).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    let mut req = request("alice", "cli_v4");
+    let mut req = create_request("alice", "cli_v4");
     req.env = cm_core::EnvVars::parse_assignments(&["USER_ID=bob"]).unwrap();
     assert_eq!(
         world.manager.create(req, &|_| {}).await.unwrap_err().kind(),
         ErrorKind::InvalidInput
     );
-    assert_empty(&world).await;
+    world.assert_empty().await;
 }
 
 #[tokio::test]
@@ -128,7 +97,7 @@ async fn every_failure_point_of_create_leaves_nothing_behind() {
         world.runtime.fail(op, ErrorKind::Internal);
         let err = create(&world.manager, "alice", "cli_v4").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Internal, "{op:?}");
-        assert_empty(&world).await;
+        world.assert_empty().await;
         // The user is not locked out: the next create works.
         world.runtime.heal();
         create(&world.manager, "alice", "cli_v4").await.unwrap();
@@ -138,11 +107,11 @@ async fn every_failure_point_of_create_leaves_nothing_behind() {
 #[tokio::test]
 async fn a_missing_image_is_not_found_and_leaves_nothing() {
     let world = FakeWorld::new();
-    let mut req = request("alice", "custom");
+    let mut req = create_request("alice", "custom");
     req.image = Some(cm_core::ImageRef::parse("nope:missing").unwrap());
     let err = world.manager.create(req, &|_| {}).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
-    assert_empty(&world).await;
+    world.assert_empty().await;
 }
 
 #[tokio::test]
@@ -254,7 +223,7 @@ async fn delete_keeps_data_unless_purged_and_frees_everything_else() {
         )
         .await
         .unwrap();
-    assert_empty(&world).await;
+    world.assert_empty().await;
 }
 
 #[tokio::test]
@@ -373,7 +342,7 @@ async fn exec_reports_exit_codes_and_refuses_stopped_containers() {
 #[tokio::test]
 async fn keys_are_stored_rendered_and_reapplied_at_start() {
     let world = FakeWorld::new();
-    let mut req = request("alice", "cli_v4");
+    let mut req = create_request("alice", "cli_v4");
     req.ssh_keys = vec![KEY.into()];
     let spec = world.manager.create(req, &|_| {}).await.unwrap().spec;
     let files = &world.runtime.containers()[0].files;

@@ -5,20 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use cm_core::testing::FakeWorld;
-use cm_core::{
-    Config, ContainerStatus, CreateForm, CreateRequest, DeleteOptions, FindingKind, ImageRef, Outcome,
-    ReconcileOptions, Store,
-};
-
-fn request(user: &str, kind: &str) -> CreateRequest {
-    let form = CreateForm {
-        user_id: user.into(),
-        container_type: kind.into(),
-        ..CreateForm::default()
-    };
-    CreateRequest::parse(&form, &Config::defaults()).unwrap()
-}
+use cm_core::testing::{FakeWorld, create_request};
+use cm_core::{ContainerStatus, DeleteOptions, FindingKind, ImageRef, Outcome, ReconcileOptions, Store};
 
 const FIX: ReconcileOptions = ReconcileOptions {
     dry_run: false,
@@ -38,29 +26,6 @@ where
     world.store.crash();
 }
 
-async fn assert_nothing_leaked(world: &FakeWorld) {
-    assert!(
-        world.runtime.container_names().is_empty(),
-        "{:?}",
-        world.runtime.container_names()
-    );
-    assert!(
-        world.runtime.volumes().is_empty(),
-        "{:?}",
-        world.runtime.volumes()
-    );
-    assert!(
-        world.runtime.networks().is_empty(),
-        "{:?}",
-        world.runtime.networks()
-    );
-    assert!(world.store.list_all().await.unwrap().is_empty());
-    assert!(world.store.port_leases().await.unwrap().is_empty());
-    assert!(world.store.operations().await.unwrap().is_empty());
-    assert!(world.store.subnet_leases().await.unwrap().is_empty());
-    assert!(world.proxy.routes_now().is_empty());
-}
-
 #[tokio::test]
 async fn a_create_killed_at_any_step_is_undone_and_can_be_redone() {
     for point in [
@@ -72,7 +37,7 @@ async fn a_create_killed_at_any_step_is_undone_and_can_be_redone() {
         let world = FakeWorld::new();
         let manager = world.manager.clone();
         crash_at(&world, point, async move {
-            manager.create(request("alice", "cli_v4"), &|_| {}).await
+            manager.create(create_request("alice", "cli_v4"), &|_| {}).await
         })
         .await;
         // The user is not locked out even before a reconcile: the intent belongs to a dead process.
@@ -82,10 +47,10 @@ async fn a_create_killed_at_any_step_is_undone_and_can_be_redone() {
             1,
             "{point}: {report:#?}"
         );
-        assert_nothing_leaked(&world).await;
+        world.assert_empty().await;
         world
             .manager
-            .create(request("alice", "cli_v4"), &|_| {})
+            .create(create_request("alice", "cli_v4"), &|_| {})
             .await
             .unwrap();
         let again = world.manager.reconcile(FIX).await.unwrap();
@@ -98,7 +63,7 @@ async fn a_create_killed_after_recording_keeps_the_container_and_gets_its_route(
     let world = FakeWorld::new();
     let manager = world.manager.clone();
     crash_at(&world, "create:recorded", async move {
-        manager.create(request("alice", "cli_v4"), &|_| {}).await
+        manager.create(create_request("alice", "cli_v4"), &|_| {}).await
     })
     .await;
     assert!(world.proxy.routes_now().is_empty());
@@ -113,13 +78,13 @@ async fn a_create_killed_on_a_users_second_type_keeps_the_first_and_old_data() {
     let world = FakeWorld::new();
     world
         .manager
-        .create(request("alice", "cli_v4"), &|_| {})
+        .create(create_request("alice", "cli_v4"), &|_| {})
         .await
         .unwrap();
     // Old data of project_dev from an earlier delete without purge.
     world
         .manager
-        .create(request("alice", "project_dev"), &|_| {})
+        .create(create_request("alice", "project_dev"), &|_| {})
         .await
         .unwrap();
     let keep = DeleteOptions {
@@ -129,7 +94,9 @@ async fn a_create_killed_on_a_users_second_type_keeps_the_first_and_old_data() {
     world.manager.delete("alice_project_dev", keep).await.unwrap();
     let manager = world.manager.clone();
     crash_at(&world, "create:started", async move {
-        manager.create(request("alice", "project_dev"), &|_| {}).await
+        manager
+            .create(create_request("alice", "project_dev"), &|_| {})
+            .await
     })
     .await;
     world.manager.reconcile(FIX).await.unwrap();
@@ -155,7 +122,7 @@ async fn a_delete_killed_at_any_step_is_finished() {
         let world = FakeWorld::new();
         world
             .manager
-            .create(request("alice", "cli_v4"), &|_| {})
+            .create(create_request("alice", "cli_v4"), &|_| {})
             .await
             .unwrap();
         let manager = world.manager.clone();
@@ -180,7 +147,7 @@ async fn a_delete_killed_at_any_step_is_finished() {
         assert!(clean.is_clean(), "{point}: {clean:#?}");
         world
             .manager
-            .create(request("alice", "cli_v4"), &|_| {})
+            .create(create_request("alice", "cli_v4"), &|_| {})
             .await
             .unwrap();
     }
@@ -189,7 +156,7 @@ async fn a_delete_killed_at_any_step_is_finished() {
 #[tokio::test]
 async fn a_container_removed_behind_the_back_comes_back_on_the_same_port_with_its_keys() {
     let world = FakeWorld::new();
-    let mut req = request("alice", "cli_v4");
+    let mut req = create_request("alice", "cli_v4");
     req.ssh_keys =
         vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl a@b".into()];
     let spec = world.manager.create(req, &|_| {}).await.unwrap().spec;
@@ -213,7 +180,7 @@ async fn a_stopped_container_keeps_its_status_and_a_dry_run_changes_nothing() {
     let world = FakeWorld::new();
     let spec = world
         .manager
-        .create(request("alice", "preview_server"), &|_| {})
+        .create(create_request("alice", "preview_server"), &|_| {})
         .await
         .unwrap()
         .spec;
@@ -247,7 +214,7 @@ async fn foreign_containers_and_volumes_with_our_labels_are_reported_and_pruned_
     let world = FakeWorld::new();
     world
         .manager
-        .create(request("alice", "preview_server"), &|_| {})
+        .create(create_request("alice", "preview_server"), &|_| {})
         .await
         .unwrap();
     let labels = BTreeMap::from([
@@ -288,7 +255,7 @@ async fn update_keeps_port_data_and_keys_and_rolls_back_on_a_bad_image() {
     let world = FakeWorld::new();
     let spec = world
         .manager
-        .create(request("alice", "cli_v4"), &|_| {})
+        .create(create_request("alice", "cli_v4"), &|_| {})
         .await
         .unwrap()
         .spec;
@@ -330,7 +297,7 @@ async fn an_update_killed_midway_is_settled() {
         let world = FakeWorld::new();
         world
             .manager
-            .create(request("alice", "preview_server"), &|_| {})
+            .create(create_request("alice", "preview_server"), &|_| {})
             .await
             .unwrap();
         let manager = world.manager.clone();
@@ -356,7 +323,7 @@ async fn out_of_date_keys_are_reapplied() {
     let world = FakeWorld::new();
     let spec = world
         .manager
-        .create(request("alice", "cli_v4"), &|_| {})
+        .create(create_request("alice", "cli_v4"), &|_| {})
         .await
         .unwrap()
         .spec;
@@ -385,7 +352,7 @@ async fn listings_follow_the_event_fed_view() {
     let feed_view = view.clone();
     let feed = tokio::spawn(async move { feeder.feed_status_view(feed_view, &|| {}).await });
     let spec = manager
-        .create(request("alice", "preview_server"), &|_| {})
+        .create(create_request("alice", "preview_server"), &|_| {})
         .await
         .unwrap()
         .spec;
@@ -419,12 +386,12 @@ async fn the_next_create_finishes_an_interrupted_one_without_a_reconcile() {
     let world = FakeWorld::new();
     let manager = world.manager.clone();
     crash_at(&world, "create:container", async move {
-        manager.create(request("alice", "cli_v4"), &|_| {}).await
+        manager.create(create_request("alice", "cli_v4"), &|_| {}).await
     })
     .await;
     let spec = world
         .manager
-        .create(request("alice", "cli_v4"), &|_| {})
+        .create(create_request("alice", "cli_v4"), &|_| {})
         .await
         .unwrap()
         .spec;
