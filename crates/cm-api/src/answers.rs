@@ -1,0 +1,337 @@
+//! The JSON answers of the API, and the redaction of secret-looking environment values.
+//!
+//! Container records are rendered through [`container_json`], which replaces the value of every
+//! environment variable whose name looks secret with `***` (the original returned them verbatim).
+//! The `*Doc` types only describe shapes for the OpenAPI document; a test checks that
+//! [`ContainerDoc`] lists exactly the fields a serialized record has.
+
+use std::collections::BTreeMap;
+
+use cm_core::{ContainerSpec, ContainerType};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// What replaces a secret-looking environment value in answers.
+pub const REDACTED: &str = "***";
+
+/// Parts of a variable name that mark its value as secret (compared case-insensitively).
+pub const SECRET_MARKERS: [&str; 7] = [
+    "KEY",
+    "SECRET",
+    "TOKEN",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "PRIVATE",
+];
+
+/// True when a variable's value must not be shown.
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_MARKERS.iter().any(|marker| upper.contains(marker))
+}
+
+/// A container record as JSON, with secret-looking environment values replaced by `***`.
+pub fn container_json(spec: &ContainerSpec) -> Value {
+    let mut value = serde_json::to_value(spec).unwrap_or(Value::Null);
+    redact_env(&mut value);
+    value
+}
+
+/// A container type as JSON, with secret-looking environment values replaced by `***`.
+pub fn type_json(kind: &ContainerType) -> Value {
+    let mut value = serde_json::to_value(kind).unwrap_or(Value::Null);
+    redact_env(&mut value);
+    value
+}
+
+fn redact_env(value: &mut Value) {
+    if let Some(env) = value.get_mut("env").and_then(Value::as_object_mut) {
+        for (name, value) in env.iter_mut() {
+            if is_secret_name(name) {
+                *value = Value::String(REDACTED.to_owned());
+            }
+        }
+    }
+}
+
+/// One container.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContainerAnswer {
+    /// The record, with its live status.
+    #[schema(value_type = ContainerDoc)]
+    pub container: Value,
+}
+
+/// A new container.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedAnswer {
+    /// The record.
+    #[schema(value_type = ContainerDoc)]
+    pub container: Value,
+    /// `null` when the HTTP route is live or routing is disabled; otherwise nginx's refusal (the
+    /// container runs all the same).
+    pub route_error: Option<String>,
+}
+
+/// A list of containers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListingAnswer {
+    /// The records, sorted by name.
+    #[schema(value_type = Vec<ContainerDoc>)]
+    pub containers: Vec<Value>,
+    /// `null` when the statuses are live; otherwise why they are the stored ones (the engine could
+    /// not be asked).
+    pub stale: Option<String>,
+}
+
+/// A deleted container.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedAnswer {
+    /// The name of the deleted container.
+    pub deleted: String,
+    /// Its Docker id.
+    pub container_id: String,
+    /// True when its data volume was removed too.
+    pub purged: bool,
+    /// The data volume (kept unless `purged`).
+    pub volume_name: String,
+}
+
+/// A container's output.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogsAnswer {
+    /// Standard output and standard error, interleaved as they came.
+    pub logs: String,
+}
+
+/// What a command run in a container produced.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExecAnswer {
+    /// The command's exit code (the answer is 200 whatever it is).
+    pub exit_code: i64,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// An SSH key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyDoc {
+    /// The canonical `ssh-ed25519 AAAA... comment` line.
+    pub line: String,
+    /// `SHA256:...`, as `ssh-keygen -lf` prints it.
+    pub fingerprint: String,
+    /// The key's comment.
+    pub comment: String,
+}
+
+/// The outcome of adding a key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyAddedAnswer {
+    /// The parsed key.
+    #[schema(value_type = KeyDoc)]
+    pub key: Value,
+    /// False when the container had the key already.
+    pub added: bool,
+    /// True when written into the running container now; false when it is stopped and gets it at
+    /// its next start.
+    pub applied: bool,
+}
+
+/// The outcome of removing a key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyRemovedAnswer {
+    /// The fingerprint removed.
+    pub removed: String,
+    /// True when the running container's `authorized_keys` was rewritten now.
+    pub applied: bool,
+}
+
+/// A stored key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoredKeyDoc {
+    /// The key.
+    pub key: KeyDoc,
+    /// When it was added, RFC 3339 UTC.
+    pub added_at: String,
+}
+
+/// The keys of a container.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeysAnswer {
+    /// The keys, oldest first.
+    #[schema(value_type = Vec<StoredKeyDoc>)]
+    pub keys: Value,
+}
+
+/// How to reach a container over SSH.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SshInfoDoc {
+    /// The container.
+    pub container_name: String,
+    /// The host to connect to (`<server>` until `CM_SERVER_HOST` is set).
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// The login user (`cli`).
+    pub user: String,
+    /// A ready `ssh` command line.
+    pub command: String,
+    /// The `docksh connect` command line.
+    pub docksh: String,
+    /// The fingerprints of the authorized keys.
+    pub fingerprints: Vec<String>,
+}
+
+/// The engine's version, as the health check reports it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EngineDoc {
+    /// The engine's version.
+    pub version: String,
+    /// The API version in use.
+    pub api_version: String,
+    /// Operating system and architecture.
+    pub platform: String,
+}
+
+/// Whether HTTP routing through nginx works.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProxyDoc {
+    /// False when nginx is absent, unusable or turned off.
+    pub enabled: bool,
+    /// Why it is disabled, or where routes live.
+    pub detail: String,
+}
+
+/// The health of the engine and the proxy.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthAnswer {
+    /// Always true in a 200 answer (an engine that does not answer is a 503).
+    pub ok: bool,
+    /// The engine.
+    #[schema(value_type = EngineDoc)]
+    pub engine: Value,
+    /// The proxy.
+    #[schema(value_type = ProxyDoc)]
+    pub proxy: Value,
+}
+
+/// The configured container types.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TypesAnswer {
+    /// The types, by name: image, internal port, SSH mode (`on`, `off`, `optional`), limits,
+    /// environment (secret-looking values redacted).
+    #[schema(value_type = Vec<Object>)]
+    pub types: Vec<Value>,
+}
+
+/// A new user token, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenCreatedAnswer {
+    /// The token: send it as `Authorization: Bearer <token>`. It is shown only now.
+    pub token: String,
+    /// Its public id (safe to show and log; used to revoke it).
+    pub id: String,
+    /// The user it acts for.
+    pub user_id: String,
+    /// When it was created, RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// A token without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenDoc {
+    /// Its public id.
+    pub id: String,
+    /// The user it acts for.
+    pub user_id: String,
+    /// When it was created, RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// The tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokensAnswer {
+    /// Every token, oldest first.
+    #[schema(value_type = Vec<TokenDoc>)]
+    pub tokens: Value,
+}
+
+/// How many tokens were revoked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedAnswer {
+    /// The number of tokens revoked.
+    pub revoked: usize,
+}
+
+/// A new admin key, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminKeyAnswer {
+    /// The new admin key; the old one stops working now.
+    pub admin_key: String,
+}
+
+/// Who the credentials belong to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoamiAnswer {
+    /// `admin` or `user`.
+    pub role: String,
+    /// The user, for a user token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+/// The liveness answer of `/healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveAnswer {
+    /// Always true.
+    pub ok: bool,
+}
+
+/// A container record (the original's field names first, then additions).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContainerDoc {
+    /// Docker's id of the current container.
+    pub container_id: String,
+    /// `{user_id}_{container_type}`.
+    pub container_name: String,
+    /// The type.
+    pub container_type: String,
+    /// The owner.
+    pub user_id: String,
+    /// The leased HTTP host port, published on 127.0.0.1 only.
+    pub port: u16,
+    /// The HTTP port inside the container.
+    pub internal_port: u16,
+    /// The image.
+    pub image: String,
+    /// The data volume mounted at `/data`.
+    pub volume_name: String,
+    /// `created`, `running`, `restarting`, `paused`, `exited`, `removing`, `dead`, `missing`
+    /// (recorded but gone from the engine) or `unknown`.
+    pub status: String,
+    /// When it was created, RFC 3339 UTC.
+    pub created_at: String,
+    /// The environment; values of names containing KEY, SECRET, TOKEN, PASSWORD, PASSWD,
+    /// CREDENTIAL or PRIVATE are shown as `***`.
+    pub env: BTreeMap<String, String>,
+    /// The leased SSH host port, when SSH is enabled.
+    pub ssh_port: Option<u16>,
+    /// The user's bridge network.
+    pub network_name: String,
+    /// The subnet of that network.
+    pub subnet: String,
+    /// The command, when it replaces the image's default.
+    pub command: Option<Vec<String>>,
+    /// The memory limit, such as `512m`.
+    pub memory: String,
+    /// The CPU limit in CPUs.
+    pub cpus: f64,
+    /// The process limit.
+    pub pids_limit: i64,
+    /// The URL path nginx serves it under: `/container/{user_id}/{type}/`.
+    pub url_path: String,
+}

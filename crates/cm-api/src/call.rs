@@ -1,0 +1,137 @@
+//! The state every handler shares, and [`Call`]: an authenticated request with its parameters.
+//!
+//! Authentication happens here, once: the credential comes from `Authorization: Bearer` or, for
+//! compatibility with the original API, from the discouraged `admin_key` parameter, and is
+//! checked only through [`cm_core::Auth`] (hashes, constant time). Authorization happens in the
+//! handlers, after the container is resolved, through [`cm_core::Principal::authorize`].
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::web::Data;
+use actix_web::{FromRequest, HttpRequest};
+use cm_core::{Action, Auth, ContainerSpec, Manager, Principal, Secret};
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::params::Params;
+
+/// The largest request body accepted (parameters only; nothing is uploaded through the API).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What the handlers work with: the use cases and the credentials.
+#[derive(Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub manager: Manager,
+    /// Authentication and tokens.
+    pub auth: Auth,
+}
+
+/// An authenticated request: who calls, and the parameters they sent.
+pub struct Call {
+    /// Who is calling.
+    pub principal: Principal,
+    /// The parameters from the query string and the body (without `admin_key`).
+    pub params: Params,
+}
+
+impl AppState {
+    /// State over a manager and an authentication.
+    pub fn new(manager: Manager, auth: Auth) -> Self {
+        AppState { manager, auth }
+    }
+
+    /// Resolves a container reference, then checks that `principal` may do `action` on it.
+    ///
+    /// The container is resolved first so the rule sees its real owner; a caller-supplied user id
+    /// plays no part.
+    pub async fn authorized(
+        &self,
+        principal: &Principal,
+        reference: &str,
+        action: Action,
+    ) -> Result<ContainerSpec, ApiError> {
+        let spec = self
+            .manager
+            .resolve(reference)
+            .await
+            .map_err(|e| ApiError::from(e).for_field("container_id"))?;
+        principal.authorize(action, Some(&spec.user_id))?;
+        Ok(spec)
+    }
+}
+
+impl FromRequest for Call {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let state = req
+                .app_data::<Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| ApiError::internal("the application state is missing"))?;
+            let body = read_body(&req, &mut payload).await?;
+            let content_type = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            let mut params = Params::from_parts(req.query_string(), content_type, &body)?;
+            let param_key = params.take_admin_key().map_err(|_| {
+                ApiError::malformed_credentials("the admin_key parameter must be given once, as a string")
+            })?;
+            let presented = credential(&req, param_key)?;
+            let principal = state.auth.authenticate(&presented).await?;
+            Ok(Call { principal, params })
+        })
+    }
+}
+
+/// The credential: the bearer header, else the `admin_key` parameter.
+fn credential(req: &HttpRequest, param_key: Option<String>) -> Result<Secret, ApiError> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::malformed_credentials("the Authorization header is not readable text"))?;
+        let (scheme, token) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(ApiError::malformed_credentials(
+                "the Authorization header must be 'Bearer <admin key or user token>'",
+            ));
+        }
+        return Ok(Secret::new(token.trim()));
+    }
+    match param_key {
+        Some(key) if !key.trim().is_empty() => Ok(Secret::new(key)),
+        _ => Err(ApiError::missing_credentials()),
+    }
+}
+
+async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is larger than {BODY_LIMIT} bytes"),
+        )
+    };
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > BODY_LIMIT) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(announced.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body failed: {e}")))?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

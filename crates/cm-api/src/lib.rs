@@ -1,0 +1,60 @@
+//! The HTTP API of ContainerManager: the endpoints of the original under `/api/ContainerManager/`,
+//! authenticated with the admin key or per-user tokens, answering JSON.
+//!
+//! [`app`] builds the actix application; `main` and the tests share it. [`run`] is what the
+//! `cm-api` binary does: wire the adapters (the same [`cm_wiring`] as `cm`), make sure an admin key
+//! exists, and serve.
+
+mod answers;
+mod call;
+mod error;
+mod logging;
+mod openapi;
+mod params;
+mod params_types;
+mod routes;
+mod server;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::web::{self, Data};
+use actix_web::{App, HttpResponse, middleware};
+
+pub use answers::{REDACTED, SECRET_MARKERS, container_json, is_secret_name};
+pub use call::{AppState, BODY_LIMIT};
+pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use logging::{TARGET as REQUEST_LOG_TARGET, loggable_path};
+pub use openapi::{ApiDoc, COMMON_ERRORS, error_statuses, openapi_json};
+pub use params::ADMIN_KEY_PARAM;
+pub use routes::{
+    API_PREFIX, DEFAULT_EXEC_TIMEOUT, DEFAULT_TAIL, ENDPOINTS, Endpoint, MAX_EXEC_TIMEOUT, MAX_TAIL,
+};
+pub use server::{DEFAULT_LISTEN, Options, run};
+
+/// The application: every endpoint, `/healthz`, `/api/openapi.json`, JSON errors for unknown paths
+/// and wrong methods, and the request log.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(Data::new(state))
+        .wrap(middleware::from_fn(logging::log_requests))
+        .route("/healthz", web::get().to(routes::healthz))
+        .route("/api/openapi.json", web::get().to(openapi_document))
+        .configure(routes::configure)
+        .default_service(web::to(routes::unknown_endpoint))
+}
+
+async fn openapi_document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(openapi_json())
+}

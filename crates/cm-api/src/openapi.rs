@@ -1,0 +1,222 @@
+//! The OpenAPI document served at `/api/openapi.json`.
+//!
+//! The paths come from the `#[utoipa::path]` attributes of the handlers. A modifier adds what is
+//! the same everywhere: the bearer security scheme, the discouraged `admin_key` parameter, and the
+//! error answers of each endpoint (one shared response whose body is [`ErrorBody`]).
+
+use std::sync::OnceLock;
+
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::response::Response;
+use utoipa::openapi::schema::{Object, Ref, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, Deprecated, RefOr, Required};
+use utoipa::{Modify, OpenApi};
+
+use crate::answers::{
+    AdminKeyAnswer, ContainerAnswer, ContainerDoc, CreatedAnswer, DeletedAnswer, EngineDoc, ExecAnswer,
+    HealthAnswer, KeyAddedAnswer, KeyDoc, KeyRemovedAnswer, KeysAnswer, ListingAnswer, LiveAnswer,
+    LogsAnswer, ProxyDoc, RevokedAnswer, SshInfoDoc, StoredKeyDoc, TokenCreatedAnswer, TokenDoc,
+    TokensAnswer, TypesAnswer, WhoamiAnswer,
+};
+use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
+use crate::routes;
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ContainerManager API",
+        description = "Per-user Docker containers with persistent data, HTTP routes through nginx and SSH access. \
+Every endpoint under /api/ContainerManager/ takes its parameters from the query string or a JSON body, \
+and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`."
+    ),
+    paths(
+        routes::create_container,
+        routes::list_containers,
+        routes::get_container,
+        routes::delete_container,
+        routes::start_container,
+        routes::stop_container,
+        routes::restart_container,
+        routes::container_logs,
+        routes::container_exec,
+        routes::add_ssh_key_to_container,
+        routes::remove_ssh_key_from_container,
+        routes::list_container_ssh_keys,
+        routes::get_container_ssh_info,
+        routes::list_ssh_containers,
+        routes::list_types,
+        routes::docker_health,
+        routes::whoami,
+        routes::create_user_token,
+        routes::revoke_user_token,
+        routes::list_user_tokens,
+        routes::rotate_admin_key,
+        routes::healthz,
+    ),
+    components(schemas(
+        ErrorBody, ErrorDetail, ContainerDoc, ContainerAnswer, CreatedAnswer, ListingAnswer, DeletedAnswer,
+        LogsAnswer, ExecAnswer, KeyDoc, StoredKeyDoc, KeyAddedAnswer, KeyRemovedAnswer, KeysAnswer, SshInfoDoc,
+        EngineDoc, ProxyDoc, HealthAnswer, TypesAnswer, TokenCreatedAnswer, TokenDoc, TokensAnswer, RevokedAnswer,
+        AdminKeyAnswer, WhoamiAnswer, LiveAnswer,
+    )),
+    modifiers(&Conventions),
+    tags(
+        (name = "containers", description = "Create, list, control, read and delete containers"),
+        (name = "ssh", description = "SSH keys and connection details"),
+        (name = "tokens", description = "User tokens and the admin key (admin only)"),
+        (name = "system", description = "Types, health and identity"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as JSON, built once.
+pub fn openapi_json() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\": \"the OpenAPI document failed to render: {e}\"}}"))
+    })
+}
+
+/// The error statuses an endpoint may answer, besides 400, 401, 405, 413 and 500 which any may.
+pub fn error_statuses(endpoint: &str) -> &'static [u16] {
+    match endpoint {
+        "create_container" => &[403, 409, 422, 503, 507],
+        "list_containers" | "list_ssh_containers" => &[403, 422],
+        "get_container" | "start_container" | "stop_container" | "restart_container" | "delete_container" => {
+            &[403, 404, 409, 503]
+        }
+        "container_logs" | "add_ssh_key_to_container" | "remove_ssh_key_from_container" => {
+            &[403, 404, 409, 422, 503]
+        }
+        "container_exec" => &[403, 404, 409, 422, 503, 504],
+        "list_container_ssh_keys" | "get_container_ssh_info" => &[403, 404, 409, 422],
+        "docker_health" => &[503],
+        "create_user_token" => &[403, 422],
+        "revoke_user_token" => &[403, 404, 422],
+        "list_user_tokens" => &[403],
+        "rotate_admin_key" => &[403, 409],
+        _ => &[],
+    }
+}
+
+/// The statuses every endpoint under `/api/ContainerManager/` may answer.
+pub const COMMON_ERRORS: [u16; 5] = [400, 401, 405, 413, 500];
+
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("admin key (cmk_...) or user token (cmu_...)")
+                    .build(),
+            ),
+        );
+        for code in ALL_ERRORS {
+            components.responses.insert(
+                response_name(code.status().as_u16()),
+                RefOr::T(error_response(*code)),
+            );
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let Some(endpoint) = path.strip_prefix(&format!("{}/", routes::API_PREFIX)) else {
+                continue;
+            };
+            let endpoint = endpoint.to_owned();
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                decorate(operation, &endpoint);
+            }
+        }
+    }
+}
+
+const ALL_ERRORS: &[ErrorCode] = &[
+    ErrorCode::BadRequest,
+    ErrorCode::Unauthorized,
+    ErrorCode::Forbidden,
+    ErrorCode::NotFound,
+    ErrorCode::MethodNotAllowed,
+    ErrorCode::Conflict,
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::InvalidInput,
+    ErrorCode::Internal,
+    ErrorCode::Unavailable,
+    ErrorCode::Timeout,
+    ErrorCode::Exhausted,
+];
+
+fn response_name(status: u16) -> String {
+    format!("Error{status}")
+}
+
+fn error_response(code: ErrorCode) -> Response {
+    let what = match code {
+        ErrorCode::BadRequest => {
+            "The request can not be read: bad JSON, or a parameter missing, unknown, given twice or of the wrong type"
+        }
+        ErrorCode::Unauthorized => {
+            "No credentials, or wrong ones (a `WWW-Authenticate: Bearer` header says so)"
+        }
+        ErrorCode::Forbidden => {
+            "The credentials do not reach this container (another user's) or this action (admin only)"
+        }
+        ErrorCode::NotFound => "No such container (or token)",
+        ErrorCode::MethodNotAllowed => {
+            "Reads take GET and POST, writes POST only (the `Allow` header lists them)"
+        }
+        ErrorCode::Conflict => {
+            "Collides with existing state: the container exists, is running, is not running, or an id prefix is ambiguous"
+        }
+        ErrorCode::PayloadTooLarge => "The body is larger than 1 MiB",
+        ErrorCode::InvalidInput => {
+            "A value is refused (a bad user id, an unknown container type, a bad key, a timeout out of range)"
+        }
+        ErrorCode::Internal => "A bug or an unexpected answer from a dependency",
+        ErrorCode::Unavailable => "The Docker engine does not answer",
+        ErrorCode::Timeout => "The operation did not finish within its time limit",
+        ErrorCode::Exhausted => "The port pool or the subnet pool has nothing left",
+    };
+    let mut response = Response::new(format!("`{}`: {what}", code.code()));
+    response.content.insert(
+        "application/json".to_owned(),
+        RefOr::T(Content::new(Some(Ref::from_schema_name("ErrorBody")))),
+    );
+    response
+}
+
+fn decorate(operation: &mut Operation, endpoint: &str) {
+    operation.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    let admin_key = ParameterBuilder::new()
+        .name(crate::params::ADMIN_KEY_PARAM)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .deprecated(Some(Deprecated::True))
+        .description(Some(
+            "The admin key or a user token, as the original API took it (also accepted in a JSON body). \
+             Discouraged: query strings end up in logs and histories; use `Authorization: Bearer`.",
+        ))
+        .schema(Some(Object::with_type(Type::String)))
+        .build();
+    operation
+        .parameters
+        .get_or_insert_with(Vec::new)
+        .push(RefOr::T(admin_key));
+    let mut statuses: Vec<u16> = COMMON_ERRORS.to_vec();
+    statuses.extend_from_slice(error_statuses(endpoint));
+    statuses.sort_unstable();
+    statuses.dedup();
+    for status in statuses {
+        operation.responses.responses.insert(
+            status.to_string(),
+            RefOr::Ref(Ref::from_response_name(response_name(status))),
+        );
+    }
+}

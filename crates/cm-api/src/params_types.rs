@@ -1,0 +1,329 @@
+//! The parameter sets of the endpoints: what each accepts, read from [`Params`], and described for
+//! the OpenAPI document (as query parameters and as the equivalent JSON body).
+
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+use crate::params::{CommandParam, FromParams, Params};
+
+/// Parameters of `create_container`.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct CreateParams {
+    /// The owner: 1-63 letters, digits, `_` and `-`, starting with a letter or digit.
+    pub user_id: String,
+    /// A configured type (`cli_v4`, `project_dev`, `preview_server`, `custom`, ... see `list_types`).
+    pub container_type: String,
+    /// An image replacing the type's default.
+    pub image: Option<String>,
+    /// A command replacing the type's: one line (split like a shell splits words, never run by a
+    /// host shell) or a JSON array of words.
+    #[schema(value_type = Option<String>)]
+    #[param(value_type = Option<String>)]
+    pub command: Option<CommandParam>,
+    /// Extra environment: `KEY=VALUE` texts (repeat the query parameter for several) or a JSON
+    /// object of names to values.
+    #[schema(value_type = Option<Vec<String>>)]
+    #[param(value_type = Option<Vec<String>>)]
+    pub env: Vec<String>,
+    /// A memory limit such as `512m` or `1g`, replacing the type's.
+    pub memory: Option<String>,
+    /// A CPU limit such as `0.5`, replacing the type's.
+    pub cpus: Option<String>,
+    /// Turn SSH on for a type where it is optional.
+    pub enable_ssh: Option<bool>,
+    /// An ed25519 public key to authorize from the start (turns SSH on where optional).
+    pub ssh_public_key: Option<String>,
+    /// More public keys.
+    #[schema(value_type = Option<Vec<String>>)]
+    #[param(value_type = Option<Vec<String>>)]
+    pub ssh_keys: Vec<String>,
+}
+
+/// Parameters of `list_containers` and `list_ssh_containers`.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only this user's containers (admin). With a user token it may only name that user; it is
+    /// never proof of identity.
+    pub user_id: Option<String>,
+    /// Every user's containers (admin only; the default for the admin without `user_id`).
+    pub all: Option<bool>,
+}
+
+/// Parameters of the endpoints about one container.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct ContainerRef {
+    /// The container: its Docker id, a unique id prefix, or its name `{user_id}_{type}`.
+    pub container_id: String,
+    /// Accepted for compatibility with the original clients and ignored: ownership comes from the
+    /// credentials.
+    #[allow(
+        dead_code,
+        reason = "read only to accept it; ownership comes from the credentials"
+    )]
+    pub user_id: Option<String>,
+}
+
+/// Parameters of `delete_container`.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// The container: id, unique id prefix or name.
+    pub container_id: String,
+    /// Kill a running container instead of refusing with 409.
+    pub force: Option<bool>,
+    /// Also remove the data volume (by default the data outlives the container).
+    pub purge: Option<bool>,
+    /// Accepted and ignored (compatibility).
+    #[allow(
+        dead_code,
+        reason = "read only to accept it; ownership comes from the credentials"
+    )]
+    pub user_id: Option<String>,
+}
+
+/// Parameters of `container_logs`.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct LogsParams {
+    /// The container: id, unique id prefix or name.
+    pub container_id: String,
+    /// How many last lines (default 100, at most 100000).
+    pub tail: Option<u64>,
+    /// Keep the answer open and stream new output as `text/plain` (chunked) until the client
+    /// disconnects or the container stops.
+    pub follow: Option<bool>,
+    /// Accepted and ignored (compatibility).
+    #[allow(
+        dead_code,
+        reason = "read only to accept it; ownership comes from the credentials"
+    )]
+    pub user_id: Option<String>,
+}
+
+/// Parameters of `container_exec`.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct ExecParams {
+    /// The container: id, unique id prefix or name. It must be running.
+    pub container_id: String,
+    /// The command: one line split like a shell splits words (no shell runs it: write
+    /// `sh -c '...'` for pipes), or a JSON array of words.
+    #[schema(value_type = String)]
+    #[param(value_type = String)]
+    pub command: Option<CommandParam>,
+    /// The time limit in seconds (default 60, 1 to 3600); past it the command is killed and the
+    /// answer is 504.
+    pub timeout: Option<u64>,
+    /// Accepted and ignored (compatibility).
+    #[allow(
+        dead_code,
+        reason = "read only to accept it; ownership comes from the credentials"
+    )]
+    pub user_id: Option<String>,
+}
+
+/// Parameters of `add_ssh_key_to_container`.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct AddKeyParams {
+    /// The container: id, unique id prefix or name.
+    pub container_id: String,
+    /// One `ssh-ed25519 AAAA... comment` line; other algorithms, options and several lines are
+    /// refused.
+    pub ssh_public_key: String,
+    /// Accepted and ignored (compatibility).
+    #[allow(
+        dead_code,
+        reason = "read only to accept it; ownership comes from the credentials"
+    )]
+    pub user_id: Option<String>,
+}
+
+/// Parameters of `remove_ssh_key_from_container`.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct RemoveKeyParams {
+    /// The container: id, unique id prefix or name.
+    pub container_id: String,
+    /// The key's `SHA256:...` fingerprint (see `list_container_ssh_keys`).
+    pub fingerprint: String,
+}
+
+/// Parameters of `create_user_token`.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct UserParams {
+    /// The user the token acts for.
+    pub user_id: String,
+}
+
+/// Parameters of `revoke_user_token`: exactly one of the two.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct RevokeParams {
+    /// Revoke every token of this user.
+    pub user_id: Option<String>,
+    /// Revoke the token with this public id.
+    pub token_id: Option<String>,
+}
+
+/// Endpoints without parameters.
+#[derive(Debug)]
+pub struct NoParams;
+
+impl FromParams for CreateParams {
+    const FIELDS: &'static [&'static str] = &[
+        "user_id",
+        "container_type",
+        "image",
+        "command",
+        "env",
+        "memory",
+        "cpus",
+        "enable_ssh",
+        "ssh_public_key",
+        "ssh_keys",
+    ];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(CreateParams {
+            user_id: p.required_string("user_id")?,
+            container_type: p.required_string("container_type")?,
+            image: p.string("image")?,
+            command: p.command("command")?,
+            env: p.assignments("env")?,
+            memory: p.text_or_number("memory")?,
+            cpus: p.text_or_number("cpus")?,
+            enable_ssh: p.bool("enable_ssh")?,
+            ssh_public_key: p.string("ssh_public_key")?,
+            ssh_keys: p.strings("ssh_keys")?,
+        })
+    }
+}
+
+impl FromParams for ListParams {
+    const FIELDS: &'static [&'static str] = &["user_id", "all"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(ListParams {
+            user_id: p.string("user_id")?,
+            all: p.bool("all")?,
+        })
+    }
+}
+
+impl FromParams for ContainerRef {
+    const FIELDS: &'static [&'static str] = &["container_id"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(ContainerRef {
+            container_id: p.required_string("container_id")?,
+            user_id: p.string("user_id")?,
+        })
+    }
+}
+
+impl FromParams for DeleteParams {
+    const FIELDS: &'static [&'static str] = &["container_id", "force", "purge"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(DeleteParams {
+            container_id: p.required_string("container_id")?,
+            force: p.bool("force")?,
+            purge: p.bool("purge")?,
+            user_id: p.string("user_id")?,
+        })
+    }
+}
+
+impl FromParams for LogsParams {
+    const FIELDS: &'static [&'static str] = &["container_id", "tail", "follow"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(LogsParams {
+            container_id: p.required_string("container_id")?,
+            tail: p.uint("tail")?,
+            follow: p.bool("follow")?,
+            user_id: p.string("user_id")?,
+        })
+    }
+}
+
+impl FromParams for ExecParams {
+    const FIELDS: &'static [&'static str] = &["container_id", "command", "timeout"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        let container_id = p.required_string("container_id")?;
+        let command = p.command("command")?;
+        if command.is_none() {
+            return Err(ApiError::bad_request("parameter command is required").for_field("command"));
+        }
+        Ok(ExecParams {
+            container_id,
+            command,
+            timeout: p.uint("timeout")?,
+            user_id: p.string("user_id")?,
+        })
+    }
+}
+
+impl FromParams for AddKeyParams {
+    const FIELDS: &'static [&'static str] = &["container_id", "ssh_public_key"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(AddKeyParams {
+            container_id: p.required_string("container_id")?,
+            ssh_public_key: p.required_string("ssh_public_key")?,
+            user_id: p.string("user_id")?,
+        })
+    }
+}
+
+impl FromParams for RemoveKeyParams {
+    const FIELDS: &'static [&'static str] = &["container_id", "fingerprint"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(RemoveKeyParams {
+            container_id: p.required_string("container_id")?,
+            fingerprint: p.required_string("fingerprint")?,
+        })
+    }
+}
+
+impl FromParams for UserParams {
+    const FIELDS: &'static [&'static str] = &["user_id"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(UserParams {
+            user_id: p.required_string("user_id")?,
+        })
+    }
+}
+
+impl FromParams for RevokeParams {
+    const FIELDS: &'static [&'static str] = &["user_id", "token_id"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        let params = RevokeParams {
+            user_id: p.string("user_id")?,
+            token_id: p.string("token_id")?,
+        };
+        if params.user_id.is_some() == params.token_id.is_some() {
+            return Err(ApiError::bad_request(
+                "give exactly one of user_id (revoke all of a user's tokens) and token_id",
+            ));
+        }
+        Ok(params)
+    }
+}
+
+impl FromParams for NoParams {
+    const FIELDS: &'static [&'static str] = &[];
+
+    fn from_params(_: &mut Params) -> Result<Self, ApiError> {
+        Ok(NoParams)
+    }
+}

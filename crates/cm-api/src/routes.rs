@@ -1,0 +1,865 @@
+//! The endpoints under `/api/ContainerManager/`, with the original's names.
+//!
+//! Every handler follows the same steps: read its parameters (400), resolve the container (404),
+//! authorize the caller against the container's real owner (403), act, answer JSON. Reads take GET
+//! and POST, writes POST only. Operations that change things run detached from the request, so a
+//! client that hangs up does not cut a create or a delete in half.
+
+use std::future::Future;
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::{self, Bytes, Data};
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder};
+use cm_core::{Action, Command, CreateForm, CreateRequest, DeleteOptions, LogRequest, Principal, UserId};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::answers::{
+    AdminKeyAnswer, ContainerAnswer, CreatedAnswer, DeletedAnswer, ExecAnswer, HealthAnswer, KeyAddedAnswer,
+    KeyRemovedAnswer, KeysAnswer, ListingAnswer, LogsAnswer, RevokedAnswer, SshInfoDoc, TokenCreatedAnswer,
+    TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, type_json,
+};
+use crate::call::{AppState, Call};
+use crate::error::{ApiError, ErrorCode};
+use crate::params::CommandParam;
+use crate::params_types::{
+    AddKeyParams, ContainerRef, CreateParams, DeleteParams, ExecParams, ListParams, LogsParams, NoParams,
+    RemoveKeyParams, RevokeParams, UserParams,
+};
+
+/// Where the endpoints live.
+pub const API_PREFIX: &str = "/api/ContainerManager";
+
+/// The answer of a handler.
+pub type Answer = Result<HttpResponse, ApiError>;
+
+/// One endpoint: its name under [`API_PREFIX`] and whether it also takes GET.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The function name, as in the original API.
+    pub name: &'static str,
+    /// True for reads (GET and POST), false for writes (POST only).
+    pub read: bool,
+}
+
+/// Every endpoint, in the order of the documentation.
+pub const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        name: "create_container",
+        read: false,
+    },
+    Endpoint {
+        name: "list_containers",
+        read: true,
+    },
+    Endpoint {
+        name: "get_container",
+        read: true,
+    },
+    Endpoint {
+        name: "delete_container",
+        read: false,
+    },
+    Endpoint {
+        name: "start_container",
+        read: false,
+    },
+    Endpoint {
+        name: "stop_container",
+        read: false,
+    },
+    Endpoint {
+        name: "restart_container",
+        read: false,
+    },
+    Endpoint {
+        name: "container_logs",
+        read: true,
+    },
+    Endpoint {
+        name: "container_exec",
+        read: false,
+    },
+    Endpoint {
+        name: "add_ssh_key_to_container",
+        read: false,
+    },
+    Endpoint {
+        name: "remove_ssh_key_from_container",
+        read: false,
+    },
+    Endpoint {
+        name: "list_container_ssh_keys",
+        read: true,
+    },
+    Endpoint {
+        name: "get_container_ssh_info",
+        read: true,
+    },
+    Endpoint {
+        name: "list_ssh_containers",
+        read: true,
+    },
+    Endpoint {
+        name: "list_types",
+        read: true,
+    },
+    Endpoint {
+        name: "docker_health",
+        read: true,
+    },
+    Endpoint {
+        name: "whoami",
+        read: true,
+    },
+    Endpoint {
+        name: "create_user_token",
+        read: false,
+    },
+    Endpoint {
+        name: "revoke_user_token",
+        read: false,
+    },
+    Endpoint {
+        name: "list_user_tokens",
+        read: true,
+    },
+    Endpoint {
+        name: "rotate_admin_key",
+        read: false,
+    },
+];
+
+/// The default number of log lines.
+pub const DEFAULT_TAIL: u64 = 100;
+/// The most log lines one request may ask for.
+pub const MAX_TAIL: u64 = 100_000;
+/// The default exec time limit, in seconds.
+pub const DEFAULT_EXEC_TIMEOUT: u64 = 60;
+/// The longest exec time limit, in seconds.
+pub const MAX_EXEC_TIMEOUT: u64 = 3600;
+/// The most log text one non-streaming answer carries.
+const LOGS_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Registers every endpoint.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope(API_PREFIX)
+            .service(write("create_container", create_container))
+            .service(read("list_containers", list_containers))
+            .service(read("get_container", get_container))
+            .service(write("delete_container", delete_container))
+            .service(write("start_container", start_container))
+            .service(write("stop_container", stop_container))
+            .service(write("restart_container", restart_container))
+            .service(read("container_logs", container_logs))
+            .service(write("container_exec", container_exec))
+            .service(write("add_ssh_key_to_container", add_ssh_key_to_container))
+            .service(write(
+                "remove_ssh_key_from_container",
+                remove_ssh_key_from_container,
+            ))
+            .service(read("list_container_ssh_keys", list_container_ssh_keys))
+            .service(read("get_container_ssh_info", get_container_ssh_info))
+            .service(read("list_ssh_containers", list_ssh_containers))
+            .service(read("list_types", list_types))
+            .service(read("docker_health", docker_health))
+            .service(read("whoami", whoami))
+            .service(write("create_user_token", create_user_token))
+            .service(write("revoke_user_token", revoke_user_token))
+            .service(read("list_user_tokens", list_user_tokens))
+            .service(write("rotate_admin_key", rotate_admin_key)),
+    );
+}
+
+fn read<F, Args>(name: &str, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(format!("/{name}"))
+        .route(web::get().to(handler.clone()))
+        .route(web::post().to(handler))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::method_not_allowed("GET, POST"))
+        }))
+}
+
+fn write<F, Args>(name: &str, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(format!("/{name}"))
+        .route(web::post().to(handler))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::method_not_allowed("POST"))
+        }))
+}
+
+/// The answer for paths that are no endpoint.
+pub async fn unknown_endpoint(req: HttpRequest) -> Answer {
+    let path: String = req.path().chars().take(200).collect();
+    Err(ApiError::new(
+        ErrorCode::NotFound,
+        format!("no endpoint {path}: the endpoints are listed in /api/openapi.json"),
+    ))
+}
+
+/// Liveness: answers without credentials and without asking the engine.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "system",
+    responses((status = 200, description = "The server runs", body = crate::answers::LiveAnswer))
+)]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "ok": true }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Containers.
+
+/// Create a container (admin only)
+///
+/// Creates, starts and routes a user's container of a type: one per user and type. On failure
+/// nothing is left behind. Answers 201 with the record.
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/create_container",
+    tag = "containers",
+    params(CreateParams),
+    request_body(content = CreateParams, description = "The same parameters as a JSON object (or in the query string)"),
+    responses((status = 201, description = "Created and started", body = CreatedAnswer))
+)]
+pub async fn create_container(state: Data<AppState>, call: Call) -> Answer {
+    call.principal.authorize(Action::CreateContainer, None)?;
+    let p: CreateParams = call.params.parse()?;
+    let mut ssh_keys = p.ssh_keys;
+    if let Some(key) = p.ssh_public_key {
+        ssh_keys.insert(0, key);
+    }
+    let (line, words) = match p.command {
+        Some(CommandParam::Line(line)) => (Some(line), None),
+        Some(CommandParam::Words(words)) => (None, Some(words)),
+        None => (None, None),
+    };
+    let form = CreateForm {
+        user_id: p.user_id,
+        container_type: p.container_type,
+        image: p.image,
+        command: line,
+        env: p.env,
+        memory: p.memory,
+        cpus: p.cpus,
+        enable_ssh: p.enable_ssh.unwrap_or(false),
+        ssh_keys,
+    };
+    let mut request = CreateRequest::parse(&form, state.manager.config())?;
+    if let Some(words) = words {
+        request.command = Some(Command::from_args(words).map_err(|e| e.for_field("command"))?);
+    }
+    let manager = state.manager.clone();
+    let outcome = detached(async move {
+        let progress = |step: &str| tracing::debug!(step, "create");
+        manager.create(request, &progress).await
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(CreatedAnswer {
+        container: container_json(&outcome.spec),
+        route_error: outcome.route_error,
+    }))
+}
+
+/// List containers
+///
+/// The admin sees every container, or one user's with `user_id`. A user token sees only that
+/// user's containers: naming another user or asking for `all` is 403.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/list_containers",
+    tag = "containers",
+    params(ListParams),
+    request_body(content = Option<ListParams>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "The containers, with live statuses unless `stale` says why not", body = ListingAnswer))
+)]
+pub async fn list_containers(state: Data<AppState>, call: Call) -> Answer {
+    let p: ListParams = call.params.parse()?;
+    call.principal.authorize(Action::ReadContainer, None)?;
+    let scope = listing_scope(&call.principal, p.user_id.as_deref(), p.all.unwrap_or(false))?;
+    let listing = match &scope {
+        Some(user) => state.manager.list_user(user).await?,
+        None => state.manager.list_all().await?,
+    };
+    Ok(HttpResponse::Ok().json(ListingAnswer {
+        containers: listing.containers.iter().map(container_json).collect(),
+        stale: listing.stale,
+    }))
+}
+
+/// Get a container
+///
+/// One container with its live status.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/get_container",
+    tag = "containers",
+    params(ContainerRef),
+    request_body(content = Option<ContainerRef>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "The container", body = ContainerAnswer))
+)]
+pub async fn get_container(state: Data<AppState>, call: Call) -> Answer {
+    let p: ContainerRef = call.params.parse()?;
+    let spec = state
+        .authorized(&call.principal, &p.container_id, Action::ReadContainer)
+        .await?;
+    let spec = state.manager.get(spec.container_name.as_str()).await?;
+    Ok(container_answer(&spec))
+}
+
+/// Delete a container (admin only)
+///
+/// Removes the container, its route, its keys and its port leases. A running container is
+/// refused (409) unless `force`. The data volume is kept unless `purge`. With the engine down
+/// nothing changes (503).
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/delete_container",
+    tag = "containers",
+    params(DeleteParams),
+    request_body(content = Option<DeleteParams>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "Deleted", body = DeletedAnswer))
+)]
+pub async fn delete_container(state: Data<AppState>, call: Call) -> Answer {
+    let p: DeleteParams = call.params.parse()?;
+    let spec = state
+        .authorized(&call.principal, &p.container_id, Action::DeleteContainer)
+        .await?;
+    let options = DeleteOptions {
+        force: p.force.unwrap_or(false),
+        purge: p.purge.unwrap_or(false),
+    };
+    let manager = state.manager.clone();
+    let name = spec.container_name.to_string();
+    let deleted = detached(async move { manager.delete(&name, options).await }).await?;
+    Ok(HttpResponse::Ok().json(DeletedAnswer {
+        deleted: deleted.container_name.to_string(),
+        container_id: deleted.container_id,
+        purged: options.purge,
+        volume_name: deleted.volume_name.to_string(),
+    }))
+}
+
+/// Start a container
+///
+/// Starting a running container is fine. SSH keys are re-applied.
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/start_container",
+    tag = "containers",
+    params(ContainerRef),
+    request_body(content = Option<ContainerRef>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "Started", body = ContainerAnswer))
+)]
+pub async fn start_container(state: Data<AppState>, call: Call) -> Answer {
+    lifecycle(state, call, Lifecycle::Start).await
+}
+
+/// Stop a container
+///
+/// Stopping a stopped container is fine. Its route stays (nginx answers 502 until it starts).
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/stop_container",
+    tag = "containers",
+    params(ContainerRef),
+    request_body(content = Option<ContainerRef>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "Stopped", body = ContainerAnswer))
+)]
+pub async fn stop_container(state: Data<AppState>, call: Call) -> Answer {
+    lifecycle(state, call, Lifecycle::Stop).await
+}
+
+/// Restart a container
+///
+/// SSH keys are re-applied.
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/restart_container",
+    tag = "containers",
+    params(ContainerRef),
+    request_body(content = Option<ContainerRef>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "Restarted", body = ContainerAnswer))
+)]
+pub async fn restart_container(state: Data<AppState>, call: Call) -> Answer {
+    lifecycle(state, call, Lifecycle::Restart).await
+}
+
+#[derive(Clone, Copy)]
+enum Lifecycle {
+    Start,
+    Stop,
+    Restart,
+}
+
+async fn lifecycle(state: Data<AppState>, call: Call, what: Lifecycle) -> Answer {
+    let p: ContainerRef = call.params.parse()?;
+    let spec = state
+        .authorized(&call.principal, &p.container_id, Action::ControlContainer)
+        .await?;
+    let manager = state.manager.clone();
+    let name = spec.container_name.to_string();
+    let spec = detached(async move {
+        match what {
+            Lifecycle::Start => manager.start(&name).await,
+            Lifecycle::Stop => manager.stop(&name).await,
+            Lifecycle::Restart => manager.restart(&name).await,
+        }
+    })
+    .await?;
+    Ok(container_answer(&spec))
+}
+
+/// Read a container's logs
+///
+/// The last `tail` lines of standard output and standard error, interleaved as they came. With
+/// `follow` the answer is `text/plain`, streamed (chunked) as new output comes.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/container_logs",
+    tag = "containers",
+    params(LogsParams),
+    request_body(content = Option<LogsParams>, description = "The same parameters as a JSON object"),
+    responses(
+        (status = 200, description = "The logs (JSON), or with `follow` a text/plain stream",
+            content((LogsAnswer = "application/json"), (String = "text/plain")))
+    )
+)]
+pub async fn container_logs(state: Data<AppState>, call: Call) -> Answer {
+    let p: LogsParams = call.params.parse()?;
+    let tail = p.tail.unwrap_or(DEFAULT_TAIL);
+    if tail > MAX_TAIL {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("tail is at most {MAX_TAIL} lines"),
+        )
+        .for_field("tail"));
+    }
+    let spec = state
+        .authorized(&call.principal, &p.container_id, Action::ReadLogs)
+        .await?;
+    let follow = p.follow.unwrap_or(false);
+    let request = LogRequest {
+        tail: Some(usize::try_from(tail).unwrap_or(usize::MAX)),
+        follow,
+    };
+    let mut stream = state.manager.logs(spec.container_name.as_str(), &request).await?;
+    if follow {
+        let body = stream.map(|chunk| match chunk {
+            Ok(chunk) => Ok(Bytes::from(chunk.text)),
+            Err(e) => Err(std::io::Error::other(e.message().to_owned())),
+        });
+        return Ok(HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+            .streaming(body));
+    }
+    let mut logs = String::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if logs.len() + chunk.text.len() > LOGS_MAX_BYTES {
+            break;
+        }
+        logs.push_str(&chunk.text);
+    }
+    Ok(HttpResponse::Ok().json(LogsAnswer { logs }))
+}
+
+/// Run a command in a container
+///
+/// Runs the command in the running container and answers its exit code and output (200 whatever
+/// the exit code). Past `timeout` seconds the command is killed and the answer is 504.
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/container_exec",
+    tag = "containers",
+    params(ExecParams),
+    request_body(content = Option<ExecParams>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "The command ran", body = ExecAnswer))
+)]
+pub async fn container_exec(state: Data<AppState>, call: Call) -> Answer {
+    let p: ExecParams = call.params.parse()?;
+    let seconds = p.timeout.unwrap_or(DEFAULT_EXEC_TIMEOUT);
+    if !(1..=MAX_EXEC_TIMEOUT).contains(&seconds) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("timeout is 1 to {MAX_EXEC_TIMEOUT} seconds"),
+        )
+        .for_field("timeout"));
+    }
+    let spec = state
+        .authorized(&call.principal, &p.container_id, Action::Exec)
+        .await?;
+    let command = match p.command {
+        Some(CommandParam::Words(words)) => Command::from_args(words),
+        Some(CommandParam::Line(line)) => Command::parse(&line),
+        None => return Err(ApiError::bad_request("parameter command is required").for_field("command")),
+    }
+    .map_err(|e| e.for_field("command"))?;
+    let timeout = Duration::from_secs(seconds);
+    let manager = state.manager.clone();
+    let name = spec.container_name.to_string();
+    let run = detached(async move { manager.exec(&name, command, timeout).await });
+    // The adapter enforces the limit; this guard only bounds a request whose engine hangs.
+    let output = match tokio::time::timeout(timeout + Duration::from_secs(15), run).await {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(ApiError::new(
+                ErrorCode::Timeout,
+                format!("the command did not finish within {seconds} seconds"),
+            ));
+        }
+    };
+    Ok(HttpResponse::Ok().json(ExecAnswer {
+        exit_code: output.exit_code,
+        stdout: output.stdout,
+        stderr: output.stderr,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSH.
+
+/// Authorize an SSH key on a container
+///
+/// Parses and stores one ed25519 key; it is written into the running container now, or at its
+/// next start.
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/add_ssh_key_to_container",
+    tag = "ssh",
+    params(AddKeyParams),
+    request_body(content = Option<AddKeyParams>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "Added (or already present)", body = KeyAddedAnswer))
+)]
+pub async fn add_ssh_key_to_container(state: Data<AppState>, call: Call) -> Answer {
+    let p: AddKeyParams = call.params.parse()?;
+    let spec = state
+        .authorized(&call.principal, &p.container_id, Action::AddSshKey)
+        .await?;
+    let manager = state.manager.clone();
+    let name = spec.container_name.to_string();
+    let added = detached(async move { manager.add_ssh_key(&name, &p.ssh_public_key).await }).await?;
+    Ok(HttpResponse::Ok().json(KeyAddedAnswer {
+        key: serde_json::to_value(&added.key).unwrap_or_default(),
+        added: added.added,
+        applied: added.applied,
+    }))
+}
+
+/// Remove an SSH key from a container (admin only)
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/remove_ssh_key_from_container",
+    tag = "ssh",
+    params(RemoveKeyParams),
+    request_body(content = Option<RemoveKeyParams>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "Removed", body = KeyRemovedAnswer))
+)]
+pub async fn remove_ssh_key_from_container(state: Data<AppState>, call: Call) -> Answer {
+    let p: RemoveKeyParams = call.params.parse()?;
+    let spec = state
+        .authorized(&call.principal, &p.container_id, Action::RemoveSshKey)
+        .await?;
+    let manager = state.manager.clone();
+    let name = spec.container_name.to_string();
+    let fingerprint = p.fingerprint.clone();
+    let applied = detached(async move { manager.remove_ssh_key(&name, &fingerprint).await }).await?;
+    Ok(HttpResponse::Ok().json(KeyRemovedAnswer {
+        removed: p.fingerprint,
+        applied,
+    }))
+}
+
+/// List the SSH keys of a container
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/list_container_ssh_keys",
+    tag = "ssh",
+    params(ContainerRef),
+    request_body(content = Option<ContainerRef>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "The keys", body = KeysAnswer))
+)]
+pub async fn list_container_ssh_keys(state: Data<AppState>, call: Call) -> Answer {
+    let p: ContainerRef = call.params.parse()?;
+    let spec = state
+        .authorized(&call.principal, &p.container_id, Action::ReadSshInfo)
+        .await?;
+    let keys = state.manager.ssh_keys(spec.container_name.as_str()).await?;
+    Ok(HttpResponse::Ok().json(KeysAnswer {
+        keys: serde_json::to_value(&keys).unwrap_or_default(),
+    }))
+}
+
+/// How to connect to a container over SSH
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/get_container_ssh_info",
+    tag = "ssh",
+    params(ContainerRef),
+    request_body(content = Option<ContainerRef>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "Connection details", body = SshInfoDoc))
+)]
+pub async fn get_container_ssh_info(state: Data<AppState>, call: Call) -> Answer {
+    let p: ContainerRef = call.params.parse()?;
+    let spec = state
+        .authorized(&call.principal, &p.container_id, Action::ReadSshInfo)
+        .await?;
+    let info = state.manager.ssh_info(spec.container_name.as_str()).await?;
+    Ok(HttpResponse::Ok().json(info))
+}
+
+/// List the SSH-enabled containers
+///
+/// Same scoping as `list_containers`.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/list_ssh_containers",
+    tag = "ssh",
+    params(ListParams),
+    request_body(content = Option<ListParams>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "The SSH-enabled containers", body = ListingAnswer))
+)]
+pub async fn list_ssh_containers(state: Data<AppState>, call: Call) -> Answer {
+    let p: ListParams = call.params.parse()?;
+    call.principal.authorize(Action::ReadSshInfo, None)?;
+    let scope = listing_scope(&call.principal, p.user_id.as_deref(), p.all.unwrap_or(false))?;
+    let listing = state.manager.list_ssh(scope.as_ref()).await?;
+    Ok(HttpResponse::Ok().json(ListingAnswer {
+        containers: listing.containers.iter().map(container_json).collect(),
+        stale: listing.stale,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// System.
+
+/// The configured container types
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/list_types",
+    tag = "system",
+    responses((status = 200, description = "The types", body = TypesAnswer))
+)]
+pub async fn list_types(state: Data<AppState>, call: Call) -> Answer {
+    let NoParams = call.params.parse()?;
+    call.principal.authorize(Action::ReadContainer, None)?;
+    Ok(HttpResponse::Ok().json(TypesAnswer {
+        types: state.manager.types().into_iter().map(type_json).collect(),
+    }))
+}
+
+/// The health of the Docker engine and of HTTP routing
+///
+/// 200 when the engine answers; 503 (`unavailable`) when it does not.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/docker_health",
+    tag = "system",
+    responses((status = 200, description = "The engine answers", body = HealthAnswer))
+)]
+pub async fn docker_health(state: Data<AppState>, call: Call) -> Answer {
+    let NoParams = call.params.parse()?;
+    call.principal.authorize(Action::ReadHealth, None)?;
+    let engine = state.manager.engine_info().await?;
+    Ok(HttpResponse::Ok().json(HealthAnswer {
+        ok: true,
+        engine: serde_json::to_value(&engine).unwrap_or_default(),
+        proxy: serde_json::to_value(state.manager.proxy_status()).unwrap_or_default(),
+    }))
+}
+
+/// Who the credentials belong to
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/whoami",
+    tag = "system",
+    responses((status = 200, description = "The caller", body = WhoamiAnswer))
+)]
+pub async fn whoami(call: Call) -> Answer {
+    let NoParams = call.params.parse()?;
+    let answer = match &call.principal {
+        Principal::Admin => WhoamiAnswer {
+            role: "admin".to_owned(),
+            user_id: None,
+        },
+        Principal::User(user) => WhoamiAnswer {
+            role: "user".to_owned(),
+            user_id: Some(user.to_string()),
+        },
+    };
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials (admin only).
+
+/// Create a user token (admin only)
+///
+/// The token reaches only that user's containers (list, get, start, stop, restart, logs, exec,
+/// add SSH keys, SSH info). It is shown once; only its hash is stored.
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/create_user_token",
+    tag = "tokens",
+    params(UserParams),
+    request_body(content = Option<UserParams>, description = "The same parameters as a JSON object"),
+    responses((status = 201, description = "The new token, shown once", body = TokenCreatedAnswer))
+)]
+pub async fn create_user_token(state: Data<AppState>, call: Call) -> Answer {
+    call.principal.authorize(Action::Administer, None)?;
+    let p: UserParams = call.params.parse()?;
+    let user = UserId::parse(p.user_id.trim()).map_err(|e| e.for_field("user_id"))?;
+    let (record, token) = state.auth.create_user_token(&user).await?;
+    Ok(secret_answer(HttpResponse::Created()).json(TokenCreatedAnswer {
+        token: token.expose().to_owned(),
+        id: record.id,
+        user_id: record.user_id.to_string(),
+        created_at: record.created_at,
+    }))
+}
+
+/// Revoke user tokens (admin only)
+///
+/// Every token of `user_id`, or the one token `token_id`.
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/revoke_user_token",
+    tag = "tokens",
+    params(RevokeParams),
+    request_body(content = Option<RevokeParams>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "Revoked", body = RevokedAnswer))
+)]
+pub async fn revoke_user_token(state: Data<AppState>, call: Call) -> Answer {
+    call.principal.authorize(Action::Administer, None)?;
+    let p: RevokeParams = call.params.parse()?;
+    let revoked = match (p.user_id, p.token_id) {
+        (Some(user), _) => {
+            let user = UserId::parse(user.trim()).map_err(|e| e.for_field("user_id"))?;
+            state.auth.revoke_user_tokens(&user).await?
+        }
+        (None, Some(id)) => {
+            state
+                .auth
+                .revoke_token(&id)
+                .await
+                .map_err(|e| ApiError::from(e).for_field("token_id"))?;
+            1
+        }
+        (None, None) => return Err(ApiError::bad_request("give user_id or token_id")),
+    };
+    Ok(HttpResponse::Ok().json(RevokedAnswer { revoked }))
+}
+
+/// List user tokens (admin only)
+///
+/// Public ids and users, never the tokens themselves.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/list_user_tokens",
+    tag = "tokens",
+    responses((status = 200, description = "The tokens", body = TokensAnswer))
+)]
+pub async fn list_user_tokens(state: Data<AppState>, call: Call) -> Answer {
+    call.principal.authorize(Action::Administer, None)?;
+    let NoParams = call.params.parse()?;
+    let tokens = state.auth.tokens().await?;
+    Ok(HttpResponse::Ok().json(TokensAnswer {
+        tokens: serde_json::to_value(&tokens).unwrap_or_default(),
+    }))
+}
+
+/// Replace the admin key (admin only)
+///
+/// Generates a new admin key, stores its hash and answers it once; the old key stops working at
+/// once. Refused (409) when the key comes from `CONTAINER_ADMIN_KEY`: change the variable instead.
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/rotate_admin_key",
+    tag = "tokens",
+    responses((status = 200, description = "The new admin key, shown once", body = AdminKeyAnswer))
+)]
+pub async fn rotate_admin_key(state: Data<AppState>, call: Call) -> Answer {
+    call.principal.authorize(Action::Administer, None)?;
+    let NoParams = call.params.parse()?;
+    let key = state.auth.rotate_admin_key().await?;
+    tracing::warn!("the admin key was rotated through the API");
+    Ok(secret_answer(HttpResponse::Ok()).json(AdminKeyAnswer {
+        admin_key: key.expose().to_owned(),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+/// Whose containers a listing shows: `None` for every user (admin only).
+///
+/// A user token may name only its own user; the admin may name anyone or ask for all. The
+/// parameter never widens what a token reaches.
+fn listing_scope(
+    principal: &Principal,
+    user_id: Option<&str>,
+    all: bool,
+) -> Result<Option<UserId>, ApiError> {
+    let named = user_id
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| UserId::parse(u).map_err(|e| e.for_field("user_id")))
+        .transpose()?;
+    match principal {
+        Principal::Admin if all => Ok(None),
+        Principal::Admin => Ok(named),
+        Principal::User(own) => {
+            if all {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "listing every user's containers needs the admin key",
+                )
+                .for_field("all"));
+            }
+            match named {
+                Some(other) if &other != own => Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "a user token lists only its own user's containers",
+                )
+                .for_field("user_id")),
+                _ => Ok(Some(own.clone())),
+            }
+        }
+    }
+}
+
+fn container_answer(spec: &cm_core::ContainerSpec) -> HttpResponse {
+    HttpResponse::Ok().json(ContainerAnswer {
+        container: container_json(spec),
+    })
+}
+
+/// An answer carrying a secret: never cached.
+fn secret_answer(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    builder.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    builder
+}
+
+/// Runs a use case on its own task, so it finishes even when the client hangs up.
+async fn detached<T: 'static>(
+    work: impl Future<Output = cm_core::Result<T>> + 'static,
+) -> Result<T, ApiError> {
+    match actix_web::rt::spawn(work).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(ApiError::internal("the operation failed unexpectedly")),
+    }
+}

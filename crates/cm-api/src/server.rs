@@ -1,0 +1,64 @@
+//! What the `cm-api` binary does: wire, make sure an admin key exists, serve.
+
+use actix_web::HttpServer;
+use anyhow::Context;
+use clap::Parser;
+
+use crate::call::AppState;
+
+/// Where the API listens unless told otherwise: loopback only (put nginx or a tunnel in front).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8123";
+
+/// The command line of `cm-api`.
+#[derive(Debug, Parser)]
+#[command(name = "cm-api", version, about = "The HTTP API of ContainerManager")]
+pub struct Options {
+    /// The address to listen on.
+    #[arg(long, env = "CM_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+}
+
+/// Serves the API until the process is stopped (SIGINT or SIGTERM end it gracefully).
+///
+/// Reads `CM_CONFIG`, `CM_DB` and `CONTAINER_ADMIN_KEY` through the same wiring as `cm`. Without
+/// `CONTAINER_ADMIN_KEY` and without a stored key, a key is generated, its hash stored, and the key
+/// printed once on stderr (never logged).
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let settings = cm_wiring::load_settings()?;
+    let wired = cm_wiring::build_app(&settings).await?;
+    if let Some(key) = wired
+        .auth
+        .ensure_admin_key()
+        .await
+        .context("making sure an admin key exists")?
+    {
+        eprintln!(
+            "\nA new admin key was generated. It is shown only now; only its hash is stored in {}:\n\n    {}\n\n\
+             Send it as 'Authorization: Bearer <key>'. To replace it, POST /api/ContainerManager/rotate_admin_key \
+             with the current key, or set CONTAINER_ADMIN_KEY (which then takes precedence).\n",
+            settings.database.display(),
+            key.expose()
+        );
+    }
+    match wired.manager.engine_info().await {
+        Ok(engine) => {
+            tracing::info!(version = %engine.version, api = %engine.api_version, "docker engine answers")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "docker engine does not answer; serving anyway (docker_health says 503)")
+        }
+    }
+    let state = AppState::new(wired.manager, wired.auth);
+    let server = HttpServer::new(move || crate::app(state.clone()))
+        .bind(&options.listen)
+        .with_context(|| format!("listening on {}", options.listen))?;
+    for address in server.addrs() {
+        tracing::info!(%address, database = %settings.database.display(), "cm-api serving");
+        eprintln!(
+            "cm-api serving on http://{address} (database {})",
+            settings.database.display()
+        );
+    }
+    server.run().await.context("serving")?;
+    Ok(())
+}

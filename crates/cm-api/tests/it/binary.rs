@@ -1,0 +1,231 @@
+//! The real `cm-api` binary: the admin key it generates on first start, and one end-to-end run
+//! against the real Docker engine (create, exec, logs, delete over HTTP).
+
+use std::time::Duration;
+
+use cm_testkit::{TestEnv, docker_ok, require_docker, wait_until};
+use serde_json::{Value, json};
+
+use crate::helpers::{Server, api, empty_config, http};
+
+#[test]
+fn a_generated_admin_key_is_printed_once_works_and_is_never_logged() {
+    let dir = tempfile_dir();
+    let vars = vec![
+        ("CM_CONFIG", empty_config(dir.path())),
+        ("CM_DB", dir.path().join("cm.db").display().to_string()),
+        ("CM_LOG", "debug".to_owned()),
+    ];
+    let first = Server::start(&vars, &["CONTAINER_ADMIN_KEY"]);
+    let stderr = first.stderr();
+    let key = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("cmk_"))
+        .unwrap_or_else(|| panic!("no generated key in: {stderr}"))
+        .to_owned();
+    assert!(stderr.contains("rotate_admin_key"), "{stderr}");
+    let bearer = format!("Bearer {key}");
+    let (status, me) = first.request("GET", &api("whoami"), &[("Authorization", &bearer)], None);
+    assert_eq!((status, me), (200, json!({"role": "admin"})));
+    let (status, _) = first.request("GET", &format!("{}?admin_key={key}", api("whoami")), &[], None);
+    assert_eq!(status, 200);
+    let (status, _) = first.request("GET", &api("list_containers"), &[], None);
+    assert_eq!(status, 401);
+
+    // Another process (here: the same wiring as `cm`, in this test process) works on the same
+    // database at the same time: a token it creates is accepted by the running server at once.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let settings = cm_wiring::Settings {
+        config: cm_core::Config::from_toml("[nginx]\nenabled = false\n").unwrap(),
+        database: dir.path().join("cm.db"),
+    };
+    let other = runtime.block_on(cm_wiring::build_app(&settings)).unwrap();
+    let alice = cm_core::UserId::parse("alice").unwrap();
+    let (_, token) = runtime.block_on(other.auth.create_user_token(&alice)).unwrap();
+    let token_header = format!("Bearer {}", token.expose());
+    let (status, me) = first.request("GET", &api("whoami"), &[("Authorization", &token_header)], None);
+    assert_eq!((status, me), (200, json!({"role": "user", "user_id": "alice"})));
+    let (status, listed) = first.request(
+        "GET",
+        &api("list_containers"),
+        &[("Authorization", &token_header)],
+        None,
+    );
+    assert_eq!((status, listed), (200, json!({"containers": [], "stale": null})));
+
+    let logged = first.stop();
+    assert!(!logged.contains(token.expose()), "{logged}");
+    assert_eq!(
+        logged.matches(&key).count(),
+        1,
+        "the key is printed once and never logged:\n{logged}"
+    );
+    assert!(
+        logged.contains("path=/api/ContainerManager/whoami status=200"),
+        "{logged}"
+    );
+
+    // A second start finds the stored hash: no new key, the old one still works.
+    let second = Server::start(&vars, &["CONTAINER_ADMIN_KEY"]);
+    let (status, _) = second.request("GET", &api("whoami"), &[("Authorization", &bearer)], None);
+    assert_eq!(status, 200);
+    let logged = second.stop();
+    assert!(!logged.contains("cmk_"), "{logged}");
+}
+
+#[test]
+fn end_to_end_over_http_on_the_real_engine() {
+    if !require_docker() {
+        return;
+    }
+    let env = TestEnv::new();
+    let admin = "e2e-admin-key-0123456789abcdef";
+    let mut vars = env.vars();
+    vars.push(("CONTAINER_ADMIN_KEY", admin.to_owned()));
+    let server = Server::start(&vars, &[]);
+    let auth = format!("Bearer {admin}");
+    let headers = [("Authorization", auth.as_str())];
+    let user = env.user("api");
+    let name = format!("{user}_preview_server");
+
+    let (status, health) = server.request("GET", &api("docker_health"), &headers, None);
+    assert_eq!(status, 200, "{health}");
+
+    let (status, created) = server.request(
+        "POST",
+        &api("create_container"),
+        &headers,
+        Some(
+            &json!({"user_id": user, "container_type": "preview_server", "env": {"SECRET_THING": "hidden"}}),
+        ),
+    );
+    assert_eq!(status, 201, "{created}");
+    let container = &created["container"];
+    assert_eq!(container["container_name"], name.as_str());
+    assert_eq!(container["status"], "running");
+    assert_eq!(container["env"]["SECRET_THING"], "***");
+    let port = u16::try_from(container["port"].as_u64().unwrap()).unwrap();
+
+    let exec = |command: Value| {
+        server.request(
+            "POST",
+            &api("container_exec"),
+            &headers,
+            Some(&json!({"container_id": name, "command": command, "timeout": 20})),
+        )
+    };
+    let (status, ok) = exec(json!("echo hello from exec"));
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(
+        ok,
+        json!({"exit_code": 0, "stdout": "hello from exec\n", "stderr": ""})
+    );
+    let (_, three) = exec(json!(["sh", "-c", "echo to-stderr >&2; exit 3"]));
+    assert_eq!(three["exit_code"], 3);
+    assert_eq!(three["stderr"], "to-stderr\n");
+    // The owner's token reaches the container; it can not delete it.
+    let (status, token) = server.request(
+        "POST",
+        &api("create_user_token"),
+        &headers,
+        Some(&json!({"user_id": user})),
+    );
+    assert_eq!(status, 201, "{token}");
+    let owner = format!("Bearer {}", token["token"].as_str().unwrap());
+    let (status, own) = server.request(
+        "POST",
+        &api("container_exec"),
+        &[("Authorization", owner.as_str())],
+        Some(&json!({"container_id": name, "command": "id -un"})),
+    );
+    assert_eq!(status, 200, "{own}");
+    let (status, _) = server.request(
+        "POST",
+        &api("delete_container"),
+        &[("Authorization", owner.as_str())],
+        Some(&json!({"container_id": name, "force": true})),
+    );
+    assert_eq!(status, 403);
+    let (_, secret) = exec(json!("printenv SECRET_THING"));
+    assert_eq!(secret["stdout"], "hidden\n", "the container has the real value");
+
+    // The preview server logs one line per request.
+    assert!(wait_until(Duration::from_secs(30), || {
+        matches!(http(port, "GET", "/e2e-marker", &[], None), Some((200, _)))
+    }));
+    let logs_path = format!("{}?container_id={name}&tail=20", api("container_logs"));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let (status, logs) = server.request("GET", &logs_path, &headers, None);
+            status == 200 && logs["logs"].as_str().is_some_and(|l| l.contains("/e2e-marker"))
+        }),
+        "the request never showed in the logs"
+    );
+
+    let (status, refused) = server.request(
+        "POST",
+        &api("delete_container"),
+        &headers,
+        Some(&json!({"container_id": name})),
+    );
+    assert_eq!(status, 409, "{refused}");
+
+    // follow streams new output until the container stops.
+    let api_port = server.port;
+    let follow_path = format!("{}?container_id={name}&tail=0&follow=true", api("container_logs"));
+    let follower = std::thread::spawn(move || {
+        let auth = format!("Bearer {admin}");
+        http(api_port, "GET", &follow_path, &[("Authorization", &auth)], None)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(matches!(
+        http(port, "GET", "/follow-marker", &[], None),
+        Some((200, _))
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, stopped) = server.request(
+        "POST",
+        &api("stop_container"),
+        &headers,
+        Some(&json!({"container_id": name})),
+    );
+    assert_eq!(status, 200, "{stopped}");
+    assert_eq!(stopped["container"]["status"], "exited");
+    let (status, followed) = follower.join().unwrap().expect("the follow request answered");
+    assert_eq!(status, 200);
+    assert!(followed.contains("/follow-marker"), "{followed:?}");
+    assert!(
+        !followed.contains("/e2e-marker"),
+        "tail=0 starts at the end: {followed:?}"
+    );
+    let (status, deleted) = server.request(
+        "POST",
+        &api("delete_container"),
+        &headers,
+        Some(&json!({"container_id": name, "force": true, "purge": true})),
+    );
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["purged"], true);
+
+    let filter = env.label_filter();
+    assert_eq!(docker_ok(&["ps", "-aq", "--filter", &filter]), "");
+    assert_eq!(docker_ok(&["volume", "ls", "-q", "--filter", &filter]), "");
+    assert_eq!(docker_ok(&["network", "ls", "-q", "--filter", &filter]), "");
+    let (status, _) = server.request(
+        "GET",
+        &format!("{}?container_id={name}", api("get_container")),
+        &headers,
+        None,
+    );
+    assert_eq!(status, 404);
+    let logged = server.stop();
+    assert!(!logged.contains(admin), "{logged}");
+}
+
+fn tempfile_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}

@@ -1,0 +1,13 @@
+//! Tests of the HTTP API: in process over cm-core's fakes (every endpoint, the authorization
+//! matrix, errors, logs, the OpenAPI document), and against a real `cm-api` process (the
+//! generated admin key; one end-to-end run on the real Docker engine).
+
+#![allow(clippy::unwrap_used)]
+
+mod authz;
+mod binary;
+mod endpoints;
+mod errors;
+mod helpers;
+mod logging;
+mod openapi;
