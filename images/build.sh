@@ -218,7 +218,7 @@ toolbox_recipe() {  # base-image-id
 # cm-base:bookworm
 # --------------------------------------------------------------------------
 build_base() {
-    local recipe="$1" mirror security_mirror rootdir pkgs
+    local recipe="$1" mirror security_mirror rootdir pkgs t0
     command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
     if [ "$(id -u)" != 0 ]; then
         # debootstrap/chroot/tar of a root file system need root.
@@ -239,10 +239,13 @@ build_base() {
     rootdir="${WORKDIR}/rootfs"
 
     say "debootstrap ${SUITE} (minbase) from ${mirror} ..."
+    t0="$SECONDS"
     run_logged "debootstrap" "${SUDO[@]}" debootstrap --variant=minbase \
         --include="$pkgs" --cache-dir="${CACHE_DIR}/debootstrap" \
         "$SUITE" "$rootdir" "$mirror"
 
+    say "  debootstrap took $((SECONDS - t0))s"
+    t0="$SECONDS"
     if [ "$SECURITY_UPDATES" = 1 ]; then
         say "finalizing base (updates from ${mirror} + ${security_mirror}) ..."
     else
@@ -254,6 +257,8 @@ build_base() {
     run_logged "base-finalize.sh" "${SUDO[@]}" chroot "$rootdir" /bin/sh /tmp/cm-base-finalize.sh \
         "$mirror" "$security_mirror" "$SECURITY_UPDATES"
     "${SUDO[@]}" rm -f "${rootdir}/tmp/cm-base-finalize.sh"
+    say "  finalizing took $((SECONDS - t0))s"
+    t0="$SECONDS"
 
     if [ -n "$(mounts_below "$WORKDIR")" ]; then
         die "unexpected mounts below ${WORKDIR}: $(mounts_below "$WORKDIR" | tr '\n' ' ')"
@@ -274,6 +279,7 @@ build_base() {
             --change "LABEL org.containermanager.debian-suite=${SUITE}" \
             --change "LABEL ${RECIPE_LABEL}=${recipe}" \
             - "$BASE_IMAGE" >/dev/null
+    say "  import took $((SECONDS - t0))s"
 
     cleanup
     WORKDIR=""
@@ -283,9 +289,14 @@ build_base() {
 # toolboxv2:latest / toolboxv2:dev
 # --------------------------------------------------------------------------
 build_toolbox() {  # target recipe
-    local target="$1" recipe="$2" tag="${TOOLBOX_REPO}:$1" nocache=()
-    [ "$FORCE" = 1 ] && nocache=(--no-cache)
+    local target="$1" recipe="$2" tag="${TOOLBOX_REPO}:$1" nocache=() t0
+    # --force: do not reuse cached layers for the first target; "dev" builds
+    # on the layers "latest" has just produced.
+    if [ "$FORCE" = 1 ] && [ "$target" = latest ]; then
+        nocache=(--no-cache)
+    fi
     say "docker build ${tag} ..."
+    t0="$SECONDS"
     remember_old_image "$tag"
     run_logged "docker build ${tag}" docker build "${nocache[@]}" \
         --target "$target" \
@@ -294,6 +305,7 @@ build_toolbox() {  # target recipe
         --label "${RECIPE_LABEL}=${recipe}" \
         -t "$tag" \
         -f "${IMAGES_DIR}/Dockerfile" "$IMAGES_DIR"
+    say "  docker build took $((SECONDS - t0))s"
 }
 
 # Remove images we replaced, but only if nothing else refers to them (no

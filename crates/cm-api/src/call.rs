@@ -9,23 +9,30 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest};
-use cm_core::{Action, Auth, ContainerSpec, Manager, Principal, Secret};
+use std::sync::Arc;
+
+use cm_core::{Action, Auth, ContainerSpec, Manager, Principal, Secret, StatusView};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 
+use crate::background::{DEFAULT_RECONCILE_INTERVAL, Reconciler};
 use crate::error::{ApiError, ErrorCode};
 use crate::params::Params;
 
 /// The largest request body accepted (parameters only; nothing is uploaded through the API).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// What the handlers work with: the use cases and the credentials.
+/// What the handlers work with: the use cases, the credentials, and the background reconciler.
 #[derive(Clone)]
 pub struct AppState {
     /// The use cases.
     pub manager: Manager,
     /// Authentication and tokens.
     pub auth: Auth,
+    /// The reconciler and its last report.
+    pub reconciler: Arc<Reconciler>,
+    /// The event-fed status view, when the server runs one.
+    pub statuses: Option<Arc<StatusView>>,
 }
 
 /// An authenticated request: who calls, and the parameters they sent.
@@ -39,7 +46,21 @@ pub struct Call {
 impl AppState {
     /// State over a manager and an authentication.
     pub fn new(manager: Manager, auth: Auth) -> Self {
-        AppState { manager, auth }
+        AppState {
+            manager,
+            auth,
+            reconciler: Reconciler::new(DEFAULT_RECONCILE_INTERVAL),
+            statuses: None,
+        }
+    }
+
+    /// State whose listings come from `statuses` (fed from the engine's events) and whose
+    /// reconciler is `reconciler`; starts neither (see [`Reconciler::spawn`]).
+    pub fn with_background(mut self, reconciler: Arc<Reconciler>, statuses: Arc<StatusView>) -> Self {
+        self.manager = self.manager.with_status_view(statuses.clone());
+        self.reconciler = reconciler;
+        self.statuses = Some(statuses);
+        self
     }
 
     /// Resolves a container reference, then checks that `principal` may do `action` on it.

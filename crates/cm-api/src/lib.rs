@@ -6,6 +6,7 @@
 //! exists, and serve.
 
 mod answers;
+mod background;
 mod call;
 mod error;
 mod logging;
@@ -21,6 +22,7 @@ use actix_web::web::{self, Data};
 use actix_web::{App, HttpResponse, middleware};
 
 pub use answers::{REDACTED, SECRET_MARKERS, container_json, is_secret_name};
+pub use background::{DEFAULT_RECONCILE_INTERVAL, ReconcileError, ReconcileStatus, Reconciler};
 pub use call::{AppState, BODY_LIMIT};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use logging::{TARGET as REQUEST_LOG_TARGET, loggable_path};

@@ -53,6 +53,9 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
         routes::revoke_user_token,
         routes::list_user_tokens,
         routes::rotate_admin_key,
+        routes::update_container,
+        routes::reconcile,
+        routes::reconcile_status,
         routes::healthz,
     ),
     components(schemas(
@@ -99,6 +102,9 @@ pub fn error_statuses(endpoint: &str) -> &'static [u16] {
         "revoke_user_token" => &[403, 404, 422],
         "list_user_tokens" => &[403],
         "rotate_admin_key" => &[403, 409],
+        "update_container" => &[403, 404, 409, 422, 503],
+        "reconcile" => &[403, 503],
+        "reconcile_status" => &[403],
         _ => &[],
     }
 }

@@ -84,6 +84,26 @@ pub struct DeleteParams {
     pub user_id: Option<String>,
 }
 
+/// Parameters of `update_container`.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct UpdateParams {
+    /// The container: id, unique id prefix or name.
+    pub container_id: String,
+    /// The new image; the type's configured image when left out.
+    pub image: Option<String>,
+}
+
+/// Parameters of `reconcile`.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct ReconcileParams {
+    /// Only report what would be done.
+    pub dry_run: Option<bool>,
+    /// Also remove orphans (labelled objects no record explains).
+    pub prune: Option<bool>,
+}
+
 /// Parameters of `container_logs`.
 #[derive(Debug, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
@@ -235,6 +255,28 @@ impl FromParams for DeleteParams {
             force: p.bool("force")?,
             purge: p.bool("purge")?,
             user_id: p.string("user_id")?,
+        })
+    }
+}
+
+impl FromParams for UpdateParams {
+    const FIELDS: &'static [&'static str] = &["container_id", "image"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(UpdateParams {
+            container_id: p.required_string("container_id")?,
+            image: p.string("image")?,
+        })
+    }
+}
+
+impl FromParams for ReconcileParams {
+    const FIELDS: &'static [&'static str] = &["dry_run", "prune"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(ReconcileParams {
+            dry_run: p.bool("dry_run")?,
+            prune: p.bool("prune")?,
         })
     }
 }

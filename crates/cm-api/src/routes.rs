@@ -25,7 +25,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::params::CommandParam;
 use crate::params_types::{
     AddKeyParams, ContainerRef, CreateParams, DeleteParams, ExecParams, ListParams, LogsParams, NoParams,
-    RemoveKeyParams, RevokeParams, UserParams,
+    ReconcileParams, RemoveKeyParams, RevokeParams, UpdateParams, UserParams,
 };
 
 /// Where the endpoints live.
@@ -129,6 +129,18 @@ pub const ENDPOINTS: &[Endpoint] = &[
         name: "rotate_admin_key",
         read: false,
     },
+    Endpoint {
+        name: "update_container",
+        read: false,
+    },
+    Endpoint {
+        name: "reconcile",
+        read: false,
+    },
+    Endpoint {
+        name: "reconcile_status",
+        read: true,
+    },
 ];
 
 /// The default number of log lines.
@@ -169,7 +181,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(write("create_user_token", create_user_token))
             .service(write("revoke_user_token", revoke_user_token))
             .service(read("list_user_tokens", list_user_tokens))
-            .service(write("rotate_admin_key", rotate_admin_key)),
+            .service(write("rotate_admin_key", rotate_admin_key))
+            .service(write("update_container", update_container))
+            .service(write("reconcile", reconcile))
+            .service(read("reconcile_status", reconcile_status)),
     );
 }
 
@@ -800,6 +815,79 @@ pub async fn rotate_admin_key(state: Data<AppState>, call: Call) -> Answer {
     Ok(secret_answer(HttpResponse::Ok()).json(AdminKeyAnswer {
         admin_key: key.expose().to_owned(),
     }))
+}
+
+/// Re-create a container with a new image (admin only)
+///
+/// Keeps its name, ports, volume, environment, limits, keys and route. The old container is kept
+/// aside until the new one runs; if the new one fails, the old one comes back and the error says
+/// so (e.g. 404 for a missing image).
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/update_container",
+    tag = "containers",
+    params(UpdateParams),
+    request_body(content = Option<UpdateParams>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "The updated container", body = ContainerAnswer))
+)]
+pub async fn update_container(state: Data<AppState>, call: Call) -> Answer {
+    let p: UpdateParams = call.params.parse()?;
+    let spec = state
+        .authorized(&call.principal, &p.container_id, Action::UpdateContainer)
+        .await?;
+    let image = p
+        .image
+        .as_deref()
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(|i| cm_core::ImageRef::parse(i).map_err(|e| e.for_field("image")))
+        .transpose()?;
+    let manager = state.manager.clone();
+    let name = spec.container_name.to_string();
+    let updated = detached(async move { manager.update(&name, image).await }).await?;
+    Ok(container_answer(&updated))
+}
+
+/// Reconcile now (admin only)
+///
+/// Compares the store with the engine, nginx and the keys, and converges (see docs/operations.md).
+/// The report lists every finding with its outcome. `cm-api` also reconciles at start, every
+/// `CM_RECONCILE_INTERVAL` seconds, and when the engine comes back.
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/reconcile",
+    tag = "system",
+    params(ReconcileParams),
+    request_body(content = Option<ReconcileParams>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "The report", body = Object))
+)]
+pub async fn reconcile(state: Data<AppState>, call: Call) -> Answer {
+    call.principal.authorize(Action::Administer, None)?;
+    let p: ReconcileParams = call.params.parse()?;
+    let options = cm_core::ReconcileOptions {
+        dry_run: p.dry_run.unwrap_or(false),
+        prune: p.prune.unwrap_or(false),
+    };
+    let background = state.reconciler.clone();
+    let manager = state.manager.clone();
+    let report = detached(async move { background.run(&manager, options).await }).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// The reconciler's last report (admin only)
+///
+/// The last reconcile's report, the last failure to run one (the engine away), the interval, and
+/// whether listings come from the engine's event stream.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/reconcile_status",
+    tag = "system",
+    responses((status = 200, description = "The status", body = Object))
+)]
+pub async fn reconcile_status(state: Data<AppState>, call: Call) -> Answer {
+    call.principal.authorize(Action::Administer, None)?;
+    let NoParams = call.params.parse()?;
+    Ok(HttpResponse::Ok().json(state.reconciler.status(state.statuses.as_deref())))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,11 @@ use actix_web::HttpServer;
 use anyhow::Context;
 use clap::Parser;
 
+use std::time::Duration;
+
+use cm_core::StatusView;
+
+use crate::background::{DEFAULT_RECONCILE_INTERVAL, Reconciler};
 use crate::call::AppState;
 
 /// Where the API listens unless told otherwise: loopback only (put nginx or a tunnel in front).
@@ -48,7 +53,18 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             tracing::warn!(error = %e, "docker engine does not answer; serving anyway (docker_health says 503)")
         }
     }
-    let state = AppState::new(wired.manager, wired.auth);
+    let interval = reconcile_interval()?;
+    let reconciler = Reconciler::new(interval);
+    let statuses = StatusView::new();
+    let state =
+        AppState::new(wired.manager, wired.auth).with_background(reconciler.clone(), statuses.clone());
+    // The event feed and the reconciler: a reconcile as soon as the engine answers, every
+    // `interval`, and whenever the engine comes back.
+    reconciler.spawn(state.manager.clone(), statuses);
+    let proxy = state.manager.proxy_status();
+    if !proxy.enabled {
+        tracing::warn!(detail = %proxy.detail, "HTTP exposure is disabled");
+    }
     let server = HttpServer::new(move || crate::app(state.clone()))
         .bind(&options.listen)
         .with_context(|| format!("listening on {}", options.listen))?;
@@ -61,4 +77,19 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
     server.run().await.context("serving")?;
     Ok(())
+}
+
+/// `CM_RECONCILE_INTERVAL` in seconds (at least 10), or the default.
+fn reconcile_interval() -> anyhow::Result<Duration> {
+    match std::env::var("CM_RECONCILE_INTERVAL") {
+        Ok(text) if !text.trim().is_empty() => {
+            let seconds: u64 = text
+                .trim()
+                .parse()
+                .with_context(|| format!("CM_RECONCILE_INTERVAL={text:?} is not a number of seconds"))?;
+            anyhow::ensure!(seconds >= 10, "CM_RECONCILE_INTERVAL must be at least 10 seconds");
+            Ok(Duration::from_secs(seconds))
+        }
+        _ => Ok(DEFAULT_RECONCILE_INTERVAL),
+    }
 }

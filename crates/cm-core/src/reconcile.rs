@@ -208,31 +208,18 @@ impl Manager {
         };
         let observed = runtime.list_managed(&self.config().extra_labels).await?;
 
-        let checks =
-            futures_util::stream::iter(specs.iter().filter(|s| !busy.names.contains(&s.container_name)))
-                .map(|spec| async {
-                    match tokio::time::timeout(
-                        RECORD_TIME_LIMIT,
-                        self.reconcile_record(spec, &observed, options),
-                    )
-                    .await
-                    {
-                        Ok(found) => found,
-                        Err(_) => vec![Finding::new(
-                            FindingKind::MissingContainer,
-                            spec.container_name.as_str(),
-                            Some(spec.container_id.clone()),
-                            Outcome::Failed,
-                            format!(
-                                "the engine did not answer within {} s",
-                                RECORD_TIME_LIMIT.as_secs()
-                            ),
-                        )],
-                    }
-                })
-                .buffer_unordered(CONCURRENCY)
-                .collect::<Vec<_>>()
-                .await;
+        // The futures are made here, outside the stream combinators, so the whole reconcile stays
+        // a `Send` future that can be spawned.
+        let mut checks = Vec::new();
+        for spec in &specs {
+            if !busy.names.contains(&spec.container_name) {
+                checks.push(self.reconcile_record_in_time(spec, &observed, options));
+            }
+        }
+        let checks: Vec<Vec<Finding>> = futures_util::stream::iter(checks)
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         findings.extend(checks.into_iter().flatten());
 
         findings.extend(self.reconcile_routes(options).await?);
@@ -380,6 +367,28 @@ impl Manager {
 
     // -----------------------------------------------------------------------------------------
     // Records.
+
+    /// [`Manager::reconcile_record`] within [`RECORD_TIME_LIMIT`].
+    async fn reconcile_record_in_time(
+        &self,
+        spec: &ContainerSpec,
+        observed: &[ObservedContainer],
+        options: ReconcileOptions,
+    ) -> Vec<Finding> {
+        match tokio::time::timeout(RECORD_TIME_LIMIT, self.reconcile_record(spec, observed, options)).await {
+            Ok(found) => found,
+            Err(_) => vec![Finding::new(
+                FindingKind::MissingContainer,
+                spec.container_name.as_str(),
+                Some(spec.container_id.clone()),
+                Outcome::Failed,
+                format!(
+                    "the engine did not answer within {} s",
+                    RECORD_TIME_LIMIT.as_secs()
+                ),
+            )],
+        }
+    }
 
     async fn reconcile_record(
         &self,

@@ -152,6 +152,21 @@ const ROWS: &[Row] = &[
         body: |_| json!({}),
         expect: [401, 401, 409, 403, 403, 401],
     },
+    Row {
+        endpoint: "update_container",
+        body: |_| json!({"container_id": CONTAINER}),
+        expect: [401, 401, 200, 403, 403, 401],
+    },
+    Row {
+        endpoint: "reconcile",
+        body: |_| json!({"dry_run": true}),
+        expect: [401, 401, 200, 403, 403, 401],
+    },
+    Row {
+        endpoint: "reconcile_status",
+        body: |_| json!({}),
+        expect: [401, 401, 200, 403, 403, 401],
+    },
 ];
 
 /// A fresh world and the credential of `who` in it.

@@ -582,3 +582,46 @@ async fn a_container_missing_from_the_engine_is_reported() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{start}");
 }
+
+#[actix_web::test]
+async fn update_keeps_the_port_and_reconcile_reports_and_remembers() {
+    let app = TestApp::new();
+    let created = app.create("alice", "preview_server").await;
+    let updated = app
+        .admin_post(
+            "update_container",
+            json!({"container_id": "alice_preview_server", "image": "toolboxv2:dev"}),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(updated["container"]["image"], "toolboxv2:dev");
+    assert_eq!(updated["container"]["port"], created["port"]);
+    let (status, body) = app
+        .post(
+            &api("update_container"),
+            json!({"container_id": "alice_preview_server", "image": "bad image"}),
+            &Cred::admin(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "image");
+
+    let status_before = app
+        .admin_post("reconcile_status", json!({}), StatusCode::OK)
+        .await;
+    assert!(status_before["last_report"].is_null());
+    let report = app
+        .admin_post("reconcile", json!({"dry_run": true}), StatusCode::OK)
+        .await;
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["records"], 1);
+    assert_eq!(report["findings"], json!([]));
+    let status_after = app
+        .admin_post("reconcile_status", json!({}), StatusCode::OK)
+        .await;
+    assert_eq!(status_after["last_report"]["records"], 1);
+    assert_eq!(
+        status_after["live_statuses"], false,
+        "no event feed in process tests"
+    );
+}

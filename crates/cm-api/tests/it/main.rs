@@ -7,6 +7,7 @@
 mod authz;
 mod binary;
 mod endpoints;
+mod engine;
 mod errors;
 mod helpers;
 mod logging;

@@ -1,0 +1,126 @@
+//! What `cm-api` does besides answering requests: it keeps a live view of container statuses from
+//! the engine's event stream (so listings do not ask the engine per request), and it runs the
+//! reconciler at start, periodically, and whenever the engine comes back after being away.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use cm_core::{Manager, ReconcileOptions, ReconcileReport, StatusView};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+/// How often the reconciler runs when nothing else wakes it, unless `CM_RECONCILE_INTERVAL`
+/// (seconds) says otherwise.
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The reconciler of this process: one run at a time, and the last report.
+pub struct Reconciler {
+    interval: Duration,
+    wake: Notify,
+    running: tokio::sync::Mutex<()>,
+    last: Mutex<Option<ReconcileReport>>,
+    last_error: Mutex<Option<ReconcileError>>,
+}
+
+/// A reconcile that could not run (the engine was away).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconcileError {
+    /// When it was tried, RFC 3339 UTC.
+    pub at: String,
+    /// Why it failed.
+    pub message: String,
+}
+
+/// What `reconcile_status` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconcileStatus {
+    /// The last completed run (a dry run included), if any.
+    pub last_report: Option<ReconcileReport>,
+    /// The last run that could not happen, if it came after the last report.
+    pub last_error: Option<ReconcileError>,
+    /// Seconds between periodic runs.
+    pub interval_seconds: u64,
+    /// Whether listings come from the engine's event stream right now.
+    pub live_statuses: bool,
+}
+
+impl Reconciler {
+    /// A reconciler that runs every `interval` once spawned.
+    pub fn new(interval: Duration) -> Arc<Self> {
+        Arc::new(Reconciler {
+            interval,
+            wake: Notify::new(),
+            running: tokio::sync::Mutex::new(()),
+            last: Mutex::new(None),
+            last_error: Mutex::new(None),
+        })
+    }
+
+    /// Runs one reconcile now (after any running one) and remembers its report.
+    pub async fn run(
+        &self,
+        manager: &Manager,
+        options: ReconcileOptions,
+    ) -> cm_core::Result<ReconcileReport> {
+        let _one_at_a_time = self.running.lock().await;
+        match manager.reconcile(options).await {
+            Ok(report) => {
+                if !report.findings.is_empty() {
+                    tracing::info!(
+                        findings = report.findings.len(),
+                        dry_run = report.dry_run,
+                        "reconciled"
+                    );
+                }
+                *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(report.clone());
+                *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                Ok(report)
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, "reconcile could not run");
+                *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(ReconcileError {
+                    at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+                    message: e.message().to_owned(),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    /// The last report and error.
+    pub fn status(&self, view: Option<&StatusView>) -> ReconcileStatus {
+        ReconcileStatus {
+            last_report: self.last.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            interval_seconds: self.interval.as_secs(),
+            live_statuses: view.is_some_and(StatusView::is_live),
+        }
+    }
+
+    /// Starts the event feed and the reconcile loop on the current runtime. The feed wakes the
+    /// loop on every (re)connection, so the first reconcile runs as soon as the engine answers and
+    /// again whenever it comes back.
+    pub fn spawn(self: &Arc<Self>, manager: Manager, view: Arc<StatusView>) {
+        let feeder = manager.clone();
+        let reconciler = self.clone();
+        tokio::spawn(async move {
+            let wake = || reconciler.wake.notify_one();
+            feeder.feed_status_view(view, &wake).await;
+        });
+        let reconciler = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = reconciler.wake.notified() => {}
+                    () = tokio::time::sleep(reconciler.interval) => {}
+                }
+                // Errors are recorded for reconcile_status; the loop goes on.
+                let _ = reconciler.run(&manager, ReconcileOptions::default()).await;
+            }
+        });
+    }
+}
