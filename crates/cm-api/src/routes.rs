@@ -893,10 +893,7 @@ pub async fn reconcile_status(state: Data<AppState>, call: Call) -> Answer {
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-/// Whose containers a listing shows: `None` for every user (admin only).
-///
-/// A user token may name only its own user; the admin may name anyone or ask for all. The
-/// parameter never widens what a token reaches.
+/// Whose containers a listing shows (the rule is cm-core's `Principal::listing_scope`).
 fn listing_scope(
     principal: &Principal,
     user_id: Option<&str>,
@@ -907,27 +904,7 @@ fn listing_scope(
         .filter(|u| !u.is_empty())
         .map(|u| UserId::parse(u).map_err(|e| e.for_field("user_id")))
         .transpose()?;
-    match principal {
-        Principal::Admin if all => Ok(None),
-        Principal::Admin => Ok(named),
-        Principal::User(own) => {
-            if all {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    "listing every user's containers needs the admin key",
-                )
-                .for_field("all"));
-            }
-            match named {
-                Some(other) if &other != own => Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    "a user token lists only its own user's containers",
-                )
-                .for_field("user_id")),
-                _ => Ok(Some(own.clone())),
-            }
-        }
-    }
+    Ok(principal.listing_scope(named.as_ref(), all)?)
 }
 
 fn container_answer(spec: &cm_core::ContainerSpec) -> HttpResponse {

@@ -228,6 +228,28 @@ impl Principal {
         }
     }
 
+    /// Whose containers a listing shows, given what the caller asked for: `None` for every user
+    /// (admin only). A user token may name only its own user; the parameter never widens what a
+    /// token reaches.
+    pub fn listing_scope(&self, named: Option<&UserId>, all: bool) -> Result<Option<UserId>> {
+        let forbidden = |message: &str, field| Error::new(ErrorKind::Forbidden, message).for_field(field);
+        match self {
+            Principal::Admin if all => Ok(None),
+            Principal::Admin => Ok(named.cloned()),
+            Principal::User(_) if all => Err(forbidden(
+                "listing every user's containers needs the admin key",
+                "all",
+            )),
+            Principal::User(own) => match named {
+                Some(other) if other != own => Err(forbidden(
+                    "a user token lists only its own user's containers",
+                    "user_id",
+                )),
+                _ => Ok(Some(own.clone())),
+            },
+        }
+    }
+
     /// The user whose containers a listing may show: `None` for the admin (all).
     pub fn scope(&self) -> Option<&UserId> {
         match self {
@@ -387,6 +409,29 @@ mod tests {
             let err = alice.authorize(admin_only, Some(&user("alice"))).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Forbidden, "{admin_only:?}");
         }
+    }
+
+    #[test]
+    fn listings_of_a_token_never_widen() {
+        let alice = Principal::User(user("alice"));
+        assert_eq!(alice.listing_scope(None, false).unwrap(), Some(user("alice")));
+        assert_eq!(
+            alice.listing_scope(Some(&user("alice")), false).unwrap(),
+            Some(user("alice"))
+        );
+        assert_eq!(
+            alice.listing_scope(Some(&user("bob")), false).unwrap_err().kind(),
+            ErrorKind::Forbidden
+        );
+        assert_eq!(
+            alice.listing_scope(None, true).unwrap_err().kind(),
+            ErrorKind::Forbidden
+        );
+        assert_eq!(Principal::Admin.listing_scope(None, true).unwrap(), None);
+        assert_eq!(
+            Principal::Admin.listing_scope(Some(&user("bob")), false).unwrap(),
+            Some(user("bob"))
+        );
     }
 
     #[test]

@@ -904,6 +904,11 @@ impl Manager {
     // -----------------------------------------------------------------------------------------
     // SSH keys.
 
+    /// Parses and validates a public key without storing it (for forms that check as you type).
+    pub fn parse_ssh_key(&self, raw: &str) -> Result<SshPublicKey> {
+        self.adapters.keys.parse(raw)
+    }
+
     /// Parses a key and authorizes it on a container; applied now when it runs, else at its next start.
     pub async fn add_ssh_key(&self, reference: &str, raw_key: &str) -> Result<KeyAdded> {
         let key = self
