@@ -126,3 +126,30 @@ fn two_processes_creating_ten_containers_at_once_get_ten_distinct_ports() {
     assert_eq!(ports.len(), 10, "ten distinct ports: {ports:?}");
     assert!(specs.iter().all(|s| s["status"] == "running"));
 }
+
+#[test]
+fn without_nginx_containers_work_and_routing_says_it_is_disabled() {
+    let Some(world) = World::new() else { return };
+    world
+        .env
+        .set_config_extra("[nginx]\nbinary = \"/nonexistent/nginx\"\n");
+    let user = world.env.user("nonginx");
+    let out = world.cm(&["create", &user, "preview_server"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no HTTP route (HTTP exposure disabled: nginx not found"),
+        "{}",
+        stderr(&out)
+    );
+    let routes = world.cm(&["routes"]);
+    assert!(routes.status.success());
+    assert!(String::from_utf8_lossy(&routes.stdout).contains("routing disabled"));
+    let doc = world.cm_json(&["routes"]);
+    assert_eq!(doc["enabled"], false);
+    assert_eq!(doc["routes"], serde_json::json!([]));
+    let sync = world.cm(&["routes", "sync"]);
+    assert_eq!(sync.status.code(), Some(3), "nothing pretends to succeed");
+    let health = world.cm_ok(&["health"]);
+    assert!(health.contains("routing   disabled"), "{health}");
+    world.cm_ok(&["delete", &format!("{user}_preview_server"), "--force", "--purge"]);
+}
