@@ -33,6 +33,8 @@ pub struct AppState {
     pub reconciler: Arc<Reconciler>,
     /// The event-fed status view, when the server runs one.
     pub statuses: Option<Arc<StatusView>>,
+    /// The dashboard's sessions (shared by every worker of the server).
+    pub(crate) sessions: Arc<crate::dashboard::Sessions>,
 }
 
 /// An authenticated request: who calls, and the parameters they sent.
@@ -51,6 +53,7 @@ impl AppState {
             auth,
             reconciler: Reconciler::new(DEFAULT_RECONCILE_INTERVAL),
             statuses: None,
+            sessions: Arc::default(),
         }
     }
 

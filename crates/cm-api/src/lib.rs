@@ -1,5 +1,6 @@
 //! The HTTP API of ContainerManager: the endpoints of the original under `/api/ContainerManager/`,
-//! authenticated with the admin key or per-user tokens, answering JSON.
+//! authenticated with the admin key or per-user tokens, answering JSON; and the web dashboard at
+//! `/` (server-rendered pages with session login, see `docs/dashboard.md`).
 //!
 //! [`app`] builds the actix application; `main` and the tests share it. [`run`] is what the
 //! `cm-api` binary does: wire the adapters (the same [`cm_wiring`] as `cm`), make sure an admin key
@@ -8,6 +9,7 @@
 mod answers;
 mod background;
 mod call;
+mod dashboard;
 mod error;
 mod logging;
 mod openapi;
@@ -52,6 +54,8 @@ pub fn app(
         .route("/healthz", web::get().to(routes::healthz))
         .route("/api/openapi.json", web::get().to(openapi_document))
         .configure(routes::configure)
+        // The web dashboard: `/`, `/login`, ... and `/assets/` (see `dashboard`).
+        .configure(dashboard::configure)
         .default_service(web::to(routes::unknown_endpoint))
 }
 

@@ -135,17 +135,18 @@ fn with_the_engine_away_reads_are_stale_writes_fail_and_its_return_is_reconciled
             && got["container"]["container_id"] != first_id
     });
     assert!(back, "{}", call("get_container", json!({"container_id": name})).1);
-    let status = call("reconcile_status", json!({})).1;
-    let findings = status["last_report"]["findings"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(
+    // The report is stored when the whole reconcile ends, a little after the container is back.
+    let reported = wait_until(Duration::from_secs(30), || {
+        let status = call("reconcile_status", json!({})).1;
+        let findings = status["last_report"]["findings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         findings
             .iter()
-            .any(|f| f["kind"] == "missing_container" && f["outcome"] == "fixed"),
-        "{status:#}"
-    );
+            .any(|f| f["kind"] == "missing_container" && f["outcome"] == "fixed")
+    });
+    assert!(reported, "{:#}", call("reconcile_status", json!({})).1);
     let (_, listed) = call("list_containers", json!({}));
     assert!(listed["stale"].is_null(), "{listed}");
 }

@@ -6,6 +6,8 @@
 
 mod authz;
 mod binary;
+mod dashboard;
+mod dashboard_browser;
 mod endpoints;
 mod engine;
 mod errors;

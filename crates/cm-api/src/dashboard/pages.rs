@@ -1,0 +1,472 @@
+//! The pages (GET): containers, details, delete confirmation, create form, users, SSH keys,
+//! settings and logs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Path, Query};
+use cm_core::{Action, AdminKeySource, ErrorKind, Listing, LogRequest};
+use futures_util::StreamExt;
+use minijinja::Value;
+use serde::{Deserialize, Serialize};
+
+use super::render::PageError;
+use super::viewer::{PageResult, Viewer};
+use super::views::{ContainerView, KeyView, STATUSES, TypeView, human_time, status_class, to_value};
+
+/// The tail lengths the logs page offers.
+pub const TAILS: [u64; 7] = [50, 100, 200, 500, 1000, 5000, 20000];
+/// The tail the logs page shows unless told.
+pub const DEFAULT_PAGE_TAIL: u64 = 200;
+/// The most log text one page carries.
+const PAGE_LOG_BYTES: usize = 4 * 1024 * 1024;
+
+/// The filters of the containers page (query parameters; empty means all).
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct Filters {
+    #[serde(default)]
+    user: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    status: String,
+}
+
+/// The fields of the create form, as typed.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct CreateFields {
+    #[serde(default)]
+    pub user_id: String,
+    #[serde(default)]
+    pub container_type: String,
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub command: String,
+    #[serde(default)]
+    pub env: String,
+    #[serde(default)]
+    pub memory: String,
+    #[serde(default)]
+    pub cpus: String,
+    #[serde(default)]
+    pub enable_ssh: Option<String>,
+    #[serde(default)]
+    pub ssh_key: String,
+}
+
+/// The core's refusal of a create, next to the field it is about.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FieldErrors {
+    pub user_id: Option<String>,
+    pub container_type: Option<String>,
+    pub image: Option<String>,
+    pub command: Option<String>,
+    pub env: Option<String>,
+    pub memory: Option<String>,
+    pub cpus: Option<String>,
+    pub ssh_key: Option<String>,
+    /// An error about no one field.
+    pub general: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeysQuery {
+    container: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TailQuery {
+    tail: Option<String>,
+}
+
+impl FieldErrors {
+    /// Puts a core error next to its field (or above the form).
+    pub fn of(err: &cm_core::Error) -> Self {
+        let mut errors = FieldErrors::default();
+        let message = Some(err.message().to_owned());
+        match err.field() {
+            Some("user_id") => errors.user_id = message,
+            Some("container_type") => errors.container_type = message,
+            Some("image") => errors.image = message,
+            Some("command") => errors.command = message,
+            Some("env") => errors.env = message,
+            Some("memory") => errors.memory = message,
+            Some("cpus") => errors.cpus = message,
+            Some("ssh_key" | "ssh_public_key") => errors.ssh_key = message,
+            _ => errors.general = message,
+        }
+        errors
+    }
+}
+
+impl Viewer {
+    /// The containers the viewer may see: all for the admin, their own for a user.
+    pub async fn listing(&self) -> Result<Listing, PageError> {
+        self.require(Action::ReadContainer, None)?;
+        let manager = &self.state().manager;
+        match self.principal.scope() {
+            Some(user) => manager.list_user(user).await,
+            None => manager.list_all().await,
+        }
+        .map_err(|e| self.fail(e, "containers"))
+    }
+}
+
+/// `GET /`: the containers, filtered.
+pub async fn dashboard(viewer: Viewer, filters: Query<Filters>) -> PageResult {
+    let listing = viewer.listing().await?;
+    let users: BTreeSet<String> = listing.containers.iter().map(|c| c.user_id.to_string()).collect();
+    let types: Vec<String> = viewer
+        .state()
+        .manager
+        .types()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    let rows: Vec<ContainerView> = listing
+        .containers
+        .iter()
+        .map(ContainerView::of)
+        .filter(|c| filters.user.is_empty() || c.user == filters.user)
+        .filter(|c| filters.kind.is_empty() || c.kind == filters.kind)
+        .filter(|c| filters.status.is_empty() || c.status == filters.status)
+        .collect();
+    let page = minijinja::context! {
+        containers => to_value(&rows),
+        total => listing.containers.len(),
+        filtered => !(filters.user.is_empty() && filters.kind.is_empty() && filters.status.is_empty()),
+        filters => to_value(&*filters),
+        users => to_value(&users),
+        types => to_value(&types),
+        statuses => to_value(STATUSES.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
+        stale => listing.stale,
+        routing => viewer.state().manager.proxy_status().enabled,
+    };
+    viewer.render("containers", "dashboard.html", page)
+}
+
+/// `GET /containers/{name}`: one container, its environment, SSH access and keys.
+pub async fn container(viewer: Viewer, name: Path<String>) -> PageResult {
+    let spec = viewer.container(&name, Action::ReadContainer).await?;
+    let manager = &viewer.state().manager;
+    let (spec, stale) = match manager.get(spec.container_name.as_str()).await {
+        Ok(live) => (live, None),
+        Err(e) if e.kind() == ErrorKind::Unavailable => {
+            let mut stored = spec;
+            stored.status = cm_core::ContainerStatus::Unknown;
+            (stored, Some(e.message().to_owned()))
+        }
+        Err(e) => return Err(viewer.fail(e, "containers")),
+    };
+    let (ssh, keys) = ssh_details(&viewer, &spec).await?;
+    let page = minijinja::context! {
+        c => to_value(ContainerView::of(&spec)),
+        ssh => ssh,
+        keys => to_value(&keys),
+        stale => stale,
+        routing => manager.proxy_status().enabled,
+    };
+    viewer.render("containers", "container.html", page)
+}
+
+/// The SSH connection details and keys of an SSH-enabled container the viewer may read.
+async fn ssh_details(
+    viewer: &Viewer,
+    spec: &cm_core::ContainerSpec,
+) -> Result<(Value, Vec<KeyView>), PageError> {
+    if spec.ssh_port.is_none() || viewer.require(Action::ReadSshInfo, Some(&spec.user_id)).is_err() {
+        return Ok((Value::from(()), Vec::new()));
+    }
+    let manager = &viewer.state().manager;
+    let name = spec.container_name.as_str();
+    let info = manager.ssh_info(name).await.map_err(|e| viewer.fail(e, "keys"))?;
+    let keys = manager.ssh_keys(name).await.map_err(|e| viewer.fail(e, "keys"))?;
+    Ok((to_value(&info), keys.iter().map(KeyView::of).collect()))
+}
+
+/// `GET /containers/{name}/delete`: the confirmation (admin only).
+pub async fn delete_page(viewer: Viewer, name: Path<String>) -> PageResult {
+    let spec = viewer.container(&name, Action::DeleteContainer).await?;
+    let spec = viewer
+        .state()
+        .manager
+        .get(spec.container_name.as_str())
+        .await
+        .unwrap_or(spec);
+    let page = minijinja::context! { c => to_value(ContainerView::of(&spec)) };
+    viewer.render("containers", "delete.html", page)
+}
+
+/// `GET /create`: the create form (admin only).
+pub async fn create_page(viewer: Viewer) -> PageResult {
+    viewer.require(Action::CreateContainer, None)?;
+    create_form(
+        &viewer,
+        StatusCode::OK,
+        &CreateFields::default(),
+        &FieldErrors::default(),
+    )
+}
+
+/// The create form with the values typed so far and the core's refusal next to its field.
+pub fn create_form(
+    viewer: &Viewer,
+    status: StatusCode,
+    values: &CreateFields,
+    errors: &FieldErrors,
+) -> PageResult {
+    let types: Vec<TypeView> = viewer
+        .state()
+        .manager
+        .types()
+        .into_iter()
+        .map(TypeView::of)
+        .collect();
+    let mut values = values.clone();
+    if values.container_type.is_empty()
+        && let Some(first) = types.first()
+    {
+        values.container_type = first.name.clone();
+    }
+    let page = minijinja::context! {
+        types => to_value(&types),
+        values => to_value(&values),
+        errors => to_value(errors),
+    };
+    viewer.render_status(status, "create", "create.html", page)
+}
+
+/// `GET /users`: users with their containers and tokens (admin only).
+pub async fn users(viewer: Viewer) -> PageResult {
+    viewer.require(Action::Administer, None)?;
+    let state = viewer.state();
+    let listing = state
+        .manager
+        .list_all()
+        .await
+        .map_err(|e| viewer.fail(e, "users"))?;
+    let tokens = state.auth.tokens().await.map_err(|e| viewer.fail(e, "users"))?;
+
+    #[derive(Default, Serialize)]
+    struct UserView {
+        id: String,
+        containers: Vec<ContainerView>,
+        tokens: Vec<TokenView>,
+    }
+    #[derive(Serialize)]
+    struct TokenView {
+        id: String,
+        created: String,
+    }
+    let mut users: BTreeMap<String, UserView> = BTreeMap::new();
+    let entry = |users: &mut BTreeMap<String, UserView>, id: &str| {
+        users.entry(id.to_owned()).or_insert_with(|| UserView {
+            id: id.to_owned(),
+            ..UserView::default()
+        });
+    };
+    for spec in &listing.containers {
+        let id = spec.user_id.to_string();
+        entry(&mut users, &id);
+        if let Some(user) = users.get_mut(&id) {
+            user.containers.push(ContainerView::of(spec));
+        }
+    }
+    for token in &tokens {
+        let id = token.user_id.to_string();
+        entry(&mut users, &id);
+        if let Some(user) = users.get_mut(&id) {
+            user.tokens.push(TokenView {
+                id: token.id.clone(),
+                created: human_time(&token.created_at),
+            });
+        }
+    }
+    let users: Vec<UserView> = users.into_values().collect();
+    let page = minijinja::context! {
+        users => to_value(&users),
+        token_count => tokens.len(),
+        stale => listing.stale,
+    };
+    viewer.render("users", "users.html", page)
+}
+
+/// `GET /keys`: SSH-enabled containers, their connection strings and keys; add a key.
+pub async fn keys(viewer: Viewer, query: Query<KeysQuery>) -> PageResult {
+    viewer.require(Action::ReadSshInfo, None)?;
+    let manager = &viewer.state().manager;
+    let listing = manager
+        .list_ssh(viewer.principal.scope())
+        .await
+        .map_err(|e| viewer.fail(e, "keys"))?;
+
+    #[derive(Serialize)]
+    struct SshContainer {
+        c: ContainerView,
+        info: Value,
+        keys: Vec<KeyView>,
+    }
+    let mut containers = Vec::new();
+    for spec in &listing.containers {
+        let (info, keys) = ssh_details(&viewer, spec).await?;
+        containers.push(SshContainer {
+            c: ContainerView::of(spec),
+            info,
+            keys,
+        });
+    }
+    let selected = query
+        .container
+        .as_deref()
+        .filter(|wanted| containers.iter().any(|s| s.c.name == *wanted))
+        .map(str::to_owned)
+        .or_else(|| containers.first().map(|s| s.c.name.clone()))
+        .unwrap_or_default();
+    let page = minijinja::context! {
+        containers => to_value(&containers),
+        selected => selected,
+        stale => listing.stale,
+    };
+    viewer.render("keys", "keys.html", page)
+}
+
+/// `GET /settings`: types, port pool, nginx, engine, reconciler, admin key (admin only).
+pub async fn settings(viewer: Viewer) -> PageResult {
+    viewer.require(Action::Administer, None)?;
+    let state = viewer.state();
+    let manager = &state.manager;
+    let config = manager.config();
+    let types: Vec<TypeView> = manager.types().into_iter().map(TypeView::of).collect();
+    let pool = config.port_pool;
+    let leased: Vec<u16> = manager
+        .leased_ports()
+        .await
+        .map_err(|e| viewer.fail(e, "settings"))?
+        .into_iter()
+        .collect();
+    let in_pool = leased.iter().filter(|p| pool.contains(**p)).count();
+    let engine = match manager.engine_info().await {
+        Ok(info) => minijinja::context! {
+            ok => true,
+            version => info.version,
+            api_version => info.api_version,
+            platform => info.platform,
+            error => Value::from(()),
+        },
+        Err(e) => minijinja::context! { ok => false, error => e.message() },
+    };
+    let proxy = manager.proxy_status();
+    let reconcile = state.reconciler.status(state.statuses.as_deref());
+    let report = reconcile.last_report.as_ref().map(|r| {
+        minijinja::context! {
+            started => human_time(&r.started_at),
+            duration_ms => r.duration_ms,
+            dry_run => r.dry_run,
+            records => r.records,
+            findings => to_value(&r.findings),
+        }
+    });
+    let page = minijinja::context! {
+        types => to_value(&types),
+        pool => minijinja::context! {
+            range => pool.to_string(),
+            total => pool.len(),
+            leased => in_pool,
+            free => pool.len().saturating_sub(in_pool),
+            ports => to_value(&leased),
+        },
+        proxy => minijinja::context! {
+            enabled => proxy.enabled,
+            detail => proxy.detail,
+            reloads => proxy.reloads,
+            last_reload => proxy.last_reload.as_ref().map(|r| minijinja::context! {
+                at => human_time(&r.at),
+                error => r.error.clone(),
+            }),
+            available_dir => config.nginx.available_dir.display().to_string(),
+            enabled_dir => config.nginx.enabled_dir.display().to_string(),
+        },
+        engine => engine,
+        reconciler => minijinja::context! {
+            report => report,
+            error => reconcile.last_error.as_ref().map(|e| minijinja::context! {
+                at => human_time(&e.at),
+                message => e.message.clone(),
+            }),
+            interval => reconcile.interval_seconds,
+            live => reconcile.live_statuses,
+        },
+        admin_key_from_env => state.auth.admin_key_source() == AdminKeySource::Environment,
+        ssh => minijinja::context! {
+            bind => config.ssh.bind_address.to_string(),
+            host => config.ssh.server_host.clone(),
+        },
+    };
+    viewer.render("settings", "settings.html", page)
+}
+
+/// `GET /logs/{name}`: the last lines of a container's output, and a follow switch.
+pub async fn logs(viewer: Viewer, name: Path<String>, query: Query<TailQuery>) -> PageResult {
+    let spec = viewer.container(&name, Action::ReadLogs).await?;
+    let tail = match query.tail.as_deref().map(str::trim) {
+        None | Some("") => DEFAULT_PAGE_TAIL,
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if n <= crate::routes::MAX_TAIL => n,
+            _ => {
+                return Err(viewer.refuse(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("tail must be a number of lines up to {}", crate::routes::MAX_TAIL),
+                ));
+            }
+        },
+    };
+    let request = LogRequest {
+        tail: Some(usize::try_from(tail).unwrap_or(usize::MAX)),
+        follow: false,
+    };
+    let manager = &viewer.state().manager;
+    let mut text = String::new();
+    let mut truncated = false;
+    let mut error = None;
+    match manager.logs(spec.container_name.as_str(), &request).await {
+        Ok(mut stream) => {
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(chunk) if text.len() + chunk.text.len() <= PAGE_LOG_BYTES => {
+                        text.push_str(&chunk.text)
+                    }
+                    Ok(_) => {
+                        truncated = true;
+                        break;
+                    }
+                    Err(e) => {
+                        error = Some(e.message().to_owned());
+                        break;
+                    }
+                }
+            }
+        }
+        Err(e) => error = Some(e.message().to_owned()),
+    }
+    let status = manager
+        .get(spec.container_name.as_str())
+        .await
+        .map_or(cm_core::ContainerStatus::Unknown, |s| s.status);
+    let mut tails: Vec<u64> = TAILS.to_vec();
+    if !tails.contains(&tail) {
+        tails.push(tail);
+        tails.sort_unstable();
+    }
+    let page = minijinja::context! {
+        c => to_value(ContainerView::of(&spec)),
+        status => status.as_str(),
+        status_class => status_class(status),
+        tail => tail,
+        tails => tails,
+        text => text,
+        truncated => truncated,
+        error => error,
+    };
+    viewer.render("containers", "logs.html", page)
+}

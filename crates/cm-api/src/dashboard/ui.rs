@@ -1,0 +1,117 @@
+//! The small endpoints the scripts call, under the session: live statuses, the SSH key check as
+//! you type, and the log stream. Without a session they answer 401 (JSON), not a redirect.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::web::{Bytes, Path, Query};
+use actix_web::{HttpRequest, web};
+use cm_core::{Action, LogRequest};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::render::PageError;
+use super::session::tokens_match;
+use super::viewer::{PageResult, Viewer};
+use super::views::status_class;
+
+/// The header carrying the CSRF token of script requests that are POSTs.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The longest key text checked.
+const KEY_CHECK_LIMIT: usize = 8 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub struct FollowQuery {
+    tail: Option<u64>,
+}
+
+/// `GET /ui/statuses`: `{"containers": {name: {"status", "class"}}, "stale"}` for the viewer's
+/// containers.
+pub async fn statuses(viewer: Viewer) -> PageResult {
+    let listing = viewer.listing().await.map_err(as_json)?;
+    let containers: serde_json::Map<String, serde_json::Value> = listing
+        .containers
+        .iter()
+        .map(|c| {
+            (
+                c.container_name.to_string(),
+                json!({ "status": c.status.as_str(), "class": status_class(c.status) }),
+            )
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "containers": containers, "stale": listing.stale })))
+}
+
+/// `POST /ui/check-key` (the key as the text body, the CSRF token in `X-CSRF-Token`): the real
+/// parser's verdict, `{"ok": true, "algorithm", "fingerprint", "comment"}` or `{"ok": false,
+/// "error"}`. Nothing is stored.
+pub async fn check_key(viewer: Viewer, req: HttpRequest, body: Bytes) -> PageResult {
+    let presented = req
+        .headers()
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !tokens_match(&viewer.csrf, presented) {
+        return Err(PageError::Json {
+            status: StatusCode::FORBIDDEN,
+            message: "missing or wrong csrf token".to_owned(),
+        });
+    }
+    viewer.require(Action::AddSshKey, None).map_err(as_json)?;
+    if body.len() > KEY_CHECK_LIMIT {
+        return Ok(HttpResponse::Ok().json(json!({ "ok": false, "error": "the key text is far too long" })));
+    }
+    let text = String::from_utf8_lossy(&body);
+    let answer = match viewer.state().manager.parse_ssh_key(&text) {
+        Ok(key) => json!({
+            "ok": true,
+            "algorithm": key.algorithm(),
+            "fingerprint": key.fingerprint(),
+            "comment": key.comment(),
+        }),
+        Err(e) => json!({ "ok": false, "error": e.message() }),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(answer))
+}
+
+/// `GET /ui/logs/{name}?tail=N`: the container's output as a `text/plain` stream that follows
+/// new output until the container stops (or the page goes away).
+pub async fn follow_logs(viewer: Viewer, name: Path<String>, query: Query<FollowQuery>) -> PageResult {
+    let spec = viewer.container(&name, Action::ReadLogs).await.map_err(as_json)?;
+    let tail = query.tail.unwrap_or(0).min(crate::routes::MAX_TAIL);
+    let request = LogRequest {
+        tail: Some(usize::try_from(tail).unwrap_or(usize::MAX)),
+        follow: true,
+    };
+    let stream = viewer
+        .state()
+        .manager
+        .logs(spec.container_name.as_str(), &request)
+        .await
+        .map_err(|e| as_json(viewer.fail(e, "containers")))?;
+    let body = stream.map(|chunk| match chunk {
+        Ok(chunk) => Ok::<_, std::io::Error>(web::Bytes::from(chunk.text)),
+        Err(e) => Err(std::io::Error::other(e.message().to_owned())),
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .insert_header((
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        ))
+        .streaming(body))
+}
+
+/// A page error as the scripts want it: JSON with the same status.
+fn as_json(err: PageError) -> PageError {
+    match err {
+        PageError::Page { status, message, .. } => PageError::Json { status, message },
+        other => other,
+    }
+}

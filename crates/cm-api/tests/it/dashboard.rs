@@ -1,0 +1,800 @@
+//! The dashboard in process, over cm-core's fakes: sessions and their cookies, CSRF, escaping,
+//! user-token scoping, security headers and assets. The browser run on the real engine is in
+//! `dashboard_browser.rs`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::test::TestRequest;
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN, ALICE_KEY, ALICE_KEY_FINGERPRINT, TestApp, api};
+
+/// A logged-in browser: its session cookie and the page's CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+/// An answer as text.
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+async fn send(app: &TestApp, req: TestRequest) -> Page {
+    let (status, headers, body) = app.send_full(req).await;
+    // minijinja also escapes `/` (as `&#x2f;`); the tests read it back as `/` (every other
+    // escape stays, so `<` in a value still reads `&lt;`).
+    let body = match body {
+        Value::String(text) => text,
+        other => other.to_string(),
+    }
+    .replace("&#x2f;", "/");
+    Page {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The value of cookie `name` set by an answer, with its attributes.
+fn set_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    let pair = set_cookie.split(';').next().unwrap();
+    pair.split_once('=').unwrap().1.to_owned()
+}
+
+/// The text between `before` and the next `"`.
+fn attribute_after(html: &str, before: &str) -> String {
+    let start = html
+        .find(before)
+        .unwrap_or_else(|| panic!("no {before} in {html}"))
+        + before.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+async fn login_form(app: &TestApp) -> (String, String) {
+    let page = send(app, TestRequest::get().uri("/login")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let cookie = cookie_value(set_cookie(&page.headers, "cm_login").expect("a login cookie"));
+    let token = attribute_after(&page.body, "name=\"login_token\" value=\"");
+    (cookie, token)
+}
+
+async fn try_login(app: &TestApp, key: &str, extra: &[(&str, &str)]) -> Page {
+    let (cookie, token) = login_form(app).await;
+    let mut req = TestRequest::post()
+        .uri("/login")
+        .insert_header((header::COOKIE, format!("cm_login={cookie}")))
+        .set_form([("login_token", token.as_str()), ("key", key)]);
+    for (name, value) in extra {
+        req = req.insert_header((*name, *value));
+    }
+    send(app, req).await
+}
+
+async fn login(app: &TestApp, key: &str) -> Browser {
+    let page = try_login(app, key, &[]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location(), "/");
+    let cookie = cookie_value(set_cookie(&page.headers, "cm_session").expect("a session cookie"));
+    let mut browser = Browser {
+        cookie,
+        csrf: String::new(),
+    };
+    let home = browser.get(app, "/").await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    browser.csrf = attribute_after(&home.body, "name=\"csrf-token\" content=\"");
+    browser
+}
+
+impl Browser {
+    fn with_cookie(&self, req: TestRequest) -> TestRequest {
+        req.insert_header((header::COOKIE, format!("cm_session={}", self.cookie)))
+    }
+
+    async fn get(&self, app: &TestApp, path: &str) -> Page {
+        send(app, self.with_cookie(TestRequest::get().uri(path))).await
+    }
+
+    /// A form POST carrying the session's CSRF token.
+    async fn post(&self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut form: Vec<(&str, &str)> = vec![("csrf", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        send(
+            app,
+            self.with_cookie(TestRequest::post().uri(path).set_form(form)),
+        )
+        .await
+    }
+
+    /// A form POST without the CSRF token.
+    async fn post_without_csrf(&self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> Page {
+        send(
+            app,
+            self.with_cookie(TestRequest::post().uri(path).set_form(fields)),
+        )
+        .await
+    }
+
+    /// POSTs, follows the 303 and returns the page it leads to.
+    async fn post_and_follow(&self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> Page {
+        let answer = self.post(app, path, fields).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{path}: {}", answer.body);
+        let location = answer.location().to_owned();
+        self.get(app, &location).await
+    }
+}
+
+/// Creates a container through the API, as the admin.
+async fn create(app: &TestApp, body: Value) -> Value {
+    app.admin_post("create_container", body, StatusCode::CREATED)
+        .await["container"]
+        .clone()
+}
+
+#[actix_web::test]
+async fn pages_without_a_session_send_you_to_the_login() {
+    let app = TestApp::new();
+    app.create("alice", "cli_v4").await;
+    for path in [
+        "/",
+        "/create",
+        "/users",
+        "/keys",
+        "/settings",
+        "/logs/alice_cli_v4",
+        "/containers/alice_cli_v4",
+        "/containers/alice_cli_v4/delete",
+    ] {
+        let page = send(&app, TestRequest::get().uri(path)).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(page.location(), "/login", "{path}");
+        let stale = send(
+            &app,
+            TestRequest::get()
+                .uri(path)
+                .insert_header((header::COOKIE, "cm_session=0123456789abcdef")),
+        )
+        .await;
+        assert_eq!(stale.location(), "/login", "{path}");
+        assert!(
+            set_cookie(&stale.headers, "cm_session").is_some_and(|c| c.contains("Max-Age=0")),
+            "an unknown session cookie is removed"
+        );
+    }
+    for path in ["/containers/alice_cli_v4/stop", "/create", "/logout"] {
+        let page = send(&app, TestRequest::post().uri(path).set_form([("csrf", "x")])).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(page.location(), "/login");
+    }
+    // The scripts' endpoints answer 401 instead of a redirect.
+    let page = send(&app, TestRequest::get().uri("/ui/statuses")).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn login_makes_a_strict_http_only_session_cookie_that_is_never_the_key() {
+    let app = TestApp::new();
+    let page = try_login(&app, ADMIN, &[]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let cookie = set_cookie(&page.headers, "cm_session").unwrap();
+    let id = cookie_value(cookie);
+    assert_eq!(id.len(), 64);
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(
+        cookie.replace(&id, "[id]"),
+        "cm_session=[id]; Path=/; HttpOnly; SameSite=Strict"
+    );
+    for answer in page.headers.iter() {
+        let value = answer.1.to_str().unwrap_or_default();
+        assert!(!value.contains(ADMIN), "{answer:?}");
+    }
+
+    // Over https (here: as a proxy says), the cookie is Secure too.
+    let https = try_login(&app, ADMIN, &[("X-Forwarded-Proto", "https")]).await;
+    assert!(
+        set_cookie(&https.headers, "cm_session")
+            .unwrap()
+            .ends_with("; Secure")
+    );
+
+    // No page shows the key; a wrong key is refused without echoing it.
+    let browser = login(&app, ADMIN).await;
+    for path in ["/", "/create", "/users", "/keys", "/settings"] {
+        let page = browser.get(&app, path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(!page.body.contains(ADMIN), "{path}");
+    }
+    let wrong = try_login(&app, "not-the-key-but-close", &[]).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong
+            .body
+            .contains("neither the admin key nor a valid user token")
+    );
+    assert!(!wrong.body.contains("not-the-key-but-close"));
+    assert!(set_cookie(&wrong.headers, "cm_session").is_none());
+
+    // A login form without its token (posted from elsewhere) is refused.
+    let forged = send(&app, TestRequest::post().uri("/login").set_form([("key", ADMIN)])).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(set_cookie(&forged.headers, "cm_session").is_none());
+
+    // Logout ends the session at once.
+    let out = browser.post(&app, "/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location(), "/login");
+    assert!(
+        set_cookie(&out.headers, "cm_session")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(browser.get(&app, "/").await.location(), "/login");
+}
+
+#[actix_web::test]
+async fn a_post_without_the_csrf_token_is_refused() {
+    let app = TestApp::new();
+    app.create("alice", "cli_v4").await;
+    let browser = login(&app, ADMIN).await;
+    for (path, fields) in [
+        ("/containers/alice_cli_v4/stop", vec![]),
+        ("/containers/alice_cli_v4/delete", vec![("force", "on")]),
+        ("/create", vec![("user_id", "bob"), ("container_type", "cli_v4")]),
+        ("/users/tokens", vec![("user_id", "alice")]),
+        ("/settings/rotate-key", vec![]),
+        ("/logout", vec![]),
+    ] {
+        let page = browser.post_without_csrf(&app, path, &fields).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(page.body.contains("no valid security token"), "{path}");
+        let mut forged = fields.clone();
+        forged.push((
+            "csrf",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+        ));
+        let page = browser.post_without_csrf(&app, path, &forged).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    // Nothing happened.
+    assert_eq!(
+        app.world.runtime.containers()[0].status,
+        cm_core::ContainerStatus::Running
+    );
+    assert_eq!(app.world.runtime.containers().len(), 1);
+    assert!(app.state.auth.tokens().await.unwrap().is_empty());
+    // The same form with the token works.
+    let page = browser.post(&app, "/containers/alice_cli_v4/stop", &[]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.world.runtime.containers()[0].status,
+        cm_core::ContainerStatus::Exited
+    );
+    // The key check of the scripts needs the token in its header.
+    let check = send(
+        &app,
+        browser.with_cookie(TestRequest::post().uri("/ui/check-key").set_payload(ALICE_KEY)),
+    )
+    .await;
+    assert_eq!(check.status, StatusCode::FORBIDDEN);
+}
+
+#[actix_web::test]
+async fn values_from_users_and_containers_are_escaped_and_secrets_hidden() {
+    let app = TestApp::new();
+    let probe = "<script>alert(1)</script>";
+    create(
+        &app,
+        json!({
+            "user_id": "alice",
+            "container_type": "custom",
+            "command": ["sh", "-c", format!("echo '{probe}'; sleep 60")],
+            "env": {"PROBE": probe, "API_TOKEN": "very-secret-value", "QUOTE": "\"' onmouseover=alert(1) x='"},
+        }),
+    )
+    .await;
+    let browser = login(&app, ADMIN).await;
+    for path in ["/", "/containers/alice_custom", "/users"] {
+        let page = browser.get(&app, path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(!page.body.contains(probe), "{path}");
+        assert!(!page.body.contains("very-secret-value"), "{path}");
+    }
+    let detail = browser.get(&app, "/containers/alice_custom").await;
+    assert!(detail.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    insta::assert_snapshot!(
+        "escaped_environment",
+        fragment(
+            &detail.body,
+            "<table class=\"table compact\" id=\"env\">",
+            "</table>"
+        )
+    );
+    insta::assert_snapshot!(
+        "escaped_command",
+        fragment(&detail.body, "<code class=\"wrap\" id=\"command\">", "</code>")
+    );
+
+    // A hostile value typed into the create form comes back escaped next to its field.
+    let page = browser
+        .post(
+            &app,
+            "/create",
+            &[
+                ("user_id", "<img src=x onerror=alert(1)>"),
+                ("container_type", "cli_v4"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!page.body.contains("<img src=x"));
+    assert!(page.body.contains("value=\"&lt;img src=x onerror=alert(1)&gt;\""));
+}
+
+/// The secret a page shows once.
+fn shown_secret(html: &str) -> String {
+    let after = html
+        .split("id=\"secret-value\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no secret in {html}"));
+    after.split('<').next().unwrap().to_owned()
+}
+
+/// The text from `start` to the next `end`, both included.
+fn fragment(html: &str, start: &str, end: &str) -> String {
+    let from = html.find(start).unwrap_or_else(|| panic!("no {start} in {html}"));
+    let to = html[from..].find(end).unwrap() + from + end.len();
+    html[from..to].to_owned()
+}
+
+#[actix_web::test]
+async fn a_user_token_sees_and_does_only_what_its_user_may() {
+    let app = TestApp::new();
+    app.create("alice", "cli_v4").await;
+    app.create("bob", "cli_v4").await;
+    let token = app.token("alice").await;
+    let browser = login(&app, &token).await;
+
+    let home = browser.get(&app, "/").await;
+    assert!(home.body.contains("alice_cli_v4"));
+    assert!(!home.body.contains("bob_cli_v4"));
+    assert!(home.body.contains("<strong>alice</strong>"), "who is logged in");
+    assert!(
+        !home.body.contains("href=\"/settings\""),
+        "no admin pages in the nav"
+    );
+    // Naming another user in the filter does not widen anything.
+    let filtered = browser.get(&app, "/?user=bob").await;
+    assert!(!filtered.body.contains("bob_cli_v4"));
+    let statuses = browser.get(&app, "/ui/statuses").await;
+    let statuses: Value = serde_json::from_str(&statuses.body).unwrap();
+    assert_eq!(
+        statuses["containers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["alice_cli_v4"]
+    );
+    let keys = browser.get(&app, "/keys").await;
+    assert!(keys.body.contains("alice_cli_v4") && !keys.body.contains("bob_cli_v4"));
+
+    for path in [
+        "/containers/bob_cli_v4",
+        "/logs/bob_cli_v4",
+        "/create",
+        "/users",
+        "/settings",
+        "/containers/alice_cli_v4/delete",
+    ] {
+        let page = browser.get(&app, path).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(page.body.contains("Not allowed"), "{path}");
+    }
+    for (path, fields) in [
+        ("/containers/bob_cli_v4/stop", vec![]),
+        ("/containers/alice_cli_v4/delete", vec![("force", "on")]),
+        ("/keys/add", vec![("container", "bob_cli_v4"), ("key", ALICE_KEY)]),
+        (
+            "/keys/remove",
+            vec![
+                ("container", "alice_cli_v4"),
+                ("fingerprint", ALICE_KEY_FINGERPRINT),
+            ],
+        ),
+        (
+            "/create",
+            vec![("user_id", "alice"), ("container_type", "custom")],
+        ),
+        ("/users/tokens", vec![("user_id", "alice")]),
+        ("/settings/rotate-key", vec![]),
+    ] {
+        let page = browser.post(&app, path, &fields).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert!(
+        app.world
+            .runtime
+            .containers()
+            .iter()
+            .all(|c| c.status == cm_core::ContainerStatus::Running)
+    );
+
+    // Their own container: stop, logs and keys work.
+    let page = browser
+        .post_and_follow(&app, "/containers/alice_cli_v4/stop", &[("back", "/")])
+        .await;
+    assert!(
+        page.body.contains("Container alice_cli_v4 was stopped"),
+        "{}",
+        page.body
+    );
+    let page = browser
+        .post_and_follow(
+            &app,
+            "/keys/add",
+            &[("container", "alice_cli_v4"), ("key", ALICE_KEY)],
+        )
+        .await;
+    assert!(page.body.contains(ALICE_KEY_FINGERPRINT), "{}", page.body);
+    assert_eq!(
+        browser.get(&app, "/logs/alice_cli_v4").await.status,
+        StatusCode::OK
+    );
+
+    // Revoking the token ends the session at its next request.
+    app.admin_post("revoke_user_token", json!({"user_id": "alice"}), StatusCode::OK)
+        .await;
+    assert_eq!(browser.get(&app, "/").await.location(), "/login");
+}
+
+#[actix_web::test]
+async fn every_answer_carries_the_security_headers_and_assets_are_embedded() {
+    let app = TestApp::new();
+    let browser = login(&app, ADMIN).await;
+    let pages = [
+        send(&app, TestRequest::get().uri("/login")).await,
+        browser.get(&app, "/").await,
+        browser.get(&app, "/containers/nobody_cli_v4").await,
+        send(&app, TestRequest::get().uri("/")).await,
+    ];
+    for page in &pages {
+        let csp = page.header("content-security-policy");
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert_eq!(page.header("x-content-type-options"), "nosniff");
+        assert_eq!(page.header("referrer-policy"), "no-referrer");
+        assert_eq!(page.header("x-frame-options"), "DENY");
+    }
+    assert_eq!(pages[2].status, StatusCode::NOT_FOUND);
+    assert_eq!(pages[1].header("cache-control"), "no-store");
+    let home = &pages[1].body;
+    assert!(!home.contains("<script>"), "no inline script");
+    assert!(!home.contains(" style=\""), "no inline style");
+    assert!(
+        !home.contains("http://") && !home.contains("https://"),
+        "nothing from elsewhere"
+    );
+
+    for (name, content_type) in [
+        ("app.css", "text/css; charset=utf-8"),
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("logo.svg", "image/svg+xml"),
+    ] {
+        let url = attribute_after(home, &format!("/assets/{name}?v="));
+        let versioned = format!("/assets/{name}?v={url}");
+        let page = send(&app, TestRequest::get().uri(&versioned)).await;
+        assert_eq!(page.status, StatusCode::OK, "{name}");
+        assert_eq!(page.header("content-type"), content_type);
+        assert_eq!(
+            page.header("cache-control"),
+            "public, max-age=31536000, immutable"
+        );
+        assert!(
+            !page.body.contains("http://") || name == "logo.svg",
+            "{name} loads nothing from elsewhere"
+        );
+        let etag = page.header("etag").to_owned();
+        let plain = send(&app, TestRequest::get().uri(&format!("/assets/{name}"))).await;
+        assert_eq!(plain.header("cache-control"), "no-cache");
+        let again = send(
+            &app,
+            TestRequest::get()
+                .uri(&format!("/assets/{name}"))
+                .insert_header((header::IF_NONE_MATCH, etag)),
+        )
+        .await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    }
+    let missing = send(&app, TestRequest::get().uri("/assets/nothing.js")).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    // The API's unknown paths still answer JSON.
+    let (status, body) = app.get("/nothing/here", &crate::helpers::Cred::Anonymous).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[actix_web::test]
+async fn create_shows_the_core_validation_next_to_the_field_then_the_new_container() {
+    let app = TestApp::new();
+    let browser = login(&app, ADMIN).await;
+    let form = browser.get(&app, "/create").await;
+    assert!(form.body.contains("cli_v4 — port 8080, SSH on"));
+    assert!(form.body.contains("preview_server — port 8600, SSH off"));
+
+    for (fields, field, message) in [
+        (
+            vec![("user_id", "../etc"), ("container_type", "cli_v4")],
+            "user_id",
+            "invalid user id",
+        ),
+        (
+            vec![("user_id", "alice"), ("container_type", "nope")],
+            "container_type",
+            "unknown container type",
+        ),
+        (
+            vec![
+                ("user_id", "alice"),
+                ("container_type", "cli_v4"),
+                ("memory", "lots"),
+            ],
+            "memory",
+            "invalid memory limit",
+        ),
+        (
+            vec![
+                ("user_id", "alice"),
+                ("container_type", "cli_v4"),
+                ("env", "NOEQUALS"),
+            ],
+            "env",
+            "invalid environment assignment",
+        ),
+        (
+            vec![
+                ("user_id", "alice"),
+                ("container_type", "cli_v4"),
+                ("ssh_key", "ssh-rsa AAAA"),
+            ],
+            "ssh_key",
+            "invalid ssh key",
+        ),
+    ] {
+        let page = browser.post(&app, "/create", &fields).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        // The message sits in the field's own label block.
+        let block = fragment(&page.body, &format!("name=\"{field}\""), "</label>");
+        assert!(block.contains("class=\"field-error\""), "{field}: {block}");
+        assert!(block.to_lowercase().contains(message), "{field}: {block}");
+    }
+    assert!(app.world.runtime.containers().is_empty());
+
+    let page = browser
+        .post_and_follow(
+            &app,
+            "/create",
+            &[
+                ("user_id", "alice"),
+                ("container_type", "cli_v4"),
+                ("env", "GREETING=hello\nDB_PASSWORD=hunter2"),
+                ("ssh_key", ALICE_KEY),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Container alice_cli_v4 was created"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("/container/alice/cli_v4/"));
+    assert!(page.body.contains("ssh -p "));
+    assert!(page.body.contains("docksh connect &lt;server&gt; "));
+    assert!(page.body.contains(ALICE_KEY_FINGERPRINT));
+    assert!(page.body.contains("hello") && !page.body.contains("hunter2"));
+    // The message shows once.
+    let again = browser.get(&app, "/containers/alice_cli_v4").await;
+    assert!(!again.body.contains("was created"));
+
+    // A second one of the same user and type: the core's conflict, above the form.
+    let page = browser
+        .post(
+            &app,
+            "/create",
+            &[("user_id", "alice"), ("container_type", "cli_v4")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    assert!(page.body.contains("id=\"create-error\""));
+    assert!(page.body.contains("already has a cli_v4 container"));
+}
+
+#[actix_web::test]
+async fn delete_asks_first_and_purges_only_when_asked() {
+    let app = TestApp::new();
+    app.create("alice", "cli_v4").await;
+    app.create("bob", "custom").await;
+    let browser = login(&app, ADMIN).await;
+    let confirm = browser.get(&app, "/containers/alice_cli_v4/delete").await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Delete alice_cli_v4?"));
+    assert!(confirm.body.contains("name=\"purge\""));
+
+    // Without force a running container stays, with the core's reason.
+    let page = browser
+        .post_and_follow(&app, "/containers/alice_cli_v4/delete", &[])
+        .await;
+    assert!(page.body.contains("is running: stop it first"), "{}", page.body);
+    assert_eq!(app.world.runtime.containers().len(), 2);
+
+    let page = browser
+        .post_and_follow(&app, "/containers/alice_cli_v4/delete", &[("force", "on")])
+        .await;
+    assert!(
+        page.body.contains("its data volume alice_cli_v4_data was kept"),
+        "{}",
+        page.body
+    );
+    assert!(
+        app.world
+            .runtime
+            .volumes()
+            .contains(&"alice_cli_v4_data".to_owned())
+    );
+    let page = browser
+        .post_and_follow(
+            &app,
+            "/containers/bob_custom/delete",
+            &[("force", "on"), ("purge", "on")],
+        )
+        .await;
+    assert!(page.body.contains("was removed too"), "{}", page.body);
+    assert!(
+        !app.world
+            .runtime
+            .volumes()
+            .contains(&"bob_custom_data".to_owned())
+    );
+    assert!(page.body.contains("No containers yet"), "the empty state");
+}
+
+#[actix_web::test]
+async fn tokens_keys_and_the_admin_key_from_the_pages() {
+    let app = TestApp::with_auth(cm_core::testing::fake_auth(None));
+    let first = app.state.auth.ensure_admin_key().await.unwrap().unwrap();
+    let (status, _) = app
+        .post(
+            &api("create_container"),
+            json!({"user_id": "alice", "container_type": "cli_v4"}),
+            &crate::helpers::Cred::Bearer(first.expose().to_owned()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let browser = login(&app, first.expose()).await;
+
+    // A token is shown once, then only its id.
+    let page = browser
+        .post_and_follow(&app, "/users/tokens", &[("user_id", "alice")])
+        .await;
+    let token = shown_secret(&page.body);
+    assert!(token.starts_with("cmu_"), "{token}");
+    let users = browser.get(&app, "/users").await;
+    assert!(!users.body.contains(&token));
+    let record = &app.state.auth.tokens().await.unwrap()[0];
+    assert!(users.body.contains(&record.id));
+    let page = browser
+        .post_and_follow(&app, "/users/tokens/revoke", &[("token_id", &record.id)])
+        .await;
+    assert!(page.body.contains("was revoked"));
+    assert!(app.state.auth.tokens().await.unwrap().is_empty());
+
+    // Keys: checked as you type, added, listed with the fingerprint, removed.
+    let check = send(
+        &app,
+        browser.with_cookie(
+            TestRequest::post()
+                .uri("/ui/check-key")
+                .insert_header(("X-CSRF-Token", browser.csrf.as_str()))
+                .set_payload(ALICE_KEY),
+        ),
+    )
+    .await;
+    let verdict: Value = serde_json::from_str(&check.body).unwrap();
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["fingerprint"], ALICE_KEY_FINGERPRINT);
+    let check = send(
+        &app,
+        browser.with_cookie(
+            TestRequest::post()
+                .uri("/ui/check-key")
+                .insert_header(("X-CSRF-Token", browser.csrf.as_str()))
+                .set_payload("ssh-rsa AAAAB3Nza"),
+        ),
+    )
+    .await;
+    let verdict: Value = serde_json::from_str(&check.body).unwrap();
+    assert_eq!(verdict["ok"], false);
+    assert!(verdict["error"].as_str().unwrap().contains("ssh-ed25519"));
+    let page = browser
+        .post_and_follow(
+            &app,
+            "/keys/add",
+            &[("container", "alice_cli_v4"), ("key", ALICE_KEY)],
+        )
+        .await;
+    assert!(
+        page.body
+            .contains(&format!("Key {ALICE_KEY_FINGERPRINT} was added"))
+    );
+    assert!(page.body.contains("ssh -p "));
+    let page = browser
+        .post_and_follow(
+            &app,
+            "/keys/remove",
+            &[
+                ("container", "alice_cli_v4"),
+                ("fingerprint", ALICE_KEY_FINGERPRINT),
+            ],
+        )
+        .await;
+    assert!(page.body.contains("was removed from alice_cli_v4"));
+
+    // Rotation: the new key is shown once, this session goes on, the old key stops working.
+    let other = login(&app, first.expose()).await;
+    let page = browser.post_and_follow(&app, "/settings/rotate-key", &[]).await;
+    let new_key = shown_secret(&page.body);
+    assert!(new_key.starts_with("cmk_") && new_key != first.expose());
+    assert_eq!(browser.get(&app, "/settings").await.status, StatusCode::OK);
+    assert!(!browser.get(&app, "/settings").await.body.contains(&new_key));
+    assert_eq!(
+        other.get(&app, "/").await.location(),
+        "/login",
+        "other admin sessions end"
+    );
+    assert_eq!(
+        try_login(&app, first.expose(), &[]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    login(&app, &new_key).await;
+}
+
+#[actix_web::test]
+async fn rotating_a_key_from_the_environment_is_refused_with_the_reason() {
+    let app = TestApp::new();
+    let browser = login(&app, ADMIN).await;
+    let settings = browser.get(&app, "/settings").await;
+    assert!(settings.body.contains("comes from the environment variable"));
+    let page = browser.post_and_follow(&app, "/settings/rotate-key", &[]).await;
+    assert!(page.body.contains("banner-error"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("rotate it by changing the variable and restarting")
+    );
+    login(&app, ADMIN).await;
+}
