@@ -71,7 +71,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     for address in server.addrs() {
         tracing::info!(%address, database = %settings.database.display(), "cm-api serving");
         eprintln!(
-            "cm-api serving on http://{address} (database {})",
+            "cm-api serving on http://{address} (dashboard at /, API under /api/ContainerManager/; database {})",
             settings.database.display()
         );
     }
