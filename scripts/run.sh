@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+scripts/ensure-docker.sh
 images/build.sh
 cargo build --release --locked --bins
 

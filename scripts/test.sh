@@ -9,10 +9,8 @@ echo "== tools"
 scripts/install-deps.sh
 
 echo "== docker engine"
-if ! docker info --format 'engine {{.ServerVersion}}' ; then
-  echo "error: the Docker engine does not answer (is dockerd running, may this user use it?)" >&2
-  exit 1
-fi
+scripts/ensure-docker.sh
+docker info --format 'engine {{.ServerVersion}}, storage {{.Driver}}'
 
 echo "== images"
 images/build.sh

@@ -331,7 +331,7 @@ pub async fn get_container(state: Data<AppState>, call: Call) -> Answer {
     let spec = state
         .authorized(&call.principal, &p.container_id, Action::ReadContainer)
         .await?;
-    let spec = state.manager.get(spec.container_name.as_str()).await?;
+    let spec = state.manager.with_status(spec).await?;
     Ok(container_answer(&spec))
 }
 

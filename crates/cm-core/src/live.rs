@@ -45,6 +45,15 @@ impl StatusView {
         self.statuses.read().ok().map(|s| s.clone())
     }
 
+    /// One container's status, when live (`Missing` for an id the engine does not have).
+    pub fn snapshot_of(&self, id: &str) -> Option<ContainerStatus> {
+        if !self.is_live() {
+            return None;
+        }
+        let statuses = self.statuses.read().ok()?;
+        Some(statuses.get(id).copied().unwrap_or(ContainerStatus::Missing))
+    }
+
     fn replace(&self, statuses: BTreeMap<String, ContainerStatus>) {
         if let Ok(mut current) = self.statuses.write() {
             *current = statuses;

@@ -317,7 +317,11 @@ impl Manager {
         }
         progress("checking the engine");
         self.adapters.runtime.engine_info().await?;
-        let exclude = self.adapters.runtime.published_ports().await?;
+        let exclude = self
+            .adapters
+            .runtime
+            .published_ports(self.config.port_pool)
+            .await?;
 
         let started = self.adapters.clock.now();
         let reservation = CreateReservation {
@@ -435,10 +439,16 @@ impl Manager {
         let extra = &self.config.extra_labels;
 
         progress("preparing the user network");
-        let engine_subnets = runtime.network_subnets().await?;
-        spec.subnet = store
-            .lease_subnet(&user, self.config.subnet_pool, &engine_subnets)
-            .await?;
+        spec.subnet = match store.subnet_of(&user).await? {
+            Some(subnet) => subnet,
+            // A new lease must avoid every network on the engine: ask it only then.
+            None => {
+                let engine_subnets = runtime.network_subnets().await?;
+                store
+                    .lease_subnet(&user, self.config.subnet_pool, &engine_subnets)
+                    .await?
+            }
+        };
         let network_plan = NetworkPlan {
             name: spec.network_name.clone(),
             subnet: spec.subnet,
@@ -664,7 +674,21 @@ impl Manager {
 
     /// One container with its live status.
     pub async fn get(&self, reference: &str) -> Result<ContainerSpec> {
-        let mut spec = self.resolve(reference).await?;
+        let spec = self.resolve(reference).await?;
+        self.with_status(spec).await
+    }
+
+    /// A resolved record with its live status: from the event-fed view when it is live (no engine
+    /// call), else from one inspect.
+    pub async fn with_status(&self, mut spec: ContainerSpec) -> Result<ContainerSpec> {
+        if let Some(statuses) = self
+            .status_view
+            .as_ref()
+            .and_then(|v| v.snapshot_of(&spec.container_id))
+        {
+            spec.status = statuses;
+            return Ok(spec);
+        }
         spec.status = self
             .adapters
             .runtime

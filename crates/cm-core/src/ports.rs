@@ -58,8 +58,8 @@ pub trait ContainerRuntime: Send + Sync {
     async fn inspect_container(&self, id_or_name: &str) -> Result<Option<ObservedContainer>>;
     /// Every container (running or not) carrying `managed-by=ContainerManager` and all of `labels`.
     async fn list_managed(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ObservedContainer>>;
-    /// The host ports that containers on the engine publish right now, ours or not.
-    async fn published_ports(&self) -> Result<BTreeSet<u16>>;
+    /// The host ports within `range` that containers on the engine publish right now, ours or not.
+    async fn published_ports(&self, range: PortRange) -> Result<BTreeSet<u16>>;
 
     /// The container's output: the last `tail` lines, then (with `follow`) new lines as they come.
     async fn logs(&self, id: &str, request: &LogRequest) -> Result<LogStream>;
@@ -75,7 +75,7 @@ pub trait ContainerRuntime: Send + Sync {
 
     /// Every volume carrying `managed-by=ContainerManager`.
     async fn list_managed_volumes(&self) -> Result<Vec<ObservedObject>>;
-    /// Every network carrying `managed-by=ContainerManager`, with its attached containers counted.
+    /// Every network carrying `managed-by=ContainerManager`.
     async fn list_managed_networks(&self) -> Result<Vec<ObservedObject>>;
     /// The engine's container events as they happen, from now on. The stream ends or fails when
     /// the engine goes away.
@@ -91,8 +91,6 @@ pub struct ObservedObject {
     pub id: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
-    /// Containers attached (networks only).
-    pub attached: usize,
 }
 
 /// A change of a container's state, reported by the engine.
@@ -340,6 +338,8 @@ pub trait Store: Send + Sync {
     async fn release_ports(&self, owner: &str) -> Result<()>;
     /// Every user's subnet lease.
     async fn subnet_leases(&self) -> Result<Vec<(UserId, Subnet)>>;
+    /// One user's subnet lease, if any.
+    async fn subnet_of(&self, user: &UserId) -> Result<Option<Subnet>>;
     /// Data volumes kept by a delete without purge (explained, not orphans).
     async fn retained_volumes(&self) -> Result<Vec<VolumeName>>;
     /// The user's subnet: the existing lease, or a new one from `pool` avoiding `exclude`.

@@ -225,7 +225,9 @@ impl Manager {
         findings.extend(self.reconcile_routes(options).await?);
         let specs = store.list_all().await?;
         findings.extend(self.reconcile_leases(&specs, &busy, options).await?);
-        findings.extend(self.find_orphans(&specs, &busy, options).await?);
+        // The listing from before the record checks serves here too: what they re-created is
+        // recorded, and an orphan is something neither before nor after explains.
+        findings.extend(self.find_orphans(&specs, &observed, &busy, options).await?);
 
         let duration = clock.now().duration_since(started).unwrap_or_default();
         Ok(ReconcileReport {
@@ -681,6 +683,7 @@ impl Manager {
     async fn find_orphans(
         &self,
         specs: &[ContainerSpec],
+        observed: &[ObservedContainer],
         busy: &Busy,
         options: ReconcileOptions,
     ) -> Result<Vec<Finding>> {
@@ -701,7 +704,7 @@ impl Manager {
                 .iter()
                 .all(|(k, v)| labels.get(k) == Some(v))
         };
-        for container in runtime.list_managed(&self.config().extra_labels).await? {
+        for container in observed.iter().cloned() {
             if known_ids.contains(container.id.as_str())
                 || known_names.contains(container.name.as_str())
                 || busy_name(&container.name)
@@ -778,7 +781,7 @@ impl Manager {
                 network.name.clone(),
                 Some(network.id.clone()),
                 outcome,
-                format!("its user has no container ({} attached)", network.attached),
+                "its user has no container record (pruning removes it once nothing is attached)",
             );
             if remove && let Err(e) = runtime.remove_network(&network.name).await {
                 finding = failed(FindingKind::OrphanNetwork, network.name, Some(network.id), &e);

@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::keys::{SshPublicKey, StoredKey};
 use crate::manager::{Adapters, Manager};
 use crate::names::{ContainerName, TypeName, UserId, VolumeName};
-use crate::network::{PortProbe, Subnet, SubnetPool};
+use crate::network::{PortProbe, PortRange, Subnet, SubnetPool};
 use crate::ports::{
     Clock, ContainerEvent, ContainerPlan, ContainerRuntime, CreateReservation, EngineInfo, Ensured,
     EventStream, ExecOutput, ExecRequest, FailPoints, KeyParser, LogChunk, LogRequest, LogStream,
@@ -380,14 +380,17 @@ impl ContainerRuntime for FakeRuntime {
             .collect())
     }
 
-    async fn published_ports(&self) -> Result<BTreeSet<u16>> {
+    async fn published_ports(&self, range: PortRange) -> Result<BTreeSet<u16>> {
         let engine = self.check(FakeOp::Inspect)?;
         let ours = engine
             .containers
             .values()
             .filter(|c| c.status == ContainerStatus::Running)
             .flat_map(|c| c.plan.ports.iter().map(|p| p.host_port));
-        Ok(ours.chain(engine.foreign_ports.iter().copied()).collect())
+        Ok(ours
+            .chain(engine.foreign_ports.iter().copied())
+            .filter(|p| range.contains(*p))
+            .collect())
     }
 
     async fn logs(&self, id: &str, request: &LogRequest) -> Result<LogStream> {
@@ -484,7 +487,6 @@ impl ContainerRuntime for FakeRuntime {
                 name: name.clone(),
                 id: name.clone(),
                 labels: l.clone(),
-                attached: 0,
             })
             .collect())
     }
@@ -498,11 +500,6 @@ impl ContainerRuntime for FakeRuntime {
                 name: n.name.to_string(),
                 id: format!("net-{}", n.name),
                 labels: n.labels.clone(),
-                attached: engine
-                    .containers
-                    .values()
-                    .filter(|c| c.plan.network == n.name)
-                    .count(),
             })
             .collect())
     }
@@ -717,6 +714,10 @@ impl Store for MemoryStore {
             .iter()
             .map(|(u, s)| (u.clone(), *s))
             .collect())
+    }
+
+    async fn subnet_of(&self, user: &UserId) -> Result<Option<Subnet>> {
+        Ok(self.records().subnets.get(user).copied())
     }
 
     async fn retained_volumes(&self) -> Result<Vec<VolumeName>> {

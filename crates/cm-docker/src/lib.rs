@@ -27,7 +27,8 @@ use bollard::query_parameters::{
 use cm_core::{
     ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStatus, EngineInfo, Ensured, Error, ErrorKind,
     EventStream, ExecOutput, ExecRequest, LogChunk, LogRequest, LogStream, NetworkPlan, ObservedContainer,
-    ObservedObject, OutputStream, RemoveMode, RestartPolicy, Result, Subnet, UploadEntry, VolumePlan, labels,
+    ObservedObject, OutputStream, PortRange, RemoveMode, RestartPolicy, Result, Subnet, UploadEntry,
+    VolumePlan, labels,
 };
 use futures_util::StreamExt;
 use tokio::sync::Mutex;
@@ -379,9 +380,14 @@ impl ContainerRuntime for DockerRuntime {
             .collect())
     }
 
-    async fn published_ports(&self) -> Result<BTreeSet<u16>> {
+    async fn published_ports(&self, range: PortRange) -> Result<BTreeSet<u16>> {
         let docker = self.docker().await?;
-        let options = ListContainersOptionsBuilder::new().all(false).build();
+        // The engine filters by published host port: only containers in our pool's range come back.
+        let filters = HashMap::from([("publish".to_owned(), vec![format!("{range}")])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(false)
+            .filters(&filters)
+            .build();
         let summaries = match docker.list_containers(Some(options)).await {
             Ok(s) => s,
             Err(e) => return Err(self.on_error(e).await),
@@ -391,6 +397,7 @@ impl ContainerRuntime for DockerRuntime {
             .filter_map(|s| s.ports.as_ref())
             .flatten()
             .filter_map(|p| p.public_port)
+            .filter(|p| range.contains(*p))
             .collect())
     }
 
@@ -538,7 +545,6 @@ impl ContainerRuntime for DockerRuntime {
                 id: v.name.clone(),
                 name: v.name,
                 labels: v.labels.into_iter().collect(),
-                attached: 0,
             })
             .collect())
     }
@@ -552,34 +558,12 @@ impl ContainerRuntime for DockerRuntime {
             Ok(n) => n,
             Err(e) => return Err(self.on_error(e).await),
         };
-        // Attachments come from one container listing rather than an inspect per network.
-        let all = ListContainersOptionsBuilder::new().all(true).build();
-        let containers = match docker.list_containers(Some(all)).await {
-            Ok(c) => c,
-            Err(e) => return Err(self.on_error(e).await),
-        };
-        let mut attached: HashMap<String, usize> = HashMap::new();
-        for container in &containers {
-            let names = container
-                .network_settings
-                .as_ref()
-                .and_then(|n| n.networks.as_ref())
-                .map(|n| n.keys().cloned().collect::<Vec<_>>())
-                .unwrap_or_default();
-            for name in names {
-                *attached.entry(name).or_default() += 1;
-            }
-        }
         Ok(networks
             .into_iter()
-            .map(|n| {
-                let name = n.name.unwrap_or_default();
-                ObservedObject {
-                    attached: attached.get(&name).copied().unwrap_or(0),
-                    id: n.id.unwrap_or_default(),
-                    name,
-                    labels: n.labels.unwrap_or_default().into_iter().collect(),
-                }
+            .map(|n| ObservedObject {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default().into_iter().collect(),
             })
             .collect())
     }

@@ -96,6 +96,8 @@ pub(crate) struct Engine {
     dirs: Arc<BoxDirs>,
     runner: Arc<dyn Runner>,
     debounce: Duration,
+    /// How long a written batch waits for other processes' batches before reloading.
+    share_window: Duration,
     queue: Mutex<Queue>,
     stats: Mutex<ReloadStats>,
     /// How long the last `nginx -t` took; the settle time after a reload grows with it.
@@ -182,11 +184,19 @@ impl Drop for WorkerGuard {
 }
 
 impl Engine {
-    pub(crate) fn new(dirs: BoxDirs, runner: Arc<dyn Runner>, debounce: Duration) -> Arc<Self> {
+    /// An engine that batches the requests of `debounce` and shares reloads with other
+    /// processes' batches written within `share_window`.
+    pub(crate) fn new(
+        dirs: BoxDirs,
+        runner: Arc<dyn Runner>,
+        debounce: Duration,
+        share_window: Duration,
+    ) -> Arc<Self> {
         Arc::new(Engine {
             dirs: Arc::new(dirs),
             runner,
             debounce,
+            share_window,
             queue: Mutex::new(Queue::default()),
             stats: Mutex::new(ReloadStats::default()),
             last_test: Mutex::new(Duration::ZERO),
@@ -632,7 +642,7 @@ impl Engine {
             return result;
         };
         drop(lock);
-        tokio::time::sleep(self.debounce).await;
+        tokio::time::sleep(self.share_window).await;
         let lock = self.lock().await.map_err(|e| e.message().to_owned())?;
         let ledger = self
             .fs(|dirs| dirs.read_ledger())

@@ -85,10 +85,27 @@ impl NginxProxy {
         Self::detect_with(settings, Arc::new(runner), DEBOUNCE).await
     }
 
+    /// Like [`NginxProxy::detect`], for a process that makes one change and exits (the `cm`
+    /// CLI): no in-process batching window, since no second request will come, while reloads are
+    /// still shared with other processes' changes.
+    pub async fn detect_for_one_change(settings: &NginxSettings) -> NginxProxy {
+        let runner = ProcessRunner::new(settings.binary.clone(), settings.args.clone());
+        Self::detect_with_windows(settings, Arc::new(runner), Duration::ZERO, DEBOUNCE).await
+    }
+
     async fn detect_with(
         settings: &NginxSettings,
         runner: Arc<dyn Runner>,
         debounce: Duration,
+    ) -> NginxProxy {
+        Self::detect_with_windows(settings, runner, debounce, debounce).await
+    }
+
+    async fn detect_with_windows(
+        settings: &NginxSettings,
+        runner: Arc<dyn Runner>,
+        debounce: Duration,
+        share_window: Duration,
     ) -> NginxProxy {
         if !settings.enabled {
             let reason = "HTTP exposure disabled by configuration ([nginx] enabled = false)".to_owned();
@@ -113,7 +130,7 @@ impl NginxProxy {
                     "nginx routing enabled"
                 );
                 State::Enabled {
-                    engine: Engine::new(dirs, runner, debounce),
+                    engine: Engine::new(dirs, runner, debounce, share_window),
                     version,
                 }
             }

@@ -18,6 +18,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -76,13 +77,17 @@ CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL
 ) STRICT;
-PRAGMA user_version = 1;
+PRAGMA user_version = 1; -- SCHEMA_VERSION
 ";
 
 /// The SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
+    /// Read-only connections: WAL lets readers work beside the writer and each other, so
+    /// concurrent API requests do not queue behind one connection.
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: Arc<AtomicUsize>,
     path: PathBuf,
     claims: Claims,
 }
@@ -104,14 +109,16 @@ impl SqliteStore {
         })?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
         connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql_error)?;
-        connection
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql_error)?;
-        connection.execute_batch(SCHEMA).map_err(sql_error)?;
+        prepare(&connection)?;
+        let readers = (0..READERS)
+            .map(|_| open_reader(path).map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
         Ok(SqliteStore {
             connection: Arc::new(Mutex::new(connection)),
+            readers: Arc::new(readers),
+            next_reader: Arc::new(AtomicUsize::new(0)),
             path: path.to_owned(),
             claims: Claims::beside(path)?,
         })
@@ -122,8 +129,32 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `work` on the blocking pool with the connection.
+    /// Runs a read on the blocking pool with a free read-only connection.
     async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            let count = readers.len();
+            // A free reader if there is one; else wait for the one whose turn it is.
+            let free = (0..count).find_map(|i| readers[(start + i) % count].try_lock().ok());
+            let mut guard = match free {
+                Some(guard) => guard,
+                None => readers[start % count]
+                    .lock()
+                    .map_err(|_| Error::internal("a database connection was poisoned by a panic"))?,
+            };
+            work(&mut guard)
+        })
+        .await
+        .map_err(|e| Error::internal("a database task failed").with_source(e))?
+    }
+
+    /// Runs `work` on the blocking pool with the writing connection.
+    async fn run_on_writer<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -145,7 +176,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
-        self.run(move |connection| {
+        self.run_on_writer(move |connection| {
             let tx = connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql_error)?;
@@ -157,14 +188,63 @@ impl SqliteStore {
     }
 }
 
-/// Maps SQLite failures: a lock held past the busy timeout is `Unavailable`, the rest `Internal`.
-fn sql_error(err: rusqlite::Error) -> Error {
-    let busy = matches!(
-        &err,
+/// The schema version this code writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+/// Switches a new file to WAL and creates the schema, once. Several processes may open a fresh
+/// file at the same moment: SQLite answers "locked" at once (without the busy handler) to a
+/// journal-mode change that races another, so this retries until the busy timeout. On a prepared
+/// file it only reads, so concurrent opens never contend.
+fn prepare(connection: &Connection) -> Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match prepare_once(connection) {
+            Err(e) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other.map_err(sql_error),
+        }
+    }
+}
+
+fn prepare_once(connection: &Connection) -> rusqlite::Result<()> {
+    let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version < SCHEMA_VERSION {
+        connection.execute_batch(SCHEMA)?;
+    }
+    Ok(())
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
         rusqlite::Error::SqliteFailure(e, _)
             if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    );
-    if busy {
+    )
+}
+
+/// How many read-only connections a store keeps.
+const READERS: usize = 4;
+
+/// A read-only connection to the database (the writer made the schema).
+fn open_reader(path: &Path) -> Result<Connection> {
+    let connection = Connection::open(path).map_err(|e| {
+        Error::unavailable(format!("can not open the database {}", path.display())).with_source(e)
+    })?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
+    connection
+        .pragma_update(None, "query_only", "ON")
+        .map_err(sql_error)?;
+    Ok(connection)
+}
+
+/// Maps SQLite failures: a lock held past the busy timeout is `Unavailable`, the rest `Internal`.
+fn sql_error(err: rusqlite::Error) -> Error {
+    if is_busy(&err) {
         Error::unavailable("the database is busy: another process holds it too long").with_source(err)
     } else {
         Error::internal("database error").with_source(err)
@@ -528,6 +608,22 @@ impl Store for SqliteStore {
                 leases.push((UserId::parse(&user)?, Subnet::parse(&subnet)?));
             }
             Ok(leases)
+        })
+        .await
+    }
+
+    async fn subnet_of(&self, user: &UserId) -> Result<Option<Subnet>> {
+        let user = user.clone();
+        self.run(move |connection| {
+            let text: Option<String> = connection
+                .query_row(
+                    "SELECT subnet FROM subnets WHERE user_id = ?1",
+                    [user.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(sql_error)?;
+            text.map(|t| Subnet::parse(&t)).transpose()
         })
         .await
     }

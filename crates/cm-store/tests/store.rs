@@ -345,3 +345,17 @@ async fn a_delete_retains_the_volume_and_a_purge_does_not() {
     store.finish_delete(&record).await.unwrap();
     assert!(store.retained_volumes().await.unwrap().is_empty());
 }
+
+#[test]
+fn many_processes_opening_a_fresh_database_at_once_all_succeed() {
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fresh.db");
+        std::thread::scope(|scope| {
+            let opens: Vec<_> = (0..8).map(|_| scope.spawn(|| SqliteStore::open(&path))).collect();
+            for open in opens {
+                open.join().unwrap().unwrap();
+            }
+        });
+    }
+}

@@ -118,7 +118,8 @@ pub fn new_admin_key() -> Secret {
     Secret::new_admin_key(&OsEntropy)
 }
 
-/// Builds the manager and the authentication over the real adapters.
+/// Builds the manager and the authentication over the real adapters, for a long-running server
+/// (`cm-api`): nginx changes arriving together are batched into one reload.
 pub async fn build_app(settings: &Settings) -> anyhow::Result<App> {
     let store = Arc::new(SqliteStore::open(&settings.database)?);
     let env_key = std::env::var(env::ADMIN_KEY)
@@ -127,20 +128,22 @@ pub async fn build_app(settings: &Settings) -> anyhow::Result<App> {
         .map(Secret::new);
     let auth = Auth::new(store.clone(), Arc::new(OsEntropy), Arc::new(SystemClock), env_key)?;
     Ok(App {
-        manager: manager_over(settings, store).await,
+        manager: manager_over(settings, store, NginxProxy::detect(&settings.config.nginx).await),
         auth,
     })
 }
 
-/// Builds a manager over the real adapters.
+/// Builds a manager over the real adapters, for one command (`cm`): a route change goes to nginx
+/// at once (nothing else will come to batch it with) and still shares reloads with other commands.
 pub async fn build_manager(settings: &Settings) -> anyhow::Result<Manager> {
     let store = Arc::new(SqliteStore::open(&settings.database)?);
-    Ok(manager_over(settings, store).await)
+    let proxy = NginxProxy::detect_for_one_change(&settings.config.nginx).await;
+    Ok(manager_over(settings, store, proxy))
 }
 
-async fn manager_over(settings: &Settings, store: Arc<SqliteStore>) -> Manager {
-    // nginx when configured and present; otherwise routing is reported as disabled, never faked.
-    let proxy: Arc<dyn Proxy> = Arc::new(NginxProxy::detect(&settings.config.nginx).await);
+/// nginx when configured and present; otherwise routing is reported as disabled, never faked.
+fn manager_over(settings: &Settings, store: Arc<SqliteStore>, nginx: NginxProxy) -> Manager {
+    let proxy: Arc<dyn Proxy> = Arc::new(nginx);
     let adapters = Adapters {
         runtime: Arc::new(DockerRuntime::new()),
         store,

@@ -150,7 +150,7 @@ pub async fn dashboard(viewer: Viewer, filters: Query<Filters>) -> PageResult {
 pub async fn container(viewer: Viewer, name: Path<String>) -> PageResult {
     let spec = viewer.container(&name, Action::ReadContainer).await?;
     let manager = &viewer.state().manager;
-    let (spec, stale) = match manager.get(spec.container_name.as_str()).await {
+    let (spec, stale) = match manager.with_status(spec.clone()).await {
         Ok(live) => (live, None),
         Err(e) if e.kind() == ErrorKind::Unavailable => {
             let mut stored = spec;

@@ -362,8 +362,8 @@ fn require_browser() -> bool {
     )
 }
 
-/// A `chromedriver` on a free port in its own process group; the group (chromedriver and the
-/// browsers it started) is killed on drop.
+/// A `chromedriver` on a free port in its own process group; on drop it is asked to quit (which
+/// ends its browsers), then killed, and any browser process still using our profile is killed.
 struct ChromeDriver {
     child: Child,
     port: u16,
@@ -426,13 +426,39 @@ impl ChromeDriver {
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
-        // The negative id is the process group this driver leads (see `process_group(0)`).
+        // Never signal a process group through the `kill` program: procps-ng 4.0.2 takes
+        // `kill -KILL -PGID` for "every process" and takes the whole machine down. Signal single,
+        // positive pids only.
         let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
+            .args(["-TERM", &self.child.id().to_string()])
             .status();
+        let started = Instant::now();
+        while matches!(self.child.try_wait(), Ok(None)) && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for pid in processes_using(self.profile.path()) {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
     }
+}
+
+/// The pids whose command line names `path` (our browsers: their `--user-data-dir`).
+fn processes_using(path: &std::path::Path) -> Vec<u32> {
+    let needle = path.display().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid > 1 && *pid != std::process::id())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains(&needle))
+        })
+        .collect()
 }
 
 /// The chromium program: Debian's launcher script, or another name on `PATH`.
