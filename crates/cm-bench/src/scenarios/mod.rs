@@ -334,9 +334,10 @@ fn create_paragraph(report: &Report, out: &mut String) {
          from a warm process: {} more{}. The engine's own work (network, volume, container, start, on \
          fuse-overlayfs) dominates. What cm adds is the floor of any `cm` command, {} (starting the process, \
          opening SQLite, connecting and negotiating the API version; `docker version` pays {} for the same), \
-         plus work the raw calls skip: six extra engine requests (the version; all running containers, to \
-         avoid their ports; all networks, to avoid their subnets; an inspect of the network and of the \
-         volume before creating them; an inspect of the container after the start) and a few committed \
+         plus work the raw calls skip: six extra engine requests (the version; the running containers that \
+         publish a port of the pool's range, to avoid their ports; for a user's first container, all \
+         networks, to avoid their subnets; an inspect of the network and of the volume before creating \
+         them; an inspect of the container after the start) and a few committed \
          SQLite transactions (the intent with the port lease, the subnet lease, a step per object, the \
          record), which make every step undoable after a crash. The `docker` CLI, as an operator would do \
          it by hand, took {}: three process starts cost more than cm's one.\n",
@@ -361,12 +362,12 @@ fn scale_paragraph(report: &Report, out: &mut String) {
     let reads = rows(
         report,
         "scale",
-        "engine time of a listing every `cm create` makes: all running",
+        "engine time of a listing every `cm create` makes: running containers",
     );
     let nets = rows(
         report,
         "scale",
-        "engine time of a listing every `cm create` makes: all networks",
+        "engine time of a listing a new user's `cm create` makes: all networks",
     );
     let creates = rows(report, "scale", "create to running, engine via its API, N=");
     let lists = rows(report, "list", "`cm list --all`");
@@ -392,9 +393,10 @@ fn scale_paragraph(report: &Report, out: &mut String) {
     if let (Some(r0), Some(r1), Some(w1)) = (reads.first(), reads.last(), nets.last()) {
         let _ = write!(
             out,
-            "The parts of a create that are O(N) are the two listings it makes before leasing: all running \
-             containers took {} at N={} and {} at N={}, all networks {} at N={}; both grow with everything on \
-             the engine, not only with cm's containers. ",
+            "The parts of a create that grow with N are the two listings it makes before leasing (every \
+             create here is a new user's first): the running containers publishing a port of the pool took \
+             {} at N={} and {} at N={}, all networks {} at N={}; the engine walks everything it holds to \
+             answer them, not only cm's containers. ",
             fmt(engine_median(r0), "ms"),
             n_of(r0),
             fmt(engine_median(r1), "ms"),
@@ -430,11 +432,9 @@ fn scale_paragraph(report: &Report, out: &mut String) {
         if let Some(c) = calls.last() {
             let _ = write!(
                 out,
-                " At N={} {} of it are the five listings it makes (the labelled containers twice, once for \
-                 the records and again for orphans; the volumes; the networks; and every container on the \
-                 host, unfiltered, only to count the networks' attachments), against {} for the three \
-                 labelled listings it needs. A real reconcile that re-creates one container pays these \
-                 reads plus a create.",
+                " At N={} {} of it are its three engine listings (the labelled containers, volumes and \
+                 networks; {} when made directly with the instance's label filter). A real reconcile that \
+                 re-creates one container pays these reads plus a create.",
                 n_of(c),
                 fmt(engine_median(c), "ms"),
                 fmt(engine_median(d1), "ms"),
@@ -445,7 +445,7 @@ fn scale_paragraph(report: &Report, out: &mut String) {
     if let (Some(c), Some(r), Some(w)) = (creates.last(), reads.last(), nets.last()) {
         let _ = write!(
             out,
-            "At N={} cm's create is {} slower than the engine's; the two listings account for {} of it.",
+            "At N={} cm's create is {} slower than the engine's; its two listings account for {} of it.",
             n_of(c),
             fmt(cm_median(c) - engine_median(c), "ms"),
             fmt(engine_median(r) + engine_median(w), "ms"),
@@ -581,12 +581,12 @@ fn routes_paragraph(report: &Report, out: &mut String) {
             out,
             "**Routes.** With nginx, `cm create` returned after {} instead of {} without routing: the route \
              is written, checked with `nginx -t`, nginx reloaded, and cm waits until the new workers serve. \
-             cm-nginx first waits one debounce window (100 ms) for more changes, then gives up its lock for \
-             another window so that other processes' batches share the reload, then waits at least 140 ms for \
-             the reload to settle. In a lone `cm create` both windows (200 ms together) wait for changes that \
-             do not come: a one-shot process has no other change of its own, and no other process was \
-             changing routes. The app's own start (the engine column of \"create \
-             returned → first 200\") overlaps with it, so the user's wait grows by less.",
+             The `cm` command sends its one change at once (a one-shot process has nothing to batch it \
+             with), then gives up its lock for one window (100 ms) so that other processes' changes share \
+             the reload, then waits at least 140 ms for the reload to settle; cm-api also batches the \
+             changes of one window. In a lone `cm create` the sharing window waits for changes that do not \
+             come. The app's own start (the engine column of \"create returned → first 200\") overlaps \
+             with it, so the user's wait grows by less.",
             fmt(cm_median(r), "ms"),
             fmt(cm_median(c), "ms"),
         );
@@ -612,11 +612,11 @@ fn routes_paragraph(report: &Report, out: &mut String) {
         } else {
             let _ = writeln!(
                 out,
-                "Bursts of 20 creates or deletes caused more than the one or two reloads docs/nginx.md promises \
-                 for 20 concurrent route changes: {}. The engine finishes the creates one after another (20 \
-                 concurrent `cm create` took {} in all, one every {}), so their route requests arrive spread \
-                 over seconds and a 100 ms window catches only a few; only `cm routes sync` (all changes at \
-                 once) reloads once.",
+                "Bursts of 20 creates or deletes shared reloads but still caused several: {}. The engine \
+                 finishes the creates one after another (20 concurrent `cm create` took {} in all, one every \
+                 {}), so their route changes arrive spread over seconds and a 100 ms window catches only a \
+                 few; deletes, which end closer together, share more; `cm routes sync` (all changes at once) \
+                 reloads once.",
                 many.join(", "),
                 fmt(burst, "ms"),
                 fmt(burst / 20.0, "ms")
