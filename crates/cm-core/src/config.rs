@@ -120,7 +120,12 @@ pub const SSH_USER: &str = "cli";
 /// Where the data volume is mounted.
 pub const DATA_PATH: &str = "/data";
 
-/// The capabilities our images need: sshd's privilege separation and the usual file ownership work.
+/// The capabilities added back after dropping all: sshd's privilege separation and terminal
+/// handover (CHOWN, SETUID, SETGID, SYS_CHROOT, AUDIT_WRITE), root in the container reaching the
+/// user's files (DAC_OVERRIDE, FOWNER: `cm exec` runs as root and writes into the user's `/data`;
+/// without them the tests' exec and key checks fail), signalling the user's processes (KILL), and
+/// apps listening below port 1024 (NET_BIND_SERVICE). Docker's default adds MKNOD, NET_RAW,
+/// SETPCAP, SETFCAP and FSETID; we do not.
 const DEFAULT_CAPS: [&str; 9] = [
     "CHOWN",
     "DAC_OVERRIDE",

@@ -90,6 +90,14 @@ impl DockerRuntime {
         err
     }
 
+    /// An engine answer in our terms: the value, or the error translated (see [`Self::on_error`]).
+    async fn answer<T>(&self, result: Result<T, bollard::errors::Error>) -> Result<T> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(e) => Err(self.on_error(e).await),
+        }
+    }
+
     async fn inspect_volume_labels(
         &self,
         docker: &Docker,
@@ -138,10 +146,7 @@ fn owner_of(labels: &HashMap<String, String>) -> (Option<&str>, Option<&str>, Op
 impl ContainerRuntime for DockerRuntime {
     async fn engine_info(&self) -> Result<EngineInfo> {
         let docker = self.docker().await?;
-        let version = match docker.version().await {
-            Ok(v) => v,
-            Err(e) => return Err(self.on_error(e).await),
-        };
+        let version = self.answer(docker.version().await).await?;
         Ok(EngineInfo {
             version: version.version.unwrap_or_default(),
             api_version: docker.client_version().to_string(),
@@ -201,13 +206,13 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn network_subnets(&self) -> Result<BTreeSet<Subnet>> {
         let docker = self.docker().await?;
-        let networks = match docker
-            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
-            .await
-        {
-            Ok(n) => n,
-            Err(e) => return Err(self.on_error(e).await),
-        };
+        let networks = self
+            .answer(
+                docker
+                    .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+                    .await,
+            )
+            .await?;
         Ok(networks
             .iter()
             .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
@@ -359,10 +364,7 @@ impl ContainerRuntime for DockerRuntime {
             .all(true)
             .filters(&filters)
             .build();
-        let summaries = match docker.list_containers(Some(options)).await {
-            Ok(s) => s,
-            Err(e) => return Err(self.on_error(e).await),
-        };
+        let summaries = self.answer(docker.list_containers(Some(options)).await).await?;
         Ok(summaries
             .into_iter()
             .map(|s| ObservedContainer {
@@ -388,10 +390,7 @@ impl ContainerRuntime for DockerRuntime {
             .all(false)
             .filters(&filters)
             .build();
-        let summaries = match docker.list_containers(Some(options)).await {
-            Ok(s) => s,
-            Err(e) => return Err(self.on_error(e).await),
-        };
+        let summaries = self.answer(docker.list_containers(Some(options)).await).await?;
         Ok(summaries
             .iter()
             .filter_map(|s| s.ports.as_ref())
@@ -485,10 +484,7 @@ impl ContainerRuntime for DockerRuntime {
                 ));
             }
         }
-        let inspected = match docker.inspect_exec(&exec.id).await {
-            Ok(i) => i,
-            Err(e) => return Err(self.on_error(e).await),
-        };
+        let inspected = self.answer(docker.inspect_exec(&exec.id).await).await?;
         Ok(ExecOutput {
             exit_code: inspected.exit_code.unwrap_or(-1),
             stdout: collected.stdout(),
@@ -533,10 +529,7 @@ impl ContainerRuntime for DockerRuntime {
         let options = ListVolumesOptionsBuilder::new()
             .filters(&managed_filter())
             .build();
-        let listed = match docker.list_volumes(Some(options)).await {
-            Ok(l) => l,
-            Err(e) => return Err(self.on_error(e).await),
-        };
+        let listed = self.answer(docker.list_volumes(Some(options)).await).await?;
         Ok(listed
             .volumes
             .unwrap_or_default()
@@ -554,10 +547,7 @@ impl ContainerRuntime for DockerRuntime {
         let options = ListNetworksOptionsBuilder::new()
             .filters(&managed_filter())
             .build();
-        let networks = match docker.list_networks(Some(options)).await {
-            Ok(n) => n,
-            Err(e) => return Err(self.on_error(e).await),
-        };
+        let networks = self.answer(docker.list_networks(Some(options)).await).await?;
         Ok(networks
             .into_iter()
             .map(|n| ObservedObject {

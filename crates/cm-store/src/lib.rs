@@ -137,20 +137,17 @@ impl SqliteStore {
     {
         let readers = self.readers.clone();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let count = readers.len();
             // A free reader if there is one; else wait for the one whose turn it is.
             let free = (0..count).find_map(|i| readers[(start + i) % count].try_lock().ok());
             let mut guard = match free {
                 Some(guard) => guard,
-                None => readers[start % count]
-                    .lock()
-                    .map_err(|_| Error::internal("a database connection was poisoned by a panic"))?,
+                None => readers[start % count].lock().map_err(|_| poisoned())?,
             };
             work(&mut guard)
         })
         .await
-        .map_err(|e| Error::internal("a database task failed").with_source(e))?
     }
 
     /// Runs `work` on the blocking pool with the writing connection.
@@ -160,14 +157,7 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let connection = self.connection.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = connection
-                .lock()
-                .map_err(|_| Error::internal("the database connection was poisoned by a panic"))?;
-            work(&mut guard)
-        })
-        .await
-        .map_err(|e| Error::internal("a database task failed").with_source(e))?
+        blocking(move || work(&mut *connection.lock().map_err(|_| poisoned())?)).await
     }
 
     /// Runs `work` in one immediate (write-locked) transaction and commits it.
@@ -186,6 +176,17 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// Runs database work on tokio's blocking pool, so a busy database never stalls the async runtime.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::internal("a database task failed").with_source(e))?
+}
+
+fn poisoned() -> Error {
+    Error::internal("a database connection was poisoned by a panic")
 }
 
 /// The schema version this code writes (`PRAGMA user_version`).
