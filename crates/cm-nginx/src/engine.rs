@@ -41,6 +41,35 @@ use crate::runner::{Action, RunError, Runner};
 
 /// How long the worker collects requests before acting on them.
 pub(crate) const DEBOUNCE: Duration = Duration::from_millis(100);
+/// The shortest time between two reloads in production: a burst of changes spread over seconds
+/// (creates finish one after another) goes live in about one reload per second, not one each.
+pub(crate) const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The engine's waits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    /// How long the worker collects requests of this process before acting on them.
+    pub(crate) debounce: Duration,
+    /// How long a written batch waits for other processes' batches before reloading.
+    pub(crate) share_window: Duration,
+    /// The shortest time between two reloads of any process.
+    pub(crate) min_interval: Duration,
+}
+
+impl Timing {
+    /// A long-running server (cm-api): batches its own requests too.
+    pub(crate) const SERVER: Timing = Timing {
+        debounce: DEBOUNCE,
+        share_window: DEBOUNCE,
+        min_interval: MIN_RELOAD_INTERVAL,
+    };
+    /// A process that makes one change and exits (`cm`): nothing of its own to batch.
+    pub(crate) const ONE_CHANGE: Timing = Timing {
+        debounce: Duration::ZERO,
+        share_window: DEBOUNCE,
+        min_interval: MIN_RELOAD_INTERVAL,
+    };
+}
 /// How long to wait for another process's hold on the lock.
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 const LOCK_POLL: Duration = Duration::from_millis(20);
@@ -98,6 +127,9 @@ pub(crate) struct Engine {
     debounce: Duration,
     /// How long a written batch waits for other processes' batches before reloading.
     share_window: Duration,
+    /// The shortest time between two reloads (of any process): during a burst spread over
+    /// seconds, changes queue behind the last reload and go live together with the next.
+    min_interval: Duration,
     queue: Mutex<Queue>,
     stats: Mutex<ReloadStats>,
     /// How long the last `nginx -t` took; the settle time after a reload grows with it.
@@ -184,19 +216,19 @@ impl Drop for WorkerGuard {
 }
 
 impl Engine {
-    /// An engine that batches the requests of `debounce` and shares reloads with other
-    /// processes' batches written within `share_window`.
-    pub(crate) fn new(
-        dirs: BoxDirs,
-        runner: Arc<dyn Runner>,
-        debounce: Duration,
-        share_window: Duration,
-    ) -> Arc<Self> {
+    /// An engine with these waits (see [`Timing`]).
+    pub(crate) fn new(dirs: BoxDirs, runner: Arc<dyn Runner>, timing: Timing) -> Arc<Self> {
+        let Timing {
+            debounce,
+            share_window,
+            min_interval,
+        } = timing;
         Arc::new(Engine {
             dirs: Arc::new(dirs),
             runner,
             debounce,
             share_window,
+            min_interval,
             queue: Mutex::new(Queue::default()),
             stats: Mutex::new(ReloadStats::default()),
             last_test: Mutex::new(Duration::ZERO),
@@ -643,11 +675,21 @@ impl Engine {
         };
         drop(lock);
         tokio::time::sleep(self.share_window).await;
-        let lock = self.lock().await.map_err(|e| e.message().to_owned())?;
-        let ledger = self
-            .fs(|dirs| dirs.read_ledger())
-            .await
-            .map_err(|e| e.message().to_owned())?;
+        let (lock, ledger) = loop {
+            let lock = self.lock().await.map_err(|e| e.message().to_owned())?;
+            let ledger = self
+                .fs(|dirs| dirs.read_ledger())
+                .await
+                .map_err(|e| e.message().to_owned())?;
+            let since = Duration::from_millis(now_ms().saturating_sub(ledger.reloaded_at_ms));
+            if ledger.reloaded >= generation || since >= self.min_interval {
+                break (lock, ledger);
+            }
+            // The last reload was moments ago: wait for the interval to pass, so that whatever else
+            // comes meanwhile goes live with one reload (another process may reload for us).
+            drop(lock);
+            tokio::time::sleep(self.min_interval - since).await;
+        };
         if ledger.reloaded >= generation {
             drop(lock);
             self.stats

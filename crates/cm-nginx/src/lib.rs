@@ -29,7 +29,7 @@ use cm_core::{
 pub use engine::{LastReload, ReloadStats};
 pub use render::{render_map_snippet, render_route, route_file_name};
 
-use engine::{DEBOUNCE, Engine, Request};
+use engine::{Engine, Request, Timing};
 use files::{BoxDirs, RouteKey};
 use runner::{Action, ProcessRunner, RunError, Runner};
 
@@ -82,7 +82,7 @@ impl NginxProxy {
     /// here.
     pub async fn detect(settings: &NginxSettings) -> NginxProxy {
         let runner = ProcessRunner::new(settings.binary.clone(), settings.args.clone());
-        Self::detect_with(settings, Arc::new(runner), DEBOUNCE).await
+        Self::detect_timed(settings, Arc::new(runner), Timing::SERVER).await
     }
 
     /// Like [`NginxProxy::detect`], for a process that makes one change and exits (the `cm`
@@ -90,23 +90,25 @@ impl NginxProxy {
     /// still shared with other processes' changes.
     pub async fn detect_for_one_change(settings: &NginxSettings) -> NginxProxy {
         let runner = ProcessRunner::new(settings.binary.clone(), settings.args.clone());
-        Self::detect_with_windows(settings, Arc::new(runner), Duration::ZERO, DEBOUNCE).await
+        Self::detect_timed(settings, Arc::new(runner), Timing::ONE_CHANGE).await
     }
 
+    /// For tests: one short `debounce` for both windows and no reload interval.
+    #[cfg(test)]
     async fn detect_with(
         settings: &NginxSettings,
         runner: Arc<dyn Runner>,
         debounce: Duration,
     ) -> NginxProxy {
-        Self::detect_with_windows(settings, runner, debounce, debounce).await
+        let timing = Timing {
+            debounce,
+            share_window: debounce,
+            min_interval: Duration::ZERO,
+        };
+        Self::detect_timed(settings, runner, timing).await
     }
 
-    async fn detect_with_windows(
-        settings: &NginxSettings,
-        runner: Arc<dyn Runner>,
-        debounce: Duration,
-        share_window: Duration,
-    ) -> NginxProxy {
+    async fn detect_timed(settings: &NginxSettings, runner: Arc<dyn Runner>, timing: Timing) -> NginxProxy {
         if !settings.enabled {
             let reason = "HTTP exposure disabled by configuration ([nginx] enabled = false)".to_owned();
             tracing::info!("{reason}");
@@ -130,7 +132,7 @@ impl NginxProxy {
                     "nginx routing enabled"
                 );
                 State::Enabled {
-                    engine: Engine::new(dirs, runner, debounce, share_window),
+                    engine: Engine::new(dirs, runner, timing),
                     version,
                 }
             }

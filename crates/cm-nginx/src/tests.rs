@@ -194,6 +194,42 @@ async fn processes_share_reloads_through_the_ledger() {
 }
 
 #[tokio::test]
+async fn changes_spread_over_time_go_live_at_most_once_per_interval() {
+    let f = fixture().await;
+    let settings = NginxSettings {
+        enabled: true,
+        available_dir: f.available.clone(),
+        enabled_dir: f.enabled.clone(),
+        binary: "nginx".into(),
+        args: vec![],
+    };
+    let timing = Timing {
+        debounce: FAST,
+        share_window: FAST,
+        min_interval: Duration::from_millis(600),
+    };
+    let proxy = Arc::new(NginxProxy::detect_timed(&settings, f.nginx.clone(), timing).await);
+    proxy.apply(&route("first", "web", 9000)).await.unwrap();
+    assert_eq!(f.count(Action::Reload), 1);
+    // Five more changes, one every 50 ms, right after that reload: they wait for the interval and
+    // go live together (the worker batches what queued meanwhile).
+    let mut tasks = Vec::new();
+    for i in 0..5u16 {
+        let proxy = proxy.clone();
+        tasks.push(tokio::spawn(async move {
+            proxy.apply(&route(&format!("later{i}"), "web", 9001 + i)).await
+        }));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let reloads = f.count(Action::Reload);
+    assert!((2..=3).contains(&reloads), "{reloads} reloads for 6 changes");
+    assert_eq!(f.states().await.len(), 6);
+}
+
+#[tokio::test]
 async fn applying_the_same_route_again_changes_nothing() {
     let f = fixture().await;
     f.proxy.apply(&route("alice", "web", 9001)).await.unwrap();
