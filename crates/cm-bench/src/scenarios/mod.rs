@@ -584,9 +584,11 @@ fn routes_paragraph(report: &Report, out: &mut String) {
              The `cm` command sends its one change at once (a one-shot process has nothing to batch it \
              with), then gives up its lock for one window (100 ms) so that other processes' changes share \
              the reload, then waits at least 140 ms for the reload to settle; cm-api also batches the \
-             changes of one window. In a lone `cm create` the sharing window waits for changes that do not \
-             come. The app's own start (the engine column of \"create returned → first 200\") overlaps \
-             with it, so the user's wait grows by less.",
+             changes of one window. And nginx is reloaded at most once a second: a change within a second \
+             of the previous reload waits for the second to pass (it then goes live with whatever came \
+             meanwhile). In this scenario the creates follow each other closely, so most of them pay that \
+             wait; a lone create pays only the sharing window. The app's own start (the engine column of \
+             \"create returned → first 200\") overlaps with it, so the user's wait grows by less.",
             fmt(cm_median(r), "ms"),
             fmt(cm_median(c), "ms"),
         );
