@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::{Config, ContainerType, DATA_PATH, SSH_CONTAINER_PORT, SSH_USER, SshMode};
+use crate::config::{Config, ContainerType, SSH_CONTAINER_PORT, SSH_USER, SshMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::{SshPublicKey, StoredKey, render_authorized_keys};
 use crate::live::StatusView;
@@ -1058,11 +1058,6 @@ impl Manager {
             .into_iter()
             .map(|l| l.port)
             .collect())
-    }
-
-    /// The data directory inside every container.
-    pub fn data_path(&self) -> &'static str {
-        DATA_PATH
     }
 }
 
