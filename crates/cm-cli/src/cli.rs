@@ -117,6 +117,12 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<RoutesCommand>,
     },
+    /// List the data volumes kept by deletes without --purge; `volumes purge NAME` removes one.
+    Volumes {
+        /// `purge NAME`: remove a kept data volume for good.
+        #[command(subcommand)]
+        action: Option<VolumesCommand>,
+    },
     /// Manage users' API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -159,6 +165,16 @@ pub enum Command {
 pub enum RoutesCommand {
     /// Render every route from the store, remove routes no container explains, reload once.
     Sync,
+}
+
+/// `cm volumes ...`.
+#[derive(Debug, Subcommand)]
+pub enum VolumesCommand {
+    /// Remove a kept data volume for good (irreversible).
+    Purge {
+        /// The volume, such as usr_123_cli_v4_data.
+        name: String,
+    },
 }
 
 /// `cm token ...`.

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::{Cli, Command, CreateArgs, RoutesCommand, TokenCommand};
+use crate::cli::{Cli, Command, CreateArgs, RoutesCommand, TokenCommand, VolumesCommand};
 use crate::output;
 use cm_wiring::{build_app, build_manager, load_settings, new_admin_key};
 
@@ -212,6 +212,28 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 output::routes(&routes);
             }
         }
+        Command::Volumes { action } => match action {
+            None => {
+                let volumes = manager.retained_volumes().await?;
+                if json {
+                    output::json(&volumes)?;
+                } else if volumes.is_empty() {
+                    output::line("no kept data volumes");
+                } else {
+                    for volume in volumes {
+                        output::line(volume.as_str());
+                    }
+                }
+            }
+            Some(VolumesCommand::Purge { name }) => {
+                let purged = manager.purge_retained(&name).await?;
+                if json {
+                    output::json(&json!({ "purged": purged }))?;
+                } else {
+                    output::line(&format!("removed {purged} and its data"));
+                }
+            }
+        },
         Command::AddSshKey { id, key } => {
             let added = manager.add_ssh_key(&id, &key).await?;
             if json {

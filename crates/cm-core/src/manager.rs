@@ -1048,6 +1048,27 @@ impl Manager {
             .map_err(|e| e.context("installing ssh keys"))
     }
 
+    /// The data volumes that deletes without purge kept, to be found again by a create of the same
+    /// user and type.
+    pub async fn retained_volumes(&self) -> Result<Vec<VolumeName>> {
+        self.adapters.store.retained_volumes().await
+    }
+
+    /// Removes a retained data volume for good. Refused for a volume that is not retained (in use
+    /// by a container, or not ours).
+    pub async fn purge_retained(&self, raw_name: &str) -> Result<VolumeName> {
+        let name = VolumeName::parse(raw_name.trim()).map_err(|e| e.for_field("volume"))?;
+        let retained = self.adapters.store.retained_volumes().await?;
+        if !retained.contains(&name) {
+            return Err(Error::not_found(format!(
+                "{name} is not a retained data volume (see `cm volumes`); a volume in use goes with `cm delete --purge`"
+            )));
+        }
+        self.adapters.runtime.remove_volume(name.as_str()).await?;
+        self.adapters.store.forget_retained(&name).await?;
+        Ok(name)
+    }
+
     /// Ports that are leased in the store, for reports.
     pub async fn leased_ports(&self) -> Result<BTreeSet<u16>> {
         Ok(self

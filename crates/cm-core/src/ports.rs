@@ -342,6 +342,8 @@ pub trait Store: Send + Sync {
     async fn subnet_of(&self, user: &UserId) -> Result<Option<Subnet>>;
     /// Data volumes kept by a delete without purge (explained, not orphans).
     async fn retained_volumes(&self) -> Result<Vec<VolumeName>>;
+    /// Forgets a retained volume (it was purged); `false` when it was not retained.
+    async fn forget_retained(&self, name: &VolumeName) -> Result<bool>;
     /// The user's subnet: the existing lease, or a new one from `pool` avoiding `exclude`.
     async fn lease_subnet(
         &self,

@@ -720,6 +720,10 @@ impl Store for MemoryStore {
         Ok(self.records().subnets.get(user).copied())
     }
 
+    async fn forget_retained(&self, name: &VolumeName) -> Result<bool> {
+        Ok(self.records().retained.remove(name))
+    }
+
     async fn retained_volumes(&self) -> Result<Vec<VolumeName>> {
         Ok(self.records().retained.iter().cloned().collect())
     }

@@ -629,6 +629,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn forget_retained(&self, name: &VolumeName) -> Result<bool> {
+        let name = name.clone();
+        self.write(move |tx| {
+            let removed = tx
+                .execute("DELETE FROM retained_volumes WHERE name = ?1", [name.as_str()])
+                .map_err(sql_error)?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
     async fn retained_volumes(&self) -> Result<Vec<VolumeName>> {
         self.run(|connection| {
             let mut statement = connection

@@ -211,3 +211,21 @@ fn list_shows_live_status_by_user_and_all() {
     assert!(table.starts_with("NAME"), "{table}");
     assert!(table.contains(&format!("{b}_preview_server")));
 }
+
+#[test]
+fn kept_data_volumes_are_listed_and_purged_on_request() {
+    let Some(world) = World::new() else { return };
+    let user = world.env.user("kept");
+    world.create(&user, "preview_server");
+    let name = format!("{user}_preview_server");
+    let volume = format!("{name}_data");
+    let refused = world.cm(&["volumes", "purge", &volume]);
+    assert_eq!(refused.status.code(), Some(1), "a volume in use is not purged");
+    world.cm_ok(&["delete", &name, "--force"]);
+    assert_eq!(world.cm_json(&["volumes"]), serde_json::json!([volume]));
+    world.cm_ok(&["volumes", "purge", &volume]);
+    assert_eq!(world.cm_json(&["volumes"]), serde_json::json!([]));
+    assert_eq!(world.objects(), (vec![], vec![], vec![]));
+    let again = world.cm(&["volumes", "purge", "../etc"]);
+    assert_eq!(again.status.code(), Some(1));
+}
