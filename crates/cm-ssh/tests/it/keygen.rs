@@ -65,7 +65,9 @@ fn other_key_types_from_ssh_keygen_are_refused_by_name() {
             path.to_str().unwrap(),
         ];
         if try_run(&keygen, &args).is_none() {
-            eprintln!("SKIPPED: this ssh-keygen can not make {kind} keys");
+            // OpenSSH 9.8 and later can no longer make DSA keys; RSA and ECDSA must work.
+            assert_eq!(kind, "dsa", "ssh-keygen could not make a {kind} key");
+            eprintln!("note: this ssh-keygen no longer makes DSA keys; the DSA case is left out");
             continue;
         }
         let pub_text = std::fs::read_to_string(path.with_extension("pub")).unwrap();
