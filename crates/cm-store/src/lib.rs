@@ -615,18 +615,7 @@ impl Store for SqliteStore {
 
     async fn subnet_of(&self, user: &UserId) -> Result<Option<Subnet>> {
         let user = user.clone();
-        self.run(move |connection| {
-            let text: Option<String> = connection
-                .query_row(
-                    "SELECT subnet FROM subnets WHERE user_id = ?1",
-                    [user.as_str()],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(sql_error)?;
-            text.map(|t| Subnet::parse(&t)).transpose()
-        })
-        .await
+        self.run(move |connection| user_subnet(connection, &user)).await
     }
 
     async fn forget_retained(&self, name: &VolumeName) -> Result<bool> {
@@ -666,16 +655,8 @@ impl Store for SqliteStore {
         let user = user.clone();
         let exclude = exclude.clone();
         self.write(move |tx| {
-            let existing: Option<String> = tx
-                .query_row(
-                    "SELECT subnet FROM subnets WHERE user_id = ?1",
-                    [user.as_str()],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(sql_error)?;
-            if let Some(text) = existing {
-                return Subnet::parse(&text);
+            if let Some(subnet) = user_subnet(tx, &user)? {
+                return Ok(subnet);
             }
             let mut taken = exclude;
             let mut statement = tx.prepare("SELECT subnet FROM subnets").map_err(sql_error)?;
@@ -783,6 +764,19 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+/// A user's subnet lease, if any.
+fn user_subnet(connection: &Connection, user: &UserId) -> Result<Option<Subnet>> {
+    let text: Option<String> = connection
+        .query_row(
+            "SELECT subnet FROM subnets WHERE user_id = ?1",
+            [user.as_str()],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sql_error)?;
+    text.map(|t| Subnet::parse(&t)).transpose()
 }
 
 fn all_operations(connection: &Connection) -> Result<Vec<Operation>> {
