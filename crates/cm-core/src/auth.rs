@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -53,6 +54,8 @@ pub enum Action {
     Administer,
     /// Read the engine's health.
     ReadHealth,
+    /// Reach a container's app through the proxy.
+    ReachApp,
 }
 
 /// A secret as presented or generated. Its `Debug` and `Display` never show it.
@@ -98,6 +101,10 @@ pub trait CredentialStore: Send + Sync {
     async fn insert_token(&self, record: &TokenRecord) -> Result<()>;
     /// The token with this hash.
     async fn token_by_hash(&self, hash: &SecretHash) -> Result<Option<TokenRecord>>;
+    /// The token with this public id.
+    async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>> {
+        Ok(self.tokens().await?.into_iter().find(|t| t.id == id))
+    }
     /// Deletes every token of a user; returns how many.
     async fn revoke_user_tokens(&self, user: &UserId) -> Result<usize>;
     /// Deletes one token by its public id; `false` when there was none.
@@ -119,7 +126,33 @@ pub struct Auth {
     entropy: Arc<dyn Entropy>,
     clock: Arc<dyn Clock>,
     env_admin: Option<SecretHash>,
+    /// Signs route tickets. Random per process: a restart of cm-api signs everyone out of the
+    /// proxy (they sign in again with their token), and no key is ever stored.
+    ticket_key: Arc<[u8; 32]>,
 }
+
+/// The value of the proxy's route cookie: proof that its holder signed in with a credential,
+/// until it expires or the credential is revoked. Holds no secret: the credential's public id,
+/// the user, the expiry and a MAC over them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Ticket(String);
+
+impl Ticket {
+    /// The cookie value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Ticket([redacted])")
+    }
+}
+
+const TICKET_VERSION: &str = "t1";
+/// Longer presented tickets are refused without parsing.
+const TICKET_MAX: usize = 256;
 
 const ADMIN_PREFIX: &str = "cmk_";
 const TOKEN_PREFIX: &str = "cmu_";
@@ -212,6 +245,7 @@ impl Principal {
                 | Action::AddSshKey
                 | Action::ReadSshInfo
                 | Action::ReadHealth
+                | Action::ReachApp
         );
         if !user_action {
             return Err(Error::new(
@@ -277,11 +311,13 @@ impl Auth {
             Some(key) => Some(Secret::new(key.0.trim()).hash()),
             None => None,
         };
+        let ticket_key = Arc::new(entropy.secret_bytes());
         Ok(Auth {
             store,
             entropy,
             clock,
             env_admin,
+            ticket_key,
         })
     }
 
@@ -339,6 +375,60 @@ impl Auth {
         }
     }
 
+    /// Signs in for the proxy: checks `presented` like [`Auth::authenticate`] and returns who it is
+    /// with a ticket valid for `lifetime` (the route cookie's value).
+    pub async fn issue_ticket(&self, presented: &Secret, lifetime: Duration) -> Result<(Principal, Ticket)> {
+        let principal = self.authenticate(presented).await?;
+        let credential = Secret::new(presented.0.trim()).hash().public_id();
+        let subject = match &principal {
+            Principal::Admin => "-".to_owned(),
+            Principal::User(user) => user.to_string(),
+        };
+        let expires = unix_seconds(self.clock.now()).saturating_add(lifetime.as_secs());
+        let payload = format!("{TICKET_VERSION}.{subject}.{credential}.{expires}");
+        let mac = hex(&hmac_sha256(self.ticket_key.as_ref(), payload.as_bytes()));
+        Ok((principal, Ticket(format!("{payload}.{mac}"))))
+    }
+
+    /// Who a ticket is for: `Unauthorized` when it is malformed, forged, expired, or its
+    /// credential was revoked (a revoked token or a rotated admin key ends its tickets at once).
+    pub async fn redeem_ticket(&self, ticket: &str) -> Result<Principal> {
+        let refused = || Error::new(ErrorKind::Unauthorized, "the sign-in expired or is not valid");
+        if ticket.len() > TICKET_MAX {
+            return Err(refused());
+        }
+        let Some((payload, mac)) = ticket.rsplit_once('.') else {
+            return Err(refused());
+        };
+        let expected = hex(&hmac_sha256(self.ticket_key.as_ref(), payload.as_bytes()));
+        if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
+            return Err(refused());
+        }
+        let fields: Vec<&str> = payload.split('.').collect();
+        let [version, subject, credential, expires] = fields.as_slice() else {
+            return Err(refused());
+        };
+        let expires: u64 = expires.parse().map_err(|_| refused())?;
+        if *version != TICKET_VERSION || expires <= unix_seconds(self.clock.now()) {
+            return Err(refused());
+        }
+        if *subject == "-" {
+            let admin = match &self.env_admin {
+                Some(env) => Some(env.clone()),
+                None => self.store.admin_key_hash().await?,
+            };
+            return match admin {
+                Some(admin) if admin.public_id() == *credential => Ok(Principal::Admin),
+                _ => Err(refused()),
+            };
+        }
+        let user = UserId::parse(subject).map_err(|_| refused())?;
+        match self.store.token_by_id(credential).await? {
+            Some(record) if record.user_id == user => Ok(Principal::User(user)),
+            _ => Err(refused()),
+        }
+    }
+
     /// A new token for `user`, returned to be shown once.
     pub async fn create_user_token(&self, user: &UserId) -> Result<(TokenRecord, Secret)> {
         let token = Secret::generate(TOKEN_PREFIX, self.entropy.as_ref());
@@ -379,9 +469,51 @@ impl Auth {
     }
 }
 
+fn unix_seconds(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// HMAC-SHA256 (RFC 2104) over SHA-256, for keys of at most one block (ours are 32 bytes).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.map(|b| b ^ byte);
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&outer);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test case 2 of RFC 4231.
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            hex(&mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
 
     fn user(name: &str) -> UserId {
         UserId::parse(name).unwrap()

@@ -3,7 +3,7 @@
 //! module only parses text.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,8 @@ pub struct Config {
     pub ssh: SshSettings,
     /// nginx integration (used by the nginx adapter).
     pub nginx: NginxSettings,
+    /// How HTTP routes identify containers and callers.
+    pub routing: RoutingSettings,
     /// The SQLite file, unless `CM_DB` says otherwise.
     pub database: Option<PathBuf>,
     /// Extra labels put on every Docker object the manager creates (for example to group a deployment).
@@ -54,6 +56,59 @@ pub struct NginxSettings {
     pub binary: PathBuf,
     /// Extra arguments for every nginx call, such as `-p PREFIX -c FILE` for an unprivileged nginx.
     pub args: Vec<String>,
+    /// How routes reach nginx: one static configuration asking cm-api per request (the default),
+    /// or the seed's file per container.
+    pub mode: RoutingMode,
+    /// Where `cm nginx setup` writes its configuration (default `/etc/nginx/conf.d`, which
+    /// Debian's `nginx.conf` includes at http level).
+    pub conf_dir: PathBuf,
+    /// The address nginx serves containers on (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// The `server_name` of that server (default `_`, any name).
+    pub server_name: String,
+}
+
+/// How routes reach nginx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingMode {
+    /// One static configuration: nginx asks cm-api per request (`auth_request`) whether the caller
+    /// may reach the container and where it listens. Creating or deleting never reloads nginx.
+    Dynamic,
+    /// A file per container in `box-available/`, linked into `box-enabled/`, with a reload per
+    /// change (the seed's layout), owner-checked the same way.
+    Files,
+}
+
+/// Where a container's app lives on the proxy's host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostMode {
+    /// `/container/{user_id}/{type}/` on one host name: every container shares one origin.
+    Path,
+    /// `{type}--{user_id}.{base_domain}`: every container has its own origin (needs wildcard DNS).
+    Subdomain,
+}
+
+/// How HTTP routes identify containers and callers.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoutingSettings {
+    /// Path (default) or subdomain routing.
+    pub host: HostMode,
+    /// The domain below which subdomain routes live (required for `host = "subdomain"`).
+    pub base_domain: Option<String>,
+    /// How long a route sign-in lasts before the browser must sign in again.
+    pub session_hours: u32,
+}
+
+/// Who may reach a type's app through the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Only the container's owner (with their user token) and the admin.
+    Owner,
+    /// Anyone who can reach the proxy.
+    Public,
 }
 
 /// Whether containers of a type get SSH access.
@@ -111,6 +166,8 @@ pub struct ContainerType {
     pub cap_add: Vec<String>,
     /// True when nginx strips `/container/{user_id}/{type}` before proxying; false for prefix-aware apps.
     pub strip_prefix: bool,
+    /// Who may reach the app through the proxy (default: the owner and the admin).
+    pub access: Access,
 }
 
 /// The container port sshd listens on in SSH-enabled images.
@@ -183,6 +240,7 @@ struct RawConfig {
     subnet_pool: Option<RawSubnetPool>,
     ssh: Option<RawSsh>,
     nginx: Option<RawNginx>,
+    routing: Option<RawRouting>,
     database: Option<PathBuf>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
@@ -213,6 +271,18 @@ struct RawNginx {
     binary: Option<PathBuf>,
     #[serde(default)]
     args: Vec<String>,
+    mode: Option<RoutingMode>,
+    conf_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    server_name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRouting {
+    host: Option<HostMode>,
+    base_domain: Option<String>,
+    session_hours: Option<u32>,
 }
 
 /// A type as written in TOML: every field optional, filled from the built-in type of the same name.
@@ -232,6 +302,7 @@ struct RawType {
     restart_policy: Option<RestartPolicy>,
     cap_add: Option<Vec<String>>,
     strip_prefix: Option<bool>,
+    access: Option<Access>,
 }
 
 fn builtin_types() -> Vec<(&'static str, RawType)> {
@@ -277,6 +348,24 @@ impl RawConfig {
             check_host(host)?;
         }
         let nginx = self.nginx.unwrap_or_default();
+        let server_name = nginx.server_name.unwrap_or_else(|| "_".to_owned());
+        check_server_name(&server_name)?;
+        let routing = self.routing.unwrap_or_default();
+        let host = routing.host.unwrap_or(HostMode::Path);
+        if let Some(domain) = &routing.base_domain {
+            check_base_domain(domain)?;
+        }
+        if host == HostMode::Subdomain && routing.base_domain.is_none() {
+            return Err(Error::invalid(
+                "invalid configuration: [routing] host = \"subdomain\" needs base_domain (such as \"apps.example.org\")",
+            ));
+        }
+        let session_hours = routing.session_hours.unwrap_or(12);
+        if !(1..=24 * 30).contains(&session_hours) {
+            return Err(Error::invalid(
+                "invalid configuration: [routing] session_hours must be 1 to 720",
+            ));
+        }
         for (key, value) in &self.labels {
             check_label(key, value)?;
         }
@@ -320,6 +409,19 @@ impl RawConfig {
                     .unwrap_or_else(|| PathBuf::from("/etc/nginx/box-enabled")),
                 binary: nginx.binary.unwrap_or_else(|| PathBuf::from("nginx")),
                 args: nginx.args,
+                mode: nginx.mode.unwrap_or(RoutingMode::Dynamic),
+                conf_dir: nginx
+                    .conf_dir
+                    .unwrap_or_else(|| PathBuf::from("/etc/nginx/conf.d")),
+                listen: nginx
+                    .listen
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+                server_name,
+            },
+            routing: RoutingSettings {
+                host,
+                base_domain: routing.base_domain.map(|d| d.to_ascii_lowercase()),
+                session_hours,
             },
             database: self.database,
             extra_labels: self.labels,
@@ -345,6 +447,7 @@ impl RawType {
             restart_policy: self.restart_policy.or(base.restart_policy),
             cap_add: self.cap_add.or(base.cap_add),
             strip_prefix: self.strip_prefix.or(base.strip_prefix),
+            access: self.access.or(base.access),
         }
     }
 
@@ -400,6 +503,7 @@ impl RawType {
             restart_policy: self.restart_policy.unwrap_or(RestartPolicy::UnlessStopped),
             cap_add,
             strip_prefix: self.strip_prefix.unwrap_or(true),
+            access: self.access.unwrap_or(Access::Owner),
         })
     }
 }
@@ -417,6 +521,43 @@ fn check_host(host: &str) -> Result<()> {
         Err(Error::invalid(format!(
             "invalid SSH server host {}: a host name or IP address",
             quote(host)
+        )))
+    }
+}
+
+/// An nginx `server_name`: `_`, or host names (a leading `*.` allowed), space-separated. It is
+/// written into nginx's configuration, so nothing but these characters may pass.
+fn check_server_name(name: &str) -> Result<()> {
+    let one = |n: &str| {
+        let n = n.strip_prefix("*.").unwrap_or(n);
+        !n.is_empty() && n.len() <= 253 && n.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+    };
+    if name.len() <= 1024 && name.split(' ').all(one) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid [nginx] server_name {}: host names separated by spaces, or _",
+            quote(name)
+        )))
+    }
+}
+
+/// The base domain of subdomain routes: DNS labels of letters, digits and `-`, at least two.
+fn check_base_domain(domain: &str) -> Result<()> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let labels: Vec<&str> = domain.split('.').collect();
+    if domain.len() <= 200 && labels.len() >= 2 && labels.iter().all(|l| label_ok(l)) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid [routing] base_domain {}: a domain such as apps.example.org",
+            quote(domain)
         )))
     }
 }

@@ -15,6 +15,7 @@ mod names;
 mod network;
 mod ports;
 mod reconcile;
+mod routing;
 mod spec;
 mod values;
 
@@ -22,11 +23,12 @@ mod values;
 pub mod testing;
 
 pub use auth::{
-    Action, AdminKeySource, Auth, CredentialStore, Entropy, Principal, Secret, SecretHash, TokenRecord,
+    Action, AdminKeySource, Auth, CredentialStore, Entropy, Principal, Secret, SecretHash, Ticket,
+    TokenRecord,
 };
 pub use config::{
-    Config, ContainerType, DATA_PATH, NginxSettings, RestartPolicy, SSH_CONTAINER_PORT, SSH_USER, SshMode,
-    SshSettings, check_label,
+    Access, Config, ContainerType, DATA_PATH, HostMode, NginxSettings, RestartPolicy, RoutingMode,
+    RoutingSettings, SSH_CONTAINER_PORT, SSH_USER, SshMode, SshSettings, check_label,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use keys::{
@@ -50,5 +52,6 @@ pub use reconcile::{
     CONCURRENCY, Finding, FindingKind, Outcome, PREVIOUS_SUFFIX, RECORD_TIME_LIMIT, ReconcileOptions,
     ReconcileReport,
 };
+pub use routing::{RouteAnswer, RouteDenial};
 pub use spec::{ContainerSpec, ContainerStatus, labels, owner_labels, url_path};
 pub use values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};

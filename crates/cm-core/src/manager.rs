@@ -268,6 +268,11 @@ impl Manager {
         self.adapters.proxy.status()
     }
 
+    /// Whether HTTP routing works, asking nginx whether it answers.
+    pub async fn probe_proxy(&self) -> ProxyStatus {
+        self.adapters.proxy.probe().await
+    }
+
     // -----------------------------------------------------------------------------------------
     // Create.
 
@@ -594,10 +599,23 @@ impl Manager {
     /// The routes nginx holds, with the ones the store expects but nginx lacks as `Missing` and
     /// the ones no record explains as `Orphaned`. Empty when routing is disabled.
     pub async fn routes(&self) -> Result<Vec<RouteStatus>> {
-        if !self.adapters.proxy.status().enabled {
+        let status = self.adapters.proxy.status();
+        if !status.enabled {
             return Ok(Vec::new());
         }
         let expected = self.expected_routes(&self.adapters.store.list_all().await?);
+        if status.mode == Some(crate::config::RoutingMode::Dynamic) {
+            // Every record is routed by the route check; there is nothing on disk to compare.
+            return Ok(expected
+                .into_iter()
+                .map(|route| RouteStatus {
+                    user: route.user.to_string(),
+                    kind: route.kind.to_string(),
+                    port: Some(route.port),
+                    state: RouteState::Active,
+                })
+                .collect());
+        }
         let mut present = self.adapters.proxy.routes().await?;
         for status in &mut present {
             let known = expected
@@ -676,6 +694,13 @@ impl Manager {
     pub async fn get(&self, reference: &str) -> Result<ContainerSpec> {
         let spec = self.resolve(reference).await?;
         self.with_status(spec).await
+    }
+
+    /// A container's status from the event-fed view, when there is a live one (no engine call).
+    pub(crate) fn live_status(&self, container_id: &str) -> Option<ContainerStatus> {
+        self.status_view
+            .as_ref()
+            .and_then(|v| v.snapshot_of(container_id))
     }
 
     /// A resolved record with its live status: from the event-fed view when it is live (no engine

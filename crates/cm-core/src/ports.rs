@@ -472,6 +472,10 @@ pub struct RouteStatus {
 pub struct ProxyStatus {
     /// False when nginx is absent or unusable; routes are then not written.
     pub enabled: bool,
+    /// How routes reach nginx (`None` when disabled).
+    pub mode: Option<crate::config::RoutingMode>,
+    /// Whether nginx answered on its configured address when last probed (`None`: not probed).
+    pub answers: Option<bool>,
     /// Why it is disabled, or where routes live.
     pub detail: String,
     /// Reloads this process made.
@@ -494,6 +498,8 @@ impl ProxyStatus {
     pub fn disabled(reason: impl Into<String>) -> Self {
         ProxyStatus {
             enabled: false,
+            mode: None,
+            answers: None,
             detail: reason.into(),
             reloads: 0,
             last_reload: None,
@@ -506,6 +512,10 @@ impl ProxyStatus {
 pub trait Proxy: Send + Sync {
     /// Whether routing is enabled, and why not.
     fn status(&self) -> ProxyStatus;
+    /// Like [`Proxy::status`], and also asks nginx whether it answers (for health checks).
+    async fn probe(&self) -> ProxyStatus {
+        self.status()
+    }
     /// Writes, validates and activates a route; on refusal the previous state keeps serving and the
     /// error carries nginx's message.
     async fn apply(&self, route: &Route) -> Result<()>;

@@ -848,6 +848,8 @@ impl Proxy for FakeProxy {
     fn status(&self) -> ProxyStatus {
         ProxyStatus {
             enabled: true,
+            mode: Some(crate::config::RoutingMode::Files),
+            answers: None,
             detail: "fake proxy".into(),
             reloads: 0,
             last_reload: None,

@@ -14,6 +14,7 @@ mod engine;
 mod files;
 mod render;
 mod runner;
+mod site;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,12 +23,13 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 
 use cm_core::{
-    Error, ErrorKind, NginxSettings, Proxy, ProxyStatus, ReloadOutcome, Result, Route, RouteStatus, TypeName,
-    UserId,
+    Error, ErrorKind, NginxSettings, Proxy, ProxyStatus, ReloadOutcome, Result, Route, RouteStatus,
+    RoutingMode, TypeName, UserId,
 };
 
 pub use engine::{LastReload, ReloadStats};
-pub use render::{render_map_snippet, render_route, route_file_name};
+pub use render::{Site, render_map_snippet, render_route, render_site, route_file_name};
+pub use site::{DynamicProxy, SITE_FILE, SetupReport, setup};
 
 use engine::{Engine, Request, Timing};
 use files::{BoxDirs, RouteKey};
@@ -38,7 +40,7 @@ pub struct NginxProxy {
     state: State,
 }
 
-/// The file name of the http-level snippet that defines `$connection_upgrade`.
+/// The file name of the http-level snippet that defines `$cm_connection_upgrade` and the cookie maps.
 pub const MAP_SNIPPET_FILE: &str = "cm-map.conf";
 
 /// Writes the http-level snippet ([`render_map_snippet`]) to `path` atomically, creating the
@@ -150,6 +152,13 @@ impl NginxProxy {
         NginxProxy { state }
     }
 
+    /// A proxy that routes nothing, for `reason`.
+    pub fn disabled(reason: String) -> NginxProxy {
+        NginxProxy {
+            state: State::Disabled { reason },
+        }
+    }
+
     /// Whether routes are written at all.
     pub fn is_enabled(&self) -> bool {
         matches!(self.state, State::Enabled { .. })
@@ -213,6 +222,8 @@ impl Proxy for NginxProxy {
                 }
                 ProxyStatus {
                     enabled: true,
+                    mode: Some(RoutingMode::Files),
+                    answers: None,
                     detail,
                     reloads: stats.reloads,
                     last_reload: stats.last_reload.map(|r| ReloadOutcome {

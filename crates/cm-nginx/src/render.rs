@@ -3,15 +3,90 @@
 //! Only validated cm-core values ([`UserId`], [`TypeName`], a `u16` port, a `bool`) reach the
 //! templates: the template cannot protect nginx from injection, the types do.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior, context};
 
-use cm_core::{Error, Result, Route, TypeName, UserId};
+use cm_core::{Error, HostMode, Result, Route, RoutingMode, TypeName, UserId};
 
 const ROUTE_TEMPLATE: &str = "route.conf";
 const MAP_TEMPLATE: &str = "cm-map.conf";
+const SITE_TEMPLATE: &str = "site.conf";
+
+/// The cookies nginx removes from what it forwards to apps: the route sign-in and the
+/// dashboard's session. Each is removed twice (a browser may hold two of one name for different
+/// paths); every step is one `map` from `source` to `target`.
+const COOKIE_STEPS: [(&str, &str, &str); 4] = [
+    ("http_cookie", "cm_cookie_1", "cm_route"),
+    ("cm_cookie_1", "cm_cookie_2", "cm_route"),
+    ("cm_cookie_2", "cm_cookie_3", "cm_session"),
+    ("cm_cookie_3", "cm_app_cookie", "cm_session"),
+];
+
+fn cookie_steps() -> Vec<minijinja::Value> {
+    COOKIE_STEPS
+        .iter()
+        .map(|&(source, target, name)| context! { source => source, target => target, name => name })
+        .collect()
+}
+
+/// What `cm nginx setup` writes: one http-level file with the maps, the cm-api upstream and the
+/// server that serves the containers.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Dynamic (one location asking cm-api) or files (the server includes `enabled_dir`).
+    pub mode: RoutingMode,
+    /// Path or subdomain routing.
+    pub host: HostMode,
+    /// Where nginx listens for container traffic.
+    pub listen: SocketAddr,
+    /// The `server_name` (path routing), checked by the configuration.
+    pub server_name: String,
+    /// The base domain (subdomain routing), checked by the configuration.
+    pub base_domain: Option<String>,
+    /// Where cm-api listens.
+    pub api: SocketAddr,
+    /// The directory of linked route files (files mode).
+    pub enabled_dir: PathBuf,
+}
+
+/// Renders the site file of `site`.
+pub fn render_site(site: &Site) -> Result<String> {
+    let enabled_dir = site.enabled_dir.display().to_string();
+    // A path goes into nginx syntax unquoted: only characters that can not end or open a token.
+    let safe_path = enabled_dir
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c));
+    if site.mode == RoutingMode::Files && !safe_path {
+        return Err(Error::invalid(format!(
+            "the nginx enabled_dir {enabled_dir:?} may hold only letters, digits and / . _ - + @"
+        )));
+    }
+    let (host, base_domain) = match (site.host, &site.base_domain) {
+        (HostMode::Path, _) => ("path", String::new()),
+        (HostMode::Subdomain, Some(domain)) => ("subdomain", domain.clone()),
+        (HostMode::Subdomain, None) => {
+            return Err(Error::invalid("subdomain routing needs [routing] base_domain"));
+        }
+    };
+    render(
+        SITE_TEMPLATE,
+        context! {
+            mode => match site.mode { RoutingMode::Dynamic => "dynamic", RoutingMode::Files => "files" },
+            host => host,
+            listen => site.listen.to_string(),
+            server_name => site.server_name.as_str(),
+            base_domain_regex => base_domain.replace('.', "\\."),
+            base_domain => base_domain,
+            api => site.api.to_string(),
+            enabled_dir => enabled_dir,
+            cookie_steps => cookie_steps(),
+        },
+    )
+}
 
 /// The file name of a route in `box-available/` and `box-enabled/`: `container-{user_id}-{type}.conf`.
 ///
@@ -36,12 +111,13 @@ pub fn render_route(route: &Route) -> Result<String> {
     )
 }
 
-/// Renders the http-level snippet (`cm-map.conf`) defining `$connection_upgrade`, which every route
+/// Renders the http-level snippet (`cm-map.conf`) defining `$cm_connection_upgrade` and the cookie maps, which every route
 /// uses for WebSocket upgrades. The operator includes it once in the `http` block.
 pub fn render_map_snippet() -> String {
     // The map template has no variables, so rendering it can not fail short of a bug that the
     // snapshot test would catch first.
-    render(MAP_TEMPLATE, context! {}).unwrap_or_else(|e| unreachable!("the map snippet renders: {e:?}"))
+    render(MAP_TEMPLATE, context! { cookie_steps => cookie_steps() })
+        .unwrap_or_else(|e| unreachable!("the map snippet renders: {e:?}"))
 }
 
 pub(crate) const FILE_PREFIX: &str = "container-";
@@ -76,6 +152,9 @@ fn environment() -> &'static Environment<'static> {
         for (name, source) in [
             (ROUTE_TEMPLATE, include_str!("templates/route.conf.j2")),
             (MAP_TEMPLATE, include_str!("templates/cm-map.conf.j2")),
+            (SITE_TEMPLATE, include_str!("templates/site.conf.j2")),
+            ("maps.conf", include_str!("templates/maps.conf.j2")),
+            ("proxy.conf", include_str!("templates/proxy.conf.j2")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 unreachable!("embedded template {name} parses: {e:?}");

@@ -22,6 +22,8 @@ pub(crate) enum Action {
     Test,
     /// `nginx -s reload`: make the configuration on disk live.
     Reload,
+    /// `nginx`: start the master (it puts itself in the background).
+    Start,
 }
 
 /// Why an nginx call did not succeed.
@@ -63,6 +65,7 @@ impl Runner for ProcessRunner {
                 Action::Version => &["-v"][..],
                 Action::Test => &["-t", "-q"][..],
                 Action::Reload => &["-s", "reload"][..],
+                Action::Start => &[][..],
             })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -77,6 +77,8 @@ async fn fixture() -> Fixture {
         enabled_dir: enabled.clone(),
         binary: "nginx".into(),
         args: vec![],
+        mode: cm_core::RoutingMode::Files,
+        ..cm_core::Config::defaults().nginx
     };
     let proxy = NginxProxy::detect_with(&settings, nginx.clone(), FAST).await;
     Fixture {
@@ -161,6 +163,8 @@ async fn processes_share_reloads_through_the_ledger() {
         enabled_dir: f.enabled.clone(),
         binary: "nginx".into(),
         args: vec![],
+        mode: cm_core::RoutingMode::Files,
+        ..cm_core::Config::defaults().nginx
     };
     let mut proxies = Vec::new();
     for _ in 0..10 {
@@ -202,6 +206,8 @@ async fn changes_spread_over_time_go_live_at_most_once_per_interval() {
         enabled_dir: f.enabled.clone(),
         binary: "nginx".into(),
         args: vec![],
+        mode: cm_core::RoutingMode::Files,
+        ..cm_core::Config::defaults().nginx
     };
     let timing = Timing {
         debounce: FAST,
@@ -448,6 +454,8 @@ async fn without_nginx_routing_is_disabled_and_nothing_pretends() {
         enabled_dir: tmp.path().join("e"),
         binary: "/nonexistent/sbin/nginx".into(),
         args: vec![],
+        mode: cm_core::RoutingMode::Files,
+        ..cm_core::Config::defaults().nginx
     };
     let proxy = NginxProxy::detect(&settings).await;
     let status = proxy.status();
@@ -481,6 +489,8 @@ async fn routing_switched_off_in_the_configuration_is_disabled() {
         enabled_dir: "/nonexistent/e".into(),
         binary: "nginx".into(),
         args: vec![],
+        mode: cm_core::RoutingMode::Files,
+        ..cm_core::Config::defaults().nginx
     };
     let proxy = NginxProxy::detect(&settings).await;
     assert!(!proxy.status().enabled);

@@ -86,6 +86,23 @@ impl CredentialStore for SqliteStore {
         .await
     }
 
+    async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>> {
+        let id = id.to_owned();
+        self.run(move |connection| {
+            connection
+                .query_row(
+                    "SELECT id, user_id, hash, created_at FROM tokens WHERE id = ?1",
+                    [id],
+                    token_of,
+                )
+                .optional()
+                .map_err(sql_error)?
+                .map(record)
+                .transpose()
+        })
+        .await
+    }
+
     async fn revoke_user_tokens(&self, user: &UserId) -> Result<usize> {
         let user = user.clone();
         self.write(move |tx| {

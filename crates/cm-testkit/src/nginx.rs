@@ -92,10 +92,58 @@ impl TestNginx {
     /// `cm_nginx::render_map_snippet()`), or `None` after a loud skip line when nginx is missing
     /// outside CI. Panics when nginx is there but does not start.
     pub fn start(test: &str, map_snippet: &str) -> Option<TestNginx> {
+        let server = |p: &str, port: u16| {
+            format!(
+                r#"    include {p}/conf/{MAP_SNIPPET_FILE};
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        # What the owner check of route files needs from the server block; these stand-ins let
+        # every request through (the owner check itself is tested against the real cm-api).
+        set $cm_user "";
+        set $cm_type "";
+        set $cm_reason "";
+        location = /_cm_internal/check {{ internal; return 204; }}
+        location @cm_denied {{ return 403; }}
+        include {p}/box-enabled/*.conf;
+        location / {{ return 404; }}
+    }}
+"#
+            )
+        };
+        Self::start_with(test, map_snippet, &server)
+    }
+
+    /// Starts a private nginx whose http block holds only `site(port)`: for the site file of
+    /// `cm nginx setup` (its maps, upstream and server), listening on `port`. The file is written
+    /// to `conf.d/containermanager.conf` under the prefix, where `conf_dir` points.
+    pub fn start_site(test: &str, site: &dyn Fn(u16) -> String) -> Option<TestNginx> {
+        let server = |p: &str, port: u16| {
+            let path = format!("{p}/conf.d/containermanager.conf");
+            if let Err(e) = std::fs::write(&path, site(port)) {
+                return format!(
+                    "# writing {path} failed: {e}
+"
+                );
+            }
+            format!(
+                "    include {p}/conf.d/*.conf;
+"
+            )
+        };
+        Self::start_with(test, "", &server)
+    }
+
+    /// Where `cm nginx setup` writes its site file for this nginx.
+    pub fn conf_dir(&self) -> PathBuf {
+        self.prefix.join("conf.d")
+    }
+
+    fn start_with(test: &str, map_snippet: &str, server: &dyn Fn(&str, u16) -> String) -> Option<TestNginx> {
         let binary = require_nginx(test)?;
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(&binary, map_snippet) {
+            match Self::try_start(&binary, map_snippet, server) {
                 Ok(nginx) => return Some(nginx),
                 Err(e) => last_error = e,
             }
@@ -103,13 +151,17 @@ impl TestNginx {
         panic!("{test}: could not start nginx: {last_error}");
     }
 
-    fn try_start(binary: &Path, map_snippet: &str) -> Result<TestNginx, String> {
+    fn try_start(
+        binary: &Path,
+        map_snippet: &str,
+        server: &dyn Fn(&str, u16) -> String,
+    ) -> Result<TestNginx, String> {
         let dir = tempfile::Builder::new()
             .prefix("cm-nginx-it-")
             .tempdir()
             .map_err(|e| e.to_string())?;
         let prefix = dir.path().to_path_buf();
-        for sub in ["conf", "logs", "tmp", "box-available", "box-enabled"] {
+        for sub in ["conf", "conf.d", "logs", "tmp", "box-available", "box-enabled"] {
             std::fs::create_dir_all(prefix.join(sub)).map_err(|e| e.to_string())?;
         }
         std::fs::write(prefix.join("conf").join(MAP_SNIPPET_FILE), map_snippet).map_err(|e| e.to_string())?;
@@ -131,16 +183,10 @@ http {{
     fastcgi_temp_path {p}/tmp/fastcgi;
     uwsgi_temp_path {p}/tmp/uwsgi;
     scgi_temp_path {p}/tmp/scgi;
-    include {p}/conf/{MAP_SNIPPET_FILE};
-    server {{
-        listen 127.0.0.1:{port};
-        server_name localhost;
-        include {p}/box-enabled/*.conf;
-        location / {{ return 404; }}
-    }}
-}}
+{server}}}
 "#,
             user = if as_root { "user root;\n" } else { "" },
+            server = server(&p.to_string(), port),
         );
         let conf_path = prefix.join("conf").join("nginx.conf");
         std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
@@ -185,14 +231,28 @@ http {{
         }
     }
 
-    /// The `[nginx]` section of a cm configuration that drives this nginx (for
+    /// The `[nginx]` section of a cm configuration that drives this nginx in files mode (for
     /// `TestEnv::set_config_extra`).
     pub fn config_toml(&self) -> String {
         let args: Vec<String> = self.args.iter().map(|a| toml_string(a)).collect();
         format!(
-            "[nginx]\nenabled = true\navailable_dir = {}\nenabled_dir = {}\nbinary = {}\nargs = [{}]\n",
+            "[nginx]\nenabled = true\nmode = \"files\"\nconf_dir = {}\navailable_dir = {}\nenabled_dir = {}\nbinary = {}\nargs = [{}]\n",
+            toml_string(&self.conf_dir().display().to_string()),
             toml_string(&self.available_dir.display().to_string()),
             toml_string(&self.enabled_dir.display().to_string()),
+            toml_string(&self.binary.display().to_string()),
+            args.join(", "),
+        )
+    }
+
+    /// The `[nginx]` section for dynamic routing through this nginx (started with
+    /// [`TestNginx::start_site`]): no box directories, `listen` on its port.
+    pub fn dynamic_config_toml(&self) -> String {
+        let args: Vec<String> = self.args.iter().map(|a| toml_string(a)).collect();
+        format!(
+            "[nginx]\nenabled = true\nmode = \"dynamic\"\nconf_dir = {}\nlisten = \"127.0.0.1:{}\"\nbinary = {}\nargs = [{}]\n",
+            toml_string(&self.conf_dir().display().to_string()),
+            self.port,
             toml_string(&self.binary.display().to_string()),
             args.join(", "),
         )

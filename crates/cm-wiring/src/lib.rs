@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use cm_core::{Adapters, Auth, Config, Entropy, FailPoints, Manager, PortRange, Proxy, Secret, SystemClock};
+use cm_core::{
+    Adapters, Auth, Config, Entropy, FailPoints, Manager, PortRange, Proxy, RoutingMode, Secret, SystemClock,
+};
 use cm_docker::{DockerRuntime, TcpPortProbe};
-use cm_nginx::NginxProxy;
+use cm_nginx::{DynamicProxy, NginxProxy};
 use cm_ssh::Ed25519KeyParser;
 use cm_store::SqliteStore;
 
@@ -128,7 +130,7 @@ pub async fn build_app(settings: &Settings) -> anyhow::Result<App> {
         .map(Secret::new);
     let auth = Auth::new(store.clone(), Arc::new(OsEntropy), Arc::new(SystemClock), env_key)?;
     Ok(App {
-        manager: manager_over(settings, store, NginxProxy::detect(&settings.config.nginx).await),
+        manager: manager_over(settings, store, proxy_for(settings, false).await),
         auth,
     })
 }
@@ -137,13 +139,26 @@ pub async fn build_app(settings: &Settings) -> anyhow::Result<App> {
 /// at once (nothing else will come to batch it with) and still shares reloads with other commands.
 pub async fn build_manager(settings: &Settings) -> anyhow::Result<Manager> {
     let store = Arc::new(SqliteStore::open(&settings.database)?);
-    let proxy = NginxProxy::detect_for_one_change(&settings.config.nginx).await;
-    Ok(manager_over(settings, store, proxy))
+    Ok(manager_over(settings, store, proxy_for(settings, true).await))
 }
 
 /// nginx when configured and present; otherwise routing is reported as disabled, never faked.
-fn manager_over(settings: &Settings, store: Arc<SqliteStore>, nginx: NginxProxy) -> Manager {
-    let proxy: Arc<dyn Proxy> = Arc::new(nginx);
+/// The proxy adapter of the configured routing mode: dynamic routing needs no files and no
+/// reloads; files mode writes a route per container (`one_change`: a process that makes one change
+/// and exits, such as `cm`, skips the in-process batching window).
+async fn proxy_for(settings: &Settings, one_change: bool) -> Arc<dyn Proxy> {
+    let nginx = &settings.config.nginx;
+    if nginx.enabled && nginx.mode == RoutingMode::Dynamic {
+        return DynamicProxy::detect(nginx).await;
+    }
+    if one_change {
+        Arc::new(NginxProxy::detect_for_one_change(nginx).await)
+    } else {
+        Arc::new(NginxProxy::detect(nginx).await)
+    }
+}
+
+fn manager_over(settings: &Settings, store: Arc<SqliteStore>, proxy: Arc<dyn Proxy>) -> Manager {
     let adapters = Adapters {
         runtime: Arc::new(DockerRuntime::new()),
         store,

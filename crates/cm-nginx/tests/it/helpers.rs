@@ -35,6 +35,8 @@ impl Nginx {
             enabled_dir: nginx.enabled_dir.clone(),
             binary: nginx.binary.clone(),
             args: nginx.args.clone(),
+            mode: cm_core::RoutingMode::Files,
+            ..cm_core::Config::defaults().nginx
         };
         Some(Nginx {
             port: nginx.port,

@@ -10,3 +10,4 @@
 mod helpers;
 mod render;
 mod routing;
+mod site;

@@ -36,7 +36,7 @@ fn routes_set_no_cors_and_strip_credentials() {
         "no CORS headers at all"
     );
     assert!(text.contains("proxy_set_header Authorization \"\";"));
-    assert!(text.contains("proxy_set_header Connection $connection_upgrade;"));
+    assert!(text.contains("proxy_set_header Connection $cm_connection_upgrade;"));
     assert!(!text.contains("Connection \"upgrade\""));
 }
 
