@@ -11,6 +11,7 @@ mod background;
 mod call;
 mod dashboard;
 mod error;
+mod gate;
 mod logging;
 mod openapi;
 mod params;
@@ -27,6 +28,7 @@ pub use answers::{REDACTED, SECRET_MARKERS, container_json, is_secret_name};
 pub use background::{DEFAULT_RECONCILE_INTERVAL, ReconcileError, ReconcileStatus, Reconciler};
 pub use call::{AppState, BODY_LIMIT};
 pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use gate::{GATE_PREFIX, ROUTE_COOKIE};
 pub use logging::{TARGET as REQUEST_LOG_TARGET, loggable_path};
 pub use openapi::{ApiDoc, COMMON_ERRORS, error_statuses, openapi_json};
 pub use params::ADMIN_KEY_PARAM;
@@ -54,6 +56,8 @@ pub fn app(
         .route("/healthz", web::get().to(routes::healthz))
         .route("/api/openapi.json", web::get().to(openapi_document))
         .configure(routes::configure)
+        // The gate of container routes under `/_cm/` (nginx's route check and the sign-in page).
+        .configure(gate::configure)
         // The web dashboard: `/`, `/login`, ... and `/assets/` (see `dashboard`).
         .configure(dashboard::configure)
         .default_service(web::to(routes::unknown_endpoint))

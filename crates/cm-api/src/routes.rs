@@ -231,8 +231,17 @@ pub async fn unknown_endpoint(req: HttpRequest) -> Answer {
     tag = "system",
     responses((status = 200, description = "The server runs", body = crate::answers::LiveAnswer))
 )]
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "ok": true }))
+pub async fn healthz(state: Data<AppState>) -> HttpResponse {
+    // No secrets here: anyone may ask whether the API and the routing answer.
+    let proxy = state.manager.probe_proxy().await;
+    HttpResponse::Ok().json(json!({
+        "ok": true,
+        "routing": {
+            "enabled": proxy.enabled,
+            "mode": proxy.mode,
+            "nginx_answers": proxy.answers,
+        },
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -693,7 +702,7 @@ pub async fn docker_health(state: Data<AppState>, call: Call) -> Answer {
     Ok(HttpResponse::Ok().json(HealthAnswer {
         ok: true,
         engine: serde_json::to_value(&engine).unwrap_or_default(),
-        proxy: serde_json::to_value(state.manager.proxy_status()).unwrap_or_default(),
+        proxy: serde_json::to_value(state.manager.probe_proxy().await).unwrap_or_default(),
     }))
 }
 

@@ -117,6 +117,10 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<RoutesCommand>,
     },
+    /// Wire nginx: `nginx setup` writes the site file (routes, the route check, the sign-in page)
+    /// into nginx's conf.d, checks it with `nginx -t`, then reloads or starts nginx.
+    #[command(subcommand)]
+    Nginx(NginxCommand),
     /// List the data volumes kept by deletes without --purge; `volumes purge NAME` removes one.
     Volumes {
         /// `purge NAME`: remove a kept data volume for good.
@@ -165,6 +169,26 @@ pub enum Command {
 pub enum RoutesCommand {
     /// Render every route from the store, remove routes no container explains, reload once.
     Sync,
+}
+
+/// `cm nginx ...`.
+#[derive(Debug, Subcommand)]
+pub enum NginxCommand {
+    /// Write nginx's configuration for the containers' routes, check it, reload or start nginx.
+    Setup {
+        /// Where nginx serves the containers (default: `[nginx] listen`, 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// nginx's `server_name` for path routing (default: `[nginx] server_name`, `_`).
+        #[arg(long)]
+        server_name: Option<String>,
+        /// Where cm-api listens (default: CM_LISTEN, else 127.0.0.1:8123).
+        #[arg(long, env = "CM_LISTEN", default_value = "127.0.0.1:8123")]
+        api: std::net::SocketAddr,
+        /// Print the configuration (one file to include at http level) instead of installing it.
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 /// `cm volumes ...`.

@@ -13,9 +13,9 @@ use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::{Cli, Command, CreateArgs, RoutesCommand, TokenCommand, VolumesCommand};
+use crate::cli::{Cli, Command, CreateArgs, NginxCommand, RoutesCommand, TokenCommand, VolumesCommand};
 use crate::output;
-use cm_wiring::{build_app, build_manager, load_settings, new_admin_key};
+use cm_wiring::{Settings, build_app, build_manager, load_settings, new_admin_key};
 
 /// Exit codes: 0 success, 1 refused (invalid input, not found, conflict, forbidden), 2 usage or
 /// internal error, 3 a dependency is unavailable (the engine is down), 4 timeout.
@@ -81,6 +81,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Command::Token(command) = cli.command {
         return token(&settings, command, json).await;
+    }
+    if let Command::Nginx(command) = cli.command {
+        return nginx(settings, command, json).await;
     }
     let manager = build_manager(&settings).await?;
 
@@ -169,7 +172,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Health => {
             let engine = manager.engine_info().await;
-            let proxy = manager.proxy_status();
+            let proxy = manager.probe_proxy().await;
             if json {
                 output::json(&json!({
                     "engine": engine.as_ref().map_err(ToString::to_string),
@@ -184,7 +187,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     )),
                     Err(e) => output::line(&format!("engine    down: {e}")),
                 }
-                let state = if proxy.enabled { "enabled" } else { "disabled" };
+                let state = match (proxy.enabled, proxy.mode) {
+                    (false, _) => "disabled",
+                    (true, Some(cm_core::RoutingMode::Dynamic)) => "dynamic",
+                    (true, _) => "files",
+                };
                 output::line(&format!("routing   {state}: {}", proxy.detail));
                 output::line(&format!("database  {}", settings.database.display()));
             }
@@ -306,7 +313,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::GenerateKey | Command::Types | Command::Token(_) => {
+        Command::GenerateKey | Command::Types | Command::Token(_) | Command::Nginx(_) => {
             unreachable!("handled before the manager is built")
         }
     }
@@ -470,4 +477,50 @@ async fn logs(manager: &Manager, id: &str, tail: usize, follow: bool) -> anyhow:
         }
     }
     Ok(())
+}
+
+/// `cm nginx setup`: the site file for the configured routing mode, printed or installed.
+async fn nginx(mut settings: Settings, command: NginxCommand, json: bool) -> anyhow::Result<ExitCode> {
+    let NginxCommand::Setup {
+        listen,
+        server_name,
+        api,
+        print,
+    } = command;
+    if let Some(listen) = listen {
+        settings.config.nginx.listen = listen;
+    }
+    if let Some(name) = server_name {
+        settings.config.set_server_name(&name)?;
+    }
+    if print {
+        let text = cm_wiring::nginx_site(&settings, api)?;
+        if json {
+            output::json(&json!({ "config": text }))?;
+        } else {
+            output::raw(&text);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = cm_wiring::nginx_setup(&settings, api).await?;
+    let url = format!(
+        "http://{}/container/{{user_id}}/{{type}}/",
+        settings.config.nginx.listen
+    );
+    if json {
+        output::json(&json!({
+            "path": report.path,
+            "changed": report.changed,
+            "nginx": report.nginx,
+            "url": url,
+        }))?;
+    } else {
+        let what = if report.changed { "wrote" } else { "kept" };
+        output::line(&format!(
+            "{what} {} (nginx -t accepted it)",
+            report.path.display()
+        ));
+        output::line(&format!("nginx {}: containers at {url}", report.nginx));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -215,6 +215,13 @@ impl Config {
         Ok(())
     }
 
+    /// Sets nginx's `server_name` (from `cm nginx setup --server-name`), after checking it.
+    pub fn set_server_name(&mut self, name: &str) -> Result<()> {
+        check_server_name(name)?;
+        self.nginx.server_name = name.to_owned();
+        Ok(())
+    }
+
     /// The configured type named `raw`, or an error listing the configured ones.
     pub fn container_type(&self, raw: &str) -> Result<&ContainerType> {
         let name = TypeName::parse(raw)?;

@@ -34,17 +34,26 @@ impl Response {
     }
 }
 
-/// Sends `GET path` with `Host: localhost` and extra `headers` to 127.0.0.1:`port` and reads the
-/// whole answer (the request asks the server to close). `Err` when nothing answers.
+/// Sends `GET path` with `Host: localhost` (unless `headers` name another) and extra `headers` to
+/// 127.0.0.1:`port` and reads the whole answer (the request asks the server to close). `Err`
+/// when nothing answers.
 pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+    request(port, "GET", path, headers, None)
+}
+
+/// Like [`get`], with any method and an optional body (sent with its `Content-Length`; name its
+/// type in `headers`).
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
+    let request = head_of(method, path, headers, body);
     stream.write_all(request.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
@@ -58,6 +67,25 @@ pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::io::Result<R
     })
 }
 
+/// The request text: the request line, `Host: localhost` unless `headers` has a Host, `Connection:
+/// close`, the headers, and the body.
+fn head_of(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> String {
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        request.push_str("Host: localhost\r\n");
+    }
+    request.push_str("Connection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(body) = body {
+        request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    } else {
+        request.push_str("\r\n");
+    }
+    request
+}
+
 /// The status (or 0 when nothing answered) of `GET path`.
 pub fn status(port: u16, path: &str) -> u16 {
     get(port, path, &[]).map_or(0, |r| r.status)
@@ -67,6 +95,16 @@ pub fn status(port: u16, path: &str) -> u16 {
 /// `Sec-WebSocket-Accept`, sends `text` as one masked text frame and returns the text of the
 /// first frame that comes back. `Err` says which step failed.
 pub fn websocket_echo(port: u16, path: &str, text: &str) -> Result<String, String> {
+    websocket_echo_with(port, path, &[], text)
+}
+
+/// Like [`websocket_echo`], with extra `headers` on the handshake (credentials, say).
+pub fn websocket_echo_with(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    text: &str,
+) -> Result<String, String> {
     let step = |what: &str| {
         let what = what.to_owned();
         move |e: std::io::Error| format!("{what}: {e}")
@@ -74,10 +112,14 @@ pub fn websocket_echo(port: u16, path: &str, text: &str) -> Result<String, Strin
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(step("connect"))?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(step("timeout"))?;
     let key = base64(&nonce());
-    let request = format!(
+    let mut request = format!(
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
     );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
     stream.write_all(request.as_bytes()).map_err(step("handshake"))?;
     let (head, rest) = read_head(&mut stream).map_err(step("handshake answer"))?;
     let (status, headers) = parse_head(&head);

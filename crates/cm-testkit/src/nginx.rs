@@ -100,9 +100,7 @@ impl TestNginx {
         server_name localhost;
         # What the owner check of route files needs from the server block; these stand-ins let
         # every request through (the owner check itself is tested against the real cm-api).
-        set $cm_user "";
-        set $cm_type "";
-        set $cm_reason "";
+        location = /_cm_internal/declare {{ internal; set $cm_user ""; set $cm_type ""; set $cm_reason ""; return 404; }}
         location = /_cm_internal/check {{ internal; return 204; }}
         location @cm_denied {{ return 403; }}
         include {p}/box-enabled/*.conf;

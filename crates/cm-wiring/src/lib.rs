@@ -193,3 +193,30 @@ fn fail_points() -> Arc<dyn FailPoints> {
     }
     Arc::new(AbortAt(std::env::var("CM_FAILPOINT").ok()))
 }
+
+/// The nginx site file for the configured routing mode (`cm nginx setup --print`), with cm-api at
+/// `api`.
+pub fn nginx_site(settings: &Settings, api: std::net::SocketAddr) -> anyhow::Result<String> {
+    Ok(cm_nginx::render_site(&site_of(settings, api))?)
+}
+
+/// Installs the nginx site file, checks it and reloads or starts nginx (`cm nginx setup`).
+pub async fn nginx_setup(
+    settings: &Settings,
+    api: std::net::SocketAddr,
+) -> anyhow::Result<cm_nginx::SetupReport> {
+    Ok(cm_nginx::setup(&settings.config.nginx, &site_of(settings, api)).await?)
+}
+
+fn site_of(settings: &Settings, api: std::net::SocketAddr) -> cm_nginx::Site {
+    let config = &settings.config;
+    cm_nginx::Site {
+        mode: config.nginx.mode,
+        host: config.routing.host,
+        listen: config.nginx.listen,
+        server_name: config.nginx.server_name.clone(),
+        base_domain: config.routing.base_domain.clone(),
+        api,
+        enabled_dir: config.nginx.enabled_dir.clone(),
+    }
+}

@@ -23,6 +23,10 @@ mod ui;
 mod viewer;
 mod views;
 
+pub(crate) use assets::{serve as serve_asset, url as asset_url};
+pub(crate) use render::security_headers;
+pub(crate) use session::{cookie_values, is_https};
+
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse, middleware};
 

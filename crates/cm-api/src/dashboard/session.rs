@@ -238,13 +238,19 @@ pub fn tokens_match(expected: &str, presented: &str) -> bool {
 
 /// The value of cookie `name` in the request, if any.
 pub fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
+    cookie_values(req, name).into_iter().next()
+}
+
+/// Every value of cookie `name` in the request (a browser sends one per matching path).
+pub fn cookie_values(req: &HttpRequest, name: &str) -> Vec<String> {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .filter(|(k, _)| *k == name)
         .map(|(_, v)| v.trim().to_owned())
+        .collect()
 }
 
 /// True when the request came over https (directly, or as a proxy says with `Forwarded` or

@@ -463,7 +463,10 @@ async fn types_health_and_whoami() {
 
     let (status, live) = app.get("/healthz", &Cred::Anonymous).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(live, json!({"ok": true}));
+    assert_eq!(
+        live,
+        json!({"ok": true, "routing": {"enabled": true, "mode": "files", "nginx_answers": null}})
+    );
 }
 
 #[actix_web::test]

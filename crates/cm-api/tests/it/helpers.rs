@@ -184,7 +184,11 @@ pub struct Server {
 impl Server {
     /// Starts `cm-api` with `vars` on a free loopback port and waits until `/healthz` answers.
     pub fn start(vars: &[(&str, String)], remove: &[&str]) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), vars, remove)
+    }
+
+    /// Like [`Server::start`], on a port the caller chose (for an nginx that must know it first).
+    pub fn start_on(port: u16, vars: &[(&str, String)], remove: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cm-api"));
         command
             .env("CM_LISTEN", format!("127.0.0.1:{port}"))

@@ -11,6 +11,7 @@ mod dashboard_browser;
 mod endpoints;
 mod engine;
 mod errors;
+mod gate;
 mod helpers;
 mod logging;
 mod openapi;

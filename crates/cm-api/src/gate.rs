@@ -1,0 +1,380 @@
+//! The gate in front of containers' apps, under the reserved prefix `/_cm/` that nginx passes to
+//! cm-api on the containers' host (see `docs/nginx.md`):
+//!
+//! - `GET /_cm/check`: nginx's `auth_request` asks, per request, whether the caller may reach the
+//!   container named by `X-CM-User`/`X-CM-Type` (set by nginx from the URL as it routes it) and
+//!   where it listens. 200 with `X-CM-Upstream` and `X-CM-Strip`; 401 or 403 with `X-CM-Reason`.
+//!   Answered from the store and the status view ([`cm_core::Manager::check_route`]).
+//! - `/_cm/denied`: what nginx shows for a refused request: a redirect to the sign-in page for a
+//!   browser without credentials, else 401, 403, 404, 502 or 503 with a small page.
+//! - `GET/POST /_cm/login`: the sign-in page. A user token or the admin key becomes a signed,
+//!   expiring `cm_route` cookie scoped to `/container/{user_id}/` (`/` on a subdomain), and the
+//!   browser goes back where it came from.
+//!
+//! Programs send `Authorization: Bearer` instead of the cookie. nginx removes both before the
+//! request reaches the app.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::{self, Data, Form, Query};
+use actix_web::{HttpRequest, HttpResponse, middleware};
+use minijinja::{Environment, UndefinedBehavior, Value, context};
+use serde::Deserialize;
+
+use cm_core::{Action, Principal, RouteAnswer, RouteDenial, Secret, TypeName, UserId};
+
+use crate::call::AppState;
+use crate::dashboard::{asset_url, cookie_values, is_https, security_headers, serve_asset};
+
+/// The reserved prefix on the containers' host.
+pub const GATE_PREFIX: &str = "/_cm";
+/// The cookie holding a route sign-in.
+pub const ROUTE_COOKIE: &str = "cm_route";
+
+/// Registers the gate's routes (before the dashboard, whose scope takes every other path).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/_cm/check", web::get().to(check)).service(
+        web::scope(GATE_PREFIX)
+            .wrap(middleware::from_fn(security_headers))
+            .route("/denied", web::to(denied))
+            .route("/login", web::get().to(login_page))
+            .route("/login", web::post().to(login))
+            .route("/assets/{file}", web::get().to(serve_asset)),
+    );
+}
+
+/// The user and type nginx took from the URL, when they are valid names.
+fn target(req: &HttpRequest) -> Option<(UserId, TypeName)> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let user = UserId::parse(header("x-cm-user")?).ok()?;
+    let kind = TypeName::parse(header("x-cm-type")?).ok()?;
+    Some((user, kind))
+}
+
+/// Who the request's credential says it is: the bearer header, else any `cm_route` cookie that
+/// is still valid. `None` when neither proves anything.
+async fn caller(state: &AppState, req: &HttpRequest) -> Option<Principal> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let text = value.to_str().ok()?.trim();
+        let (scheme, token) = text.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        return state.auth.authenticate(&Secret::new(token.trim())).await.ok();
+    }
+    for ticket in cookie_values(req, ROUTE_COOKIE) {
+        if let Ok(principal) = state.auth.redeem_ticket(&ticket).await {
+            return Some(principal);
+        }
+    }
+    None
+}
+
+/// `GET /_cm/check`: nginx's per-request question.
+async fn check(state: Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let refuse = |status: StatusCode, denial: RouteDenial| {
+        HttpResponse::build(status)
+            .insert_header(("X-CM-Reason", denial.code()))
+            .finish()
+    };
+    let Some((user, kind)) = target(&req) else {
+        return refuse(StatusCode::FORBIDDEN, RouteDenial::Unknown);
+    };
+    let principal = caller(&state, &req).await;
+    match state.manager.check_route(principal.as_ref(), &user, &kind).await {
+        Ok(RouteAnswer::Allow {
+            upstream,
+            strip_prefix,
+        }) => HttpResponse::Ok()
+            .insert_header(("X-CM-Upstream", upstream.to_string()))
+            .insert_header(("X-CM-Strip", if strip_prefix { "1" } else { "0" }))
+            .finish(),
+        Ok(RouteAnswer::Deny {
+            denial: RouteDenial::SignIn,
+        }) => refuse(StatusCode::UNAUTHORIZED, RouteDenial::SignIn),
+        Ok(RouteAnswer::Deny { denial }) => refuse(StatusCode::FORBIDDEN, denial),
+        Err(e) => {
+            tracing::warn!(error = ?e, %user, %kind, "route check failed");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+/// `/_cm/denied`: the answer to a refused request, for people and programs.
+async fn denied(req: HttpRequest) -> HttpResponse {
+    let reason = req
+        .headers()
+        .get("x-cm-reason")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let original = req
+        .headers()
+        .get("x-cm-original-uri")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("/");
+    let browser = wants_html(&req);
+    let (status, title, message) = match reason {
+        "sign_in" if browser => {
+            let next = serde_urlencoded::to_string([("next", original)]).unwrap_or_default();
+            return HttpResponse::Found()
+                .insert_header((header::LOCATION, format!("{GATE_PREFIX}/login?{next}")))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish();
+        }
+        "sign_in" => (
+            StatusCode::UNAUTHORIZED,
+            "Sign-in required",
+            "Send 'Authorization: Bearer <user token>', or sign in with a browser.",
+        ),
+        "forbidden" => (
+            StatusCode::FORBIDDEN,
+            "Not yours",
+            "This container belongs to another user: your credential can not reach it.",
+        ),
+        "not_running" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Container stopped",
+            "This container is not running. Its owner or the admin can start it again.",
+        ),
+        "unreachable" => (
+            StatusCode::BAD_GATEWAY,
+            "Not answering yet",
+            "The container runs, but its app does not answer (yet). Try again in a few seconds.",
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "No such container",
+            "There is no container at this address.",
+        ),
+    };
+    let mut answer = HttpResponse::build(status);
+    answer.insert_header((header::CACHE_CONTROL, "no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        answer.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+    }
+    if matches!(status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY) {
+        answer.insert_header((header::RETRY_AFTER, "5"));
+    }
+    if browser {
+        let page = render(
+            "message.html",
+            context! { status => status.as_u16(), title => title, message => message },
+        );
+        answer.content_type("text/html; charset=utf-8").body(page)
+    } else {
+        answer
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("{} {title}: {message}\n", status.as_u16()))
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    credential: String,
+    next: String,
+}
+
+/// Where a sign-in may send the browser back to, and the cookie path it needs.
+struct Destination {
+    next: String,
+    cookie_path: String,
+    /// The container's user in path routing (the sign-in is checked against it).
+    user: Option<UserId>,
+}
+
+/// Checks `next`: on path routing a container URL `/container/{user}/{type}/...`; on a subdomain
+/// any local path. Anything else (another host, `//`, backslashes) is refused: no open redirect.
+fn destination(req: &HttpRequest, next: &str) -> Option<Destination> {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control)
+        && next.len() <= 2048;
+    if !local {
+        return None;
+    }
+    let subdomain = req
+        .headers()
+        .get("x-cm-route-host")
+        .is_some_and(|v| v.as_bytes() == b"subdomain");
+    if subdomain {
+        return Some(Destination {
+            next: next.to_owned(),
+            cookie_path: "/".to_owned(),
+            user: None,
+        });
+    }
+    let rest = next.strip_prefix("/container/")?;
+    let mut parts = rest.splitn(3, '/');
+    let user = UserId::parse(parts.next()?).ok()?;
+    TypeName::parse(parts.next()?).ok()?;
+    Some(Destination {
+        next: next.to_owned(),
+        cookie_path: format!("/container/{user}/"),
+        user: Some(user),
+    })
+}
+
+/// `GET /_cm/login?next=...`.
+async fn login_page(req: HttpRequest, query: Query<LoginQuery>) -> HttpResponse {
+    let next = query.next.clone().unwrap_or_default();
+    match destination(&req, &next) {
+        Some(to) => login_form(StatusCode::OK, &to.next, None),
+        None => bad_destination(),
+    }
+}
+
+/// `POST /_cm/login`: checks the credential, sets the route cookie, goes back.
+async fn login(state: Data<AppState>, req: HttpRequest, form: Form<LoginForm>) -> HttpResponse {
+    let Some(to) = destination(&req, &form.next) else {
+        return bad_destination();
+    };
+    if !same_origin(&req) {
+        return login_form(
+            StatusCode::FORBIDDEN,
+            &to.next,
+            Some("This sign-in did not come from this page."),
+        );
+    }
+    let hours = state.manager.config().routing.session_hours;
+    let lifetime = Duration::from_secs(u64::from(hours) * 3600);
+    let presented = Secret::new(form.credential.trim());
+    let (principal, ticket) = match state.auth.issue_ticket(&presented, lifetime).await {
+        Ok(signed_in) => signed_in,
+        Err(_) => {
+            return login_form(
+                StatusCode::UNAUTHORIZED,
+                &to.next,
+                Some("That is not a valid user token or admin key."),
+            );
+        }
+    };
+    if let Some(user) = &to.user
+        && principal.authorize(Action::ReachApp, Some(user)).is_err()
+    {
+        return login_form(
+            StatusCode::FORBIDDEN,
+            &to.next,
+            Some("This token belongs to another user: it can not reach this container."),
+        );
+    }
+    tracing::info!(who = ?principal, "signed in for container routes");
+    let cookie = format!(
+        "{ROUTE_COOKIE}={}; Path={}; Max-Age={}; HttpOnly; SameSite=Lax{}",
+        ticket.expose(),
+        to.cookie_path,
+        lifetime.as_secs(),
+        if is_https(&req) { "; Secure" } else { "" }
+    );
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.next))
+        .insert_header((header::SET_COOKIE, cookie))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// A form post from another origin is refused (browsers send `Origin` with every POST).
+fn same_origin(req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    host.is_some() && origin_host == host
+}
+
+fn bad_destination() -> HttpResponse {
+    HttpResponse::BadRequest()
+        .content_type("text/html; charset=utf-8")
+        .body(render(
+            "message.html",
+            context! {
+                status => 400,
+                title => "Nothing to sign in for",
+                message => "Open a container's address; it brings you here when it needs a sign-in.",
+            },
+        ))
+}
+
+fn login_form(status: StatusCode, next: &str, error: Option<&str>) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .body(render("login.html", context! { next => next, error => error }))
+}
+
+/// True when the client prefers HTML (a browser navigating).
+fn wants_html(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    for (name, source) in [
+        ("gate.html", include_str!("../templates/gate/gate.html")),
+        ("login.html", include_str!("../templates/gate/login.html")),
+        ("message.html", include_str!("../templates/gate/message.html")),
+    ] {
+        if let Err(e) = env.add_template(name, source) {
+            panic!("gate template {name} does not parse: {e:#}");
+        }
+    }
+    // Our own URLs (no user input), so marked safe rather than escaped.
+    env.add_function("asset", |name: &str| {
+        Value::from_safe_string(format!("{GATE_PREFIX}{}", asset_url(name)))
+    });
+    env
+});
+
+fn render(name: &str, ctx: Value) -> String {
+    TEMPLATES
+        .get_template(name)
+        .and_then(|t| t.render(ctx))
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, template = name, "gate template failed");
+            "<!doctype html><title>Error</title><p>Something went wrong.</p>".to_owned()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn destinations_are_container_urls_only() {
+        let req = TestRequest::default().to_http_request();
+        let ok = destination(&req, "/container/alice/cli_v4/x?y=1").unwrap();
+        assert_eq!(ok.cookie_path, "/container/alice/");
+        assert_eq!(ok.user.unwrap().as_str(), "alice");
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/x",
+            "/\\evil.example",
+            "/container/../x",
+            "/container/Bad User/t/",
+            "/other",
+            "",
+            "/container/alice/cli_v4\r\nSet-Cookie: x=1",
+        ] {
+            assert!(destination(&req, bad).is_none(), "{bad:?}");
+        }
+        let sub = TestRequest::default()
+            .insert_header(("x-cm-route-host", "subdomain"))
+            .to_http_request();
+        assert_eq!(destination(&sub, "/any/path").unwrap().cookie_path, "/");
+        assert!(destination(&sub, "//evil.example").is_none());
+    }
+}

@@ -1,0 +1,479 @@
+//! Owner-checked routes end to end: a real nginx with the site file of `cm nginx setup`, the real
+//! `cm-api` answering its route check, and real containers on the real engine.
+//!
+//! The apps (`cm-http` of the default image) answer with what reached them, so the tests see the
+//! owner check, the prefix handling and which credentials got through.
+
+use std::time::Duration;
+
+use cm_core::{HostMode, RoutingMode};
+use cm_nginx::{Site, render_site};
+use cm_testkit::http::{self, Response};
+use cm_testkit::nginx::TestNginx;
+use cm_testkit::{TestEnv, require_docker, wait_until};
+use serde_json::{Value, json};
+
+use crate::helpers::{Server, api, free_port};
+
+/// How long an app may take to answer after its create returned.
+const READY: Duration = Duration::from_secs(60);
+/// The base domain of the subdomain test.
+const DOMAIN: &str = "apps.example.test";
+
+/// A world: the engine, cm-api on `api_port`, and nginx serving the site of `mode`/`host`.
+struct Gate {
+    env: TestEnv,
+    nginx: TestNginx,
+    server: Server,
+    admin: String,
+}
+
+/// An extra type reachable by anyone.
+const PUBLIC_TYPE: &str = "[types.open_web]\ndescription = \"public\"\nimage = \"toolboxv2:latest\"\n\
+                           internal_port = 8080\naccess = \"public\"\n";
+
+impl Gate {
+    fn start(test: &str, mode: RoutingMode, host: HostMode) -> Option<Gate> {
+        if !require_docker() {
+            return None;
+        }
+        let env = TestEnv::new();
+        let api_port = free_port();
+        let enabled_dir = env.path().join("box-enabled");
+        std::fs::create_dir_all(&enabled_dir).unwrap();
+        let render = |port: u16| {
+            let site = Site {
+                mode,
+                host,
+                listen: ([127, 0, 0, 1], port).into(),
+                server_name: "_".into(),
+                base_domain: Some(DOMAIN.into()),
+                api: ([127, 0, 0, 1], api_port).into(),
+                enabled_dir: enabled_dir.clone(),
+            };
+            render_site(&site).unwrap()
+        };
+        let nginx = TestNginx::start_site(test, &render)?;
+        let nginx_toml = match mode {
+            RoutingMode::Dynamic => nginx.dynamic_config_toml(),
+            RoutingMode::Files => {
+                let args: Vec<String> = nginx.args.iter().map(|a| format!("{a:?}")).collect();
+                format!(
+                    "[nginx]\nmode = \"files\"\navailable_dir = {:?}\nenabled_dir = {:?}\nbinary = {:?}\nargs = [{}]\n",
+                    env.path().join("box-available").display().to_string(),
+                    enabled_dir.display().to_string(),
+                    nginx.binary.display().to_string(),
+                    args.join(", ")
+                )
+            }
+        };
+        let routing = match host {
+            HostMode::Path => String::new(),
+            HostMode::Subdomain => format!("[routing]\nhost = \"subdomain\"\nbase_domain = \"{DOMAIN}\"\n"),
+        };
+        env.set_config_extra(&format!("{nginx_toml}{routing}{PUBLIC_TYPE}"));
+        let admin = format!("gate-admin-key-{}", env.run);
+        let mut vars = env.vars();
+        vars.push(("CONTAINER_ADMIN_KEY", admin.clone()));
+        let server = Server::start_on(api_port, &vars, &[]);
+        Some(Gate {
+            env,
+            nginx,
+            server,
+            admin,
+        })
+    }
+
+    fn call(&self, name: &str, body: Value) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.admin);
+        self.server.request(
+            "POST",
+            &api(name),
+            &[("Authorization", auth.as_str())],
+            Some(&body),
+        )
+    }
+
+    fn create(&self, user: &str, kind: &str) {
+        let (status, answer) = self.call(
+            "create_container",
+            json!({"user_id": user, "container_type": kind}),
+        );
+        assert_eq!(status, 201, "create {user} {kind}: {answer}");
+    }
+
+    fn token(&self, user: &str) -> String {
+        let (status, answer) = self.call("create_user_token", json!({"user_id": user}));
+        assert_eq!(status, 201, "{answer}");
+        answer["token"].as_str().unwrap().to_owned()
+    }
+
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        http::get(self.nginx.port, path, headers).unwrap_or_else(|e| {
+            panic!(
+                "nginx did not answer {path}: {e}\n{}",
+                self.nginx.error_log_text()
+            )
+        })
+    }
+
+    /// GETs until the answer has `status` (an app starting answers 502 first).
+    fn get_until(&self, path: &str, headers: &[(&str, &str)], status: u16) -> Response {
+        let mut last = None;
+        wait_until(READY, || {
+            let answer = self.get(path, headers);
+            let done = answer.status == status;
+            last = Some(answer);
+            done
+        });
+        let last = last.unwrap();
+        assert_eq!(last.status, status, "{path}: {last:?}");
+        last
+    }
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn json_of(answer: &Response) -> Value {
+    serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("not JSON ({e}): {answer:?}"))
+}
+
+/// The route cookie a sign-in sets, as `name=value`.
+fn sign_in(gate: &Gate, credential: &str, next: &str) -> Response {
+    let body = serde_urlencoded::to_string([("credential", credential), ("next", next)]).unwrap();
+    http::request(
+        gate.nginx.port,
+        "POST",
+        "/_cm/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(&body),
+    )
+    .unwrap()
+}
+
+#[test]
+fn dynamic_routes_let_only_the_owner_and_the_admin_through() {
+    let Some(gate) = Gate::start("dynamic routes", RoutingMode::Dynamic, HostMode::Path) else {
+        return;
+    };
+    let alice = gate.env.user("alice");
+    let bob = gate.env.user("bob");
+    let kind = "preview_server";
+    let reloads_before = gate.nginx.reloads();
+    gate.create(&alice, kind);
+    // Right after the create returned, the route check already lets the owner through: the
+    // answer is the app (200) or nginx's "not answering yet" (502), never a refusal.
+    let alice_token = gate.token(&alice);
+    let alice_auth = bearer(&alice_token);
+    let at_once = gate.get(
+        &format!("/container/{alice}/{kind}/"),
+        &[("Authorization", &alice_auth)],
+    );
+    assert!(matches!(at_once.status, 200 | 502), "{at_once:?}");
+    gate.create(&bob, kind);
+    gate.create(&alice, "open_web");
+    let bob_token = gate.token(&bob);
+    let bob_auth = bearer(&bob_token);
+    let admin_auth = bearer(&gate.admin);
+    let alice_path = format!("/container/{alice}/{kind}");
+
+    // The owner reaches the app, prefix stripped; no credential reaches the app.
+    let answer = gate.get_until(
+        &format!("{alice_path}/something?x=1"),
+        &[("Authorization", &alice_auth)],
+        200,
+    );
+    let info = json_of(&answer);
+    assert_eq!(info["user_id"], alice.as_str());
+    assert_eq!(info["path"], "/something?x=1");
+    assert_eq!(info["x_forwarded_prefix"], alice_path.as_str());
+    assert_eq!(info["authorization"], "");
+    // Bob's own app is up too (for the path tricks below).
+    gate.get_until(
+        &format!("/container/{bob}/{kind}/"),
+        &[("Authorization", &bob_auth)],
+        200,
+    );
+
+    // Anonymous: 401 for programs, the sign-in page for browsers.
+    let anonymous = gate.get(&format!("{alice_path}/x"), &[]);
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
+    assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
+    let browser = gate.get(&format!("{alice_path}/x?y=1"), &[("Accept", "text/html")]);
+    assert_eq!(browser.status, 302, "{browser:?}");
+    let location = browser.header("location").unwrap();
+    let next = serde_urlencoded::to_string([("next", format!("{alice_path}/x?y=1"))]).unwrap();
+    assert_eq!(location, format!("/_cm/login?{next}"));
+    let page = gate.get(location, &[("Accept", "text/html")]);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("route-login-form"), "{}", page.body);
+
+    // Another user's token: 403; the admin: 200; a public type: open to anyone.
+    let foreign = gate.get(&format!("{alice_path}/x"), &[("Authorization", &bob_auth)]);
+    assert_eq!(foreign.status, 403, "{foreign:?}");
+    let admin = gate.get(&format!("{alice_path}/x"), &[("Authorization", &admin_auth)]);
+    assert_eq!(admin.status, 200, "{admin:?}");
+    let public = gate.get_until(&format!("/container/{alice}/open_web/"), &[], 200);
+    assert_eq!(json_of(&public)["container_type"], "open_web");
+    // An unknown container of one's own: 404 (a stranger's: 403, whether it exists or not).
+    let unknown = gate.get(
+        &format!("/container/{alice}/custom/"),
+        &[("Authorization", &alice_auth)],
+    );
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    let stranger = gate.get(
+        &format!("/container/{alice}/custom/"),
+        &[("Authorization", &bob_auth)],
+    );
+    assert_eq!(stranger.status, 403, "{stranger:?}");
+
+    // Redirects and cookies of the app stay below the prefix.
+    let redirect = gate.get(
+        &format!("{alice_path}/redirect"),
+        &[("Authorization", &alice_auth)],
+    );
+    assert_eq!(redirect.status, 302);
+    assert_eq!(
+        redirect.header("location"),
+        Some(format!("{alice_path}/landed").as_str())
+    );
+    let set = gate.get(
+        &format!("{alice_path}/set-cookie"),
+        &[("Authorization", &alice_auth)],
+    );
+    let cookie = set.header("set-cookie").unwrap();
+    assert_eq!(cookie, format!("app_cookie=app-value; Path={alice_path}/"));
+
+    // A WebSocket through the route, with the credential.
+    let echo = http::websocket_echo_with(
+        gate.nginx.port,
+        &format!("{alice_path}/ws"),
+        &[("Authorization", &alice_auth)],
+        "hello through the gate",
+    );
+    assert_eq!(echo.as_deref(), Ok("hello through the gate"));
+
+    // The browser's way: sign in, get a cookie for this user's containers, come back.
+    let refused = sign_in(&gate, &bob_token, &format!("{alice_path}/"));
+    assert_eq!(refused.status, 403, "{refused:?}");
+    let wrong = sign_in(&gate, "cmu_not-a-token", &format!("{alice_path}/"));
+    assert_eq!(wrong.status, 401);
+    let open_redirect = sign_in(&gate, &alice_token, "https://evil.example/");
+    assert_eq!(open_redirect.status, 400);
+    let signed_in = sign_in(&gate, &alice_token, &format!("{alice_path}/after"));
+    assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    assert_eq!(
+        signed_in.header("location"),
+        Some(format!("{alice_path}/after").as_str())
+    );
+    let set_cookie = signed_in.header("set-cookie").unwrap();
+    assert!(
+        set_cookie.contains(&format!("Path=/container/{alice}/;")),
+        "{set_cookie}"
+    );
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"),
+        "{set_cookie}"
+    );
+    assert!(
+        !set_cookie.contains(&alice_token),
+        "the cookie never carries the token"
+    );
+    let route_cookie = set_cookie.split(';').next().unwrap();
+    // The app sees its own cookies only: no route sign-in, no dashboard session.
+    for cookies in [
+        format!("{route_cookie}; app=1; cm_session=dashboard-secret"),
+        format!("cm_session=dashboard-secret; app=1; {route_cookie}"),
+        format!("app=1; {route_cookie}; cm_session=dashboard-secret; cm_route=stale"),
+    ] {
+        let answer = gate.get(&format!("{alice_path}/cookies"), &[("Cookie", &cookies)]);
+        assert_eq!(answer.status, 200, "{cookies}: {answer:?}");
+        assert_eq!(json_of(&answer)["cookie"], "app=1", "{cookies}");
+    }
+    // The route cookie of Alice is worth nothing at Bob's (a browser would not even send it there).
+    let at_bob = gate.get(&format!("/container/{bob}/{kind}/"), &[("Cookie", route_cookie)]);
+    assert_eq!(at_bob.status, 403, "{at_bob:?}");
+    let forged = format!(
+        "{}0",
+        route_cookie.trim_end_matches(|c: char| c.is_ascii_hexdigit())
+    );
+    assert_eq!(
+        gate.get(&format!("{alice_path}/x"), &[("Cookie", &forged)])
+            .status,
+        401
+    );
+
+    // Path tricks with Alice's token never reach Bob's app.
+    let tricks = [
+        format!("{alice_path}/../../{bob}/{kind}/x"),
+        format!("{alice_path}/%2e%2e/%2e%2e/{bob}/{kind}/x"),
+        format!("{alice_path}%2F..%2F..%2F{bob}%2F{kind}/x"),
+        format!("/container/{alice}%2F{kind}/../../{bob}/{kind}/x"),
+        format!("//container/{bob}/{kind}/x"),
+        format!("/container//{bob}/{kind}/x"),
+        format!("/container/{bob}/{kind}%2F/x"),
+        format!("/container/{bob}%00/{kind}/x"),
+        format!("/container/{}/{kind}/x", "a".repeat(200)),
+        format!("/./container/{bob}/{kind}/x"),
+        format!("/container/{alice}/{kind}/..%2F..%2F{bob}%2F{kind}%2Fx"),
+    ];
+    for trick in &tricks {
+        let answer = gate.get(trick, &[("Authorization", &alice_auth)]);
+        assert!(
+            !answer.body.contains(&format!("\"user_id\": \"{bob}\"")),
+            "{trick} reached Bob's app: {answer:?}"
+        );
+    }
+    // A client can never choose the upstream.
+    let chosen = gate.get(
+        &format!("{alice_path}/x"),
+        &[
+            ("Authorization", &alice_auth),
+            ("X-CM-Upstream", "127.0.0.1:1"),
+            ("X-CM-User", &bob),
+        ],
+    );
+    assert_eq!(json_of(&chosen)["user_id"], alice.as_str());
+
+    // Revoking a token ends it on the very next request, cookies included.
+    let (status, _) = gate.call("revoke_user_token", json!({"user_id": alice}));
+    assert_eq!(status, 200);
+    assert_eq!(
+        gate.get(&format!("{alice_path}/x"), &[("Authorization", &alice_auth)])
+            .status,
+        401
+    );
+    assert_eq!(
+        gate.get(&format!("{alice_path}/x"), &[("Cookie", route_cookie)])
+            .status,
+        401
+    );
+
+    // A stopped container answers 503 with a page that says so.
+    let (status, stopped) = gate.call(
+        "stop_container",
+        json!({"container_id": format!("{alice}_{kind}")}),
+    );
+    assert_eq!(status, 200, "{stopped}");
+    let page = gate.get_until(
+        &format!("{alice_path}/x"),
+        &[("Authorization", &admin_auth), ("Accept", "text/html")],
+        503,
+    );
+    assert!(page.body.contains("Container stopped"), "{}", page.body);
+
+    // Deleting touches no nginx file either.
+    let (status, deleted) = gate.call(
+        "delete_container",
+        json!({"container_id": format!("{bob}_{kind}"), "force": true}),
+    );
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(
+        gate.get(
+            &format!("/container/{bob}/{kind}/"),
+            &[("Authorization", &admin_auth)]
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        gate.nginx.reloads(),
+        reloads_before,
+        "no reload for creates, stops or deletes"
+    );
+    let (status, health) = gate.server.request("GET", "/healthz", &[], None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        health["routing"],
+        json!({"enabled": true, "mode": "dynamic", "nginx_answers": true})
+    );
+}
+
+#[test]
+fn subdomain_routes_check_the_same_way() {
+    let Some(gate) = Gate::start("subdomain routes", RoutingMode::Dynamic, HostMode::Subdomain) else {
+        return;
+    };
+    let alice = gate.env.user("alice");
+    let bob = gate.env.user("bob");
+    let kind = "preview_server";
+    gate.create(&alice, kind);
+    let alice_auth = bearer(&gate.token(&alice));
+    let bob_auth = bearer(&gate.token(&bob));
+    let host = format!("{kind}--{alice}.{DOMAIN}");
+    let answer = gate.get_until(
+        "/some/path",
+        &[("Host", &host), ("Authorization", &alice_auth)],
+        200,
+    );
+    let info = json_of(&answer);
+    assert_eq!(info["user_id"], alice.as_str());
+    assert_eq!(info["path"], "/some/path", "a subdomain app lives at /");
+    assert_eq!(info["authorization"], "");
+    assert_eq!(
+        gate.get("/x", &[("Host", &host), ("Authorization", &bob_auth)])
+            .status,
+        403
+    );
+    assert_eq!(gate.get("/x", &[("Host", &host)]).status, 401);
+    let browser = gate.get("/x", &[("Host", &host), ("Accept", "text/html")]);
+    assert_eq!(browser.status, 302);
+    assert_eq!(browser.header("location"), Some("/_cm/login?next=%2Fx"));
+    // The sign-in cookie is for this host only, at `/`.
+    let body = serde_urlencoded::to_string([("credential", &gate.token(&alice)), ("next", &"/x".to_owned())])
+        .unwrap();
+    let signed_in = http::request(
+        gate.nginx.port,
+        "POST",
+        "/_cm/login",
+        &[
+            ("Host", &host),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(&body),
+    )
+    .unwrap();
+    assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    let cookie = signed_in.header("set-cookie").unwrap();
+    assert!(
+        cookie.contains("Path=/;") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
+    // An unknown host name routes nowhere.
+    assert_ne!(
+        gate.get(
+            "/",
+            &[("Host", "elsewhere.example.test"), ("Authorization", &alice_auth)]
+        )
+        .status,
+        200
+    );
+}
+
+#[test]
+fn files_mode_routes_get_the_same_owner_check() {
+    let Some(gate) = Gate::start("files routes", RoutingMode::Files, HostMode::Path) else {
+        return;
+    };
+    let alice = gate.env.user("alice");
+    let bob = gate.env.user("bob");
+    let kind = "preview_server";
+    gate.create(&alice, kind);
+    let alice_auth = bearer(&gate.token(&alice));
+    let bob_auth = bearer(&gate.token(&bob));
+    let path = format!("/container/{alice}/{kind}/x");
+    let answer = gate.get_until(&path, &[("Authorization", &alice_auth)], 200);
+    assert_eq!(json_of(&answer)["user_id"], alice.as_str());
+    assert_eq!(json_of(&answer)["authorization"], "");
+    assert_eq!(gate.get(&path, &[("Authorization", &bob_auth)]).status, 403);
+    assert_eq!(gate.get(&path, &[]).status, 401);
+    assert_eq!(gate.get(&path, &[("Accept", "text/html")]).status, 302);
+    let cookies = gate.get(
+        &path,
+        &[("Authorization", &alice_auth), ("Cookie", "cm_session=s; app=2")],
+    );
+    assert_eq!(json_of(&cookies)["cookie"], "app=2");
+    assert!(gate.nginx.reloads() > 0, "files mode reloads for its route");
+}
