@@ -281,14 +281,20 @@ async fn login(state: Data<AppState>, req: HttpRequest, form: Form<LoginForm>) -
         .finish()
 }
 
-/// A form post from another origin is refused (browsers send `Origin` with every POST).
+/// A form post from another site is refused: browsers say where a request comes from in
+/// `Sec-Fetch-Site` (and in `Origin`, which is `null` under our `no-referrer` policy).
 fn same_origin(req: &HttpRequest) -> bool {
-    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-    host.is_some() && origin_host == host
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return site == "same-origin" || site == "none";
+    }
+    match header("origin") {
+        None | Some("null") => true,
+        Some(origin) => {
+            let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+            header("host").is_some() && origin_host == header("host")
+        }
+    }
 }
 
 fn bad_destination() -> HttpResponse {

@@ -44,7 +44,7 @@ async fn the_dashboard_in_a_real_browser_on_the_real_engine() {
     let server = Server::start(&vars, &[]);
     let driver = ChromeDriver::start();
     let client = driver.connect().await;
-    let shots = Screenshots::new();
+    let shots = Screenshots::new("dashboard-screenshots");
 
     let outcome = AssertUnwindSafe(scenario(&env, &server, &client, &shots))
         .catch_unwind()
@@ -65,6 +65,71 @@ async fn the_dashboard_in_a_real_browser_on_the_real_engine() {
         "the admin key reached the log:\n{logged}"
     );
     assert!(logged.contains("dashboard login"), "{logged}");
+}
+
+/// The sign-in of container routes in a real browser: nginx with the site file of
+/// `cm nginx setup`, the real `cm-api` and a real container. Opening a container's URL leads to
+/// the sign-in page, the user's token leads back to the app, and the route cookie is `HttpOnly`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_route_sign_in_in_a_real_browser() {
+    if !require_docker() || !require_browser() {
+        return;
+    }
+    let Some(gate) = crate::gate::Gate::start(
+        "route sign-in in a browser",
+        cm_core::RoutingMode::Dynamic,
+        cm_core::HostMode::Path,
+    ) else {
+        return;
+    };
+    let alice = gate.env.user("alice");
+    gate.create(&alice, "preview_server");
+    let token = gate.token(&alice);
+    let driver = ChromeDriver::start();
+    let client = driver.connect().await;
+    let shots = Screenshots::new("route-sign-in-screenshots");
+    let app = format!(
+        "http://127.0.0.1:{}/container/{alice}/preview_server/hello?from=browser",
+        gate.nginx.port
+    );
+    let outcome = AssertUnwindSafe(async {
+        client.goto(&app).await.unwrap();
+        wait_for(&client, "#route-login-form").await;
+        let url = client.current_url().await.unwrap();
+        assert_eq!(url.path(), "/_cm/login");
+        shots.take(&client, "route-sign-in").await;
+        fill(&client, "#credential", "cmu_wrong").await;
+        click(&client, "#route-login-submit").await;
+        wait_text(&client, "#login-error", "not a valid").await;
+        fill(&client, "#credential", &token).await;
+        click(&client, "#route-login-submit").await;
+        // The app answers (cm-http's JSON, shown as text): it is Alice's, at the path she asked for.
+        let reached = poll(|| async {
+            client
+                .source()
+                .await
+                .is_ok_and(|page| page.contains(&alice) && page.contains("/hello?from=browser"))
+        })
+        .await;
+        assert!(reached, "{}", client.source().await.unwrap_or_default());
+        assert_eq!(client.current_url().await.unwrap().as_str(), app);
+        shots.take(&client, "route-app").await;
+        let readable: Value = client.execute("return document.cookie;", vec![]).await.unwrap();
+        assert!(
+            !readable.as_str().unwrap_or_default().contains("cm_route"),
+            "the route cookie is HttpOnly: {readable}"
+        );
+    })
+    .catch_unwind()
+    .await;
+    if outcome.is_err() {
+        let _ = shots.take(&client, "failure").await;
+    }
+    let _ = client.close().await;
+    drop(driver);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 async fn scenario(env: &TestEnv, server: &Server, client: &Client, shots: &Screenshots) {
@@ -481,14 +546,15 @@ struct Screenshots {
 }
 
 impl Screenshots {
-    fn new() -> Self {
+    /// Screenshots under `target/{folder}/`, emptied first.
+    fn new(folder: &str) -> Self {
         // The test binary is target/<profile>/deps/it-<hash>.
         let exe = std::env::current_exe().unwrap();
         let target = exe
             .ancestors()
             .nth(3)
             .map_or_else(|| PathBuf::from("target"), Path::to_path_buf);
-        let dir = target.join("dashboard-screenshots");
+        let dir = target.join(folder);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Screenshots {

@@ -21,11 +21,11 @@ const READY: Duration = Duration::from_secs(60);
 const DOMAIN: &str = "apps.example.test";
 
 /// A world: the engine, cm-api on `api_port`, and nginx serving the site of `mode`/`host`.
-struct Gate {
-    env: TestEnv,
-    nginx: TestNginx,
-    server: Server,
-    admin: String,
+pub(crate) struct Gate {
+    pub env: TestEnv,
+    pub nginx: TestNginx,
+    pub server: Server,
+    pub admin: String,
 }
 
 /// An extra type reachable by anyone.
@@ -33,7 +33,7 @@ const PUBLIC_TYPE: &str = "[types.open_web]\ndescription = \"public\"\nimage = \
                            internal_port = 8080\naccess = \"public\"\n";
 
 impl Gate {
-    fn start(test: &str, mode: RoutingMode, host: HostMode) -> Option<Gate> {
+    pub fn start(test: &str, mode: RoutingMode, host: HostMode) -> Option<Gate> {
         if !require_docker() {
             return None;
         }
@@ -94,7 +94,7 @@ impl Gate {
         )
     }
 
-    fn create(&self, user: &str, kind: &str) {
+    pub fn create(&self, user: &str, kind: &str) {
         let (status, answer) = self.call(
             "create_container",
             json!({"user_id": user, "container_type": kind}),
@@ -102,7 +102,7 @@ impl Gate {
         assert_eq!(status, 201, "create {user} {kind}: {answer}");
     }
 
-    fn token(&self, user: &str) -> String {
+    pub fn token(&self, user: &str) -> String {
         let (status, answer) = self.call("create_user_token", json!({"user_id": user}));
         assert_eq!(status, 201, "{answer}");
         answer["token"].as_str().unwrap().to_owned()
@@ -262,6 +262,27 @@ fn dynamic_routes_let_only_the_owner_and_the_admin_through() {
     assert_eq!(wrong.status, 401);
     let open_redirect = sign_in(&gate, &alice_token, "https://evil.example/");
     assert_eq!(open_redirect.status, 400);
+    let body = serde_urlencoded::to_string([
+        ("credential", alice_token.as_str()),
+        ("next", &format!("{alice_path}/")),
+    ])
+    .unwrap();
+    let cross_site = http::request(
+        gate.nginx.port,
+        "POST",
+        "/_cm/login",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        Some(&body),
+    )
+    .unwrap();
+    assert_eq!(
+        cross_site.status, 403,
+        "a sign-in posted from another site is refused"
+    );
+    assert!(cross_site.header("set-cookie").is_none());
     let signed_in = sign_in(&gate, &alice_token, &format!("{alice_path}/after"));
     assert_eq!(signed_in.status, 303, "{signed_in:?}");
     assert_eq!(
