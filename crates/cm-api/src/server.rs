@@ -61,9 +61,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // The event feed and the reconciler: a reconcile as soon as the engine answers, every
     // `interval`, and whenever the engine comes back.
     reconciler.spawn(state.manager.clone(), statuses);
-    let proxy = state.manager.proxy_status();
+    let proxy = state.manager.probe_proxy().await;
     if !proxy.enabled {
         tracing::warn!(detail = %proxy.detail, "HTTP exposure is disabled");
+    } else if proxy.answers == Some(false) {
+        tracing::warn!(detail = %proxy.detail, "nginx does not answer; run `cm nginx setup`");
+    }
+    if proxy.enabled {
+        eprintln!(
+            "containers through nginx at http://{}/container/{{user_id}}/{{type}}/ (owner-checked by this server)",
+            settings.config.nginx.listen
+        );
     }
     let server = HttpServer::new(move || crate::app(state.clone()))
         .bind(&options.listen)

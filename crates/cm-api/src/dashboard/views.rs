@@ -56,6 +56,7 @@ pub struct TypeView {
     pub cpus: String,
     pub pids_limit: i64,
     pub strip_prefix: bool,
+    pub access: cm_core::Access,
 }
 
 /// A stored SSH key.
@@ -133,6 +134,7 @@ impl TypeView {
             cpus: kind.cpus.to_string(),
             pids_limit: kind.pids_limit,
             strip_prefix: kind.strip_prefix,
+            access: kind.access,
         }
     }
 }
