@@ -66,10 +66,12 @@ impl AppState {
         self
     }
 
-    /// Resolves a container reference, then checks that `principal` may do `action` on it.
+    /// Resolves a container reference as `principal` may see it, then checks that it may do
+    /// `action` on it.
     ///
-    /// The container is resolved first so the rule sees its real owner; a caller-supplied user id
-    /// plays no part.
+    /// A user token resolves only among its own user's containers, so another user's container
+    /// answers exactly like a missing one; the rule then sees the real owner. A caller-supplied
+    /// user id plays no part.
     pub async fn authorized(
         &self,
         principal: &Principal,
@@ -78,7 +80,7 @@ impl AppState {
     ) -> Result<ContainerSpec, ApiError> {
         let spec = self
             .manager
-            .resolve(reference)
+            .resolve_for(principal, reference)
             .await
             .map_err(|e| ApiError::from(e).for_field("container_id"))?;
         principal.authorize(action, Some(&spec.user_id))?;

@@ -172,7 +172,7 @@ fn error_response(code: ErrorCode) -> Response {
             "No credentials, or wrong ones (a `WWW-Authenticate: Bearer` header says so)"
         }
         ErrorCode::Forbidden => {
-            "The credentials do not reach this container (another user's) or this action (admin only)"
+            "The credentials do not reach this action (admin only); another user's container is a 404"
         }
         ErrorCode::NotFound => "No such container (or token)",
         ErrorCode::MethodNotAllowed => {

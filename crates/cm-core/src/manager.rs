@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::auth::Principal;
 use crate::config::{Config, ContainerType, SSH_CONTAINER_PORT, SSH_USER, SshMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::{SshPublicKey, StoredKey, render_authorized_keys};
@@ -651,23 +652,40 @@ impl Manager {
     // -----------------------------------------------------------------------------------------
     // Reading.
 
-    /// Finds a container by full id, unique id prefix, or name.
+    /// Finds a container by full id, unique id prefix, or name, among every user's containers.
     pub async fn resolve(&self, reference: &str) -> Result<ContainerSpec> {
+        self.resolve_among(reference, None).await
+    }
+
+    /// Finds a container the way `principal` may see it: the admin among every container, a user
+    /// only among their own. Another user's container is then indistinguishable from a missing
+    /// one (the same error, word for word), and an ambiguous prefix names only the caller's own.
+    pub async fn resolve_for(&self, principal: &Principal, reference: &str) -> Result<ContainerSpec> {
+        self.resolve_among(reference, principal.scope()).await
+    }
+
+    async fn resolve_among(&self, reference: &str, scope: Option<&UserId>) -> Result<ContainerSpec> {
         let store = &self.adapters.store;
         let reference = reference.trim();
+        let visible = |spec: &ContainerSpec| scope.is_none_or(|user| &spec.user_id == user);
         if let Ok(name) = ContainerName::parse(reference)
             && let Some(spec) = store.get_by_name(&name).await?
+            && visible(&spec)
         {
             return Ok(spec);
         }
-        if let Some(spec) = store.get(reference).await? {
+        if let Some(spec) = store.get(reference).await?
+            && visible(&spec)
+        {
             return Ok(spec);
         }
         let is_prefix = !reference.is_empty() && reference.chars().all(|c| c.is_ascii_hexdigit());
         if is_prefix {
-            let matches: Vec<ContainerSpec> = store
-                .list_all()
-                .await?
+            let candidates = match scope {
+                Some(user) => store.list_user(user).await?,
+                None => store.list_all().await?,
+            };
+            let matches: Vec<ContainerSpec> = candidates
                 .into_iter()
                 .filter(|s| s.container_id.starts_with(reference))
                 .collect();

@@ -241,3 +241,47 @@ async fn another_process_can_not_read_this_ones_tickets() {
     .unwrap();
     assert!(second.redeem_ticket(ticket.expose()).await.is_err());
 }
+
+#[tokio::test]
+async fn a_user_resolves_only_among_their_own_containers() {
+    let world = FakeWorld::new();
+    let m = &world.manager;
+    let own = m
+        .create(create_request("alice", "cli_v4"), &|_| {})
+        .await
+        .unwrap()
+        .spec;
+    let other = m
+        .create(create_request("bob", "preview_server"), &|_| {})
+        .await
+        .unwrap()
+        .spec;
+    let alice = Principal::User(user("alice"));
+    // The admin sees both, so a shared prefix is ambiguous and names both.
+    let shared = &own.container_id[..1];
+    assert_eq!(
+        other.container_id[..1],
+        *shared,
+        "the fakes' ids share their first digit"
+    );
+    let ambiguous = m.resolve_for(&Principal::Admin, shared).await.unwrap_err();
+    assert_eq!(ambiguous.kind(), ErrorKind::Conflict);
+    assert!(ambiguous.message().contains("bob_preview_server"));
+    // Alice sees only hers: the same prefix is hers alone, and Bob's name and id are missing,
+    // word for word like a name nobody has.
+    assert_eq!(
+        m.resolve_for(&alice, shared).await.unwrap().container_id,
+        own.container_id
+    );
+    let missing = m.resolve_for(&alice, "zz_none").await.unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+    for reference in [
+        other.container_name.as_str(),
+        other.container_id.as_str(),
+        &other.container_id[..4],
+    ] {
+        let err = m.resolve_for(&alice, reference).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{reference}");
+        assert_eq!(err.message(), missing.message().replace("zz_none", reference));
+    }
+}

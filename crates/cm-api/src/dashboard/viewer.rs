@@ -121,13 +121,14 @@ impl Viewer {
             .map_err(|e| self.fail(e, "containers"))
     }
 
-    /// Finds a container and checks that the viewer may do `action` on it: the container is
-    /// resolved first, so the rule sees its real owner (as in the REST handlers).
+    /// Finds a container as the viewer may see it (a user only among their own, so another
+    /// user's container looks missing) and checks that the viewer may do `action` on it, as in
+    /// the REST handlers.
     pub async fn container(&self, reference: &str, action: Action) -> Result<ContainerSpec, PageError> {
         let spec = self
             .state
             .manager
-            .resolve(reference)
+            .resolve_for(&self.principal, reference)
             .await
             .map_err(|e| self.fail(e, "containers"))?;
         self.require(action, Some(&spec.user_id))?;

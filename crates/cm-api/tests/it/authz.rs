@@ -37,7 +37,8 @@ const WHO: [Who; 6] = [
 struct Row {
     endpoint: &'static str,
     body: fn(&Context) -> Value,
-    /// Statuses for: nobody, wrong key, admin, owner, other user, revoked token.
+    /// Statuses for: nobody, wrong key, admin, owner, other user, revoked token. Another user's
+    /// container is missing to a token (404, as if it did not exist).
     expect: [u16; 6],
 }
 
@@ -59,57 +60,57 @@ const ROWS: &[Row] = &[
     Row {
         endpoint: "get_container",
         body: |_| json!({"container_id": CONTAINER}),
-        expect: [401, 401, 200, 200, 403, 401],
+        expect: [401, 401, 200, 200, 404, 401],
     },
     Row {
         endpoint: "delete_container",
         body: |_| json!({"container_id": CONTAINER, "force": true}),
-        expect: [401, 401, 200, 403, 403, 401],
+        expect: [401, 401, 200, 403, 404, 401],
     },
     Row {
         endpoint: "start_container",
         body: |_| json!({"container_id": CONTAINER}),
-        expect: [401, 401, 200, 200, 403, 401],
+        expect: [401, 401, 200, 200, 404, 401],
     },
     Row {
         endpoint: "stop_container",
         body: |_| json!({"container_id": CONTAINER}),
-        expect: [401, 401, 200, 200, 403, 401],
+        expect: [401, 401, 200, 200, 404, 401],
     },
     Row {
         endpoint: "restart_container",
         body: |_| json!({"container_id": CONTAINER}),
-        expect: [401, 401, 200, 200, 403, 401],
+        expect: [401, 401, 200, 200, 404, 401],
     },
     Row {
         endpoint: "container_logs",
         body: |_| json!({"container_id": CONTAINER, "tail": 2}),
-        expect: [401, 401, 200, 200, 403, 401],
+        expect: [401, 401, 200, 200, 404, 401],
     },
     Row {
         endpoint: "container_exec",
         body: |_| json!({"container_id": CONTAINER, "command": "echo hi"}),
-        expect: [401, 401, 200, 200, 403, 401],
+        expect: [401, 401, 200, 200, 404, 401],
     },
     Row {
         endpoint: "add_ssh_key_to_container",
         body: |_| json!({"container_id": CONTAINER, "ssh_public_key": BOB_KEY}),
-        expect: [401, 401, 200, 200, 403, 401],
+        expect: [401, 401, 200, 200, 404, 401],
     },
     Row {
         endpoint: "remove_ssh_key_from_container",
         body: |_| json!({"container_id": CONTAINER, "fingerprint": ALICE_KEY_FINGERPRINT}),
-        expect: [401, 401, 200, 403, 403, 401],
+        expect: [401, 401, 200, 403, 404, 401],
     },
     Row {
         endpoint: "list_container_ssh_keys",
         body: |_| json!({"container_id": CONTAINER}),
-        expect: [401, 401, 200, 200, 403, 401],
+        expect: [401, 401, 200, 200, 404, 401],
     },
     Row {
         endpoint: "get_container_ssh_info",
         body: |_| json!({"container_id": CONTAINER}),
-        expect: [401, 401, 200, 200, 403, 401],
+        expect: [401, 401, 200, 200, 404, 401],
     },
     Row {
         endpoint: "list_ssh_containers",
@@ -155,7 +156,7 @@ const ROWS: &[Row] = &[
     Row {
         endpoint: "update_container",
         body: |_| json!({"container_id": CONTAINER}),
-        expect: [401, 401, 200, 403, 403, 401],
+        expect: [401, 401, 200, 403, 404, 401],
     },
     Row {
         endpoint: "reconcile",
@@ -298,24 +299,50 @@ async fn a_user_token_never_reaches_another_users_containers_whatever_user_id_sa
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    // A container of bob's, however it is named, and whatever user_id rides along.
-    for reference in ["bob_preview_server", "02c0ffee"] {
-        let (status, _) = app
-            .post(
-                &api("get_container"),
-                json!({"container_id": reference, "user_id": "alice"}),
-                &alice,
-            )
-            .await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{reference}");
-        let (status, _) = app
-            .post(
-                &api("container_exec"),
-                json!({"container_id": reference, "command": "echo x", "user_id": "alice"}),
-                &alice,
-            )
-            .await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{reference}");
+    // A container of bob's, however it is named (name, full id, every id prefix of one to four
+    // characters), and whatever user_id rides along, answers exactly like one that does not exist.
+    let (_, got) = app
+        .get(
+            &format!("{}?container_id=bob_preview_server", api("get_container")),
+            &Cred::admin(),
+        )
+        .await;
+    let bob_id = got["container"]["container_id"].as_str().unwrap().to_owned();
+    let (_, own) = app
+        .get(
+            &format!("{}?container_id=alice_cli_v4", api("get_container")),
+            &Cred::admin(),
+        )
+        .await;
+    let alice_id = own["container"]["container_id"].as_str().unwrap().to_owned();
+    let mut references = vec!["bob_preview_server".to_owned(), bob_id.clone()];
+    // Prefixes shared with Alice's own id rightly find hers.
+    references.extend(
+        (1..=4)
+            .map(|n| bob_id[..n].to_owned())
+            .filter(|prefix| !alice_id.starts_with(prefix.as_str())),
+    );
+    assert!(references.len() >= 4, "{references:?}");
+    for (endpoint, extra) in [
+        ("get_container", json!({"user_id": "alice"})),
+        ("container_exec", json!({"command": "echo x", "user_id": "alice"})),
+        ("stop_container", json!({})),
+        ("container_logs", json!({})),
+    ] {
+        let path = api(endpoint);
+        let ask = |reference: &str| {
+            let mut body = extra.clone();
+            body["container_id"] = json!(reference);
+            app.post(&path, body, &alice)
+        };
+        let (missing_status, missing) = ask("zz_nothing_here").await;
+        assert_eq!(missing_status, StatusCode::NOT_FOUND, "{missing}");
+        for reference in &references {
+            let (status, answer) = ask(reference).await;
+            assert_eq!(status, missing_status, "{endpoint} {reference}: {answer}");
+            let expected = missing.to_string().replace("zz_nothing_here", reference);
+            assert_eq!(answer.to_string(), expected, "{endpoint} {reference}");
+        }
     }
     // Nothing ran in bob's container, and it still runs.
     let (_, bob) = app

@@ -400,9 +400,13 @@ async fn a_user_token_sees_and_does_only_what_its_user_may() {
     let keys = browser.get(&app, "/keys").await;
     assert!(keys.body.contains("alice_cli_v4") && !keys.body.contains("bob_cli_v4"));
 
+    // Another user's container looks missing.
+    for path in ["/containers/bob_cli_v4", "/logs/bob_cli_v4"] {
+        let page = browser.get(&app, path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!page.body.contains("another user"), "{path}");
+    }
     for path in [
-        "/containers/bob_cli_v4",
-        "/logs/bob_cli_v4",
         "/create",
         "/users",
         "/settings",
@@ -414,8 +418,13 @@ async fn a_user_token_sees_and_does_only_what_its_user_may() {
     }
     for (path, fields) in [
         ("/containers/bob_cli_v4/stop", vec![]),
-        ("/containers/alice_cli_v4/delete", vec![("force", "on")]),
         ("/keys/add", vec![("container", "bob_cli_v4"), ("key", ALICE_KEY)]),
+    ] {
+        let page = browser.post(&app, path, &fields).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    for (path, fields) in [
+        ("/containers/alice_cli_v4/delete", vec![("force", "on")]),
         (
             "/keys/remove",
             vec![

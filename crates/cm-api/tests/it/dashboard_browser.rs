@@ -353,8 +353,9 @@ async fn scenario(env: &TestEnv, server: &Server, client: &Client, shots: &Scree
         .goto(&format!("{base}/containers/{web_name}"))
         .await
         .unwrap();
-    wait_text(client, "#error-message", "belongs to another user").await;
-    shots.take(client, "user-forbidden").await;
+    // Another user's container looks like no container at all.
+    wait_text(client, "#error-message", &format!("no container \"{web_name}\"")).await;
+    shots.take(client, "user-not-found").await;
     click(client, "#logout").await;
     wait_for(client, "#login-form").await;
 
