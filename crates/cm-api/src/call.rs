@@ -78,13 +78,7 @@ impl AppState {
         reference: &str,
         action: Action,
     ) -> Result<ContainerSpec, ApiError> {
-        let spec = self
-            .manager
-            .resolve_for(principal, reference)
-            .await
-            .map_err(|e| ApiError::from(e).for_field("container_id"))?;
-        principal.authorize(action, Some(&spec.user_id))?;
-        Ok(spec)
+        Ok(self.manager.authorized(principal, reference, action).await?)
     }
 }
 

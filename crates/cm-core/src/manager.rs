@@ -664,6 +664,23 @@ impl Manager {
         self.resolve_among(reference, principal.scope()).await
     }
 
+    /// Resolves a reference as `principal` may see it ([`Manager::resolve_for`]) and checks that
+    /// it may do `action` on the container ([`Principal::authorize`], against the real owner):
+    /// the one way every frontend turns a caller's reference into a container.
+    pub async fn authorized(
+        &self,
+        principal: &Principal,
+        reference: &str,
+        action: crate::auth::Action,
+    ) -> Result<ContainerSpec> {
+        let spec = self
+            .resolve_for(principal, reference)
+            .await
+            .map_err(|e| e.for_field("container_id"))?;
+        principal.authorize(action, Some(&spec.user_id))?;
+        Ok(spec)
+    }
+
     async fn resolve_among(&self, reference: &str, scope: Option<&UserId>) -> Result<ContainerSpec> {
         let store = &self.adapters.store;
         let reference = reference.trim();

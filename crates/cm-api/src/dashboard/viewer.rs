@@ -125,14 +125,11 @@ impl Viewer {
     /// user's container looks missing) and checks that the viewer may do `action` on it, as in
     /// the REST handlers.
     pub async fn container(&self, reference: &str, action: Action) -> Result<ContainerSpec, PageError> {
-        let spec = self
-            .state
+        self.state
             .manager
-            .resolve_for(&self.principal, reference)
+            .authorized(&self.principal, reference, action)
             .await
-            .map_err(|e| self.fail(e, "containers"))?;
-        self.require(action, Some(&spec.user_id))?;
-        Ok(spec)
+            .map_err(|e| self.fail(e, "containers"))
     }
 
     /// An error page for a failed use case, with the navigation.
