@@ -5,7 +5,8 @@
 # the embedded SQLite database (CM_DB, or the default path). Needs a running Docker engine.
 # Ctrl-C (or SIGTERM) stops the server; nginx keeps running.
 #
-# Without CONTAINER_ADMIN_KEY, the first start generates an admin key and prints it once on stderr
+# Without CONTAINER_ADMIN_KEY, the first start generates an admin key and writes it to the 0600 file
+# `admin-key` beside the database (the path is printed; on a terminal the key is shown too)
 # (only its hash is stored); later starts reuse it. Rotate it with
 #   curl -X POST -H "Authorization: Bearer $KEY" http://127.0.0.1:8123/api/ContainerManager/rotate_admin_key
 # or set CONTAINER_ADMIN_KEY (at least 16 characters; `cm generate-key` makes one).

@@ -35,7 +35,7 @@ pub use params::ADMIN_KEY_PARAM;
 pub use routes::{
     API_PREFIX, DEFAULT_EXEC_TIMEOUT, DEFAULT_TAIL, ENDPOINTS, Endpoint, MAX_EXEC_TIMEOUT, MAX_TAIL,
 };
-pub use server::{DEFAULT_LISTEN, Options, run};
+pub use server::{ADMIN_KEY_FILE, DEFAULT_LISTEN, Options, run};
 
 /// The application: every endpoint, `/healthz`, `/api/openapi.json`, JSON errors for unknown paths
 /// and wrong methods, and the request log.

@@ -37,13 +37,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .await
         .context("making sure an admin key exists")?
     {
-        eprintln!(
-            "\nA new admin key was generated. It is shown only now; only its hash is stored in {}:\n\n    {}\n\n\
-             Send it as 'Authorization: Bearer <key>'. To replace it, POST /api/ContainerManager/rotate_admin_key \
-             with the current key, or set CONTAINER_ADMIN_KEY (which then takes precedence).\n",
-            settings.database.display(),
-            key.expose()
-        );
+        announce_generated_key(&settings.database, key.expose())?;
     }
     match wired.manager.engine_info().await {
         Ok(engine) => {
@@ -100,4 +94,41 @@ fn reconcile_interval() -> anyhow::Result<Duration> {
         }
         _ => Ok(DEFAULT_RECONCILE_INTERVAL),
     }
+}
+
+/// The file a generated admin key is written to, beside the database.
+pub const ADMIN_KEY_FILE: &str = "admin-key";
+
+/// Hands a newly generated admin key to the operator without putting it into a log: it goes to a
+/// file only its owner may read (`admin-key` beside the database), whose path is printed. On a
+/// terminal (a person watching, not a journal) the key is shown too.
+fn announce_generated_key(database: &std::path::Path, key: &str) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = database
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .join(ADMIN_KEY_FILE);
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing the generated admin key to {}", path.display()))?;
+    writeln!(file, "{key}").with_context(|| format!("writing {}", path.display()))?;
+    let shown = if std::io::stderr().is_terminal() {
+        format!(":\n\n    {key}\n\nIt is also")
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "\nA new admin key was generated{shown} in {} (readable only by you; only its hash is \
+         stored in the database). Read it, keep it somewhere safe, then delete the file. Send it as \
+         'Authorization: Bearer <key>'. To replace it, POST /api/ContainerManager/rotate_admin_key \
+         with the current key, or set CONTAINER_ADMIN_KEY (which then takes precedence).\n",
+        path.display()
+    );
+    Ok(())
 }

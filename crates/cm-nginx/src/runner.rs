@@ -59,6 +59,12 @@ impl ProcessRunner {
 impl Runner for ProcessRunner {
     async fn run(&self, action: Action) -> Result<String, RunError> {
         let mut command = Command::new(&self.binary);
+        // A clean environment: nothing of ours (CONTAINER_ADMIN_KEY, CM_*) reaches nginx or a
+        // sudo wrapper; PATH only, to find the program and what a wrapper calls.
+        command.env_clear();
+        if let Some(path) = std::env::var_os("PATH") {
+            command.env("PATH", path);
+        }
         command
             .args(&self.args)
             .args(match action {

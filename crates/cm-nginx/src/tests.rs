@@ -509,3 +509,41 @@ fn the_map_snippet_installs_atomically() {
     assert_eq!(fs::read_to_string(&path).unwrap(), render_map_snippet());
     assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
 }
+
+#[tokio::test]
+async fn nginx_gets_a_clean_environment() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("env.txt");
+    let script = tmp.path().join("nginx");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nenv > {}\necho 'nginx version: nginx/9.9'\n",
+            dump.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let settings = NginxSettings {
+        binary: script,
+        mode: cm_core::RoutingMode::Files,
+        available_dir: tmp.path().join("a"),
+        enabled_dir: tmp.path().join("e"),
+        ..cm_core::Config::defaults().nginx
+    };
+    // The test process has CARGO_* and HOME set; none of it (nor CONTAINER_ADMIN_KEY, were it
+    // set) may reach nginx.
+    assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
+    let proxy = NginxProxy::detect(&settings).await;
+    assert!(proxy.is_enabled());
+    let env = fs::read_to_string(&dump).unwrap();
+    let names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
+    assert!(names.contains(&"PATH"), "{env}");
+    for name in &names {
+        assert!(
+            ["PATH", "PWD", "SHLVL", "_", "OLDPWD"].contains(name),
+            "{name} reached nginx: {env}"
+        );
+    }
+}

@@ -22,9 +22,7 @@ impl Claims {
         let mut dir = database.as_os_str().to_owned();
         dir.push(".locks");
         let dir = PathBuf::from(dir);
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            Error::unavailable(format!("can not create the lock directory {}", dir.display())).with_source(e)
-        })?;
+        crate::modes::secure_own_dir(&dir)?;
         Ok(Claims {
             dir,
             held: Arc::new(Mutex::new(HashMap::new())),

@@ -32,6 +32,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 mod claims;
 mod credentials;
 mod kv;
+mod modes;
 
 use claims::Claims;
 use kv::Keys;
@@ -96,14 +97,9 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, with WAL and a busy timeout.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                Error::unavailable(format!(
-                    "can not create the database directory {}",
-                    parent.display()
-                ))
-                .with_source(e)
-            })?;
+            modes::create_private_dir(parent)?;
         }
+        modes::secure_database(path)?;
         let connection = Connection::open(path).map_err(|e| {
             Error::unavailable(format!("can not open the database {}", path.display())).with_source(e)
         })?;

@@ -359,3 +359,42 @@ fn many_processes_opening_a_fresh_database_at_once_all_succeed() {
         });
     }
 }
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn only_the_owner_may_read_the_database_fresh_or_inherited() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A fresh database in a directory the store makes: 0700 directories, a 0600 file, and the
+    // journal files SQLite adds beside it inherit the file's mode.
+    let fresh = dir.path().join("state/sub/cm.db");
+    let store = SqliteStore::open(&fresh).unwrap();
+    store.get_by_name(&name("alice", "cli_v4")).await.unwrap();
+    assert_eq!(mode_of(&fresh), 0o600);
+    assert_eq!(mode_of(&dir.path().join("state")), 0o700);
+    assert_eq!(mode_of(&dir.path().join("state/sub")), 0o700);
+    assert_eq!(mode_of(&dir.path().join("state/sub/cm.db.locks")), 0o700);
+    let wal = dir.path().join("state/sub/cm.db-wal");
+    if wal.exists() {
+        assert_eq!(mode_of(&wal), 0o600);
+    }
+    drop(store);
+
+    // A database an earlier version left world-readable is tightened at start.
+    let shared_mode = mode_of(dir.path());
+    let old = dir.path().join("old.db");
+    drop(SqliteStore::open(&old).unwrap());
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let locks = dir.path().join("old.db.locks");
+    std::fs::set_permissions(&locks, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let reopened = SqliteStore::open(&old).unwrap();
+    assert_eq!(mode_of(&old), 0o600);
+    assert_eq!(mode_of(&locks), 0o700);
+    // The shared directory it lives in is left alone.
+    assert_eq!(mode_of(dir.path()), shared_mode);
+    reopened.get_by_name(&name("alice", "cli_v4")).await.unwrap();
+}
