@@ -9,12 +9,15 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest};
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use cm_core::{Action, Auth, ContainerSpec, Manager, Principal, Secret, StatusView};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 
+use crate::attempts::Attempts;
 use crate::background::{DEFAULT_RECONCILE_INTERVAL, Reconciler};
 use crate::error::{ApiError, ErrorCode};
 use crate::params::Params;
@@ -35,6 +38,8 @@ pub struct AppState {
     pub statuses: Option<Arc<StatusView>>,
     /// The dashboard's sessions (shared by every worker of the server).
     pub(crate) sessions: Arc<crate::dashboard::Sessions>,
+    /// Failed sign-ins per client address (shared by the API, the dashboard and the gate).
+    pub(crate) attempts: Arc<Attempts>,
 }
 
 /// An authenticated request: who calls, and the parameters they sent.
@@ -48,13 +53,37 @@ pub struct Call {
 impl AppState {
     /// State over a manager and an authentication.
     pub fn new(manager: Manager, auth: Auth) -> Self {
+        let attempts = Arc::new(Attempts::new(manager.config().limits.auth_failures_per_minute));
         AppState {
             manager,
             auth,
             reconciler: Reconciler::new(DEFAULT_RECONCILE_INTERVAL),
             statuses: None,
             sessions: Arc::default(),
+            attempts,
         }
+    }
+
+    /// Checks a presented credential for a caller at `address` (`None`: unknown, not limited),
+    /// counting failures per address: over the limit, 429 without checking anything.
+    pub async fn authenticate(
+        &self,
+        presented: &Secret,
+        address: Option<IpAddr>,
+    ) -> Result<Principal, ApiError> {
+        let slot = match address {
+            Some(address) => Some(
+                self.attempts
+                    .begin(address, Instant::now())
+                    .map_err(ApiError::rate_limited)?,
+            ),
+            None => None,
+        };
+        let principal = self.auth.authenticate(presented).await?;
+        if let Some(slot) = slot {
+            slot.succeeded();
+        }
+        Ok(principal)
     }
 
     /// State whose listings come from `statuses` (fed from the engine's events) and whose
@@ -104,7 +133,8 @@ impl FromRequest for Call {
                 ApiError::malformed_credentials("the admin_key parameter must be given once, as a string")
             })?;
             let presented = credential(&req, param_key)?;
-            let principal = state.auth.authenticate(&presented).await?;
+            let address = req.peer_addr().map(|a| a.ip());
+            let principal = state.authenticate(&presented, address).await?;
             Ok(Call { principal, params })
         })
     }

@@ -38,6 +38,8 @@ pub enum ErrorCode {
     Timeout,
     /// A bounded resource (the port pool, the subnet pool) has nothing left.
     Exhausted,
+    /// Too many failed sign-ins from this address; `Retry-After` says when to try again.
+    RateLimited,
 }
 
 /// An error answer. Its message never contains a secret.
@@ -47,6 +49,7 @@ pub struct ApiError {
     field: Option<String>,
     allow: Option<&'static str>,
     invalid_token: bool,
+    retry_after: Option<u64>,
 }
 
 /// The JSON body of every error answer.
@@ -61,7 +64,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// A stable snake_case code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
     /// `method_not_allowed`, `conflict`, `payload_too_large`, `invalid_input`, `internal`,
-    /// `unavailable`, `timeout` or `exhausted`.
+    /// `unavailable`, `timeout`, `exhausted` or `rate_limited`.
     pub code: &'static str,
     /// One lowercase line for humans.
     pub message: String,
@@ -86,6 +89,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::Exhausted => StatusCode::INSUFFICIENT_STORAGE,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -104,6 +108,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Exhausted => "exhausted",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 
@@ -132,7 +137,18 @@ impl ApiError {
             field: None,
             allow: None,
             invalid_token: false,
+            retry_after: None,
         }
+    }
+
+    /// Too many failed sign-ins from the caller's address; try again after `seconds`.
+    pub fn rate_limited(seconds: u64) -> Self {
+        let mut err = Self::new(
+            ErrorCode::RateLimited,
+            format!("too many failed sign-ins from this address: try again in {seconds} s"),
+        );
+        err.retry_after = Some(seconds);
+        err
     }
 
     /// A request that can not be read.
@@ -246,6 +262,9 @@ impl ResponseError for ApiError {
         }
         if let Some(allow) = self.allow {
             answer.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+        }
+        if let Some(seconds) = self.retry_after {
+            answer.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         answer.json(self.body())
     }

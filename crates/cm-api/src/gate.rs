@@ -14,8 +14,9 @@
 //! Programs send `Authorization: Bearer` instead of the cookie. nginx removes both before the
 //! request reaches the app.
 
+use std::net::IpAddr;
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -33,6 +34,8 @@ use crate::dashboard::{asset_url, cookie_values, is_https, security_headers, ser
 pub const GATE_PREFIX: &str = "/_cm";
 /// The cookie holding a route sign-in.
 pub const ROUTE_COOKIE: &str = "cm_route";
+/// The refusal reason when an address made too many failed sign-ins.
+const RATE_LIMITED: &str = "rate_limited";
 
 /// Registers the gate's routes (before the dashboard, whose scope takes every other path).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -54,23 +57,50 @@ fn target(req: &HttpRequest) -> Option<(UserId, TypeName)> {
     Some((user, kind))
 }
 
-/// Who the request's credential says it is: the bearer header, else any `cm_route` cookie that
-/// is still valid. `None` when neither proves anything.
-async fn caller(state: &AppState, req: &HttpRequest) -> Option<Principal> {
+/// The caller's address: the peer, or, when the peer is nginx on loopback, the address nginx
+/// names in `X-Real-IP` (the site file sets it, replacing whatever a client sent).
+fn client_address(req: &HttpRequest) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if peer.is_loopback()
+        && let Some(real) = req
+            .headers()
+            .get("x-real-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+    {
+        return Some(real);
+    }
+    Some(peer)
+}
+
+/// Who the request's credential says it is: the bearer header (failures counted per address;
+/// `Err` with the seconds to wait when over the limit), else any `cm_route` cookie that is still
+/// valid (a signed cookie can not be guessed, and a stale one must still lead to the sign-in).
+/// `Ok(None)` when neither proves anything.
+async fn caller(state: &AppState, req: &HttpRequest) -> Result<Option<Principal>, u64> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let text = value.to_str().ok()?.trim();
-        let (scheme, token) = text.split_once(' ')?;
+        let Some((scheme, token)) = value.to_str().ok().and_then(|t| t.trim().split_once(' ')) else {
+            return Ok(None);
+        };
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
+            return Ok(None);
         }
-        return state.auth.authenticate(&Secret::new(token.trim())).await.ok();
+        let slot = match client_address(req) {
+            Some(address) => Some(state.attempts.begin(address, Instant::now())?),
+            None => None,
+        };
+        let principal = state.auth.authenticate(&Secret::new(token.trim())).await.ok();
+        if let (Some(slot), Some(_)) = (slot, &principal) {
+            slot.succeeded();
+        }
+        return Ok(principal);
     }
     for ticket in cookie_values(req, ROUTE_COOKIE) {
         if let Ok(principal) = state.auth.redeem_ticket(&ticket).await {
-            return Some(principal);
+            return Ok(Some(principal));
         }
     }
-    None
+    Ok(None)
 }
 
 /// `GET /_cm/check`: nginx's per-request question.
@@ -83,7 +113,11 @@ async fn check(state: Data<AppState>, req: HttpRequest) -> HttpResponse {
     let Some((user, kind)) = target(&req) else {
         return refuse(StatusCode::FORBIDDEN, RouteDenial::Unknown);
     };
-    let principal = caller(&state, &req).await;
+    let Ok(principal) = caller(&state, &req).await else {
+        return HttpResponse::Forbidden()
+            .insert_header(("X-CM-Reason", RATE_LIMITED))
+            .finish();
+    };
     match state.manager.check_route(principal.as_ref(), &user, &kind).await {
         Ok(RouteAnswer::Allow {
             upstream,
@@ -139,6 +173,11 @@ async fn denied(req: HttpRequest) -> HttpResponse {
             "Container stopped",
             "This container is not running. Its owner or the admin can start it again.",
         ),
+        RATE_LIMITED => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed sign-ins",
+            "Too many wrong credentials came from your address. Wait a minute, then try again.",
+        ),
         "unreachable" => (
             StatusCode::BAD_GATEWAY,
             "Not answering yet",
@@ -157,6 +196,9 @@ async fn denied(req: HttpRequest) -> HttpResponse {
     }
     if matches!(status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY) {
         answer.insert_header((header::RETRY_AFTER, "5"));
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        answer.insert_header((header::RETRY_AFTER, "60"));
     }
     if browser {
         let page = render(
@@ -247,8 +289,25 @@ async fn login(state: Data<AppState>, req: HttpRequest, form: Form<LoginForm>) -
     let hours = state.manager.config().routing.session_hours;
     let lifetime = Duration::from_secs(u64::from(hours) * 3600);
     let presented = Secret::new(form.credential.trim());
+    let slot = match client_address(&req).map(|a| state.attempts.begin(a, Instant::now())) {
+        Some(Err(seconds)) => {
+            let message = format!("Too many failed sign-ins from your address: try again in {seconds} s.");
+            let mut answer = login_form(StatusCode::TOO_MANY_REQUESTS, &to.next, Some(&message));
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                answer.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return answer;
+        }
+        Some(Ok(slot)) => Some(slot),
+        None => None,
+    };
     let (principal, ticket) = match state.auth.issue_ticket(&presented, lifetime).await {
-        Ok(signed_in) => signed_in,
+        Ok(signed_in) => {
+            if let Some(slot) = slot {
+                slot.succeeded();
+            }
+            signed_in
+        }
         Err(_) => {
             return login_form(
                 StatusCode::UNAUTHORIZED,

@@ -7,6 +7,7 @@
 //! exists, and serve.
 
 mod answers;
+mod attempts;
 mod background;
 mod call;
 mod dashboard;

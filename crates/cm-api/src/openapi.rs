@@ -157,6 +157,7 @@ const ALL_ERRORS: &[ErrorCode] = &[
     ErrorCode::Unavailable,
     ErrorCode::Timeout,
     ErrorCode::Exhausted,
+    ErrorCode::RateLimited,
 ];
 
 fn response_name(status: u16) -> String {
@@ -189,6 +190,9 @@ fn error_response(code: ErrorCode) -> Response {
         ErrorCode::Unavailable => "The Docker engine does not answer",
         ErrorCode::Timeout => "The operation did not finish within its time limit",
         ErrorCode::Exhausted => "The port pool or the subnet pool has nothing left",
+        ErrorCode::RateLimited => {
+            "Too many failed sign-ins from this address (`Retry-After` says when to try again)"
+        }
     };
     let mut response = Response::new(format!("`{}`: {what}", code.code()));
     response.content.insert(

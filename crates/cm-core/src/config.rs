@@ -26,6 +26,8 @@ pub struct Config {
     pub nginx: NginxSettings,
     /// How HTTP routes identify containers and callers.
     pub routing: RoutingSettings,
+    /// Limits that keep one caller from harming others.
+    pub limits: LimitSettings,
     /// The SQLite file, unless `CM_DB` says otherwise.
     pub database: Option<PathBuf>,
     /// Extra labels put on every Docker object the manager creates (for example to group a deployment).
@@ -99,6 +101,14 @@ pub struct RoutingSettings {
     pub base_domain: Option<String>,
     /// How long a route sign-in lasts before the browser must sign in again.
     pub session_hours: u32,
+}
+
+/// Limits that keep one caller from harming others.
+#[derive(Debug, Clone, Serialize)]
+pub struct LimitSettings {
+    /// Failed (or unfinished) sign-ins per client address and minute before further attempts are
+    /// refused with 429 (API, dashboard and the route sign-in).
+    pub auth_failures_per_minute: u32,
 }
 
 /// Who may reach a type's app through the proxy.
@@ -248,6 +258,7 @@ struct RawConfig {
     ssh: Option<RawSsh>,
     nginx: Option<RawNginx>,
     routing: Option<RawRouting>,
+    limits: Option<RawLimits>,
     database: Option<PathBuf>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
@@ -282,6 +293,12 @@ struct RawNginx {
     conf_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     server_name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    auth_failures_per_minute: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -367,6 +384,13 @@ impl RawConfig {
                 "invalid configuration: [routing] host = \"subdomain\" needs base_domain (such as \"apps.example.org\")",
             ));
         }
+        let limits = self.limits.unwrap_or_default();
+        let auth_failures_per_minute = limits.auth_failures_per_minute.unwrap_or(30);
+        if auth_failures_per_minute == 0 {
+            return Err(Error::invalid(
+                "invalid configuration: [limits] auth_failures_per_minute must be at least 1",
+            ));
+        }
         let session_hours = routing.session_hours.unwrap_or(12);
         if !(1..=24 * 30).contains(&session_hours) {
             return Err(Error::invalid(
@@ -424,6 +448,9 @@ impl RawConfig {
                     .listen
                     .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
                 server_name,
+            },
+            limits: LimitSettings {
+                auth_failures_per_minute,
             },
             routing: RoutingSettings {
                 host,

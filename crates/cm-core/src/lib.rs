@@ -27,8 +27,8 @@ pub use auth::{
     TokenRecord,
 };
 pub use config::{
-    Access, Config, ContainerType, DATA_PATH, HostMode, NginxSettings, RestartPolicy, RoutingMode,
-    RoutingSettings, SSH_CONTAINER_PORT, SSH_USER, SshMode, SshSettings, check_label,
+    Access, Config, ContainerType, DATA_PATH, HostMode, LimitSettings, NginxSettings, RestartPolicy,
+    RoutingMode, RoutingSettings, SSH_CONTAINER_PORT, SSH_USER, SshMode, SshSettings, check_label,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use keys::{

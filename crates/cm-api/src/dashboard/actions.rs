@@ -103,11 +103,35 @@ pub async fn login(req: HttpRequest, state: Data<AppState>, body: actix_web::web
         );
     }
     let secret = Secret::new(fields.key.trim());
+    let slot = match req
+        .peer_addr()
+        .map(|a| state.attempts.begin(a.ip(), Instant::now()))
+    {
+        Some(Err(seconds)) => {
+            let message = format!("too many failed logins from your address: try again in {seconds} s");
+            let mut answer = login_form(&req, StatusCode::TOO_MANY_REQUESTS, Some(&message));
+            if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
+                answer.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return answer;
+        }
+        Some(Ok(slot)) => Some(slot),
+        None => None,
+    };
     match state.auth.authenticate(&secret).await {
         Ok(principal) => {
+            if let Some(slot) = slot {
+                slot.succeeded();
+            }
             tracing::info!(who = %who(&principal), "dashboard login");
             let https = is_https(&req);
-            let id = state.sessions.create(principal, secret, Instant::now());
+            let Some(id) = state.sessions.create(principal, secret, Instant::now()) else {
+                return login_form(
+                    &req,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some("too many open sessions on this server: try again later"),
+                );
+            };
             let mut answer = HttpResponse::SeeOther();
             answer
                 .insert_header((header::LOCATION, "/"))

@@ -25,8 +25,13 @@ pub const LOGIN_COOKIE: &str = "cm_login";
 pub const IDLE_LIMIT: Duration = Duration::from_secs(3600);
 /// A session ends this long after login, whatever happens.
 pub const ABSOLUTE_LIMIT: Duration = Duration::from_secs(8 * 3600);
-/// The most sessions kept at once; the oldest go first.
+/// The most sessions kept at once. When they are all live, new logins are refused: a session is
+/// never ended to make room for another principal's.
 const MAX_SESSIONS: usize = 10_000;
+/// The most sessions of one principal; a new login ends that principal's oldest.
+const MAX_PER_PRINCIPAL: usize = 32;
+/// The most messages queued for one session's next page; older ones are dropped.
+const MAX_FLASHES: usize = 16;
 
 /// Every live session of this process.
 pub struct Sessions {
@@ -114,9 +119,25 @@ impl Sessions {
         }
     }
 
-    /// Starts a session; returns its id (for the cookie only).
-    pub fn create(&self, principal: Principal, secret: Secret, now: Instant) -> String {
+    /// Starts a session; returns its id (for the cookie only), or `None` when the server holds
+    /// as many live sessions as it keeps. A principal over its own limit loses its oldest
+    /// session; nobody else's is touched.
+    pub fn create(&self, principal: Principal, secret: Secret, now: Instant) -> Option<String> {
         let id = random_token();
+        let mut map = self.lock();
+        self.prune(&mut map, now);
+        let mut own: Vec<(&String, Instant)> = map
+            .iter()
+            .filter(|(_, s)| s.principal == principal)
+            .map(|(id, s)| (id, s.created))
+            .collect();
+        if own.len() >= MAX_PER_PRINCIPAL {
+            own.sort_by_key(|(_, created)| *created);
+            let oldest = own[0].0.clone();
+            map.remove(&oldest);
+        } else if map.len() >= MAX_SESSIONS {
+            return None;
+        }
         let session = Session {
             principal,
             secret,
@@ -125,18 +146,8 @@ impl Sessions {
             seen: now,
             flashes: Vec::new(),
         };
-        let mut map = self.lock();
-        self.prune(&mut map, now);
-        if map.len() >= MAX_SESSIONS
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.created)
-                .map(|(id, _)| id.clone())
-        {
-            map.remove(&oldest);
-        }
         map.insert(id.clone(), session);
-        id
+        Some(id)
     }
 
     /// The live session `id`, marked as seen now; `None` when unknown or expired (an expired one
@@ -180,6 +191,9 @@ impl Sessions {
     /// Queues a message for the session's next page.
     pub fn flash(&self, id: &str, flash: Flash) {
         if let Some(session) = self.lock().get_mut(id) {
+            if session.flashes.len() >= MAX_FLASHES {
+                session.flashes.remove(0);
+            }
             session.flashes.push(flash);
         }
     }
@@ -299,7 +313,7 @@ mod tests {
     fn sessions_expire_when_idle_and_after_the_absolute_limit() {
         let sessions = Sessions::with_limits(Duration::from_secs(60), Duration::from_secs(300));
         let start = Instant::now();
-        let id = sessions.create(user(), Secret::new("cmu_x"), start);
+        let id = sessions.create(user(), Secret::new("cmu_x"), start).unwrap();
         assert_eq!(id.len(), 64);
         let later = |s| start + Duration::from_secs(s);
         assert!(sessions.get(&id, later(50)).is_some());
@@ -310,14 +324,14 @@ mod tests {
         assert!(sessions.get(&id, later(161)).is_none(), "idle for 61 seconds");
         assert!(sessions.is_empty(), "an expired session is dropped");
 
-        let id = sessions.create(user(), Secret::new("cmu_x"), start);
+        let id = sessions.create(user(), Secret::new("cmu_x"), start).unwrap();
         assert!(sessions.peek(&id, later(30)).is_some());
         assert!(
             sessions.peek(&id, later(61)).is_none(),
             "peeking does not keep a session alive"
         );
 
-        let id = sessions.create(user(), Secret::new("cmu_x"), start);
+        let id = sessions.create(user(), Secret::new("cmu_x"), start).unwrap();
         for s in (50..=300).step_by(50) {
             assert!(sessions.get(&id, later(s)).is_some(), "{s}");
         }
@@ -325,11 +339,36 @@ mod tests {
     }
 
     #[test]
+    fn one_principal_can_never_evict_another_and_flashes_are_bounded() {
+        let sessions = Sessions::new();
+        let now = Instant::now();
+        let admin = sessions
+            .create(Principal::Admin, Secret::new("cmk_x"), now)
+            .unwrap();
+        let mut last = String::new();
+        for _ in 0..1000 {
+            last = sessions.create(user(), Secret::new("cmu_x"), now).unwrap();
+        }
+        assert!(
+            sessions.get(&admin, now).is_some(),
+            "the admin's session survives"
+        );
+        assert!(sessions.get(&last, now).is_some());
+        assert_eq!(sessions.lock().len(), 1 + MAX_PER_PRINCIPAL);
+        for i in 0..100 {
+            sessions.flash(&admin, Flash::success(format!("{i}")));
+        }
+        let flashes = sessions.take_flashes(&admin);
+        assert_eq!(flashes.len(), MAX_FLASHES);
+        assert_eq!(flashes.last().unwrap().text, "99", "the newest are kept");
+    }
+
+    #[test]
     fn ids_and_csrf_tokens_are_random_and_flashes_show_once() {
         let sessions = Sessions::new();
         let now = Instant::now();
-        let a = sessions.create(user(), Secret::new("cmu_x"), now);
-        let b = sessions.create(user(), Secret::new("cmu_x"), now);
+        let a = sessions.create(user(), Secret::new("cmu_x"), now).unwrap();
+        let b = sessions.create(user(), Secret::new("cmu_x"), now).unwrap();
         assert_ne!(a, b);
         let (sa, sb) = (
             sessions.get(&a, now).expect("a"),

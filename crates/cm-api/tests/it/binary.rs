@@ -236,3 +236,79 @@ fn end_to_end_over_http_on_the_real_engine() {
 fn tempfile_dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
+
+#[test]
+fn failed_sign_ins_are_limited_per_address_even_in_parallel() {
+    let dir = tempfile_dir();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[nginx]\nenabled = false\n[limits]\nauth_failures_per_minute = 5\n",
+    )
+    .unwrap();
+    let admin = "limits-admin-key-0123456789abcdef";
+    let vars = vec![
+        ("CM_CONFIG", config.display().to_string()),
+        ("CM_DB", dir.path().join("cm.db").display().to_string()),
+        ("CONTAINER_ADMIN_KEY", admin.to_owned()),
+    ];
+    let server = Server::start(&vars, &[]);
+    let good = format!("Bearer {admin}");
+    // Right credentials do not count, however many.
+    for _ in 0..20 {
+        let (status, _) = server.request("GET", &api("whoami"), &[("Authorization", &good)], None);
+        assert_eq!(status, 200);
+    }
+    // 16 wrong ones at once: at most 5 are even checked, the rest are refused unchecked.
+    let port = server.port;
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                scope.spawn(move || {
+                    let bad = format!("Bearer cmk_wrong_{i:02}_0000000000000000000000000000000000000000");
+                    http(port, "GET", &api("whoami"), &[("Authorization", &bad)], None)
+                        .unwrap()
+                        .0
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused = statuses.iter().filter(|&&s| s == 429).count();
+    let checked = statuses.iter().filter(|&&s| s == 401).count();
+    assert_eq!(refused + checked, 16, "{statuses:?}");
+    assert!(checked <= 5 && refused >= 11, "{statuses:?}");
+    // The window is full: the address waits, whatever it sends, with Retry-After.
+    let answer = cm_testkit::http::get(port, &api("whoami"), &[("Authorization", &good)]).unwrap();
+    assert_eq!(answer.status, 429, "{answer:?}");
+    assert!(
+        answer
+            .header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s <= 60))
+    );
+    assert!(answer.body.contains("rate_limited"), "{}", answer.body);
+    // The dashboard's login shares the count.
+    let page = cm_testkit::http::get(port, "/login", &[]).unwrap();
+    let cookie = page
+        .headers
+        .iter()
+        .find(|(k, v)| k == "set-cookie" && v.starts_with("cm_login="))
+        .map(|(_, v)| v.split(';').next().unwrap().to_owned())
+        .unwrap();
+    let token = page.body.split("name=\"login_token\" value=\"").nth(1).unwrap();
+    let token = &token[..token.find('"').unwrap()];
+    let form = serde_urlencoded::to_string([("login_token", token), ("key", admin)]).unwrap();
+    let login = cm_testkit::http::request(
+        port,
+        "POST",
+        "/login",
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(&form),
+    )
+    .unwrap();
+    assert_eq!(login.status, 429, "{login:?}");
+    assert!(login.body.contains("too many failed logins"), "{}", login.body);
+}
