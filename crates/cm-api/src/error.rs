@@ -38,9 +38,13 @@ pub enum ErrorCode {
     Timeout,
     /// A bounded resource (the port pool, the subnet pool) has nothing left.
     Exhausted,
-    /// Too many failed sign-ins from this address; `Retry-After` says when to try again.
+    /// Too many failed sign-ins from this address, or too many execs or log follows at once;
+    /// `Retry-After` says when to try again.
     RateLimited,
 }
+
+/// Seconds a caller should wait after "too many at once" (execs, log follows).
+const BUSY_RETRY_AFTER: u64 = 5;
 
 /// An error answer. Its message never contains a secret.
 pub struct ApiError {
@@ -123,6 +127,7 @@ impl ErrorCode {
             ErrorKind::Unavailable => ErrorCode::Unavailable,
             ErrorKind::Exhausted => ErrorCode::Exhausted,
             ErrorKind::Timeout => ErrorCode::Timeout,
+            ErrorKind::Busy => ErrorCode::RateLimited,
             ErrorKind::Internal => ErrorCode::Internal,
         }
     }
@@ -227,6 +232,9 @@ impl From<cm_core::Error> for ApiError {
         }
         if err.kind() == ErrorKind::Unauthorized {
             api.invalid_token = true;
+        }
+        if err.kind() == ErrorKind::Busy {
+            api.retry_after = Some(BUSY_RETRY_AFTER);
         }
         api
     }

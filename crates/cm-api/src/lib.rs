@@ -13,6 +13,7 @@ mod call;
 mod dashboard;
 mod error;
 mod gate;
+mod hangup;
 mod logging;
 mod openapi;
 mod params;
@@ -30,6 +31,7 @@ pub use background::{DEFAULT_RECONCILE_INTERVAL, ReconcileError, ReconcileStatus
 pub use call::{AppState, BODY_LIMIT};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use gate::{GATE_PREFIX, ROUTE_COOKIE};
+pub use hangup::remember_socket;
 pub use logging::{TARGET as REQUEST_LOG_TARGET, loggable_path};
 pub use openapi::{ApiDoc, COMMON_ERRORS, error_statuses, openapi_json};
 pub use params::ADMIN_KEY_PARAM;

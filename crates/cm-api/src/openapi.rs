@@ -191,7 +191,7 @@ fn error_response(code: ErrorCode) -> Response {
         ErrorCode::Timeout => "The operation did not finish within its time limit",
         ErrorCode::Exhausted => "The port pool or the subnet pool has nothing left",
         ErrorCode::RateLimited => {
-            "Too many failed sign-ins from this address (`Retry-After` says when to try again)"
+            "Too many failed sign-ins from this address, or too many execs or log follows at once (`Retry-After` says when to try again)"
         }
     };
     let mut response = Response::new(format!("`{}`: {what}", code.code()));

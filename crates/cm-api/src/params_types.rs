@@ -137,6 +137,9 @@ pub struct ExecParams {
     /// The time limit in seconds (default 60, 1 to 3600); past it the command is killed and the
     /// answer is 504.
     pub timeout: Option<u64>,
+    /// Admin only: the user to run as (a name, uid or uid:gid; default the image's user). A user
+    /// token's commands always run as the type's `exec_user`.
+    pub user: Option<String>,
     /// Accepted and ignored (compatibility).
     #[allow(
         dead_code,
@@ -295,7 +298,7 @@ impl FromParams for LogsParams {
 }
 
 impl FromParams for ExecParams {
-    const FIELDS: &'static [&'static str] = &["container_id", "command", "timeout"];
+    const FIELDS: &'static [&'static str] = &["container_id", "command", "timeout", "user"];
 
     fn from_params(p: &mut Params) -> Result<Self, ApiError> {
         let container_id = p.required_string("container_id")?;
@@ -303,10 +306,15 @@ impl FromParams for ExecParams {
         if command.is_none() {
             return Err(ApiError::bad_request("parameter command is required").for_field("command"));
         }
+        let user = p.string("user")?;
+        if let Some(user) = &user {
+            cm_core::check_exec_user(user).map_err(|e| ApiError::from(e).for_field("user"))?;
+        }
         Ok(ExecParams {
             container_id,
             command,
             timeout: p.uint("timeout")?,
+            user,
             user_id: p.string("user_id")?,
         })
     }

@@ -514,7 +514,7 @@ pub async fn container_logs(state: Data<AppState>, call: Call) -> Answer {
     request_body(content = Option<ExecParams>, description = "The same parameters as a JSON object"),
     responses((status = 200, description = "The command ran", body = ExecAnswer))
 )]
-pub async fn container_exec(state: Data<AppState>, call: Call) -> Answer {
+pub async fn container_exec(state: Data<AppState>, req: HttpRequest, call: Call) -> Answer {
     let p: ExecParams = call.params.parse()?;
     let seconds = p.timeout.unwrap_or(DEFAULT_EXEC_TIMEOUT);
     if !(1..=MAX_EXEC_TIMEOUT).contains(&seconds) {
@@ -534,17 +534,40 @@ pub async fn container_exec(state: Data<AppState>, call: Call) -> Answer {
     }
     .map_err(|e| e.for_field("command"))?;
     let timeout = Duration::from_secs(seconds);
-    let manager = state.manager.clone();
-    let name = spec.container_name.to_string();
-    let run = detached(async move { manager.exec(&name, command, timeout).await });
-    // The adapter enforces the limit; this guard only bounds a request whose engine hangs.
-    let output = match tokio::time::timeout(timeout + Duration::from_secs(15), run).await {
-        Ok(result) => result?,
-        Err(_) => {
+    // A user token's command runs as the type's exec user; the admin's as the image's user, or
+    // as the user it names.
+    let user = match (&call.principal, p.user) {
+        (Principal::Admin, user) => user,
+        (Principal::User(_), None) => Some(state.manager.exec_user_of(&spec.container_type)),
+        (Principal::User(_), Some(_)) => {
             return Err(ApiError::new(
-                ErrorCode::Timeout,
-                format!("the command did not finish within {seconds} seconds"),
-            ));
+                ErrorCode::Forbidden,
+                "only the admin may choose the user a command runs as",
+            )
+            .for_field("user"));
+        }
+    };
+    // Not detached: when the client hangs up, this call is dropped and the adapter kills the
+    // command in the container.
+    let run = state
+        .manager
+        .exec_as(spec.container_name.as_str(), command, timeout, user);
+    // The adapter enforces the limit; this guard only bounds a request whose engine hangs.
+    let bounded = tokio::time::timeout(timeout + Duration::from_secs(15), run);
+    let output = tokio::select! {
+        finished = bounded => match finished {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(ApiError::new(
+                    ErrorCode::Timeout,
+                    format!("the command did not finish within {seconds} seconds"),
+                ));
+            }
+        },
+        // Dropping the command's future kills it in the container.
+        () = crate::hangup::hung_up(&req) => {
+            tracing::info!(container = %spec.container_name, "the client hung up; its command was stopped");
+            return Err(ApiError::new(ErrorCode::Timeout, "the client hung up"));
         }
     };
     Ok(HttpResponse::Ok().json(ExecAnswer {

@@ -68,6 +68,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         );
     }
     let server = HttpServer::new(move || crate::app(state.clone()))
+        // Lets a long request (a command in a container) notice that its client hung up.
+        .on_connect(crate::hangup::remember_socket)
         .bind(&options.listen)
         .with_context(|| format!("listening on {}", options.listen))?;
     for address in server.addrs() {

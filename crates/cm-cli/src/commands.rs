@@ -28,7 +28,7 @@ pub fn exit_code_of(kind: ErrorKind) -> u8 {
         | ErrorKind::Forbidden
         | ErrorKind::Exhausted => 1,
         ErrorKind::Internal => 2,
-        ErrorKind::Unavailable => 3,
+        ErrorKind::Unavailable | ErrorKind::Busy => 3,
         ErrorKind::Timeout => 4,
     }
 }

@@ -109,6 +109,14 @@ pub struct LimitSettings {
     /// Failed (or unfinished) sign-ins per client address and minute before further attempts are
     /// refused with 429 (API, dashboard and the route sign-in).
     pub auth_failures_per_minute: u32,
+    /// Commands running at once in one user's containers.
+    pub exec_per_user: usize,
+    /// Commands running at once in all.
+    pub exec_total: usize,
+    /// Logs followed at once from one user's containers.
+    pub follow_per_user: usize,
+    /// Logs followed at once in all.
+    pub follow_total: usize,
 }
 
 /// Who may reach a type's app through the proxy.
@@ -178,7 +186,13 @@ pub struct ContainerType {
     pub strip_prefix: bool,
     /// Who may reach the app through the proxy (default: the owner and the admin).
     pub access: Access,
+    /// The user a user token's commands run as (`cli` for SSH types, else `1000:1000`); the
+    /// admin's run as the image's user unless it names another.
+    pub exec_user: String,
 }
+
+/// The user a user token's commands run as when the type names none and has no SSH login.
+pub const FALLBACK_EXEC_USER: &str = "1000:1000";
 
 /// The container port sshd listens on in SSH-enabled images.
 pub const SSH_CONTAINER_PORT: u16 = 2222;
@@ -299,6 +313,10 @@ struct RawNginx {
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     auth_failures_per_minute: Option<u32>,
+    exec_per_user: Option<usize>,
+    exec_total: Option<usize>,
+    follow_per_user: Option<usize>,
+    follow_total: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -327,6 +345,7 @@ struct RawType {
     cap_add: Option<Vec<String>>,
     strip_prefix: Option<bool>,
     access: Option<Access>,
+    exec_user: Option<String>,
 }
 
 fn builtin_types() -> Vec<(&'static str, RawType)> {
@@ -451,6 +470,10 @@ impl RawConfig {
             },
             limits: LimitSettings {
                 auth_failures_per_minute,
+                exec_per_user: at_least_one(limits.exec_per_user, 4, "exec_per_user")?,
+                exec_total: at_least_one(limits.exec_total, 16, "exec_total")?,
+                follow_per_user: at_least_one(limits.follow_per_user, 4, "follow_per_user")?,
+                follow_total: at_least_one(limits.follow_total, 32, "follow_total")?,
             },
             routing: RoutingSettings {
                 host,
@@ -482,6 +505,7 @@ impl RawType {
             cap_add: self.cap_add.or(base.cap_add),
             strip_prefix: self.strip_prefix.or(base.strip_prefix),
             access: self.access.or(base.access),
+            exec_user: self.exec_user.or(base.exec_user),
         }
     }
 
@@ -523,12 +547,21 @@ impl RawType {
                 ))));
             }
         }
+        let ssh = self.ssh.unwrap_or(SshMode::Off);
+        let exec_user = match self.exec_user {
+            Some(user) => {
+                check_exec_user(&user).map_err(in_type)?;
+                user
+            }
+            None if ssh == SshMode::Off => FALLBACK_EXEC_USER.to_owned(),
+            None => SSH_USER.to_owned(),
+        };
         Ok(ContainerType {
             name,
             description: self.description.unwrap_or_default(),
             image,
             internal_port,
-            ssh: self.ssh.unwrap_or(SshMode::Off),
+            ssh,
             command,
             env,
             memory,
@@ -538,6 +571,7 @@ impl RawType {
             cap_add,
             strip_prefix: self.strip_prefix.unwrap_or(true),
             access: self.access.unwrap_or(Access::Owner),
+            exec_user,
         })
     }
 }
@@ -556,6 +590,41 @@ fn check_host(host: &str) -> Result<()> {
             "invalid SSH server host {}: a host name or IP address",
             quote(host)
         )))
+    }
+}
+
+/// A user for `docker exec --user`: a name (`cli`), `uid`, or `uid:gid`; never root for user
+/// tokens unless the admin configured it so.
+pub fn check_exec_user(user: &str) -> Result<()> {
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 32
+            && n.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    };
+    let id_ok = |n: &str| !n.is_empty() && n.len() <= 10 && n.chars().all(|c| c.is_ascii_digit());
+    let ok = match user.split_once(':') {
+        Some((u, g)) => (name_ok(u) || id_ok(u)) && (name_ok(g) || id_ok(g)),
+        None => name_ok(user) || id_ok(user),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid exec user {}: a user name, uid or uid:gid",
+            quote(user)
+        )))
+    }
+}
+
+/// A `[limits]` count: `default` when absent, at least 1.
+fn at_least_one(value: Option<usize>, default: usize, key: &str) -> Result<usize> {
+    match value.unwrap_or(default) {
+        0 => Err(Error::invalid(format!(
+            "invalid configuration: [limits] {key} must be at least 1"
+        ))),
+        n => Ok(n),
     }
 }
 

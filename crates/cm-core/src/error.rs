@@ -26,6 +26,8 @@ pub enum ErrorKind {
     Exhausted,
     /// An operation did not finish within its time limit.
     Timeout,
+    /// Too many of these run at once (for this user or in all); try again shortly.
+    Busy,
     /// A bug or an unexpected answer from a dependency.
     Internal,
 }
@@ -42,6 +44,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Exhausted => "exhausted",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::Busy => "busy",
             ErrorKind::Internal => "internal",
         }
     }

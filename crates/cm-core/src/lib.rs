@@ -9,6 +9,7 @@ mod auth;
 mod config;
 mod error;
 mod keys;
+mod limits;
 mod live;
 mod manager;
 mod names;
@@ -28,12 +29,14 @@ pub use auth::{
 };
 pub use config::{
     Access, Config, ContainerType, DATA_PATH, HostMode, LimitSettings, NginxSettings, RestartPolicy,
-    RoutingMode, RoutingSettings, SSH_CONTAINER_PORT, SSH_USER, SshMode, SshSettings, check_label,
+    RoutingMode, RoutingSettings, SSH_CONTAINER_PORT, SSH_USER, SshMode, SshSettings, check_exec_user,
+    check_label,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use keys::{
     COMMENT_MAX, ED25519, KEY_LINE_MAX, SshPublicKey, StoredKey, comment_is_safe, render_authorized_keys,
 };
+pub use limits::Slot;
 pub use live::StatusView;
 pub use manager::{
     Adapters, CreateForm, CreateOutcome, CreateRequest, DEFAULT_EXEC_TIMEOUT, DeleteOptions, KeyAdded,

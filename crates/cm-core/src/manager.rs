@@ -14,6 +14,7 @@ use crate::auth::Principal;
 use crate::config::{Config, ContainerType, SSH_CONTAINER_PORT, SSH_USER, SshMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::{SshPublicKey, StoredKey, render_authorized_keys};
+use crate::limits::{Running, Work};
 use crate::live::StatusView;
 use crate::names::{ContainerName, NetworkName, TypeName, UserId, VolumeName, quote};
 use crate::network::PortProbe;
@@ -51,6 +52,7 @@ pub struct Manager {
     config: Arc<Config>,
     adapters: Adapters,
     status_view: Option<Arc<StatusView>>,
+    running: Arc<Running>,
 }
 
 /// A validated create request.
@@ -235,6 +237,7 @@ impl Manager {
             config: Arc::new(config),
             adapters,
             status_view: None,
+            running: Arc::default(),
         }
     }
 
@@ -873,15 +876,42 @@ impl Manager {
     /// The container's output.
     pub async fn logs(&self, reference: &str, request: &LogRequest) -> Result<LogStream> {
         let spec = self.resolve(reference).await?;
-        self.adapters.runtime.logs(&spec.container_id, request).await
+        if !request.follow {
+            return self.adapters.runtime.logs(&spec.container_id, request).await;
+        }
+        // A follow holds its slot for as long as the stream lives.
+        let slot = self
+            .running
+            .take(Work::Follow, &spec.user_id, &self.config.limits)?;
+        let stream = self.adapters.runtime.logs(&spec.container_id, request).await?;
+        Ok(Box::pin(futures_util::StreamExt::map(stream, move |chunk| {
+            let _held = &slot;
+            chunk
+        })))
     }
 
-    /// Runs a command in a running container.
+    /// Runs a command in a running container as the image's user (the admin's way, and `cm`'s).
     pub async fn exec(&self, reference: &str, command: Command, timeout: Duration) -> Result<ExecOutput> {
+        self.exec_as(reference, command, timeout, None).await
+    }
+
+    /// Runs a command in a running container as `user` (`None`: the image's user). At most
+    /// `[limits] exec_per_user` commands run at once in one user's containers, and `exec_total`
+    /// in all; over that the call is refused ([`ErrorKind::Busy`]) without running anything.
+    pub async fn exec_as(
+        &self,
+        reference: &str,
+        command: Command,
+        timeout: Duration,
+        user: Option<String>,
+    ) -> Result<ExecOutput> {
         if timeout.is_zero() || timeout > Duration::from_secs(24 * 3600) {
             return Err(Error::invalid("invalid timeout: 1 second to 24 hours").for_field("timeout"));
         }
         let spec = self.resolve(reference).await?;
+        let _slot = self
+            .running
+            .take(Work::Exec, &spec.user_id, &self.config.limits)?;
         let observed = self.require_present(&spec).await?;
         if observed.status != ContainerStatus::Running {
             return Err(Error::conflict(format!(
@@ -891,10 +921,18 @@ impl Manager {
         }
         let request = ExecRequest {
             command,
-            user: None,
+            user,
             timeout,
         };
         self.adapters.runtime.exec(&spec.container_id, &request).await
+    }
+
+    /// The user a user token's commands run as in containers of `kind`: the type's `exec_user`.
+    pub fn exec_user_of(&self, kind: &TypeName) -> String {
+        self.config.types.get(kind).map_or_else(
+            || crate::config::FALLBACK_EXEC_USER.to_owned(),
+            |t| t.exec_user.clone(),
+        )
     }
 
     /// Deletes a container, its route, its keys and its leases; the data volume only with `purge`.

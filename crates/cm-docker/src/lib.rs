@@ -461,20 +461,37 @@ impl ContainerRuntime for DockerRuntime {
             }
             Err(e) => return Err(self.on_error(e).await.context("starting the command")),
         };
+        // Until the command has ended, dropping this call (a client that hung up) kills it.
+        let mut guard = KillOnDrop {
+            docker: docker.clone(),
+            container: id.to_owned(),
+            pid: None,
+        };
         let mut collected = Collected::default();
-        let finished = tokio::time::timeout(request.timeout, async {
-            while let Some(item) = output.next().await {
-                collected.push(item.map_err(engine_error)?);
-            }
-            Ok::<(), Error>(())
-        })
-        .await;
-        match finished {
-            Ok(result) => result?,
-            Err(_elapsed) => {
-                if let Some(pid) = collected.pid {
-                    kill_in_container(&docker, id, pid).await;
+        let deadline = tokio::time::Instant::now() + request.timeout;
+        // The deadline is checked between chunks too: a command flooding its output keeps the
+        // stream always ready, and a timer alone would never get its turn.
+        let ended = loop {
+            let next = tokio::time::timeout_at(deadline, output.next()).await;
+            match next {
+                Err(_elapsed) => break Ended::TimedOut,
+                Ok(None) => break Ended::Finished,
+                Ok(Some(item)) => {
+                    collected.push(item.map_err(engine_error)?);
+                    guard.pid = collected.pid;
+                    if tokio::time::Instant::now() >= deadline {
+                        break Ended::TimedOut;
+                    }
+                    if collected.truncated {
+                        break Ended::Capped;
+                    }
                 }
+            }
+        };
+        match ended {
+            Ended::Finished => guard.pid = None,
+            Ended::TimedOut => {
+                guard.kill_now().await;
                 return Err(Error::new(
                     ErrorKind::Timeout,
                     format!(
@@ -482,6 +499,15 @@ impl ContainerRuntime for DockerRuntime {
                         request.timeout.as_secs()
                     ),
                 ));
+            }
+            Ended::Capped => {
+                // No more output is read: the command is stopped rather than left blocked.
+                guard.kill_now().await;
+                return Ok(ExecOutput {
+                    exit_code: -1,
+                    stdout: collected.stdout(),
+                    stderr: collected.stderr(),
+                });
             }
         }
         let inspected = self.answer(docker.inspect_exec(&exec.id).await).await?;
@@ -735,7 +761,7 @@ impl Collected {
     fn stdout(&self) -> String {
         let mut text = String::from_utf8_lossy(&self.stdout).into_owned();
         if self.truncated {
-            text.push_str("\n[output cut off at 16 MiB]\n");
+            text.push_str("\n[output cut off at 16 MiB; the command was stopped]\n");
         }
         text
     }
@@ -745,13 +771,60 @@ impl Collected {
     }
 }
 
+/// How an exec's output stream ended.
+enum Ended {
+    /// The command exited.
+    Finished,
+    /// Its time limit passed.
+    TimedOut,
+    /// It wrote more than the output cap.
+    Capped,
+}
+
+/// Kills an exec's command inside the container when dropped while it may still run: the call
+/// was abandoned (its client hung up) before the command ended.
+struct KillOnDrop {
+    docker: Docker,
+    container: String,
+    pid: Option<u32>,
+}
+
+impl KillOnDrop {
+    /// Kills the command now (and not again on drop).
+    async fn kill_now(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            kill_in_container(&self.docker, &self.container, pid).await;
+        }
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let docker = self.docker.clone();
+            let container = std::mem::take(&mut self.container);
+            tracing::info!(container = %container, pid, "the caller left; killing its command");
+            runtime.spawn(async move { kill_in_container(&docker, &container, pid).await });
+        }
+    }
+}
+
 /// Kills a timed-out exec's process inside the container (best effort: the command is abandoned anyway).
 async fn kill_in_container(docker: &Docker, id: &str, pid: u32) {
     if pid <= 1 {
         return;
     }
     let options = CreateExecOptions {
-        cmd: Some(vec!["kill".to_owned(), "-KILL".to_owned(), pid.to_string()]),
+        // Its process group too when it leads one (a pipeline, a shell's children), then itself.
+        cmd: Some(vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            "kill -KILL -- \"-$1\" 2>/dev/null; kill -KILL \"$1\"".to_owned(),
+            "sh".to_owned(),
+            pid.to_string(),
+        ]),
         user: Some("root".to_owned()),
         ..Default::default()
     };

@@ -11,6 +11,7 @@ mod dashboard_browser;
 mod endpoints;
 mod engine;
 mod errors;
+mod exec_limits;
 mod gate;
 mod helpers;
 mod logging;
