@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::names::{TypeName, quote};
 use crate::network::{PortRange, Subnet, SubnetPool};
-use crate::values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};
+use crate::values::{Command, CpuLimit, EnvVars, ImageRef, LogRotation, MemoryLimit};
 
 /// The whole configuration of a ContainerManager installation.
 #[derive(Debug, Clone, Serialize)]
@@ -189,6 +189,8 @@ pub struct ContainerType {
     /// The user a user token's commands run as (`cli` for SSH types, else `1000:1000`); the
     /// admin's run as the image's user unless it names another.
     pub exec_user: String,
+    /// How the engine rotates the container's log (default 3 files of 10 MiB).
+    pub logs: LogRotation,
 }
 
 /// The user a user token's commands run as when the type names none and has no SSH login.
@@ -346,6 +348,8 @@ struct RawType {
     strip_prefix: Option<bool>,
     access: Option<Access>,
     exec_user: Option<String>,
+    log_max_size: Option<String>,
+    log_max_files: Option<u32>,
 }
 
 fn builtin_types() -> Vec<(&'static str, RawType)> {
@@ -506,6 +510,8 @@ impl RawType {
             strip_prefix: self.strip_prefix.or(base.strip_prefix),
             access: self.access.or(base.access),
             exec_user: self.exec_user.or(base.exec_user),
+            log_max_size: self.log_max_size.or(base.log_max_size),
+            log_max_files: self.log_max_files.or(base.log_max_files),
         }
     }
 
@@ -556,6 +562,14 @@ impl RawType {
             None if ssh == SshMode::Off => FALLBACK_EXEC_USER.to_owned(),
             None => SSH_USER.to_owned(),
         };
+        let logs = match (&self.log_max_size, self.log_max_files) {
+            (None, None) => LogRotation::DEFAULT,
+            (size, files) => LogRotation::parse(
+                size.as_deref().unwrap_or("10m"),
+                files.unwrap_or(LogRotation::DEFAULT.max_files()),
+            )
+            .map_err(in_type)?,
+        };
         Ok(ContainerType {
             name,
             description: self.description.unwrap_or_default(),
@@ -572,6 +586,7 @@ impl RawType {
             strip_prefix: self.strip_prefix.unwrap_or(true),
             access: self.access.unwrap_or(Access::Owner),
             exec_user,
+            logs,
         })
     }
 }

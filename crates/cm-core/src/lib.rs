@@ -57,4 +57,4 @@ pub use reconcile::{
 };
 pub use routing::{RouteAnswer, RouteDenial};
 pub use spec::{ContainerSpec, ContainerStatus, labels, owner_labels, url_path};
-pub use values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};
+pub use values::{Command, CpuLimit, EnvVars, ImageRef, LogRotation, MemoryLimit};

@@ -532,6 +532,7 @@ impl Manager {
             pids_limit: spec.pids_limit,
             restart_policy: kind.restart_policy,
             cap_add: kind.cap_add.clone(),
+            logs: kind.logs,
         }
     }
 

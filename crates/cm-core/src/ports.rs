@@ -183,6 +183,8 @@ pub struct ContainerPlan {
     pub restart_policy: RestartPolicy,
     /// Capabilities added back after dropping all; `no-new-privileges` is always on.
     pub cap_add: Vec<String>,
+    /// How the engine rotates the log.
+    pub logs: crate::values::LogRotation,
 }
 
 /// One published port.

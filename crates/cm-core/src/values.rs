@@ -200,6 +200,75 @@ impl From<EnvVars> for BTreeMap<String, String> {
     }
 }
 
+/// A size such as `512m`, `1g`, `1.5g`, `64k` or plain bytes, in bytes.
+fn parse_size(raw: &str) -> Option<u64> {
+    let text = raw.trim().to_ascii_lowercase();
+    let text = text.strip_suffix('b').unwrap_or(&text);
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 'b'),
+    };
+    let factor: u64 = match unit {
+        'b' => 1,
+        'k' => 1 << 10,
+        'm' => 1 << 20,
+        'g' => 1 << 30,
+        't' => 1 << 40,
+        _ => return None,
+    };
+    let number: f64 = number.parse().ok()?;
+    if !number.is_finite() || number <= 0.0 {
+        return None;
+    }
+    let bytes = number * factor as f64;
+    (bytes <= u64::MAX as f64 / 2.0).then_some(bytes as u64)
+}
+
+/// How the engine rotates a container's log: at most `max_files` files of `max_size` bytes, so a
+/// chatty container can not fill the host's disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LogRotation {
+    max_size: u64,
+    max_files: u32,
+}
+
+impl LogRotation {
+    /// The default: 3 files of 10 MiB.
+    pub const DEFAULT: LogRotation = LogRotation {
+        max_size: 10 << 20,
+        max_files: 3,
+    };
+
+    /// A rotation of `max_files` (1 to 100) files of `max_size` (such as `10m`, at least 64k).
+    pub fn parse(max_size: &str, max_files: u32) -> Result<Self> {
+        let size = parse_size(max_size)
+            .filter(|b| *b >= 64 << 10 && *b <= 1 << 40)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "invalid log_max_size {}: a size such as 10m (64k to 1t)",
+                    quote(max_size)
+                ))
+            })?;
+        if !(1..=100).contains(&max_files) {
+            return Err(Error::invalid("invalid log_max_files: 1 to 100"));
+        }
+        Ok(LogRotation {
+            max_size: size,
+            max_files,
+        })
+    }
+
+    /// The largest file, in bytes.
+    pub fn max_size(self) -> u64 {
+        self.max_size
+    }
+
+    /// How many files are kept.
+    pub fn max_files(self) -> u32 {
+        self.max_files
+    }
+}
+
 impl MemoryLimit {
     /// Parses `512m`, `1g`, `1.5g`, `64k` or plain bytes.
     pub fn parse(raw: &str) -> Result<Self> {
@@ -209,29 +278,10 @@ impl MemoryLimit {
                 quote(raw)
             ))
         };
-        let text = raw.trim().to_ascii_lowercase();
-        let text = text.strip_suffix('b').unwrap_or(&text);
-        let (number, unit) = match text.char_indices().last() {
-            Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
-            _ => (text, 'b'),
-        };
-        let factor: u64 = match unit {
-            'b' => 1,
-            'k' => 1 << 10,
-            'm' => 1 << 20,
-            'g' => 1 << 30,
-            't' => 1 << 40,
-            _ => return Err(err()),
-        };
-        let number: f64 = number.parse().map_err(|_| err())?;
-        if !number.is_finite() || number <= 0.0 {
-            return Err(err());
+        match parse_size(raw) {
+            Some(bytes) if bytes >= MEMORY_MIN && bytes <= u64::MAX / 2 => Ok(MemoryLimit(bytes)),
+            _ => Err(err()),
         }
-        let bytes = number * factor as f64;
-        if bytes < MEMORY_MIN as f64 || bytes > u64::MAX as f64 / 2.0 {
-            return Err(err());
-        }
-        Ok(MemoryLimit(bytes as u64))
     }
 
     /// The limit in bytes.

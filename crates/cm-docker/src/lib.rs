@@ -14,7 +14,7 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, HostConfig, Ipam, IpamConfig, NetworkCreateRequest,
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, Ipam, IpamConfig, NetworkCreateRequest,
     PortBinding as DockerPortBinding, RestartPolicy as DockerRestartPolicy, RestartPolicyNameEnum,
     VolumeCreateRequest,
 };
@@ -704,6 +704,15 @@ fn create_body(plan: &ContainerPlan) -> ContainerCreateBody {
             cap_drop: Some(vec!["ALL".to_owned()]),
             cap_add: Some(plan.cap_add.clone()),
             security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
+            // Rotated logs whatever the engine's default driver: a chatty container can not
+            // fill the host's disk, and `docker logs` keeps working.
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".to_owned()),
+                config: Some(HashMap::from([
+                    ("max-size".to_owned(), plan.logs.max_size().to_string()),
+                    ("max-file".to_owned(), plan.logs.max_files().to_string()),
+                ])),
+            }),
             ..Default::default()
         }),
         ..Default::default()

@@ -31,6 +31,12 @@ fn create_sets_labels_limits_restart_policy_network_and_a_loopback_binding() {
     assert_eq!(host["NetworkMode"], format!("cm-user-{user}").as_str());
     assert_eq!(host["CapDrop"][0], "ALL");
     assert_eq!(host["SecurityOpt"][0], "no-new-privileges:true");
+    assert_eq!(host["LogConfig"]["Type"], "json-file");
+    assert_eq!(
+        host["LogConfig"]["Config"]["max-size"],
+        (10 << 20).to_string().as_str()
+    );
+    assert_eq!(host["LogConfig"]["Config"]["max-file"], "3");
     let http = &host["PortBindings"]["8080/tcp"][0];
     assert_eq!(http["HostIp"], "127.0.0.1");
     assert_eq!(http["HostPort"], spec["port"].to_string().as_str());
@@ -228,4 +234,45 @@ fn kept_data_volumes_are_listed_and_purged_on_request() {
     assert_eq!(world.objects(), (vec![], vec![], vec![]));
     let again = world.cm(&["volumes", "purge", "../etc"]);
     assert_eq!(again.status.code(), Some(1));
+}
+
+#[test]
+fn a_chatty_container_keeps_at_most_its_rotated_logs_on_disk() {
+    let Some(world) = World::new() else { return };
+    world.env.set_config_extra(
+        "[types.chatty]\nimage = \"toolboxv2:latest\"\n\
+         command = [\"sh\", \"-c\", \"yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 24000000; echo; echo done-writing; sleep 600\"]\n\
+         log_max_size = \"1m\"\nlog_max_files = 2\n",
+    );
+    let user = world.env.user("chatty");
+    world.create(&user, "chatty");
+    let name = format!("{user}_chatty");
+    let log_path = world.inspect(&name)["LogPath"].as_str().unwrap().to_owned();
+    let dir = std::path::Path::new(&log_path).parent().unwrap().to_owned();
+    let on_disk = || -> u64 {
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().contains("-json.log"))
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    // 24 MB of output, of which the engine keeps two files of at most 1 MiB (each JSON line a
+    // little over the cap at most).
+    let logged = cm_testkit::wait_until(std::time::Duration::from_secs(60), || {
+        world
+            .cm_ok(&["logs", &name, "--tail", "1"])
+            .contains("done-writing")
+    });
+    assert!(logged, "the container never finished writing");
+    let bytes = on_disk();
+    assert!(bytes > 0, "no log files in {}", dir.display());
+    assert!(
+        bytes <= 2 * (1 << 20) + 64 * 1024,
+        "{bytes} bytes of logs on disk"
+    );
 }
