@@ -279,7 +279,7 @@ impl MemoryLimit {
             ))
         };
         match parse_size(raw) {
-            Some(bytes) if bytes >= MEMORY_MIN && bytes <= u64::MAX / 2 => Ok(MemoryLimit(bytes)),
+            Some(bytes) if (MEMORY_MIN..=u64::MAX / 2).contains(&bytes) => Ok(MemoryLimit(bytes)),
             _ => Err(err()),
         }
     }
