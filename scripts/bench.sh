@@ -6,9 +6,11 @@
 #   scripts/bench.sh            # the full run (about 20 minutes on 2 cores): what the docs report
 #   scripts/bench.sh --quick    # a trial run: few pairs, 10 and 50 containers, short load runs
 #
-# Further arguments go to cm-bench: --only create,concurrency,routes,scale; --max-containers N;
-# --out DIR (default docs). Needs a running Docker engine; installs nginx-light and wrk when missing
-# and builds the images when missing. Run it on an otherwise idle machine: every figure is a ratio
+# Further arguments go to cm-bench: --only create,concurrency,routes,scale (the sections it does not
+# re-run are carried over from DIR/benchmarks.json, each marked with the run it comes from; the
+# route check latency is part of scale); --max-containers N; --out DIR (default docs).
+# Needs a running Docker engine; installs nginx-light and wrk when missing and builds the images
+# when missing. Run it on an otherwise idle machine: every figure is a ratio
 # against the engine in the same run, but a busy machine still widens the spread.
 # Everything it creates carries the label cm.bench=<run id> and is removed at the end (also on Ctrl-C or SIGTERM).
 set -euo pipefail

@@ -365,3 +365,17 @@ pub async fn create_reads(docker: &Docker, range: &str) -> anyhow::Result<(f64, 
         .await?;
     Ok((containers_ms, ms_since(start)))
 }
+
+/// The host port a container publishes for `internal_port`/tcp.
+pub async fn host_port(docker: &Docker, name: &str, internal_port: u16) -> anyhow::Result<u16> {
+    let inspect = docker
+        .inspect_container(name, None::<bollard::query_parameters::InspectContainerOptions>)
+        .await
+        .with_context(|| format!("inspecting container {name}"))?;
+    inspect
+        .network_settings
+        .and_then(|n| n.ports)
+        .and_then(|ports| ports.get(&format!("{internal_port}/tcp")).cloned().flatten())
+        .and_then(|bindings| bindings.into_iter().find_map(|b| b.host_port?.parse().ok()))
+        .with_context(|| format!("container {name} publishes no host port for {internal_port}/tcp"))
+}

@@ -166,14 +166,28 @@ pub async fn get_status(endpoint: &Endpoint, path: &str) -> Option<u16> {
         .map(|r| r.status)
 }
 
-/// Polls `GET path` every 5 ms until it answers 200; the time that took in ms, `None` after `limit`.
-pub async fn wait_for_200(endpoint: &Endpoint, path: &str, limit: Duration) -> Option<f64> {
+/// Polls `GET path` with `headers` (each time on a fresh connection, `every` apart) until its
+/// status passes `accept`: the time from the call to that answer in ms and the status, `None`
+/// after `limit`.
+pub async fn wait_for(
+    endpoint: &Endpoint,
+    path: &str,
+    headers: &[(&str, &str)],
+    accept: impl Fn(u16) -> bool,
+    limit: Duration,
+    every: Duration,
+) -> Option<(f64, u16)> {
+    let mut all = vec![("Connection", "close")];
+    all.extend_from_slice(headers);
+    let req = request("GET", path, &all, None);
     let start = Instant::now();
     while start.elapsed() < limit {
-        if get_status(endpoint, path).await == Some(200) {
-            return Some(ms_since(start));
+        if let Some(status) = once(endpoint, &req).await.map(|r| r.status)
+            && accept(status)
+        {
+            return Some((ms_since(start), status));
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(every).await;
     }
     None
 }
@@ -312,9 +326,20 @@ pub struct WrkStats {
 /// Runs `wrk -t2 -cCONNS -dSECSs --latency [-H header] URL`; `None` when wrk is missing or its
 /// output can not be read.
 pub async fn wrk(url: &str, header: Option<&str>, connections: usize, seconds: u64) -> Option<WrkStats> {
+    wrk_with(url, header, 2, connections, seconds).await
+}
+
+/// Runs `wrk -tTHREADS -cCONNS -dSECSs --latency [-H header] URL` (threads at most connections).
+pub async fn wrk_with(
+    url: &str,
+    header: Option<&str>,
+    threads: usize,
+    connections: usize,
+    seconds: u64,
+) -> Option<WrkStats> {
     let mut command = tokio::process::Command::new("wrk");
     command.args([
-        "-t2",
+        &format!("-t{}", threads.clamp(1, connections.max(1))),
         &format!("-c{connections}"),
         &format!("-d{seconds}s"),
         "--latency",

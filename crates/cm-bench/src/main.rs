@@ -129,6 +129,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
             anyhow::bail!("interrupted; nothing was written");
         }
     }
+    if !args.only.is_empty() {
+        let previous = args.out.join("benchmarks.json");
+        let ran = |key: &str| scenarios::owner_of(key).is_some_and(|s| args.only.iter().any(|o| o == s));
+        match report.carry_over(&previous, &ran) {
+            Ok(0) => {}
+            Ok(n) => progress!(
+                "--only: {n} sections not re-run are carried over from {}",
+                previous.display()
+            ),
+            Err(e) => progress!(
+                "--only: the sections not re-run stay empty ({} could not be read: {e:#})",
+                previous.display()
+            ),
+        }
+    }
     report.finish().await;
     let (md, json) = report.write(&args.out)?;
     progress!("wrote {} and {}", md.display(), json.display());

@@ -154,6 +154,24 @@ pub struct Report {
     pub machine: Machine,
     /// The sections, in the order of the issue.
     pub sections: Vec<Section>,
+    /// Sections copied from an earlier run because `--only` left them out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried: Vec<Carried>,
+}
+
+/// Where a section not re-run in this run comes from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Carried {
+    /// The section's key.
+    pub section: String,
+    /// The run that measured it.
+    pub run_id: String,
+    /// That run's mode.
+    pub mode: String,
+    /// When that run started.
+    pub started_at: String,
+    /// That run's workspace commit.
+    pub commit: String,
 }
 
 const SECTIONS: [(&str, &str, &str); 5] = [
@@ -165,9 +183,10 @@ const SECTIONS: [(&str, &str, &str); 5] = [
     ),
     (
         "list",
-        "2. List and get",
+        "2. List, get and the route check",
         "the engine answering the same question: `docker ps` as a process, or `GET /containers/json` \
-         and `GET /containers/{name}/json` on its unix socket",
+         and `GET /containers/{name}/json` on its unix socket (for the route check too: where the \
+         container listens and whether it runs is what the engine's inspect answers)",
     ),
     (
         "concurrency",
@@ -182,7 +201,9 @@ const SECTIONS: [(&str, &str, &str); 5] = [
     (
         "routes",
         "5. Routes through nginx",
-        "a container made by the engine's API and reached on its own port (no proxy)",
+        "a container made by the engine (its API, or the three `docker` commands, as the row says) and \
+         reached on its own port without a proxy. In the per-request rows the cm column is the dynamic \
+         route and the engine column the same app reached the way the row names after \"vs\"",
     ),
 ];
 
@@ -234,7 +255,49 @@ impl Report {
                     notes: Vec::new(),
                 })
                 .collect(),
+            carried: Vec::new(),
         }
+    }
+
+    /// Copies the sections of `previous` (an earlier `benchmarks.json`) that no scenario of this
+    /// run wrote (`ran` says which section keys this run's scenarios own), so that `--only` does
+    /// not drop the other figures. Each copied section says where it comes from.
+    pub fn carry_over(&mut self, previous: &Path, ran: &dyn Fn(&str) -> bool) -> anyhow::Result<usize> {
+        let old: Report = serde_json::from_str(&std::fs::read_to_string(previous)?)?;
+        let mut copied = 0;
+        for section in &mut self.sections {
+            if ran(&section.key) || !section.rows.is_empty() || !section.notes.is_empty() {
+                continue;
+            }
+            let Some(earlier) = old.sections.iter().find(|s| s.key == section.key) else {
+                continue;
+            };
+            if earlier.rows.is_empty() && earlier.notes.is_empty() {
+                continue;
+            }
+            section.rows = earlier.rows.clone();
+            section.notes = earlier.notes.clone();
+            let origin = old
+                .carried
+                .iter()
+                .find(|c| c.section == section.key)
+                .cloned()
+                .unwrap_or_else(|| Carried {
+                    section: section.key.clone(),
+                    run_id: old.run_id.clone(),
+                    mode: old.mode.clone(),
+                    started_at: old.started_at.clone(),
+                    commit: old.machine.commit.clone(),
+                });
+            self.carried.push(origin);
+            copied += 1;
+        }
+        Ok(copied)
+    }
+
+    /// Where a carried section comes from.
+    pub fn carried_from(&self, key: &str) -> Option<&Carried> {
+        self.carried.iter().find(|c| c.section == key)
     }
 
     /// The section with this key.
@@ -317,6 +380,29 @@ impl Report {
             },
             m.commit,
         );
+        if !self.carried.is_empty() {
+            let titles: Vec<String> = self
+                .carried
+                .iter()
+                .map(|c| {
+                    let title = self
+                        .sections
+                        .iter()
+                        .find(|s| s.key == c.section)
+                        .map_or(c.section.as_str(), |s| s.title.as_str());
+                    format!(
+                        "\"{title}\" from run `{}` ({} mode, {}, workspace commit {})",
+                        c.run_id, c.mode, c.started_at, c.commit
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "**Not re-run here** (`--only`): their figures are carried over from earlier runs, on the same \
+                 machine type but under their own load: {}.\n",
+                titles.join("; ")
+            );
+        }
         if self.mode == "quick" {
             let _ = writeln!(
                 out,
@@ -332,6 +418,13 @@ impl Report {
         out.push_str(&crate::scenarios::summary(self));
         for section in &self.sections {
             let _ = writeln!(out, "## {}\n", section.title);
+            if let Some(c) = self.carried_from(&section.key) {
+                let _ = writeln!(
+                    out,
+                    "*Carried over from run `{}` ({}, workspace commit {}): not re-run in this run.*\n",
+                    c.run_id, c.started_at, c.commit
+                );
+            }
             let _ = writeln!(out, "Engine column: {}.\n", section.engine_column);
             if !section.rows.is_empty() {
                 out.push_str(

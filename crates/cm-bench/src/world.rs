@@ -142,7 +142,8 @@ impl Bench {
     }
 
     /// A new cm instance: its own database and config (labels, pools, the bench type, and
-    /// `extra_toml`; routing is off unless `extra_toml` has an `[nginx]` section).
+    /// `extra_toml`; routing is off unless `extra_toml` has an `[nginx]` section). Calling it again
+    /// with the same name rewrites the config of the same instance.
     pub fn instance(
         &self,
         name: &str,
@@ -152,7 +153,36 @@ impl Bench {
     ) -> anyhow::Result<Cm> {
         let dir = self.dir.path().join(name);
         std::fs::create_dir_all(&dir)?;
-        let label = self.label(name);
+        let cm = Cm {
+            label: self.label(name),
+            db: dir.join("cm.db"),
+            dir,
+            bin: self.cm_bin.clone(),
+            ports,
+            subnets: subnets.to_owned(),
+        };
+        self.write_config(&cm, extra_toml)?;
+        Ok(cm)
+    }
+
+    /// A second configuration of the installation `of`: the same database, labels and pools, its
+    /// own config file (`extra_toml`, such as another routing mode) in its own directory.
+    pub fn front(&self, of: &Cm, name: &str, extra_toml: &str) -> anyhow::Result<Cm> {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir)?;
+        let cm = Cm {
+            label: of.label.clone(),
+            db: of.db.clone(),
+            dir,
+            bin: self.cm_bin.clone(),
+            ports: of.ports,
+            subnets: of.subnets.clone(),
+        };
+        self.write_config(&cm, extra_toml)?;
+        Ok(cm)
+    }
+
+    fn write_config(&self, cm: &Cm, extra_toml: &str) -> anyhow::Result<()> {
         let caps: Vec<String> = kind::CAPS.iter().map(|c| format!("\"{c}\"")).collect();
         let nginx = if extra_toml.lines().any(|l| l.trim() == "[nginx]") {
             ""
@@ -161,15 +191,17 @@ impl Bench {
         };
         let config = format!(
             "port_pool = {{ start = {}, end = {} }}\n\
-             subnet_pool = {{ range = \"{subnets}\", prefix_length = 28 }}\n\
+             subnet_pool = {{ range = \"{}\", prefix_length = 28 }}\n\
              [ssh]\nbind_address = \"127.0.0.1\"\nserver_host = \"127.0.0.1\"\n\
-             [labels]\n\"{RUN_LABEL}\" = \"{}\"\n\"{INSTANCE_LABEL}\" = \"{label}\"\n\
+             [labels]\n\"{RUN_LABEL}\" = \"{}\"\n\"{INSTANCE_LABEL}\" = \"{}\"\n\
              [types.{}]\ndescription = \"benchmark: the image's HTTP server\"\nimage = \"{}\"\n\
              internal_port = {}\nssh = \"off\"\nmemory = \"{}\"\ncpus = {}\npids_limit = {}\n\
              restart_policy = \"unless-stopped\"\ncap_add = [{}]\n{nginx}{extra_toml}",
-            ports.0,
-            ports.1,
+            cm.ports.0,
+            cm.ports.1,
+            cm.subnets,
             self.run,
+            cm.label,
             kind::NAME,
             kind::IMAGE,
             kind::INTERNAL_PORT,
@@ -178,12 +210,8 @@ impl Bench {
             kind::PIDS,
             caps.join(", "),
         );
-        std::fs::write(dir.join("config.toml"), config)?;
-        Ok(Cm {
-            label,
-            dir,
-            bin: self.cm_bin.clone(),
-        })
+        std::fs::write(cm.config_path(), config)?;
+        Ok(())
     }
 
     /// Removes every object of one instance (a cm instance or a raw side), by its label.
@@ -226,8 +254,11 @@ impl Drop for Bench {
 pub struct Cm {
     /// Its `cm.bench.instance` label value.
     pub label: String,
+    db: PathBuf,
     dir: PathBuf,
     bin: PathBuf,
+    ports: (u16, u16),
+    subnets: String,
 }
 
 /// A finished `cm` process.
@@ -244,9 +275,9 @@ impl Cm {
         self.dir.join("config.toml")
     }
 
-    /// The database file.
+    /// The database file (shared by the configurations of one installation, see [`Bench::front`]).
     pub fn db_path(&self) -> PathBuf {
-        self.dir.join("cm.db")
+        self.db.clone()
     }
 
     /// The directory of this instance (for logs).
@@ -322,14 +353,24 @@ pub struct ApiServer {
 impl ApiServer {
     /// Starts `cm-api` on a free loopback port with a fresh admin key and waits for `/healthz`.
     pub async fn start(bin: &Path, cm: &Cm, tag: &str) -> anyhow::Result<ApiServer> {
-        let addr = free_addr()?;
-        let key = format!("cmbench-{}", random_hex(16)?);
+        Self::start_on(bin, cm, tag, free_addr()?, &random_key()?).await
+    }
+
+    /// Starts `cm-api` on `addr` (chosen before, for a site file that must name it) with the admin
+    /// key `key` and waits for `/healthz`.
+    pub async fn start_on(
+        bin: &Path,
+        cm: &Cm,
+        tag: &str,
+        addr: SocketAddr,
+        key: &str,
+    ) -> anyhow::Result<ApiServer> {
         let log = cm.dir().join(format!("cm-api-{tag}.log"));
         let child = Command::new(bin)
             .envs(cm.vars())
             .env("CM_LOG", "info")
             .env("CM_LISTEN", addr.to_string())
-            .env("CONTAINER_ADMIN_KEY", &key)
+            .env("CONTAINER_ADMIN_KEY", key)
             // The bench measures reconciles itself; a periodic one in the middle would only add noise.
             .env("CM_RECONCILE_INTERVAL", "86400")
             .stdin(Stdio::null())
@@ -402,6 +443,11 @@ impl ApiServer {
 /// A free port on 127.0.0.1 (released again; cm-api binds it right after).
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// A fresh admin key for a cm-api of the bench.
+pub fn random_key() -> anyhow::Result<String> {
+    Ok(format!("cmbench-{}", random_hex(16)?))
 }
 
 fn random_hex(bytes: usize) -> anyhow::Result<String> {

@@ -4,6 +4,7 @@
 mod concurrency;
 mod create;
 mod routes;
+mod routes_report;
 mod scale;
 
 use std::fmt::Write as _;
@@ -33,6 +34,17 @@ pub async fn run_all(bench: &Bench, report: &mut Report, args: &Args) {
     if wants("scale") {
         let result = scale::run(bench, report, args.max_containers).await;
         settle(bench, report, "scale", result);
+    }
+}
+
+/// The scenario that writes a section (by key).
+pub fn owner_of(section: &str) -> Option<&'static str> {
+    match section {
+        "create" => Some("create"),
+        "concurrency" => Some("concurrency"),
+        "routes" => Some("routes"),
+        "list" | "scale" => Some("scale"),
+        _ => None,
     }
 }
 
@@ -219,29 +231,8 @@ pub fn summary(report: &Report) -> String {
             fmt(drop, "MiB")
         ));
     }
-    if let Some(row) = rows(report, "routes", "create started → first 200").first() {
-        line(format!(
-            "Routes: from the start of `cm create` to the first 200 through nginx {} (engine, direct port: {}).",
-            fmt(cm_median(row), "ms"),
-            fmt(engine_median(row), "ms")
-        ));
-    }
-    let reloads = rows(report, "routes", "nginx reloads:");
-    if !reloads.is_empty() {
-        let points: Vec<String> = reloads
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} for {}",
-                    cm_median(r),
-                    r.what.trim_start_matches("nginx reloads: ")
-                )
-            })
-            .collect();
-        line(format!(
-            "nginx reloads per burst of 20 changes: {}.",
-            points.join("; ")
-        ));
+    for text in routes_report::summary_lines(report) {
+        line(text);
     }
     out.push('\n');
     out
@@ -289,9 +280,30 @@ pub const METHOD: &str = "\
   containers' own memory cgroups; the resident memory of the containerd-shim and fuse-overlayfs
   processes; dockerd and containerd. Before each population the bench checks that the projected
   need plus 2 GiB fits in MemAvailable, and stops early with a note otherwise.
-- **Reloads** are counted from the private nginx's error log (info level): one
-  `signal 1 (SIGHUP) received ..., reconfiguring` notice per reload, counted 0.5 s after a burst
-  returned. The nginx is cm-testkit's unprivileged `TestNginx` (one worker, its own prefix).
+- **Routes.** One cm installation (one database, port pool and label set) with two
+  configurations, `mode = \"dynamic\"` and `mode = \"files\"`, each in front of its own private,
+  unprivileged nginx (cm-testkit's `TestNginx`: one worker, its own prefix, error log at info
+  level) running the site file `cm nginx setup` installs for that mode (`cm_nginx::render_site`),
+  and its own release `cm-api` (both with the same admin key) answering that nginx's route check.
+  Requests through nginx carry `Authorization: Bearer <admin key>`. A create counts from spawning
+  `cm create` (or the first engine call) until the first 200 through nginx (cm) or on the
+  container's own port (engine), polled every 5 ms on fresh connections; four sides rotate: cm
+  dynamic, cm files, the engine's API, the three `docker` commands. After each of 50 dynamic
+  creates (4 at a time) the route is polled every 1 ms from the moment the create returned until
+  an answer that is not a refusal (401, 403, 404).
+- **Reloads** are counted from the private nginx's error log: one
+  `signal 1 (SIGHUP) received ..., reconfiguring` notice per reload, counted 0.5 s after the
+  changes returned.
+- **Per request.** `wrk --latency` (1 connection and 1 thread; 16 connections and 2 threads;
+  5 s a run, 3 rounds, the four targets in rotating order) against one container: its dynamic
+  route, its files route (the files configuration's `cm routes sync` writes the routes of the
+  containers the dynamic one made), the same route in a third nginx whose
+  `/_cm_internal/check` answers 204 itself (cm-testkit's stand-in: the route as it was before
+  the owner check), and its own port. The app is Python's threaded HTTP server (HTTP/1.1
+  keep-alive, Nagle off, a listen backlog of 128, no logging) answering 512 bytes or 1 MiB from
+  memory: the default image with a custom command and a 2-CPU limit, so that the app does not
+  cap the proxy. The image's own app, cm-http, gets one round with 1 connection (see the
+  discussion).
 - **Cleanup.** Every object carries `cm.bench=<run id>`; each scenario removes its objects by label,
   the run removes all of them at the end, on Ctrl-C, SIGTERM and a panic, and checks that none is
   left. Objects without the run's label are never touched.
@@ -304,12 +316,14 @@ pub fn discussion(report: &Report) -> String {
     create_paragraph(report, &mut out);
     scale_paragraph(report, &mut out);
     api_paragraph(report, &mut out);
-    routes_paragraph(report, &mut out);
+    routes_report::paragraph(report, &mut out);
     out.push_str(
         "**Not measured.** SSH-enabled types (`cli_v4`: a second port and an `authorized_keys` upload per \
          create), `cm update`, `logs` and `exec`; pulling images (they are built locally, there is no \
          registry); the engine or the host restarting; more than the populations above; cm-api's create \
-         latency against the engine (only its nginx reloads); CPU use at rest; a TLS or remote engine. The \
+         latency against the engine (only its nginx reloads); CPU use at rest; a TLS or remote engine; \
+         subdomain routing, the route check with a sign-in cookie instead of a bearer, TLS in front of \
+         nginx, more than one nginx worker, WebSockets through a route. The \
          figures come from a 2-core machine whose load generator, engine, nginx and cm share the same cores.\n",
     );
     let notes: usize = report.sections.iter().map(|s| s.notes.len()).sum();
@@ -571,59 +585,4 @@ fn api_paragraph(report: &Report, out: &mut String) {
         );
     }
     out.push('\n');
-}
-
-fn routes_paragraph(report: &Report, out: &mut String) {
-    let with_route = rows(report, "routes", "create returns");
-    let without = rows(report, "create", "create to running, engine via its API");
-    if let (Some(r), Some(c)) = (with_route.first(), without.first()) {
-        let _ = writeln!(
-            out,
-            "**Routes.** With nginx, `cm create` returned after {} instead of {} without routing: the route \
-             is written, checked with `nginx -t`, nginx reloaded, and cm waits until the new workers serve. \
-             The `cm` command sends its one change at once (a one-shot process has nothing to batch it \
-             with), then gives up its lock for one window (100 ms) so that other processes' changes share \
-             the reload, then waits at least 140 ms for the reload to settle; cm-api also batches the \
-             changes of one window. And nginx is reloaded at most once a second: a change within a second \
-             of the previous reload waits for the second to pass (it then goes live with whatever came \
-             meanwhile). In this scenario the creates follow each other closely, so most of them pay that \
-             wait; a lone create pays only the sharing window. The app's own start (the engine column of \
-             \"create returned → first 200\") overlaps with it, so the user's wait grows by less.",
-            fmt(cm_median(r), "ms"),
-            fmt(cm_median(c), "ms"),
-        );
-    }
-    let reloads = rows(report, "routes", "nginx reloads:");
-    if !reloads.is_empty() {
-        let burst = rows(report, "routes", "20 concurrent `cm create` processes, wall time")
-            .first()
-            .map_or(f64::NAN, |r| cm_median(r));
-        let many: Vec<String> = reloads
-            .iter()
-            .filter(|r| cm_median(r) > 2.0)
-            .map(|r| {
-                format!(
-                    "{} ({})",
-                    r.what.trim_start_matches("nginx reloads: "),
-                    cm_median(r)
-                )
-            })
-            .collect();
-        if many.is_empty() {
-            out.push_str("Bursts of 20 route changes caused at most 2 reloads each.\n");
-        } else {
-            let _ = writeln!(
-                out,
-                "Bursts of 20 creates or deletes shared reloads but still caused several: {}. The engine \
-                 finishes the creates one after another (20 concurrent `cm create` took {} in all, one every \
-                 {}), so their route changes arrive spread over seconds and a 100 ms window catches only a \
-                 few; deletes, which end closer together, share more; `cm routes sync` (all changes at once) \
-                 reloads once.",
-                many.join(", "),
-                fmt(burst, "ms"),
-                fmt(burst / 20.0, "ms")
-            );
-        }
-        out.push('\n');
-    }
 }

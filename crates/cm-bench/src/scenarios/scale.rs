@@ -20,7 +20,12 @@ use crate::progress;
 use crate::report::{Report, Row};
 use crate::scenarios::{rotate, timed};
 use crate::stats::median;
-use crate::world::{ApiServer, Bench, CM_PORTS, Cm, INSTANCE_LABEL, container_name};
+use crate::world::{ApiServer, Bench, CM_PORTS, Cm, INSTANCE_LABEL, container_name, kind};
+
+/// The names of the route check cases in the rows.
+pub const CHECK_ADMIN: &str = "route check `GET /_cm/check` (admin key)";
+/// With the owner's user token (one more store read than the admin key).
+pub const CHECK_USER: &str = "route check `GET /_cm/check` (owner's user token)";
 
 /// What must stay free beyond the projected need before the next population is started.
 const RESERVE_KIB: u64 = 2 * 1024 * 1024;
@@ -499,13 +504,60 @@ async fn api_load(
         })
     });
 
+    // nginx's per-request question (`auth_request`), asked of cm-api directly: may this caller
+    // reach this container, and where does it listen. The engine's equivalent is the inspect.
+    let check = |credential: &str| {
+        request(
+            "GET",
+            "/_cm/check",
+            &[
+                ("X-CM-User", users[0].as_str()),
+                ("X-CM-Type", kind::NAME),
+                ("Authorization", credential),
+            ],
+            None,
+        )
+    };
+    let check_admin = check(&api.authorization);
+    let token_req = request(
+        "POST",
+        "/api/ContainerManager/create_user_token",
+        &auth,
+        Some(&json!({ "user_id": users[0] }).to_string()),
+    );
+    let token = once(&cm_ep, &token_req)
+        .await
+        .filter(|r| r.status == 201)
+        .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .and_then(|v| v["token"].as_str().map(str::to_owned));
+    let check_user = token.as_ref().map(|t| check(&format!("Bearer {t}")));
+    let upstream = |answer: Option<crate::http::Response>| answer.map(|r| r.status);
+    let admin_answer = upstream(once(&cm_ep, &check_admin).await);
+    let user_answer = match &check_user {
+        Some(req) => upstream(once(&cm_ep, req).await),
+        None => None,
+    };
+
     let duration = Duration::from_secs(seconds);
-    let cases = [
+    let mut cases = vec![
         ("list_containers", &cm_list, &engine_list, 16),
         ("list_containers", &cm_list, &engine_list, 1),
         ("get_container", &cm_get, &engine_get, 16),
     ];
+    if admin_answer == Some(200) {
+        cases.push((CHECK_ADMIN, &check_admin, &engine_get, 16));
+    }
+    if let Some(req) = check_user.as_ref().filter(|_| user_answer == Some(200)) {
+        cases.push((CHECK_USER, req, &engine_get, 16));
+    }
     let section = report.section("list");
+    if admin_answer != Some(200) || user_answer != Some(200) {
+        section.note(format!(
+            "N={n}: route check not (fully) measured: `/_cm/check` answered {admin_answer:?} to the admin key and \
+             {user_answer:?} to the owner's token (token created: {})",
+            token.is_some()
+        ));
+    }
     for (what, cm_req, engine_req, connections) in cases {
         let (mut cm_runs, mut engine_runs): (Vec<LoadStats>, Vec<LoadStats>) = (vec![], vec![]);
         for round in 0..rounds {
