@@ -284,6 +284,16 @@ pub struct WhoamiAnswer {
     pub user_id: Option<String>,
 }
 
+/// The answer of `get_user_quota` and `set_user_quota`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuotaAnswer {
+    /// The quota: `user_id`, `limits` (`containers`, `memory` such as `"4g"`, `cpus`; `null` is
+    /// unlimited), `overrides` (the admin's, or `null`), and `used` (`containers`,
+    /// `memory_bytes`, `cpus`).
+    #[schema(value_type = Object)]
+    pub quota: serde_json::Value,
+}
+
 /// The liveness answer of `/healthz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LiveAnswer {

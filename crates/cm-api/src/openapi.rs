@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
 use crate::answers::{
     AdminKeyAnswer, ContainerAnswer, ContainerDoc, CreatedAnswer, DeletedAnswer, EngineDoc, ExecAnswer,
     HealthAnswer, KeyAddedAnswer, KeyDoc, KeyRemovedAnswer, KeysAnswer, ListingAnswer, LiveAnswer,
-    LogsAnswer, ProxyDoc, RevokedAnswer, SshInfoDoc, StoredKeyDoc, TokenCreatedAnswer, TokenDoc,
+    LogsAnswer, ProxyDoc, QuotaAnswer, RevokedAnswer, SshInfoDoc, StoredKeyDoc, TokenCreatedAnswer, TokenDoc,
     TokensAnswer, TypesAnswer, WhoamiAnswer,
 };
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
@@ -56,19 +56,22 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
         routes::update_container,
         routes::reconcile,
         routes::reconcile_status,
+        routes::get_user_quota,
+        routes::set_user_quota,
         routes::healthz,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, ContainerDoc, ContainerAnswer, CreatedAnswer, ListingAnswer, DeletedAnswer,
         LogsAnswer, ExecAnswer, KeyDoc, StoredKeyDoc, KeyAddedAnswer, KeyRemovedAnswer, KeysAnswer, SshInfoDoc,
         EngineDoc, ProxyDoc, HealthAnswer, TypesAnswer, TokenCreatedAnswer, TokenDoc, TokensAnswer, RevokedAnswer,
-        AdminKeyAnswer, WhoamiAnswer, LiveAnswer,
+        AdminKeyAnswer, WhoamiAnswer, LiveAnswer, QuotaAnswer,
     )),
     modifiers(&Conventions),
     tags(
         (name = "containers", description = "Create, list, control, read and delete containers"),
         (name = "ssh", description = "SSH keys and connection details"),
         (name = "tokens", description = "User tokens and the admin key (admin only)"),
+        (name = "quotas", description = "Per-user quotas: containers, memory, CPUs"),
         (name = "system", description = "Types, health and identity"),
     )
 )]
@@ -105,6 +108,8 @@ pub fn error_statuses(endpoint: &str) -> &'static [u16] {
         "update_container" => &[403, 404, 409, 422, 503],
         "reconcile" => &[403, 503],
         "reconcile_status" => &[403],
+        "get_user_quota" => &[403, 422],
+        "set_user_quota" => &[403, 422],
         _ => &[],
     }
 }

@@ -183,6 +183,25 @@ pub struct UserParams {
     pub user_id: String,
 }
 
+/// Parameters of `set_user_quota`: the limits to override; absent ones keep their override,
+/// `clear` drops every override first.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct QuotaParams {
+    /// The user.
+    pub user_id: String,
+    /// How many containers.
+    pub containers: Option<u64>,
+    /// The sum of the containers' memory limits, such as `4g`.
+    pub memory: Option<String>,
+    /// The sum of the containers' CPU limits, such as `2.5` (a number or its text).
+    #[schema(value_type = Option<String>)]
+    #[param(value_type = Option<String>)]
+    pub cpus: Option<String>,
+    /// Drop the overrides first (the configured defaults apply again).
+    pub clear: Option<bool>,
+}
+
 /// Parameters of `revoke_user_token`: exactly one of the two.
 #[derive(Debug, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
@@ -349,6 +368,20 @@ impl FromParams for UserParams {
     fn from_params(p: &mut Params) -> Result<Self, ApiError> {
         Ok(UserParams {
             user_id: p.required_string("user_id")?,
+        })
+    }
+}
+
+impl FromParams for QuotaParams {
+    const FIELDS: &'static [&'static str] = &["user_id", "containers", "memory", "cpus", "clear"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(QuotaParams {
+            user_id: p.required_string("user_id")?,
+            containers: p.uint("containers")?,
+            memory: p.string("memory")?,
+            cpus: p.text_or_number("cpus")?,
+            clear: p.bool("clear")?,
         })
     }
 }

@@ -11,21 +11,24 @@ use std::time::Duration;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Bytes, Data};
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder};
-use cm_core::{Action, Command, CreateForm, CreateRequest, DeleteOptions, LogRequest, Principal, UserId};
+use cm_core::{
+    Action, Command, CpuLimit, CreateForm, CreateRequest, DeleteOptions, LogRequest, MemoryLimit, Principal,
+    UserId, UserQuota,
+};
 use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::answers::{
     AdminKeyAnswer, ContainerAnswer, CreatedAnswer, DeletedAnswer, ExecAnswer, HealthAnswer, KeyAddedAnswer,
-    KeyRemovedAnswer, KeysAnswer, ListingAnswer, LogsAnswer, RevokedAnswer, SshInfoDoc, TokenCreatedAnswer,
-    TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, type_json,
+    KeyRemovedAnswer, KeysAnswer, ListingAnswer, LogsAnswer, QuotaAnswer, RevokedAnswer, SshInfoDoc,
+    TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, type_json,
 };
 use crate::call::{AppState, Call};
 use crate::error::{ApiError, ErrorCode};
 use crate::params::CommandParam;
 use crate::params_types::{
     AddKeyParams, ContainerRef, CreateParams, DeleteParams, ExecParams, ListParams, LogsParams, NoParams,
-    ReconcileParams, RemoveKeyParams, RevokeParams, UpdateParams, UserParams,
+    QuotaParams, ReconcileParams, RemoveKeyParams, RevokeParams, UpdateParams, UserParams,
 };
 
 /// Where the endpoints live.
@@ -141,6 +144,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         name: "reconcile_status",
         read: true,
     },
+    Endpoint {
+        name: "get_user_quota",
+        read: true,
+    },
+    Endpoint {
+        name: "set_user_quota",
+        read: false,
+    },
 ];
 
 /// The default number of log lines.
@@ -184,7 +195,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(write("rotate_admin_key", rotate_admin_key))
             .service(write("update_container", update_container))
             .service(write("reconcile", reconcile))
-            .service(read("reconcile_status", reconcile_status)),
+            .service(read("reconcile_status", reconcile_status))
+            .service(read("get_user_quota", get_user_quota))
+            .service(write("set_user_quota", set_user_quota)),
     );
 }
 
@@ -749,6 +762,85 @@ pub async fn whoami(call: Call) -> Answer {
         },
     };
     Ok(HttpResponse::Ok().json(answer))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quotas.
+
+/// A user's quota
+///
+/// The limits in force (the admin's overrides over the configured defaults; `null` is
+/// unlimited), the overrides, and what the user's containers hold. A user token reads its own.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/get_user_quota",
+    tag = "quotas",
+    params(UserParams),
+    responses((status = 200, description = "The quota and its use", body = QuotaAnswer))
+)]
+pub async fn get_user_quota(state: Data<AppState>, call: Call) -> Answer {
+    let p: UserParams = call.params.parse()?;
+    let user = UserId::parse(p.user_id.trim()).map_err(|e| e.for_field("user_id"))?;
+    call.principal
+        .listing_scope(Some(&user), false)
+        .map_err(ApiError::from)?;
+    let report = state.manager.quota(&user).await?;
+    Ok(HttpResponse::Ok().json(json!({ "quota": report })))
+}
+
+/// Override a user's quota (admin only)
+///
+/// Limits given replace the user's override; absent ones keep it; `clear` drops every override
+/// first. Containers over the new quota keep running; only new ones are refused (507).
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/set_user_quota",
+    tag = "quotas",
+    params(QuotaParams),
+    request_body(content = Option<QuotaParams>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "The quota in force now", body = QuotaAnswer))
+)]
+pub async fn set_user_quota(state: Data<AppState>, call: Call) -> Answer {
+    call.principal.authorize(Action::Administer, None)?;
+    let p: QuotaParams = call.params.parse()?;
+    let user = UserId::parse(p.user_id.trim()).map_err(|e| e.for_field("user_id"))?;
+    let current = if p.clear == Some(true) {
+        UserQuota::default()
+    } else {
+        state.manager.quota(&user).await?.overrides.unwrap_or_default()
+    };
+    let containers = p
+        .containers
+        .map(|n| {
+            u32::try_from(n).map_err(|_| {
+                ApiError::new(ErrorCode::InvalidInput, "containers is too large").for_field("containers")
+            })
+        })
+        .transpose()?;
+    let memory = p
+        .memory
+        .as_deref()
+        .map(MemoryLimit::parse)
+        .transpose()
+        .map_err(|e| e.for_field("memory"))?;
+    let cpus = p
+        .cpus
+        .as_deref()
+        .map(|text| {
+            text.trim()
+                .parse::<f64>()
+                .map_err(|_| cm_core::Error::invalid("cpus must be a number such as 2.5"))
+                .and_then(CpuLimit::from_cpus)
+        })
+        .transpose()
+        .map_err(|e| e.for_field("cpus"))?;
+    let overrides = UserQuota {
+        containers: containers.or(current.containers),
+        memory: memory.or(current.memory),
+        cpus: cpus.or(current.cpus),
+    };
+    let report = state.manager.set_quota(&user, Some(overrides)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "quota": report })))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -130,6 +130,9 @@ pub enum Command {
     /// Manage users' API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Show or set a user's quota (containers, memory, CPUs); `[quota]` sets the defaults.
+    #[command(subcommand)]
+    Quota(QuotaCommand),
     /// Authorize an SSH public key on a container.
     AddSshKey {
         /// Id, id prefix or name.
@@ -198,6 +201,34 @@ pub enum VolumesCommand {
     Purge {
         /// The volume, such as usr_123_cli_v4_data.
         name: String,
+    },
+}
+
+/// `cm quota ...`.
+#[derive(Debug, Subcommand)]
+pub enum QuotaCommand {
+    /// The limits in force for a user, the admin's overrides, and what the user's containers hold.
+    Show {
+        /// The user id.
+        user_id: String,
+    },
+    /// Override a user's quota; limits not given keep their current override. `--clear` drops
+    /// every override (the defaults apply again).
+    Set {
+        /// The user id.
+        user_id: String,
+        /// How many containers.
+        #[arg(long)]
+        containers: Option<u32>,
+        /// The sum of the containers' memory limits, such as 4g.
+        #[arg(long)]
+        memory: Option<String>,
+        /// The sum of the containers' CPU limits, such as 2.5.
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// Drop the overrides first.
+        #[arg(long)]
+        clear: bool,
     },
 }
 

@@ -13,7 +13,9 @@ use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::{Cli, Command, CreateArgs, NginxCommand, RoutesCommand, TokenCommand, VolumesCommand};
+use crate::cli::{
+    Cli, Command, CreateArgs, NginxCommand, QuotaCommand, RoutesCommand, TokenCommand, VolumesCommand,
+};
 use crate::output;
 use cm_wiring::{Settings, build_app, build_manager, load_settings, new_admin_key};
 
@@ -313,6 +315,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Quota(command) => quota(&manager, command, json).await?,
         Command::GenerateKey | Command::Types | Command::Token(_) | Command::Nginx(_) => {
             unreachable!("handled before the manager is built")
         }
@@ -523,4 +526,44 @@ async fn nginx(mut settings: Settings, command: NginxCommand, json: bool) -> any
         output::line(&format!("nginx {}: containers at {url}", report.nginx));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `cm quota show|set`.
+async fn quota(manager: &Manager, command: QuotaCommand, json: bool) -> anyhow::Result<()> {
+    let report = match command {
+        QuotaCommand::Show { user_id } => manager.quota(&UserId::parse(&user_id)?).await?,
+        QuotaCommand::Set {
+            user_id,
+            containers,
+            memory,
+            cpus,
+            clear,
+        } => {
+            let user = UserId::parse(&user_id)?;
+            let current = if clear {
+                cm_core::UserQuota::default()
+            } else {
+                manager.quota(&user).await?.overrides.unwrap_or_default()
+            };
+            let overrides = cm_core::UserQuota {
+                containers: containers.or(current.containers),
+                memory: memory
+                    .as_deref()
+                    .map(cm_core::MemoryLimit::parse)
+                    .transpose()?
+                    .or(current.memory),
+                cpus: cpus
+                    .map(cm_core::CpuLimit::from_cpus)
+                    .transpose()?
+                    .or(current.cpus),
+            };
+            manager.set_quota(&user, Some(overrides)).await?
+        }
+    };
+    if json {
+        output::json(&report)?;
+    } else {
+        output::quota(&report);
+    }
+    Ok(())
 }

@@ -235,3 +235,29 @@ pub fn reconcile(report: &ReconcileReport) {
         count(Outcome::Failed)
     );
 }
+
+/// A user's quota: each limit, whether it is the user's own, and the use.
+pub fn quota(report: &cm_core::QuotaReport) {
+    let own = report.overrides.unwrap_or_default();
+    let mark = |set: bool| if set { " (set for this user)" } else { "" };
+    let or_unlimited = |limit: Option<String>| limit.unwrap_or_else(|| "unlimited".to_owned());
+    line(&format!("quota of {}", report.user_id));
+    line(&format!(
+        "  containers  {} of {}{}",
+        report.used.containers,
+        or_unlimited(report.limits.containers.map(|n| n.to_string())),
+        mark(own.containers.is_some())
+    ));
+    line(&format!(
+        "  memory      {}m of {}{}",
+        report.used.memory_bytes >> 20,
+        or_unlimited(report.limits.memory.map(|m| m.to_string())),
+        mark(own.memory.is_some())
+    ));
+    line(&format!(
+        "  cpus        {} of {}{}",
+        report.used.cpus,
+        or_unlimited(report.limits.cpus.map(|c| c.to_string())),
+        mark(own.cpus.is_some())
+    ));
+}

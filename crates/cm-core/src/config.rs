@@ -28,6 +28,8 @@ pub struct Config {
     pub routing: RoutingSettings,
     /// Limits that keep one caller from harming others.
     pub limits: LimitSettings,
+    /// Every user's quota unless the admin set another (default: unlimited).
+    pub quota: crate::quota::UserQuota,
     /// The SQLite file, unless `CM_DB` says otherwise.
     pub database: Option<PathBuf>,
     /// Extra labels put on every Docker object the manager creates (for example to group a deployment).
@@ -275,6 +277,7 @@ struct RawConfig {
     nginx: Option<RawNginx>,
     routing: Option<RawRouting>,
     limits: Option<RawLimits>,
+    quota: Option<RawQuota>,
     database: Option<PathBuf>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
@@ -309,6 +312,14 @@ struct RawNginx {
     conf_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     server_name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawQuota {
+    containers: Option<u32>,
+    memory: Option<String>,
+    cpus: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -414,6 +425,22 @@ impl RawConfig {
                 "invalid configuration: [limits] auth_failures_per_minute must be at least 1",
             ));
         }
+        let raw_quota = self.quota.unwrap_or_default();
+        let in_quota = |e: Error| e.context(format_args!("[quota]"));
+        let quota = crate::quota::UserQuota {
+            containers: raw_quota.containers,
+            memory: raw_quota
+                .memory
+                .as_deref()
+                .map(MemoryLimit::parse)
+                .transpose()
+                .map_err(in_quota)?,
+            cpus: raw_quota
+                .cpus
+                .map(CpuLimit::from_cpus)
+                .transpose()
+                .map_err(in_quota)?,
+        };
         let session_hours = routing.session_hours.unwrap_or(12);
         if !(1..=24 * 30).contains(&session_hours) {
             return Err(Error::invalid(
@@ -472,6 +499,7 @@ impl RawConfig {
                     .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
                 server_name,
             },
+            quota,
             limits: LimitSettings {
                 auth_failures_per_minute,
                 exec_per_user: at_least_one(limits.exec_per_user, 4, "exec_per_user")?,

@@ -15,6 +15,7 @@ mod manager;
 mod names;
 mod network;
 mod ports;
+mod quota;
 mod reconcile;
 mod routing;
 mod spec;
@@ -51,6 +52,7 @@ pub use ports::{
     OutputStream, PortBinding, PortLease, Proxy, ProxyStatus, ReloadOutcome, RemoveMode, Route, RouteState,
     RouteStatus, Store, SystemClock, UploadEntry, VolumePlan,
 };
+pub use quota::{QuotaReport, QuotaUse, UserQuota};
 pub use reconcile::{
     CONCURRENCY, Finding, FindingKind, Outcome, PREVIOUS_SUFFIX, RECORD_TIME_LIMIT, ReconcileOptions,
     ReconcileReport,

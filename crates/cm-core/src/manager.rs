@@ -324,6 +324,12 @@ impl Manager {
         if let Some(existing) = self.adapters.store.get_by_name(&name).await? {
             return Err(already_exists(&existing));
         }
+        self.check_quota(
+            &request.user_id,
+            request.memory.unwrap_or(kind.memory),
+            request.cpus.unwrap_or(kind.cpus),
+        )
+        .await?;
         progress("checking the engine");
         self.adapters.runtime.engine_info().await?;
         let exclude = self

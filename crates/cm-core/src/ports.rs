@@ -356,6 +356,11 @@ pub trait Store: Send + Sync {
     /// Frees the user's subnet.
     async fn release_subnet(&self, user: &UserId) -> Result<()>;
 
+    /// The admin's quota overrides of `user`, if any.
+    async fn user_quota(&self, user: &UserId) -> Result<Option<crate::quota::UserQuota>>;
+    /// Sets (`Some`) or clears (`None`) the quota overrides of `user`.
+    async fn set_user_quota(&self, user: &UserId, quota: Option<&crate::quota::UserQuota>) -> Result<()>;
+
     /// Adds a key to a container; `false` when it was there already.
     async fn add_key(&self, name: &ContainerName, key: &SshPublicKey, added: SystemTime) -> Result<bool>;
     /// Removes a key by fingerprint; `false` when there was none.

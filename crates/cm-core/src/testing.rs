@@ -531,6 +531,7 @@ struct Records {
     leases: BTreeMap<u16, String>,
     subnets: BTreeMap<UserId, Subnet>,
     keys: BTreeMap<ContainerName, Vec<StoredKey>>,
+    quotas: BTreeMap<UserId, crate::quota::UserQuota>,
 }
 
 /// An in-memory store with the same semantics as the SQLite one.
@@ -793,6 +794,19 @@ impl Store for MemoryStore {
 
     async fn release_subnet(&self, user: &UserId) -> Result<()> {
         self.records().subnets.remove(user);
+        Ok(())
+    }
+
+    async fn user_quota(&self, user: &UserId) -> Result<Option<crate::quota::UserQuota>> {
+        Ok(self.records().quotas.get(user).copied())
+    }
+
+    async fn set_user_quota(&self, user: &UserId, quota: Option<&crate::quota::UserQuota>) -> Result<()> {
+        let mut records = self.records();
+        match quota {
+            Some(quota) => records.quotas.insert(user.clone(), *quota),
+            None => records.quotas.remove(user),
+        };
         Ok(())
     }
 

@@ -24,8 +24,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use cm_core::{
-    ContainerName, ContainerSpec, CreateReservation, Error, ErrorKind, Operation, OperationKind, PortLease,
-    PortProbe, Result, SshPublicKey, Store, StoredKey, Subnet, SubnetPool, TypeName, UserId, VolumeName,
+    ContainerName, ContainerSpec, CpuLimit, CreateReservation, Error, ErrorKind, MemoryLimit, Operation,
+    OperationKind, PortLease, PortProbe, Result, SshPublicKey, Store, StoredKey, Subnet, SubnetPool,
+    TypeName, UserId, UserQuota, VolumeName,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
@@ -78,7 +79,14 @@ CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL
 ) STRICT;
-PRAGMA user_version = 1; -- SCHEMA_VERSION
+-- Version 2: the admin's quota overrides per user (NULL: the configured default).
+CREATE TABLE IF NOT EXISTS quotas (
+    user_id TEXT PRIMARY KEY,
+    containers INTEGER,
+    memory_bytes INTEGER,
+    nano_cpus INTEGER
+) STRICT;
+PRAGMA user_version = 2; -- SCHEMA_VERSION
 ";
 
 /// The SQLite store.
@@ -186,7 +194,7 @@ fn poisoned() -> Error {
 }
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Switches a new file to WAL and creates the schema, once. Several processes may open a fresh
 /// file at the same moment: SQLite answers "locked" at once (without the busy handler) to a
@@ -678,6 +686,69 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             tx.execute("DELETE FROM subnets WHERE user_id = ?1", [user.as_str()])
                 .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user_quota(&self, user: &UserId) -> Result<Option<UserQuota>> {
+        let user = user.clone();
+        let row = self
+            .run(move |connection| {
+                connection
+                    .query_row(
+                        "SELECT containers, memory_bytes, nano_cpus FROM quotas WHERE user_id = ?1",
+                        [user.as_str()],
+                        |row| {
+                            Ok((
+                                row.get::<_, Option<i64>>(0)?,
+                                row.get::<_, Option<i64>>(1)?,
+                                row.get::<_, Option<i64>>(2)?,
+                            ))
+                        },
+                    )
+                    .optional()
+                    .map_err(sql_error)
+            })
+            .await?;
+        let Some((containers, memory, nano_cpus)) = row else {
+            return Ok(None);
+        };
+        let corrupt = || Error::internal("a stored quota is malformed");
+        Ok(Some(UserQuota {
+            containers: containers
+                .map(|n| u32::try_from(n).map_err(|_| corrupt()))
+                .transpose()?,
+            memory: memory
+                .map(|b| MemoryLimit::parse(&b.to_string()).map_err(|_| corrupt()))
+                .transpose()?,
+            cpus: nano_cpus
+                .map(|n| CpuLimit::from_cpus(n as f64 / 1e9).map_err(|_| corrupt()))
+                .transpose()?,
+        }))
+    }
+
+    async fn set_user_quota(&self, user: &UserId, quota: Option<&UserQuota>) -> Result<()> {
+        let user = user.clone();
+        let quota = quota.copied();
+        self.write(move |tx| {
+            match quota {
+                None => tx
+                    .execute("DELETE FROM quotas WHERE user_id = ?1", [user.as_str()])
+                    .map_err(sql_error)?,
+                Some(quota) => tx
+                    .execute(
+                        "INSERT INTO quotas (user_id, containers, memory_bytes, nano_cpus) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (user_id) DO UPDATE SET containers = ?2, memory_bytes = ?3, nano_cpus = ?4",
+                        params![
+                            user.as_str(),
+                            quota.containers.map(i64::from),
+                            quota.memory.map(|m| i64::try_from(m.bytes()).unwrap_or(i64::MAX)),
+                            quota.cpus.map(|c| i64::try_from(c.nano_cpus()).unwrap_or(i64::MAX)),
+                        ],
+                    )
+                    .map_err(sql_error)?,
+            };
             Ok(())
         })
         .await

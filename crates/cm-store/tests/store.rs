@@ -398,3 +398,55 @@ async fn only_the_owner_may_read_the_database_fresh_or_inherited() {
     assert_eq!(mode_of(dir.path()), shared_mode);
     reopened.get_by_name(&name("alice", "cli_v4")).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_database_of_schema_version_1_opens_keeps_its_data_and_gains_quotas() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    // A file as the previous version made it: its schema, one container record, one token.
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.pragma_update(None, "journal_mode", "WAL").unwrap();
+        connection
+            .execute_batch(include_str!("fixtures/schema_v1.sql"))
+            .unwrap();
+        let record = spec("alice", "cli_v4", "abc123", 9000);
+        connection
+            .execute(
+                "INSERT INTO kv (key, value) VALUES (?1, ?2)",
+                [
+                    format!("CONTAINER::{}", record.container_id),
+                    serde_json::to_string(&record).unwrap(),
+                ],
+            )
+            .unwrap();
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 1);
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let alice = UserId::parse("alice").unwrap();
+    let kept = store.get("abc123").await.unwrap();
+    assert_eq!(
+        kept.map(|s| s.container_name.to_string()),
+        Some("alice_cli_v4".to_owned()),
+        "the record of version 1 is still there"
+    );
+    assert_eq!(store.user_quota(&alice).await.unwrap(), None);
+    let quota = cm_core::UserQuota {
+        containers: Some(3),
+        memory: Some(cm_core::MemoryLimit::parse("2g").unwrap()),
+        cpus: Some(cm_core::CpuLimit::from_cpus(1.5).unwrap()),
+    };
+    store.set_user_quota(&alice, Some(&quota)).await.unwrap();
+    assert_eq!(store.user_quota(&alice).await.unwrap(), Some(quota));
+    store.set_user_quota(&alice, None).await.unwrap();
+    assert_eq!(store.user_quota(&alice).await.unwrap(), None);
+    drop(store);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}

@@ -168,6 +168,16 @@ const ROWS: &[Row] = &[
         body: |_| json!({}),
         expect: [401, 401, 200, 403, 403, 401],
     },
+    Row {
+        endpoint: "get_user_quota",
+        body: |_| json!({"user_id": "alice"}),
+        expect: [401, 401, 200, 200, 403, 401],
+    },
+    Row {
+        endpoint: "set_user_quota",
+        body: |_| json!({"user_id": "alice", "containers": 3, "memory": "4g", "cpus": 2.5}),
+        expect: [401, 401, 200, 403, 403, 401],
+    },
 ];
 
 /// A fresh world and the credential of `who` in it.

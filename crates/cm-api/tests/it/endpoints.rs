@@ -628,3 +628,50 @@ async fn update_keeps_the_port_and_reconcile_reports_and_remembers() {
         "no event feed in process tests"
     );
 }
+
+#[actix_web::test]
+async fn quotas_are_read_set_and_enforced_over_the_api() {
+    let app = TestApp::new();
+    let (status, set) = app
+        .post(
+            &api("set_user_quota"),
+            json!({"user_id": "alice", "containers": 1, "cpus": "1.5"}),
+            &Cred::admin(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    assert_eq!(set["quota"]["limits"]["containers"], 1);
+    assert_eq!(set["quota"]["limits"]["cpus"], 1.5);
+    assert!(set["quota"]["limits"]["memory"].is_null());
+    app.create("alice", "cli_v4").await;
+    let (status, refused) = app
+        .post(
+            &api("create_container"),
+            json!({"user_id": "alice", "container_type": "preview_server"}),
+            &Cred::admin(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{refused}");
+    assert_eq!(refused["error"]["code"], "exhausted");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("over quota")
+    );
+    let alice = Cred::Bearer(app.token("alice").await);
+    let (status, own) = app
+        .get(&format!("{}?user_id=alice", api("get_user_quota")), &alice)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(own["quota"]["used"]["containers"], 1);
+    let (status, bad) = app
+        .post(
+            &api("set_user_quota"),
+            json!({"user_id": "alice", "memory": "lots"}),
+            &Cred::admin(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert_eq!(bad["error"]["field"], "memory");
+}

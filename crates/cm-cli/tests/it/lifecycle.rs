@@ -276,3 +276,27 @@ fn a_chatty_container_keeps_at_most_its_rotated_logs_on_disk() {
         "{bytes} bytes of logs on disk"
     );
 }
+
+#[test]
+fn a_create_over_quota_is_refused_and_leaves_nothing() {
+    let Some(world) = World::new() else { return };
+    let user = world.env.user("quota");
+    let shown = world.cm_ok(&["quota", "set", &user, "--containers", "1", "--memory", "2g"]);
+    assert!(shown.contains("0 of 1 (set for this user)"), "{shown}");
+    world.create(&user, "preview_server");
+    let before = world.objects();
+    let out = world.cm(&["create", &user, "project_dev"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("over quota") && message.contains("may have 1 containers and has 1"),
+        "{message}"
+    );
+    assert_eq!(world.objects(), before, "nothing was made");
+    let report = world.cm_json(&["quota", "show", &user]);
+    assert_eq!(report["used"]["containers"], 1);
+    assert_eq!(report["limits"]["memory"], "2g");
+    // Cleared, the defaults (unlimited) apply again.
+    world.cm_ok(&["quota", "set", &user, "--clear"]);
+    world.create(&user, "project_dev");
+}

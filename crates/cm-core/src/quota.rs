@@ -1,0 +1,140 @@
+//! Per-user quotas: how many containers a user may have, and how much memory and CPU their
+//! containers may be promised in all. `[quota]` in the configuration sets the defaults; the admin
+//! overrides them per user (`cm quota set`, `set_user_quota`), and the overrides live in the
+//! store. A create over quota is refused before anything is touched, naming the quota and the use.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::manager::Manager;
+use crate::names::UserId;
+use crate::values::{CpuLimit, MemoryLimit};
+
+/// Limits of one user; `None` is unlimited (or, in an override, "the default").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserQuota {
+    /// How many containers.
+    pub containers: Option<u32>,
+    /// The sum of the containers' memory limits.
+    pub memory: Option<MemoryLimit>,
+    /// The sum of the containers' CPU limits.
+    pub cpus: Option<CpuLimit>,
+}
+
+/// What a user may have and has.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuotaReport {
+    /// The user.
+    pub user_id: UserId,
+    /// The limits in force: the overrides over the defaults.
+    pub limits: UserQuota,
+    /// The overrides the admin set, if any.
+    pub overrides: Option<UserQuota>,
+    /// What the user's containers hold now.
+    pub used: QuotaUse,
+}
+
+/// What a user's containers hold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct QuotaUse {
+    /// How many containers.
+    pub containers: u32,
+    /// The sum of their memory limits, in bytes.
+    pub memory_bytes: u64,
+    /// The sum of their CPU limits.
+    pub cpus: f64,
+}
+
+impl UserQuota {
+    /// `self`'s limits where set, else `defaults`'.
+    pub fn over(self, defaults: UserQuota) -> UserQuota {
+        UserQuota {
+            containers: self.containers.or(defaults.containers),
+            memory: self.memory.or(defaults.memory),
+            cpus: self.cpus.or(defaults.cpus),
+        }
+    }
+
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_none() && self.memory.is_none() && self.cpus.is_none()
+    }
+}
+
+impl Manager {
+    /// The quota of `user`: limits in force, the admin's overrides, and the use.
+    pub async fn quota(&self, user: &UserId) -> Result<QuotaReport> {
+        let store = &self.adapters().store;
+        let overrides = store.user_quota(user).await?;
+        let limits = overrides.unwrap_or_default().over(self.config().quota);
+        let mut used = QuotaUse {
+            containers: 0,
+            memory_bytes: 0,
+            cpus: 0.0,
+        };
+        for spec in store.list_user(user).await? {
+            used.containers += 1;
+            used.memory_bytes = used.memory_bytes.saturating_add(spec.memory.bytes());
+            used.cpus += spec.cpus.cpus();
+        }
+        Ok(QuotaReport {
+            user_id: user.clone(),
+            limits,
+            overrides,
+            used,
+        })
+    }
+
+    /// Sets the admin's overrides of `user`'s quota (`None` or an empty quota: the defaults
+    /// again). Containers over the new quota keep running; only new ones are refused.
+    pub async fn set_quota(&self, user: &UserId, overrides: Option<UserQuota>) -> Result<QuotaReport> {
+        let overrides = overrides.filter(|q| !q.is_empty());
+        self.adapters()
+            .store
+            .set_user_quota(user, overrides.as_ref())
+            .await?;
+        self.quota(user).await
+    }
+
+    /// Refuses a new container of `memory` and `cpus` for `user` when it would pass a quota.
+    pub(crate) async fn check_quota(&self, user: &UserId, memory: MemoryLimit, cpus: CpuLimit) -> Result<()> {
+        let report = self.quota(user).await?;
+        let (limits, used) = (report.limits, report.used);
+        let refuse = |what: String| {
+            Err(Error::new(ErrorKind::Exhausted, format!("over quota: {what}")).for_field("user_id"))
+        };
+        if let Some(max) = limits.containers
+            && used.containers + 1 > max
+        {
+            return refuse(format!(
+                "user {user} may have {max} containers and has {}",
+                used.containers
+            ));
+        }
+        if let Some(max) = limits.memory
+            && used.memory_bytes.saturating_add(memory.bytes()) > max.bytes()
+        {
+            return refuse(format!(
+                "user {user} may have {max} of memory in all; {} is used and this container asks for {memory}",
+                human_bytes(used.memory_bytes)
+            ));
+        }
+        if let Some(max) = limits.cpus
+            && used.cpus + cpus.cpus() > max.cpus() + 1e-9
+        {
+            return refuse(format!(
+                "user {user} may have {max} CPUs in all; {} are used and this container asks for {cpus}",
+                used.cpus
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 30) && bytes > 0 {
+        format!("{}g", bytes >> 30)
+    } else {
+        format!("{}m", bytes >> 20)
+    }
+}
