@@ -239,6 +239,8 @@ pub struct TokenCreatedAnswer {
     pub user_id: String,
     /// When it was created, RFC 3339 UTC.
     pub created_at: String,
+    /// When it stops working, RFC 3339 UTC; `null`: never.
+    pub expires_at: Option<String>,
 }
 
 /// A token without its secret.
@@ -250,6 +252,10 @@ pub struct TokenDoc {
     pub user_id: String,
     /// When it was created, RFC 3339 UTC.
     pub created_at: String,
+    /// When it stops working, RFC 3339 UTC; `null`: never.
+    pub expires_at: Option<String>,
+    /// When it last authenticated a request (to the minute), RFC 3339 UTC.
+    pub last_used_at: Option<String>,
 }
 
 /// The tokens.

@@ -183,6 +183,19 @@ pub struct UserParams {
     pub user_id: String,
 }
 
+/// Parameters of `create_user_token`.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct TokenParams {
+    /// The user the token acts for.
+    pub user_id: String,
+    /// Let the token stop working after this long: seconds, or a duration such as `30d` or
+    /// `12h` (1 minute to 10 years; default: never).
+    #[schema(value_type = Option<String>)]
+    #[param(value_type = Option<String>)]
+    pub expires_in: Option<String>,
+}
+
 /// Parameters of `set_user_quota`: the limits to override; absent ones keep their override,
 /// `clear` drops every override first.
 #[derive(Debug, IntoParams, ToSchema)]
@@ -368,6 +381,17 @@ impl FromParams for UserParams {
     fn from_params(p: &mut Params) -> Result<Self, ApiError> {
         Ok(UserParams {
             user_id: p.required_string("user_id")?,
+        })
+    }
+}
+
+impl FromParams for TokenParams {
+    const FIELDS: &'static [&'static str] = &["user_id", "expires_in"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(TokenParams {
+            user_id: p.required_string("user_id")?,
+            expires_in: p.text_or_number("expires_in")?,
         })
     }
 }

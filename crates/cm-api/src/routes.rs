@@ -28,7 +28,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::params::CommandParam;
 use crate::params_types::{
     AddKeyParams, ContainerRef, CreateParams, DeleteParams, ExecParams, ListParams, LogsParams, NoParams,
-    QuotaParams, ReconcileParams, RemoveKeyParams, RevokeParams, UpdateParams, UserParams,
+    QuotaParams, ReconcileParams, RemoveKeyParams, RevokeParams, TokenParams, UpdateParams, UserParams,
 };
 
 /// Where the endpoints live.
@@ -854,20 +854,38 @@ pub async fn set_user_quota(state: Data<AppState>, call: Call) -> Answer {
     post,
     path = "/api/ContainerManager/create_user_token",
     tag = "tokens",
-    params(UserParams),
-    request_body(content = Option<UserParams>, description = "The same parameters as a JSON object"),
+    params(TokenParams),
+    request_body(content = Option<TokenParams>, description = "The same parameters as a JSON object"),
     responses((status = 201, description = "The new token, shown once", body = TokenCreatedAnswer))
 )]
 pub async fn create_user_token(state: Data<AppState>, call: Call) -> Answer {
     call.principal.authorize(Action::Administer, None)?;
-    let p: UserParams = call.params.parse()?;
+    let p: TokenParams = call.params.parse()?;
     let user = UserId::parse(p.user_id.trim()).map_err(|e| e.for_field("user_id"))?;
-    let (record, token) = state.auth.create_user_token(&user).await?;
+    let lifetime = p
+        .expires_in
+        .as_deref()
+        .map(|text| {
+            let text = text.trim();
+            text.parse::<u64>()
+                .map(Duration::from_secs)
+                .or_else(|_| humantime::parse_duration(text))
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "expires_in is seconds or a duration such as 30d or 12h",
+                    )
+                    .for_field("expires_in")
+                })
+        })
+        .transpose()?;
+    let (record, token) = state.auth.create_expiring_token(&user, lifetime).await?;
     Ok(secret_answer(HttpResponse::Created()).json(TokenCreatedAnswer {
         token: token.expose().to_owned(),
         id: record.id,
         user_id: record.user_id.to_string(),
         created_at: record.created_at,
+        expires_at: record.expires_at,
     }))
 }
 

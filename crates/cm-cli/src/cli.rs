@@ -239,6 +239,9 @@ pub enum TokenCommand {
     Create {
         /// The user the token acts for.
         user_id: String,
+        /// Let it stop working after this long, such as 30d or 12h (default: never).
+        #[arg(long)]
+        expires: Option<humantime::Duration>,
     },
     /// Revoke all tokens of a user, or one token by its id.
     Revoke {

@@ -330,13 +330,16 @@ async fn token(
 ) -> anyhow::Result<ExitCode> {
     let auth = build_app(settings).await?.auth;
     match command {
-        TokenCommand::Create { user_id } => {
+        TokenCommand::Create { user_id, expires } => {
             let user = UserId::parse(&user_id)?;
-            let (record, secret) = auth.create_user_token(&user).await?;
+            let (record, secret) = auth.create_expiring_token(&user, expires.map(Into::into)).await?;
             if json {
-                output::json(
-                    &json!({ "id": record.id, "user_id": record.user_id, "token": secret.expose() }),
-                )?;
+                output::json(&json!({
+                    "id": record.id,
+                    "user_id": record.user_id,
+                    "token": secret.expose(),
+                    "expires_at": record.expires_at,
+                }))?;
             } else {
                 output::line(secret.expose());
                 eprintln!(
@@ -364,11 +367,20 @@ async fn token(
             if json {
                 output::json(&tokens)?;
             } else {
+                let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
                 let rows: Vec<Vec<String>> = tokens
                     .iter()
-                    .map(|t| vec![t.id.clone(), t.user_id.to_string(), t.created_at.clone()])
+                    .map(|t| {
+                        vec![
+                            t.id.clone(),
+                            t.user_id.to_string(),
+                            t.created_at.clone(),
+                            or_dash(&t.expires_at),
+                            or_dash(&t.last_used_at),
+                        ]
+                    })
                     .collect();
-                output::table(&["ID", "USER", "CREATED"], &rows);
+                output::table(&["ID", "USER", "CREATED", "EXPIRES", "LAST USED"], &rows);
             }
         }
     }

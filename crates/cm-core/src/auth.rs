@@ -78,6 +78,10 @@ pub struct TokenRecord {
     pub hash: SecretHash,
     /// When it was created, RFC 3339 UTC.
     pub created_at: String,
+    /// When it stops working, RFC 3339 UTC; `None`: never.
+    pub expires_at: Option<String>,
+    /// When it last authenticated a request (to the minute), RFC 3339 UTC.
+    pub last_used_at: Option<String>,
 }
 
 /// Where the admin key comes from.
@@ -111,6 +115,8 @@ pub trait CredentialStore: Send + Sync {
     async fn revoke_token(&self, id: &str) -> Result<bool>;
     /// Every token, oldest first.
     async fn tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Notes that the token `id` authenticated a request at `at` (RFC 3339 UTC).
+    async fn touch_token(&self, id: &str, at: &str) -> Result<()>;
 }
 
 /// A source of random bytes for new secrets.
@@ -370,8 +376,41 @@ impl Auth {
             return Ok(Principal::Admin);
         }
         match self.store.token_by_hash(&hash).await? {
-            Some(record) if record.hash.matches(&hash) => Ok(Principal::User(record.user_id)),
+            Some(record) if record.hash.matches(&hash) && self.is_current(&record) => {
+                self.note_use(&record).await;
+                Ok(Principal::User(record.user_id))
+            }
             _ => Err(unauthorized()),
+        }
+    }
+
+    /// False once a token's expiry has passed.
+    fn is_current(&self, record: &TokenRecord) -> bool {
+        let now = self.clock.now();
+        record
+            .expires_at
+            .as_deref()
+            .is_none_or(|at| humantime::parse_rfc3339(at).is_ok_and(|expires| now < expires))
+    }
+
+    /// Records when a token was last used, at most once a minute (a write per request would
+    /// make every read a write). A failure to record is logged, never fatal.
+    async fn note_use(&self, record: &TokenRecord) {
+        let now = self.clock.now();
+        let recent = record
+            .last_used_at
+            .as_deref()
+            .and_then(|at| humantime::parse_rfc3339(at).ok())
+            .is_some_and(|last| {
+                now.duration_since(last)
+                    .is_ok_and(|d| d < Duration::from_secs(60))
+            });
+        if recent {
+            return;
+        }
+        let at = humantime::format_rfc3339_seconds(now).to_string();
+        if let Err(e) = self.store.touch_token(&record.id, &at).await {
+            tracing::warn!(token = %record.id, error = ?e, "could not record a token's use");
         }
     }
 
@@ -429,15 +468,32 @@ impl Auth {
         }
     }
 
-    /// A new token for `user`, returned to be shown once.
+    /// A new token for `user` that never expires, returned to be shown once.
     pub async fn create_user_token(&self, user: &UserId) -> Result<(TokenRecord, Secret)> {
+        self.create_expiring_token(user, None).await
+    }
+
+    /// A new token for `user` that stops working after `lifetime` (`None`: never), returned to
+    /// be shown once.
+    pub async fn create_expiring_token(
+        &self,
+        user: &UserId,
+        lifetime: Option<Duration>,
+    ) -> Result<(TokenRecord, Secret)> {
+        if lifetime.is_some_and(|l| l < Duration::from_secs(60) || l > Duration::from_secs(10 * 365 * 86400))
+        {
+            return Err(Error::invalid("a token lives 1 minute to 10 years").for_field("expires_in"));
+        }
         let token = Secret::generate(TOKEN_PREFIX, self.entropy.as_ref());
         let hash = token.hash();
+        let now = self.clock.now();
         let record = TokenRecord {
             id: hash.public_id(),
             user_id: user.clone(),
             hash,
-            created_at: humantime::format_rfc3339_seconds(self.clock.now()).to_string(),
+            created_at: humantime::format_rfc3339_seconds(now).to_string(),
+            expires_at: lifetime.map(|l| humantime::format_rfc3339_seconds(now + l).to_string()),
+            last_used_at: None,
         };
         self.store.insert_token(&record).await?;
         Ok((record, token))

@@ -1034,6 +1034,13 @@ impl CredentialStore for MemoryCredentials {
     async fn tokens(&self) -> Result<Vec<TokenRecord>> {
         Ok(self.tokens.lock().unwrap().clone())
     }
+
+    async fn touch_token(&self, id: &str, at: &str) -> Result<()> {
+        for token in self.tokens.lock().unwrap().iter_mut().filter(|t| t.id == id) {
+            token.last_used_at = Some(at.to_owned());
+        }
+        Ok(())
+    }
 }
 
 /// Deterministic "random" bytes: a counter, so every secret differs.

@@ -285,3 +285,29 @@ async fn a_user_resolves_only_among_their_own_containers() {
         assert_eq!(err.message(), missing.message().replace("zz_none", reference));
     }
 }
+
+#[tokio::test]
+async fn tokens_expire_and_note_their_last_use() {
+    let t = tickets(None);
+    let alice = user("alice");
+    let (record, token) = t
+        .auth
+        .create_expiring_token(&alice, Some(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert!(record.expires_at.is_some());
+    assert_eq!(
+        t.auth.authenticate(&token).await.unwrap(),
+        Principal::User(alice.clone())
+    );
+    let used = t.auth.tokens().await.unwrap()[0].last_used_at.clone();
+    assert!(used.is_some(), "the first use is noted");
+    t.clock.advance(Duration::from_secs(3601));
+    let expired = t.auth.authenticate(&token).await.unwrap_err();
+    assert_eq!(expired.kind(), ErrorKind::Unauthorized);
+    // Too short or too long a life is refused.
+    for bad in [Duration::from_secs(10), Duration::from_secs(20 * 365 * 86400)] {
+        let err = t.auth.create_expiring_token(&alice, Some(bad)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+}

@@ -9,16 +9,30 @@ use crate::{SqliteStore, sql_error};
 
 const ADMIN_KEY_HASH: &str = "ADMIN_KEY_HASH";
 
-fn token_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+/// The columns of a token, in the order [`token_of`] reads them.
+const TOKEN_COLUMNS: &str = "id, user_id, hash, created_at, expires_at, last_used_at";
+
+type TokenRow = (String, String, String, String, Option<String>, Option<String>);
+
+fn token_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
 }
 
-fn record((id, user, hash, created_at): (String, String, String, String)) -> Result<TokenRecord> {
+fn record((id, user, hash, created_at, expires_at, last_used_at): TokenRow) -> Result<TokenRecord> {
     Ok(TokenRecord {
         id,
         user_id: UserId::parse(&user)?,
         hash: SecretHash::from_hex(&hash)?,
         created_at,
+        expires_at,
+        last_used_at,
     })
 }
 
@@ -55,12 +69,13 @@ impl CredentialStore for SqliteStore {
         let token = token.clone();
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO tokens (id, user_id, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO tokens (id, user_id, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
                     token.id,
                     token.user_id.as_str(),
                     token.hash.as_hex(),
-                    token.created_at
+                    token.created_at,
+                    token.expires_at
                 ],
             )
             .map_err(sql_error)?;
@@ -74,7 +89,7 @@ impl CredentialStore for SqliteStore {
         self.run(move |connection| {
             connection
                 .query_row(
-                    "SELECT id, user_id, hash, created_at FROM tokens WHERE hash = ?1",
+                    &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"),
                     [hex],
                     token_of,
                 )
@@ -91,7 +106,7 @@ impl CredentialStore for SqliteStore {
         self.run(move |connection| {
             connection
                 .query_row(
-                    "SELECT id, user_id, hash, created_at FROM tokens WHERE id = ?1",
+                    &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
                     [id],
                     token_of,
                 )
@@ -126,7 +141,9 @@ impl CredentialStore for SqliteStore {
     async fn tokens(&self) -> Result<Vec<TokenRecord>> {
         self.run(|connection| {
             let mut statement = connection
-                .prepare("SELECT id, user_id, hash, created_at FROM tokens ORDER BY created_at, id")
+                .prepare(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
+                ))
                 .map_err(sql_error)?;
             let rows = statement.query_map([], token_of).map_err(sql_error)?;
             let mut tokens = Vec::new();
@@ -134,6 +151,19 @@ impl CredentialStore for SqliteStore {
                 tokens.push(record(row.map_err(sql_error)?)?);
             }
             Ok(tokens)
+        })
+        .await
+    }
+
+    async fn touch_token(&self, id: &str, at: &str) -> Result<()> {
+        let (id, at) = (id.to_owned(), at.to_owned());
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1",
+                params![id, at],
+            )
+            .map_err(sql_error)?;
+            Ok(())
         })
         .await
     }

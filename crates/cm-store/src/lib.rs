@@ -77,9 +77,12 @@ CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,
     hash TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    last_used_at TEXT
 ) STRICT;
--- Version 2: the admin's quota overrides per user (NULL: the configured default).
+-- Version 2: the admin's quota overrides per user (NULL: the configured default); tokens
+-- expire and note their last use (see MIGRATIONS for files of version 1).
 CREATE TABLE IF NOT EXISTS quotas (
     user_id TEXT PRIMARY KEY,
     containers INTEGER,
@@ -196,6 +199,20 @@ fn poisoned() -> Error {
 /// The schema version this code writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 2;
 
+/// The steps that bring a file of an earlier version to the next: `MIGRATIONS[v - 1]` takes
+/// version `v` to `v + 1`. A new file gets [`SCHEMA`] at once.
+const MIGRATIONS: &[&str] = &["
+ALTER TABLE tokens ADD COLUMN expires_at TEXT;
+ALTER TABLE tokens ADD COLUMN last_used_at TEXT;
+CREATE TABLE IF NOT EXISTS quotas (
+    user_id TEXT PRIMARY KEY,
+    containers INTEGER,
+    memory_bytes INTEGER,
+    nano_cpus INTEGER
+) STRICT;
+PRAGMA user_version = 2;
+"];
+
 /// Switches a new file to WAL and creates the schema, once. Several processes may open a fresh
 /// file at the same moment: SQLite answers "locked" at once (without the busy handler) to a
 /// journal-mode change that races another, so this retries until the busy timeout. On a prepared
@@ -218,10 +235,32 @@ fn prepare_once(connection: &Connection) -> rusqlite::Result<()> {
         connection.pragma_update(None, "journal_mode", "WAL")?;
     }
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version < SCHEMA_VERSION {
-        connection.execute_batch(SCHEMA)?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
     }
-    Ok(())
+    // One process migrates; the others wait for its transaction and then find the new version.
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let migrated = (|| {
+        let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version == 0 {
+            connection.execute_batch(SCHEMA)?;
+        } else {
+            for step in MIGRATIONS
+                .iter()
+                .skip(usize::try_from(version - 1).unwrap_or(usize::MAX))
+            {
+                connection.execute_batch(step)?;
+            }
+        }
+        Ok(())
+    })();
+    match migrated {
+        Ok(()) => connection.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 fn is_busy(err: &rusqlite::Error) -> bool {

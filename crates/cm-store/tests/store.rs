@@ -400,7 +400,7 @@ async fn only_the_owner_may_read_the_database_fresh_or_inherited() {
 }
 
 #[tokio::test]
-async fn a_database_of_schema_version_1_opens_keeps_its_data_and_gains_quotas() {
+async fn a_database_of_schema_version_1_opens_keeps_its_data_and_gains_quotas_and_token_times() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v1.db");
     // A file as the previous version made it: its schema, one container record, one token.

@@ -675,3 +675,34 @@ async fn quotas_are_read_set_and_enforced_over_the_api() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     assert_eq!(bad["error"]["field"], "memory");
 }
+
+#[actix_web::test]
+async fn tokens_may_expire_and_show_when_they_were_last_used() {
+    let app = TestApp::new();
+    let (status, made) = app
+        .post(
+            &api("create_user_token"),
+            json!({"user_id": "alice", "expires_in": "30d"}),
+            &Cred::admin(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert!(made["expires_at"].is_string(), "{made}");
+    let alice = Cred::Bearer(made["token"].as_str().unwrap().to_owned());
+    let (status, _) = app.get(&api("whoami"), &alice).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, listed) = app.get(&api("list_user_tokens"), &Cred::admin()).await;
+    assert!(listed["tokens"][0]["last_used_at"].is_string(), "{listed}");
+    assert_eq!(listed["tokens"][0]["expires_at"], made["expires_at"]);
+    for bad in [json!("5s"), json!("soon"), json!(1)] {
+        let (status, refused) = app
+            .post(
+                &api("create_user_token"),
+                json!({"user_id": "alice", "expires_in": bad}),
+                &Cred::admin(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {refused}");
+        assert_eq!(refused["error"]["field"], "expires_in");
+    }
+}
