@@ -413,6 +413,41 @@ fn dynamic_routes_let_only_the_owner_and_the_admin_through() {
 }
 
 #[test]
+fn fifty_creates_and_deletes_reload_nginx_not_once_and_route_at_once() {
+    let Some(gate) = Gate::start("fifty routes", RoutingMode::Dynamic, HostMode::Path) else {
+        return;
+    };
+    let admin = bearer(&gate.admin);
+    let reloads = gate.nginx.reloads();
+    for i in 0..50 {
+        let user = gate.env.user(&format!("u{i}"));
+        gate.create(&user, "preview_server");
+        // The moment the create returned, the route check lets the admin through: the app
+        // (200) or "not answering yet" (502), never a refusal or an unknown container.
+        let first = gate.get(
+            &format!("/container/{user}/preview_server/"),
+            &[("Authorization", &admin)],
+        );
+        assert!(matches!(first.status, 200 | 502), "{user}: {first:?}");
+        let (status, deleted) = gate.call(
+            "delete_container",
+            json!({"container_id": format!("{user}_preview_server"), "force": true, "purge": true}),
+        );
+        assert_eq!(status, 200, "{deleted}");
+        let gone = gate.get(
+            &format!("/container/{user}/preview_server/"),
+            &[("Authorization", &admin)],
+        );
+        assert_eq!(gone.status, 404, "{user}: {gone:?}");
+    }
+    assert_eq!(
+        gate.nginx.reloads(),
+        reloads,
+        "50 creates and 50 deletes, no reload"
+    );
+}
+
+#[test]
 fn subdomain_routes_check_the_same_way() {
     let Some(gate) = Gate::start("subdomain routes", RoutingMode::Dynamic, HostMode::Subdomain) else {
         return;
