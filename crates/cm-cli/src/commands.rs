@@ -528,6 +528,7 @@ async fn nginx(mut settings: Settings, command: NginxCommand, json: bool) -> any
             "changed": report.changed,
             "nginx": report.nginx,
             "url": url,
+            "retired_routes": report.retired_routes,
         }))?;
     } else {
         let what = if report.changed { "wrote" } else { "kept" };
@@ -536,6 +537,12 @@ async fn nginx(mut settings: Settings, command: NginxCommand, json: bool) -> any
             report.path.display()
         ));
         output::line(&format!("nginx {}: containers at {url}", report.nginx));
+        if report.retired_routes > 0 {
+            output::line(&format!(
+                "removed {} route files of files mode: dynamic routing serves those containers now",
+                report.retired_routes
+            ));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

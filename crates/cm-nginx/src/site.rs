@@ -158,6 +158,48 @@ pub struct SetupReport {
     pub changed: bool,
     /// How nginx took it: `reloaded` or `started`.
     pub nginx: &'static str,
+    /// Route files of files mode that dynamic routing retired (they carried no owner check
+    /// before this version, and must not keep serving beside the dynamic routes).
+    pub retired_routes: usize,
+}
+
+/// The first line of every route file files mode writes.
+const ROUTE_MARKER: &str = "# Managed by ContainerManager (cm-nginx).";
+
+/// Removes the route files (and their links and failure markers) that files mode wrote, leaving
+/// anything else in the box directories alone; returns how many routes went.
+fn retire_route_files(settings: &NginxSettings) -> Result<usize> {
+    let ours = |name: &str| name.starts_with("container-") && name.ends_with(".conf");
+    let mut retired = 0;
+    if let Ok(entries) = std::fs::read_dir(&settings.enabled_dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            let is_ours = ours(&name)
+                && std::fs::read_to_string(&path).map_or(
+                    // A dangling link into box-available is ours too.
+                    entry.file_type().is_ok_and(|t| t.is_symlink()),
+                    |text| text.starts_with(ROUTE_MARKER),
+                );
+            if is_ours {
+                std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
+                retired += 1;
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(&settings.available_dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            let route = ours(&name)
+                && std::fs::read_to_string(&path).is_ok_and(|text| text.starts_with(ROUTE_MARKER));
+            let marker = name.starts_with("container-") && name.ends_with(".conf.failed");
+            if route || marker {
+                std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
+            }
+        }
+    }
+    Ok(retired)
 }
 
 /// Writes the site file into `settings.conf_dir`, checks the whole configuration with
@@ -176,6 +218,11 @@ pub async fn setup(settings: &NginxSettings, site: &Site) -> Result<SetupReport>
     if changed {
         write_atomically(&path, &text)?;
     }
+    let retired_routes = if site.mode == RoutingMode::Dynamic {
+        retire_route_files(settings)?
+    } else {
+        0
+    };
     let runner = ProcessRunner::new(settings.binary.clone(), settings.args.clone());
     if let Err(refused) = runner.run(Action::Test).await {
         if changed {
@@ -212,7 +259,12 @@ pub async fn setup(settings: &NginxSettings, site: &Site) -> Result<SetupReport>
             }
         },
     };
-    Ok(SetupReport { path, changed, nginx })
+    Ok(SetupReport {
+        path,
+        changed,
+        nginx,
+        retired_routes,
+    })
 }
 
 /// The current site file, `None` when there is none; an error when a file is there that we did

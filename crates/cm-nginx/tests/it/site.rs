@@ -100,11 +100,37 @@ async fn setup_refuses_to_overwrite_a_foreign_file_and_restores_on_refusal() {
     assert!(err.message().contains("not written by ContainerManager"), "{err}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), foreign);
 
+    // Route files of files mode (an upgrade) are retired; anything else there stays.
+    let available = nginx.prefix.join("old-available");
+    let enabled = nginx.prefix.join("old-enabled");
+    std::fs::create_dir_all(&available).unwrap();
+    std::fs::create_dir_all(&enabled).unwrap();
+    let route =
+        "# Managed by ContainerManager (cm-nginx). Do not edit.\nlocation /container/a/b/ { return 200; }\n";
+    std::fs::write(available.join("container-a-b.conf"), route).unwrap();
+    std::fs::write(available.join("container-a-b.conf.failed"), "refused").unwrap();
+    std::os::unix::fs::symlink(
+        available.join("container-a-b.conf"),
+        enabled.join("container-a-b.conf"),
+    )
+    .unwrap();
+    std::fs::write(enabled.join("container-hand-made.conf"), "# mine\n").unwrap();
+    settings.available_dir = available.clone();
+    settings.enabled_dir = enabled.clone();
+
     // Ours is written, tested and reloaded; nginx then serves on the new port.
     std::fs::rename(&path, nginx.conf_dir().join("placeholder.conf")).unwrap();
     let report = cm_nginx::setup(&settings, &ours).await.unwrap();
     assert!(report.changed);
     assert_eq!(report.nginx, "reloaded");
+    assert_eq!(report.retired_routes, 1);
+    assert!(!enabled.join("container-a-b.conf").exists());
+    assert!(!available.join("container-a-b.conf").exists());
+    assert!(!available.join("container-a-b.conf.failed").exists());
+    assert!(
+        enabled.join("container-hand-made.conf").exists(),
+        "not ours: kept"
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
