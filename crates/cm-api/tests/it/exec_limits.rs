@@ -129,6 +129,54 @@ fn execs_are_bounded_killed_on_time_and_on_hang_up_and_run_as_the_exec_user() {
         "{alice_statuses:?}"
     );
 
+    // Twenty flooding commands at once from one user: two run (each stopped at its output cap
+    // or time limit), the rest are refused, and the server's memory stays bounded: at most two
+    // capped outputs (2 x 16 MiB, stdout and stderr) plus what it held before, whatever the
+    // clients ask for.
+    let rss_before = server.rss_bytes();
+    let floods: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                let auth = alice_auth.clone();
+                let container = alice_box.clone();
+                scope.spawn(move || {
+                    let body =
+                        json!({"container_id": container, "command": ["yes"], "timeout": 20}).to_string();
+                    http(
+                        port,
+                        "POST",
+                        &api("container_exec"),
+                        &[("Authorization", &auth)],
+                        Some(&body),
+                    )
+                    .map_or(0, |(status, _)| status)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let rss_after = server.rss_bytes();
+    eprintln!(
+        "cm-api RSS: {} MiB before, {} MiB after 20 flooding execs ({floods:?})",
+        rss_before >> 20,
+        rss_after >> 20
+    );
+    assert!(
+        floods.iter().filter(|&&s| s == 429).count() >= 18 - 2,
+        "{floods:?}"
+    );
+    let bound = rss_before + 4 * 16 * 1024 * 1024 + 64 * 1024 * 1024;
+    assert!(
+        rss_after < bound,
+        "cm-api grew from {} MiB to {} MiB",
+        rss_before >> 20,
+        rss_after >> 20
+    );
+    let quiet = wait_until(Duration::from_secs(20), || {
+        !processes(&alice_box).lines().any(|l| l.trim() == "yes")
+    });
+    assert!(quiet, "yes still runs:\n{}", processes(&alice_box));
+
     // A command flooding its output is still stopped at its time limit, and nothing of it is
     // left running.
     let (status, out) = call(

@@ -230,6 +230,17 @@ impl Server {
         server
     }
 
+    /// The server's resident memory now, in bytes (from `/proc`).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+
     /// Everything the server wrote on stderr so far.
     pub fn stderr(&self) -> String {
         // Give the reader thread a moment to catch up with lines already written.
