@@ -36,6 +36,26 @@ fn record((id, user, hash, created_at, expires_at, last_used_at): TokenRow) -> R
     })
 }
 
+impl SqliteStore {
+    /// The token whose `column` (`id` or `hash`, both unique) is `value`.
+    async fn token_where(&self, column: &'static str, value: &str) -> Result<Option<TokenRecord>> {
+        let value = value.to_owned();
+        self.run(move |connection| {
+            connection
+                .query_row(
+                    &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE {column} = ?1"),
+                    [value],
+                    token_of,
+                )
+                .optional()
+                .map_err(sql_error)?
+                .map(record)
+                .transpose()
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl CredentialStore for SqliteStore {
     async fn admin_key_hash(&self) -> Result<Option<SecretHash>> {
@@ -85,37 +105,11 @@ impl CredentialStore for SqliteStore {
     }
 
     async fn token_by_hash(&self, hash: &SecretHash) -> Result<Option<TokenRecord>> {
-        let hex = hash.as_hex().to_owned();
-        self.run(move |connection| {
-            connection
-                .query_row(
-                    &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"),
-                    [hex],
-                    token_of,
-                )
-                .optional()
-                .map_err(sql_error)?
-                .map(record)
-                .transpose()
-        })
-        .await
+        self.token_where("hash", hash.as_hex()).await
     }
 
     async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>> {
-        let id = id.to_owned();
-        self.run(move |connection| {
-            connection
-                .query_row(
-                    &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
-                    [id],
-                    token_of,
-                )
-                .optional()
-                .map_err(sql_error)?
-                .map(record)
-                .transpose()
-        })
-        .await
+        self.token_where("id", id).await
     }
 
     async fn revoke_user_tokens(&self, user: &UserId) -> Result<usize> {

@@ -41,7 +41,8 @@ use kv::Keys;
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The schema; `user_version` says which version a file has.
+/// The schema of version 1, which every file starts from; [`MIGRATIONS`] take it to the
+/// current version. `user_version` says which version a file has.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS port_leases (
@@ -77,19 +78,9 @@ CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,
     hash TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    expires_at TEXT,
-    last_used_at TEXT
+    created_at TEXT NOT NULL
 ) STRICT;
--- Version 2: the admin's quota overrides per user (NULL: the configured default); tokens
--- expire and note their last use (see MIGRATIONS for files of version 1).
-CREATE TABLE IF NOT EXISTS quotas (
-    user_id TEXT PRIMARY KEY,
-    containers INTEGER,
-    memory_bytes INTEGER,
-    nano_cpus INTEGER
-) STRICT;
-PRAGMA user_version = 2; -- SCHEMA_VERSION
+PRAGMA user_version = 1;
 ";
 
 /// The SQLite store.
@@ -200,8 +191,10 @@ fn poisoned() -> Error {
 const SCHEMA_VERSION: i64 = 2;
 
 /// The steps that bring a file of an earlier version to the next: `MIGRATIONS[v - 1]` takes
-/// version `v` to `v + 1`. A new file gets [`SCHEMA`] at once.
+/// version `v` to `v + 1`. A new file gets [`SCHEMA`], then every step.
 const MIGRATIONS: &[&str] = &["
+-- Version 2: tokens expire and note their last use; the admin's quota overrides per user
+-- (NULL: the configured default).
 ALTER TABLE tokens ADD COLUMN expires_at TEXT;
 ALTER TABLE tokens ADD COLUMN last_used_at TEXT;
 CREATE TABLE IF NOT EXISTS quotas (
@@ -212,6 +205,9 @@ CREATE TABLE IF NOT EXISTS quotas (
 ) STRICT;
 PRAGMA user_version = 2;
 "];
+
+// Every version after the first has its step.
+const _: () = assert!(MIGRATIONS.len() as i64 + 1 == SCHEMA_VERSION);
 
 /// Switches a new file to WAL and creates the schema, once. Several processes may open a fresh
 /// file at the same moment: SQLite answers "locked" at once (without the busy handler) to a
@@ -242,15 +238,16 @@ fn prepare_once(connection: &Connection) -> rusqlite::Result<()> {
     connection.execute_batch("BEGIN IMMEDIATE")?;
     let migrated = (|| {
         let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        let mut version = version;
         if version == 0 {
             connection.execute_batch(SCHEMA)?;
-        } else {
-            for step in MIGRATIONS
-                .iter()
-                .skip(usize::try_from(version - 1).unwrap_or(usize::MAX))
-            {
-                connection.execute_batch(step)?;
-            }
+            version = 1;
+        }
+        for step in MIGRATIONS
+            .iter()
+            .skip(usize::try_from(version - 1).unwrap_or(usize::MAX))
+        {
+            connection.execute_batch(step)?;
         }
         Ok(())
     })();

@@ -23,6 +23,26 @@ fn processes(container: &str) -> String {
     ])
 }
 
+/// Starts `container_exec` of `body` in a thread of `scope`; its status (0: no answer).
+fn spawn_exec<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    port: u16,
+    auth: &str,
+    body: Value,
+) -> std::thread::ScopedJoinHandle<'scope, u16> {
+    let auth = auth.to_owned();
+    scope.spawn(move || {
+        http(
+            port,
+            "POST",
+            &api("container_exec"),
+            &[("Authorization", &auth)],
+            Some(&body.to_string()),
+        )
+        .map_or(0, |(status, _)| status)
+    })
+}
+
 #[test]
 fn execs_are_bounded_killed_on_time_and_on_hang_up_and_run_as_the_exec_user() {
     if !require_docker() {
@@ -95,20 +115,8 @@ fn execs_are_bounded_killed_on_time_and_on_hang_up_and_run_as_the_exec_user() {
     let (alice_statuses, bob_status) = std::thread::scope(|scope| {
         let sleeps: Vec<_> = (0..6)
             .map(|_| {
-                let auth = alice_auth.clone();
-                let container = alice_box.clone();
-                scope.spawn(move || {
-                    let body = json!({"container_id": container, "command": ["sleep", "3"]}).to_string();
-                    http(
-                        port,
-                        "POST",
-                        &api("container_exec"),
-                        &[("Authorization", &auth)],
-                        Some(&body),
-                    )
-                    .unwrap()
-                    .0
-                })
+                let body = json!({"container_id": alice_box, "command": ["sleep", "3"]});
+                spawn_exec(scope, port, &alice_auth, body)
             })
             .collect();
         std::thread::sleep(Duration::from_millis(1500));
@@ -137,20 +145,8 @@ fn execs_are_bounded_killed_on_time_and_on_hang_up_and_run_as_the_exec_user() {
     let floods: Vec<u16> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..20)
             .map(|_| {
-                let auth = alice_auth.clone();
-                let container = alice_box.clone();
-                scope.spawn(move || {
-                    let body =
-                        json!({"container_id": container, "command": ["yes"], "timeout": 20}).to_string();
-                    http(
-                        port,
-                        "POST",
-                        &api("container_exec"),
-                        &[("Authorization", &auth)],
-                        Some(&body),
-                    )
-                    .map_or(0, |(status, _)| status)
-                })
+                let body = json!({"container_id": alice_box, "command": ["yes"], "timeout": 20});
+                spawn_exec(scope, port, &alice_auth, body)
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()

@@ -132,6 +132,28 @@ impl Gate {
     }
 }
 
+/// Alice with a container of `kind`, and the bearer credentials of Alice and of Bob (who has none).
+struct Tenants {
+    alice: String,
+    alice_auth: String,
+    bob_auth: String,
+}
+
+impl Gate {
+    fn tenants(&self, kind: &str) -> Tenants {
+        let alice = self.env.user("alice");
+        let bob = self.env.user("bob");
+        self.create(&alice, kind);
+        let alice_auth = bearer(&self.token(&alice));
+        let bob_auth = bearer(&self.token(&bob));
+        Tenants {
+            alice,
+            alice_auth,
+            bob_auth,
+        }
+    }
+}
+
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -452,12 +474,12 @@ fn subdomain_routes_check_the_same_way() {
     let Some(gate) = Gate::start("subdomain routes", RoutingMode::Dynamic, HostMode::Subdomain) else {
         return;
     };
-    let alice = gate.env.user("alice");
-    let bob = gate.env.user("bob");
     let kind = "preview_server";
-    gate.create(&alice, kind);
-    let alice_auth = bearer(&gate.token(&alice));
-    let bob_auth = bearer(&gate.token(&bob));
+    let Tenants {
+        alice,
+        alice_auth,
+        bob_auth,
+    } = gate.tenants(kind);
     let host = format!("{kind}--{alice}.{DOMAIN}");
     let answer = gate.get_until(
         "/some/path",
@@ -513,12 +535,12 @@ fn files_mode_routes_get_the_same_owner_check() {
     let Some(gate) = Gate::start("files routes", RoutingMode::Files, HostMode::Path) else {
         return;
     };
-    let alice = gate.env.user("alice");
-    let bob = gate.env.user("bob");
     let kind = "preview_server";
-    gate.create(&alice, kind);
-    let alice_auth = bearer(&gate.token(&alice));
-    let bob_auth = bearer(&gate.token(&bob));
+    let Tenants {
+        alice,
+        alice_auth,
+        bob_auth,
+    } = gate.tenants(kind);
     let path = format!("/container/{alice}/{kind}/x");
     let answer = gate.get_until(&path, &[("Authorization", &alice_auth)], 200);
     assert_eq!(json_of(&answer)["user_id"], alice.as_str());
