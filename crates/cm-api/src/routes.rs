@@ -31,6 +31,12 @@ use crate::params_types::{
     QuotaParams, ReconcileParams, RemoveKeyParams, RevokeParams, TokenParams, UpdateParams, UserParams,
 };
 
+/// A value as JSON for an answer: a failure is an internal error, never a silent `null`.
+fn to_json(value: impl serde::Serialize) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(value)
+        .map_err(|e| ApiError::internal(format!("an answer could not be written as JSON: {e}")))
+}
+
 /// Where the endpoints live.
 pub const API_PREFIX: &str = "/api/ContainerManager";
 
@@ -614,7 +620,7 @@ pub async fn add_ssh_key_to_container(state: Data<AppState>, call: Call) -> Answ
     let name = spec.container_name.to_string();
     let added = detached(async move { manager.add_ssh_key(&name, &p.ssh_public_key).await }).await?;
     Ok(HttpResponse::Ok().json(KeyAddedAnswer {
-        key: serde_json::to_value(&added.key).unwrap_or_default(),
+        key: to_json(&added.key)?,
         added: added.added,
         applied: added.applied,
     }))
@@ -660,7 +666,7 @@ pub async fn list_container_ssh_keys(state: Data<AppState>, call: Call) -> Answe
         .await?;
     let keys = state.manager.ssh_keys(spec.container_name.as_str()).await?;
     Ok(HttpResponse::Ok().json(KeysAnswer {
-        keys: serde_json::to_value(&keys).unwrap_or_default(),
+        keys: to_json(&keys)?,
     }))
 }
 
@@ -737,8 +743,8 @@ pub async fn docker_health(state: Data<AppState>, call: Call) -> Answer {
     let engine = state.manager.engine_info().await?;
     Ok(HttpResponse::Ok().json(HealthAnswer {
         ok: true,
-        engine: serde_json::to_value(&engine).unwrap_or_default(),
-        proxy: serde_json::to_value(state.manager.probe_proxy().await).unwrap_or_default(),
+        engine: to_json(&engine)?,
+        proxy: to_json(state.manager.probe_proxy().await)?,
     }))
 }
 
@@ -935,7 +941,7 @@ pub async fn list_user_tokens(state: Data<AppState>, call: Call) -> Answer {
     let NoParams = call.params.parse()?;
     let tokens = state.auth.tokens().await?;
     Ok(HttpResponse::Ok().json(TokensAnswer {
-        tokens: serde_json::to_value(&tokens).unwrap_or_default(),
+        tokens: to_json(&tokens)?,
     }))
 }
 
