@@ -131,3 +131,44 @@ pub fn compiler_running() -> bool {
     let found = processes(&["cargo", "rustc"]);
     found.values().any(|g| g.count > 0)
 }
+
+/// The fields of /proc/PID/stat after the command name (the first is the state, field 3).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = text.rsplit_once(')')?.1;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// A process's CPU time so far (user + system), in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let fields = stat_fields(pid)?;
+    // utime and stime are fields 14 and 15 of the file.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The processes whose parent is `ppid`.
+pub fn children(ppid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            stat_fields(*pid)
+                .and_then(|f| f.get(1)?.parse::<u32>().ok())
+                .is_some_and(|parent| parent == ppid)
+        })
+        .collect()
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 when that does not answer).
+pub fn ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}

@@ -321,6 +321,8 @@ pub struct WrkStats {
     pub p99_ms: f64,
     /// Non-2xx answers plus socket errors.
     pub errors: u64,
+    /// Requests completed.
+    pub requests: u64,
 }
 
 /// Runs `wrk -t2 -cCONNS -dSECSs --latency [-H header] URL`; `None` when wrk is missing or its
@@ -360,6 +362,7 @@ fn parse_wrk(text: &str) -> Option<WrkStats> {
         p50_ms: f64::NAN,
         p99_ms: f64::NAN,
         errors: 0,
+        requests: 0,
     };
     for line in text.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -367,6 +370,7 @@ fn parse_wrk(text: &str) -> Option<WrkStats> {
             ["50%", value] => stats.p50_ms = wrk_duration_ms(value)?,
             ["99%", value] => stats.p99_ms = wrk_duration_ms(value)?,
             ["Requests/sec:", value] => stats.rps = value.parse().ok()?,
+            [count, "requests", "in", ..] => stats.requests = count.parse().unwrap_or(0),
             _ => {}
         }
         if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {

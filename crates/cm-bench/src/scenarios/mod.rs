@@ -303,7 +303,8 @@ pub const METHOD: &str = "\
   keep-alive, Nagle off, a listen backlog of 128, no logging) answering 512 bytes or 1 MiB from
   memory: the default image with a custom command and a 2-CPU limit, so that the app does not
   cap the proxy. The image's own app, cm-http, gets one round with 1 connection (see the
-  discussion).
+  discussion). CPU per request: the user and system time (/proc/PID/stat) the nginx workers
+  and the cm-api behind a route spent during a run, over the requests wrk completed.
 - **Cleanup.** Every object carries `cm.bench=<run id>`; each scenario removes its objects by label,
   the run removes all of them at the end, on Ctrl-C, SIGTERM and a panic, and checks that none is
   left. Objects without the run's label are never touched.

@@ -24,15 +24,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use cm_testkit::nginx::{TestNginx, find_nginx};
 use futures_util::StreamExt;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::engine::{api_create, api_delete, cli_create, cli_delete, host_port};
 use crate::http::{Endpoint, WrkStats, once, request, wait_for, wrk_with};
-use crate::progress;
 use crate::report::{Report, Row};
 use crate::scenarios::rotate;
 use crate::stats::{median, ms_since};
 use crate::world::{ApiServer, Bench, Cm, ROUTES_PORTS, container_name, free_addr, kind, random_key};
+use crate::{host, progress};
 
 /// The subnets of the routes installation.
 const SUBNETS: &str = "10.240.112.0/20";
@@ -774,24 +775,77 @@ const T_FILES: usize = 1;
 const T_OPEN: usize = 2;
 const T_DIRECT: usize = 3;
 
-/// `wrk` against one container every way of [`TARGETS`], rotating the order; the samples of each.
+/// One `wrk` run and the CPU time the route's processes spent on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    /// What wrk reported.
+    #[serde(flatten)]
+    pub wrk: WrkStats,
+    /// The nginx workers' CPU time (user + system) per request, µs.
+    pub nginx_cpu_us: Option<f64>,
+    /// cm-api's CPU time per request (the route check), µs.
+    pub api_cpu_us: Option<f64>,
+}
+
+/// The processes whose CPU time a target's requests cost: the nginx (its master's pid file) and
+/// the cm-api answering its check.
+#[derive(Clone, Copy)]
+struct Costs<'a> {
+    nginx: Option<&'a TestNginx>,
+    api: Option<u32>,
+}
+
+impl Costs<'_> {
+    /// The nginx workers now (a reload replaces them).
+    fn workers(&self) -> Vec<u32> {
+        self.nginx
+            .and_then(|n| std::fs::read_to_string(n.prefix.join("nginx.pid")).ok())
+            .and_then(|text| text.trim().parse::<u32>().ok())
+            .map(host::children)
+            .unwrap_or_default()
+    }
+}
+
+fn ticks(pids: &[u32]) -> Option<u64> {
+    let all: Vec<u64> = pids.iter().filter_map(|p| host::cpu_ticks(*p)).collect();
+    (!all.is_empty() && all.len() == pids.len()).then(|| all.iter().sum())
+}
+
+/// `wrk` against one container every way of [`TARGETS`], rotating the order; the samples of each,
+/// with the CPU time the target's nginx workers and cm-api spent per request.
 async fn wrk_all(
     bench: &Bench,
     urls: &[String; 4],
+    costs: &[Costs<'_>; 4],
     header: &str,
     connections: usize,
     rounds: usize,
-) -> anyhow::Result<[Vec<WrkStats>; 4]> {
+) -> anyhow::Result<[Vec<Run>; 4]> {
     let rounds = if bench.quick { 1 } else { rounds };
     let seconds = if bench.quick { 2 } else { 5 };
     let threads = if connections > 1 { 2 } else { 1 };
-    let mut runs: [Vec<WrkStats>; 4] = Default::default();
+    let tick_us = 1e6 / host::ticks_per_second();
+    let mut runs: [Vec<Run>; 4] = Default::default();
     for round in 0..rounds {
         for side in rotate(round, 4) {
+            let workers = costs[side].workers();
+            let api: Vec<u32> = costs[side].api.into_iter().collect();
+            let before = (ticks(&workers), ticks(&api));
             let stats = wrk_with(&urls[side], Some(header), threads, connections, seconds)
                 .await
                 .with_context(|| format!("wrk did not run against the {} ({})", TARGETS[side], urls[side]))?;
-            runs[side].push(stats);
+            let after = (ticks(&workers), ticks(&api));
+            let per_request = |b: Option<u64>, a: Option<u64>| match (b, a) {
+                (Some(b), Some(a)) if stats.requests > 0 => {
+                    Some(a.saturating_sub(b) as f64 * tick_us / stats.requests as f64)
+                }
+                _ => None,
+            };
+            runs[side].push(Run {
+                nginx_cpu_us: per_request(before.0, after.0),
+                api_cpu_us: per_request(before.1, after.1),
+                wrk: stats,
+            });
         }
     }
     Ok(runs)
@@ -843,6 +897,24 @@ async fn per_request(
                 format!("http://127.0.0.1:{}{path}", open.port),
                 format!("http://127.0.0.1:{port}/"),
             ];
+            let costs = [
+                Costs {
+                    nginx: Some(&dynamic.nginx),
+                    api: dynamic.api.pid(),
+                },
+                Costs {
+                    nginx: Some(&files.nginx),
+                    api: files.api.pid(),
+                },
+                Costs {
+                    nginx: Some(&open),
+                    api: None,
+                },
+                Costs {
+                    nginx: None,
+                    api: None,
+                },
+            ];
             for via in [dynamic.via(), files.via(), open_via.clone()] {
                 let auth = [("Authorization", dynamic.api.authorization.as_str())];
                 wait_for(&via, &path, &auth, |s| s == 200, FIRST_200_LIMIT, POLL)
@@ -862,7 +934,7 @@ async fn per_request(
             for &connections in connection_counts {
                 // cm-http's rows only show its stall: one round says it.
                 let rounds = if *kind_name == kind::NAME { 1 } else { 3 };
-                let runs = wrk_all(bench, &urls, &header, connections, rounds).await?;
+                let runs = wrk_all(bench, &urls, &costs, &header, connections, rounds).await?;
                 push_wrk_rows(report, label, body, connections, &runs);
             }
         }
@@ -882,14 +954,9 @@ async fn per_request(
 /// The label of the cm-http rows.
 pub const CM_HTTP_LABEL: &str = "the image's cm-http";
 
-fn push_wrk_rows(
-    report: &mut Report,
-    label: &str,
-    body: usize,
-    connections: usize,
-    runs: &[Vec<WrkStats>; 4],
-) {
-    let pick = |side: usize, f: fn(&WrkStats) -> f64| runs[side].iter().map(f).collect::<Vec<f64>>();
+fn push_wrk_rows(report: &mut Report, label: &str, body: usize, connections: usize, runs: &[Vec<Run>; 4]) {
+    let pick =
+        |side: usize, f: fn(&WrkStats) -> f64| runs[side].iter().map(|r| f(&r.wrk)).collect::<Vec<f64>>();
     let p50 = |r: &WrkStats| r.p50_ms;
     let p99 = |r: &WrkStats| r.p99_ms;
     let rps = |r: &WrkStats| r.rps;
@@ -897,7 +964,7 @@ fn push_wrk_rows(
         "{connections} connection{}",
         if connections == 1 { "" } else { "s" }
     );
-    let errors: u64 = runs.iter().flatten().map(|r| r.errors).sum();
+    let errors: u64 = runs.iter().flatten().map(|r| r.wrk.errors).sum();
     progress!(
         "routes: per request, {label}, {conns}: p50 dynamic {:.2} ms, files {:.2} ms, unchecked {:.2} ms, direct {:.2} ms; \
          req/s {:.0}, {:.0}, {:.0}, {:.0}",
@@ -909,6 +976,17 @@ fn push_wrk_rows(
         median(&pick(T_FILES, rps)),
         median(&pick(T_OPEN, rps)),
         median(&pick(T_DIRECT, rps)),
+    );
+    let cpu = |side: usize, f: fn(&Run) -> Option<f64>| {
+        median(&runs[side].iter().filter_map(f).collect::<Vec<f64>>())
+    };
+    progress!(
+        "routes: per request, {label}, {conns}: CPU per request: nginx {:.0} µs, {:.0} µs, {:.0} µs; cm-api {:.0} µs, {:.0} µs",
+        cpu(T_DYNAMIC, |r| r.nginx_cpu_us),
+        cpu(T_FILES, |r| r.nginx_cpu_us),
+        cpu(T_OPEN, |r| r.nginx_cpu_us),
+        cpu(T_DYNAMIC, |r| r.api_cpu_us),
+        cpu(T_FILES, |r| r.api_cpu_us),
     );
     let section = report.section("routes");
     let detail: Value = json!({
@@ -965,6 +1043,22 @@ fn push_wrk_rows(
             )
             .higher_is_better(),
         );
+    }
+    if !cm_http {
+        let cpu_of =
+            |side: usize, f: fn(&Run) -> Option<f64>| runs[side].iter().filter_map(f).collect::<Vec<f64>>();
+        section.push(Row::new(
+            what("nginx worker CPU per request", T_FILES),
+            "µs",
+            cpu_of(T_DYNAMIC, |r| r.nginx_cpu_us),
+            cpu_of(T_FILES, |r| r.nginx_cpu_us),
+        ));
+        section.push(Row::new(
+            what("cm-api CPU per request (the check)", T_FILES),
+            "µs",
+            cpu_of(T_DYNAMIC, |r| r.api_cpu_us),
+            cpu_of(T_FILES, |r| r.api_cpu_us),
+        ));
     }
     if errors > 0 {
         section.note(format!(

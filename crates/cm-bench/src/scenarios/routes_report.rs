@@ -370,6 +370,34 @@ fn per_request_text(report: &Report, out: &mut String) {
             fmt(p(1), "ms"),
             fmt(p(3), "ms"),
         );
+        let small = find(SMALL, 1).map_or(f64::NAN, |r| target_median(&r.detail, 0, "nginx_cpu_us"));
+        let big_cpu = target_median(d, 0, "nginx_cpu_us");
+        if big_cpu.is_finite() && small.is_finite() {
+            let _ = write!(
+                out,
+                " The nginx worker spent {big_cpu:.0} µs of CPU on each 1 MiB answer of the dynamic route, \
+                 against {small:.0} µs on a 512-byte one."
+            );
+        }
+    }
+    let cpu = |d: &Value, target: usize, key: &str| target_median(d, target, key);
+    if let Some(busy) = find(SMALL, 16) {
+        let d = &busy.detail;
+        let (n0, n1, n2) = (
+            cpu(d, 0, "nginx_cpu_us"),
+            cpu(d, 1, "nginx_cpu_us"),
+            cpu(d, 2, "nginx_cpu_us"),
+        );
+        let (a0, a1) = (cpu(d, 0, "api_cpu_us"), cpu(d, 1, "api_cpu_us"));
+        if n0.is_finite() && n1.is_finite() {
+            let _ = write!(
+                out,
+                " CPU time per request (512 bytes, 16 connections, from /proc): the nginx worker spent {:.0} µs \
+                 on the dynamic route, {:.0} µs on the files route and {:.0} µs on the route whose check it \
+                 answers itself; cm-api spent {:.0} µs and {:.0} µs answering the check.",
+                n0, n1, n2, a0, a1,
+            );
+        }
     }
     if let Some(busy) = find(SMALL, 16) {
         let d = &busy.detail;
