@@ -35,11 +35,17 @@ impl Attempts {
         }
     }
 
-    /// Takes a slot for an attempt from `address`, or says how many seconds to wait.
+    /// Takes a slot for an attempt from `address`, or says how many seconds to wait. IPv6
+    /// addresses count by their /64 (one host usually holds a whole /64).
     pub fn begin(&self, address: IpAddr, now: Instant) -> Result<Slot<'_>, u64> {
+        let address = grouped(address);
         let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
-        if windows.len() >= MAX_ADDRESSES {
+        if windows.len() >= MAX_ADDRESSES && !windows.contains_key(&address) {
             windows.retain(|_, (start, _)| now.saturating_duration_since(*start) < WINDOW);
+            if windows.len() >= MAX_ADDRESSES {
+                // Under a flood of addresses, refuse new ones rather than grow without bound.
+                return Err(WINDOW.as_secs());
+            }
         }
         let window = windows.entry(address).or_insert((now, 0));
         if now.saturating_duration_since(window.0) >= WINDOW {
@@ -55,6 +61,21 @@ impl Attempts {
             address,
             started: window.0,
         })
+    }
+}
+
+/// The key an address counts under: itself (IPv4), or its /64 (IPv6).
+fn grouped(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(segments.into())
+            }
+        },
     }
 }
 
@@ -95,5 +116,12 @@ mod tests {
         drop(slots);
         assert!(attempts.begin(a, now + Duration::from_secs(30)).is_err());
         assert!(attempts.begin(a, now + WINDOW).is_ok());
+        // One IPv6 /64 is one address.
+        let one: IpAddr = "2001:db8::1".parse().unwrap();
+        let same_net: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        for _ in 0..3 {
+            drop(attempts.begin(one, now).unwrap());
+        }
+        assert!(attempts.begin(same_net, now).is_err());
     }
 }

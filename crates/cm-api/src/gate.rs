@@ -73,30 +73,33 @@ fn client_address(req: &HttpRequest) -> Option<IpAddr> {
     Some(peer)
 }
 
-/// Who the request's credential says it is: the bearer header (failures counted per address;
-/// `Err` with the seconds to wait when over the limit), else any `cm_route` cookie that is still
-/// valid (a signed cookie can not be guessed, and a stale one must still lead to the sign-in).
-/// `Ok(None)` when neither proves anything.
-async fn caller(state: &AppState, req: &HttpRequest) -> Result<Option<Principal>, u64> {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let Some((scheme, token)) = value.to_str().ok().and_then(|t| t.trim().split_once(' ')) else {
-            return Ok(None);
-        };
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Ok(None);
-        }
+/// Who the request's credential says it is at `target`'s containers: a bearer header (failures
+/// counted per address; `Err` with the seconds to wait when over the limit), else a `cm_route`
+/// cookie valid for `target` (a signed cookie can not be guessed, and a stale one must still
+/// lead to the sign-in; a cookie for another user's containers, planted by an app, is passed
+/// over). An `Authorization` of another scheme (an app's own) is not ours and is ignored.
+/// `Ok(None)` when nothing proves anything.
+async fn caller(state: &AppState, req: &HttpRequest, target: &UserId) -> Result<Option<Principal>, u64> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    if let Some(token) = bearer {
         let slot = match client_address(req) {
             Some(address) => Some(state.attempts.begin(address, Instant::now())?),
             None => None,
         };
-        let principal = state.auth.authenticate(&Secret::new(token.trim())).await.ok();
+        let principal = state.auth.authenticate(&Secret::new(token)).await.ok();
         if let (Some(slot), Some(_)) = (slot, &principal) {
             slot.succeeded();
         }
         return Ok(principal);
     }
     for ticket in cookie_values(req, ROUTE_COOKIE) {
-        if let Ok(principal) = state.auth.redeem_ticket(&ticket).await {
+        if let Ok(principal) = state.auth.redeem_ticket(&ticket, target).await {
             return Ok(Some(principal));
         }
     }
@@ -113,7 +116,7 @@ async fn check(state: Data<AppState>, req: HttpRequest) -> HttpResponse {
     let Some((user, kind)) = target(&req) else {
         return refuse(StatusCode::FORBIDDEN, RouteDenial::Unknown);
     };
-    let Ok(principal) = caller(&state, &req).await else {
+    let Ok(principal) = caller(&state, &req, &user).await else {
         return HttpResponse::Forbidden()
             .insert_header(("X-CM-Reason", RATE_LIMITED))
             .finish();
@@ -228,13 +231,33 @@ struct LoginForm {
 struct Destination {
     next: String,
     cookie_path: String,
-    /// The container's user in path routing (the sign-in is checked against it).
-    user: Option<UserId>,
+    /// The user whose containers the browser opens (the sign-in is checked against it, and the
+    /// ticket is for those containers only).
+    user: UserId,
+}
+
+/// The user of a subdomain route's host, `{type}--{user}.{base_domain}` (as nginx matches it).
+fn subdomain_user(req: &HttpRequest, base_domain: &str) -> Option<UserId> {
+    let host = req.headers().get(header::HOST)?.to_str().ok()?;
+    let host = host.rsplit_once(':').map_or(host, |(name, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            name
+        } else {
+            host
+        }
+    });
+    let label = host
+        .to_ascii_lowercase()
+        .strip_suffix(&format!(".{base_domain}"))?
+        .to_owned();
+    let (kind, user) = label.split_once("--")?;
+    TypeName::parse(kind).ok()?;
+    UserId::parse(user).ok()
 }
 
 /// Checks `next`: on path routing a container URL `/container/{user}/{type}/...`; on a subdomain
 /// any local path. Anything else (another host, `//`, backslashes) is refused: no open redirect.
-fn destination(req: &HttpRequest, next: &str) -> Option<Destination> {
+fn destination(req: &HttpRequest, next: &str, base_domain: Option<&str>) -> Option<Destination> {
     let local = next.starts_with('/')
         && !next.starts_with("//")
         && !next.contains('\\')
@@ -251,7 +274,7 @@ fn destination(req: &HttpRequest, next: &str) -> Option<Destination> {
         return Some(Destination {
             next: next.to_owned(),
             cookie_path: "/".to_owned(),
-            user: None,
+            user: subdomain_user(req, base_domain?)?,
         });
     }
     let rest = next.strip_prefix("/container/")?;
@@ -261,14 +284,15 @@ fn destination(req: &HttpRequest, next: &str) -> Option<Destination> {
     Some(Destination {
         next: next.to_owned(),
         cookie_path: format!("/container/{user}/"),
-        user: Some(user),
+        user,
     })
 }
 
 /// `GET /_cm/login?next=...`.
-async fn login_page(req: HttpRequest, query: Query<LoginQuery>) -> HttpResponse {
+async fn login_page(state: Data<AppState>, req: HttpRequest, query: Query<LoginQuery>) -> HttpResponse {
     let next = query.next.clone().unwrap_or_default();
-    match destination(&req, &next) {
+    let base_domain = state.manager.config().routing.base_domain.clone();
+    match destination(&req, &next, base_domain.as_deref()) {
         Some(to) => login_form(StatusCode::OK, &to.next, None),
         None => bad_destination(),
     }
@@ -276,7 +300,8 @@ async fn login_page(req: HttpRequest, query: Query<LoginQuery>) -> HttpResponse 
 
 /// `POST /_cm/login`: checks the credential, sets the route cookie, goes back.
 async fn login(state: Data<AppState>, req: HttpRequest, form: Form<LoginForm>) -> HttpResponse {
-    let Some(to) = destination(&req, &form.next) else {
+    let base_domain = state.manager.config().routing.base_domain.clone();
+    let Some(to) = destination(&req, &form.next, base_domain.as_deref()) else {
         return bad_destination();
     };
     if !same_origin(&req) {
@@ -301,7 +326,7 @@ async fn login(state: Data<AppState>, req: HttpRequest, form: Form<LoginForm>) -
         Some(Ok(slot)) => Some(slot),
         None => None,
     };
-    let (principal, ticket) = match state.auth.issue_ticket(&presented, lifetime).await {
+    let (principal, ticket) = match state.auth.issue_ticket(&presented, &to.user, lifetime).await {
         Ok(signed_in) => {
             if let Some(slot) = slot {
                 slot.succeeded();
@@ -316,9 +341,7 @@ async fn login(state: Data<AppState>, req: HttpRequest, form: Form<LoginForm>) -
             );
         }
     };
-    if let Some(user) = &to.user
-        && principal.authorize(Action::ReachApp, Some(user)).is_err()
-    {
+    if principal.authorize(Action::ReachApp, Some(&to.user)).is_err() {
         return login_form(
             StatusCode::FORBIDDEN,
             &to.next,
@@ -421,9 +444,9 @@ mod tests {
     #[test]
     fn destinations_are_container_urls_only() {
         let req = TestRequest::default().to_http_request();
-        let ok = destination(&req, "/container/alice/cli_v4/x?y=1").unwrap();
+        let ok = destination(&req, "/container/alice/cli_v4/x?y=1", None).unwrap();
         assert_eq!(ok.cookie_path, "/container/alice/");
-        assert_eq!(ok.user.unwrap().as_str(), "alice");
+        assert_eq!(ok.user.as_str(), "alice");
         for bad in [
             "https://evil.example/",
             "//evil.example/x",
@@ -434,12 +457,18 @@ mod tests {
             "",
             "/container/alice/cli_v4\r\nSet-Cookie: x=1",
         ] {
-            assert!(destination(&req, bad).is_none(), "{bad:?}");
+            assert!(destination(&req, bad, None).is_none(), "{bad:?}");
         }
         let sub = TestRequest::default()
             .insert_header(("x-cm-route-host", "subdomain"))
+            .insert_header(("host", "cli_v4--bob.apps.example.org:8080"))
             .to_http_request();
-        assert_eq!(destination(&sub, "/any/path").unwrap().cookie_path, "/");
-        assert!(destination(&sub, "//evil.example").is_none());
+        let to = destination(&sub, "/any/path", Some("apps.example.org")).unwrap();
+        assert_eq!((to.cookie_path.as_str(), to.user.as_str()), ("/", "bob"));
+        assert!(destination(&sub, "//evil.example", Some("apps.example.org")).is_none());
+        assert!(
+            destination(&sub, "/x", Some("other.example.org")).is_none(),
+            "not a route host"
+        );
     }
 }

@@ -156,7 +156,7 @@ impl fmt::Debug for Ticket {
     }
 }
 
-const TICKET_VERSION: &str = "t1";
+const TICKET_VERSION: &str = "t2";
 /// Longer presented tickets are refused without parsing.
 const TICKET_MAX: usize = 256;
 
@@ -415,23 +415,40 @@ impl Auth {
     }
 
     /// Signs in for the proxy: checks `presented` like [`Auth::authenticate`] and returns who it is
-    /// with a ticket valid for `lifetime` (the route cookie's value).
-    pub async fn issue_ticket(&self, presented: &Secret, lifetime: Duration) -> Result<(Principal, Ticket)> {
+    /// with a ticket for the containers of `scope` only (the user whose URL the browser opens),
+    /// valid for `lifetime` but never past the token's own expiry (the route cookie's value).
+    pub async fn issue_ticket(
+        &self,
+        presented: &Secret,
+        scope: &UserId,
+        lifetime: Duration,
+    ) -> Result<(Principal, Ticket)> {
         let principal = self.authenticate(presented).await?;
-        let credential = Secret::new(presented.0.trim()).hash().public_id();
+        let hash = Secret::new(presented.0.trim()).hash();
+        let credential = hash.public_id();
         let subject = match &principal {
             Principal::Admin => "-".to_owned(),
             Principal::User(user) => user.to_string(),
         };
-        let expires = unix_seconds(self.clock.now()).saturating_add(lifetime.as_secs());
-        let payload = format!("{TICKET_VERSION}.{subject}.{credential}.{expires}");
+        let mut expires = unix_seconds(self.clock.now()).saturating_add(lifetime.as_secs());
+        if let Principal::User(_) = &principal
+            && let Some(record) = self.store.token_by_hash(&hash).await?
+            && let Some(token_expiry) = record
+                .expires_at
+                .as_deref()
+                .and_then(|at| humantime::parse_rfc3339(at).ok())
+        {
+            expires = expires.min(unix_seconds(token_expiry));
+        }
+        let payload = format!("{TICKET_VERSION}.{scope}.{subject}.{credential}.{expires}");
         let mac = hex(&hmac_sha256(self.ticket_key.as_ref(), payload.as_bytes()));
         Ok((principal, Ticket(format!("{payload}.{mac}"))))
     }
 
-    /// Who a ticket is for: `Unauthorized` when it is malformed, forged, expired, or its
-    /// credential was revoked (a revoked token or a rotated admin key ends its tickets at once).
-    pub async fn redeem_ticket(&self, ticket: &str) -> Result<Principal> {
+    /// Who a ticket is for, at the containers of `target`: `Unauthorized` when it is malformed,
+    /// forged, expired, for another user's containers, or its credential was revoked or expired
+    /// (a revoked token or a rotated admin key ends its tickets at once).
+    pub async fn redeem_ticket(&self, ticket: &str, target: &UserId) -> Result<Principal> {
         let refused = || Error::new(ErrorKind::Unauthorized, "the sign-in expired or is not valid");
         if ticket.len() > TICKET_MAX {
             return Err(refused());
@@ -444,11 +461,14 @@ impl Auth {
             return Err(refused());
         }
         let fields: Vec<&str> = payload.split('.').collect();
-        let [version, subject, credential, expires] = fields.as_slice() else {
+        let [version, scope, subject, credential, expires] = fields.as_slice() else {
             return Err(refused());
         };
         let expires: u64 = expires.parse().map_err(|_| refused())?;
-        if *version != TICKET_VERSION || expires <= unix_seconds(self.clock.now()) {
+        if *version != TICKET_VERSION
+            || expires <= unix_seconds(self.clock.now())
+            || *scope != target.as_str()
+        {
             return Err(refused());
         }
         if *subject == "-" {
@@ -463,7 +483,7 @@ impl Auth {
         }
         let user = UserId::parse(subject).map_err(|_| refused())?;
         match self.store.token_by_id(credential).await? {
-            Some(record) if record.user_id == user => Ok(Principal::User(user)),
+            Some(record) if record.user_id == user && self.is_current(&record) => Ok(Principal::User(user)),
             _ => Err(refused()),
         }
     }

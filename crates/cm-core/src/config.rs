@@ -413,6 +413,12 @@ impl RawConfig {
         if let Some(domain) = &routing.base_domain {
             check_base_domain(domain)?;
         }
+        if host == HostMode::Subdomain && nginx.mode == Some(RoutingMode::Files) {
+            return Err(Error::invalid(
+                "invalid configuration: [routing] host = \"subdomain\" needs [nginx] mode = \"dynamic\" \
+                 (route files are paths on one host, which would put every app on every subdomain)",
+            ));
+        }
         if host == HostMode::Subdomain && routing.base_domain.is_none() {
             return Err(Error::invalid(
                 "invalid configuration: [routing] host = \"subdomain\" needs base_domain (such as \"apps.example.org\")",

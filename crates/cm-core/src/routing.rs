@@ -101,8 +101,11 @@ impl Manager {
             }
         }
         let name = ContainerName::of(user, kind);
-        let Some(spec) = self.adapters().store.get_by_name(&name).await? else {
-            return deny(RouteDenial::Unknown);
+        // `{user}_{type}` can be read more than one way (both may hold `_`): the record must be
+        // of exactly this user and type, or `alice_cli/v4` would reach `alice`'s `cli_v4`.
+        let spec = match self.adapters().store.get_by_name(&name).await? {
+            Some(spec) if &spec.user_id == user && &spec.container_type == kind => spec,
+            _ => return deny(RouteDenial::Unknown),
         };
         let status = self.live_status(&spec.container_id);
         match status {

@@ -152,19 +152,25 @@ async fn tickets_stand_for_their_credential_until_it_expires_or_is_revoked() {
     let (record, token) = t.auth.create_user_token(&user("alice")).await.unwrap();
     let hour = Duration::from_secs(3600);
 
-    let (who, ticket) = t.auth.issue_ticket(&token, hour).await.unwrap();
+    let (who, ticket) = t.auth.issue_ticket(&token, &user("alice"), hour).await.unwrap();
     assert_eq!(who, Principal::User(user("alice")));
     assert!(
         !ticket.expose().contains(token.expose()),
         "no secret in the ticket"
     );
     assert_eq!(format!("{ticket:?}"), "Ticket([redacted])");
-    assert_eq!(t.auth.redeem_ticket(ticket.expose()).await.unwrap(), who);
+    assert_eq!(
+        t.auth
+            .redeem_ticket(ticket.expose(), &user("alice"))
+            .await
+            .unwrap(),
+        who
+    );
 
     // Wrong credentials get no ticket.
     let refused = t
         .auth
-        .issue_ticket(&Secret::new("cmu_wrong"), hour)
+        .issue_ticket(&Secret::new("cmu_wrong"), &user("alice"), hour)
         .await
         .unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::Unauthorized);
@@ -182,32 +188,66 @@ async fn tickets_stand_for_their_credential_until_it_expires_or_is_revoked() {
     for bad in &tampered {
         if bad != &text {
             assert_eq!(
-                t.auth.redeem_ticket(bad).await.unwrap_err().kind(),
+                t.auth
+                    .redeem_ticket(bad, &user("alice"))
+                    .await
+                    .unwrap_err()
+                    .kind(),
                 ErrorKind::Unauthorized,
                 "{bad}"
             );
         }
     }
 
+    // It is for Alice's containers only: at Bob's it proves nothing.
+    let at_bob = t
+        .auth
+        .redeem_ticket(ticket.expose(), &user("bob"))
+        .await
+        .unwrap_err();
+    assert_eq!(at_bob.kind(), ErrorKind::Unauthorized);
+
     // It expires.
     t.clock.advance(hour + Duration::from_secs(1));
-    assert!(t.auth.redeem_ticket(ticket.expose()).await.is_err());
+    assert!(
+        t.auth
+            .redeem_ticket(ticket.expose(), &user("alice"))
+            .await
+            .is_err()
+    );
 
     // Revoking the token ends its tickets at once.
-    let (_, fresh) = t.auth.issue_ticket(&token, hour).await.unwrap();
-    assert!(t.auth.redeem_ticket(fresh.expose()).await.is_ok());
+    let (_, fresh) = t.auth.issue_ticket(&token, &user("alice"), hour).await.unwrap();
+    assert!(t.auth.redeem_ticket(fresh.expose(), &user("alice")).await.is_ok());
     t.auth.revoke_token(&record.id).await.unwrap();
-    assert!(t.auth.redeem_ticket(fresh.expose()).await.is_err());
+    assert!(
+        t.auth
+            .redeem_ticket(fresh.expose(), &user("alice"))
+            .await
+            .is_err()
+    );
 
     // The admin's ticket ends when the key is rotated.
-    let (who, admin_ticket) = t.auth.issue_ticket(&admin_key, hour).await.unwrap();
+    let (who, admin_ticket) = t
+        .auth
+        .issue_ticket(&admin_key, &user("alice"), hour)
+        .await
+        .unwrap();
     assert_eq!(who, Principal::Admin);
     assert_eq!(
-        t.auth.redeem_ticket(admin_ticket.expose()).await.unwrap(),
+        t.auth
+            .redeem_ticket(admin_ticket.expose(), &user("alice"))
+            .await
+            .unwrap(),
         Principal::Admin
     );
     t.auth.rotate_admin_key().await.unwrap();
-    assert!(t.auth.redeem_ticket(admin_ticket.expose()).await.is_err());
+    assert!(
+        t.auth
+            .redeem_ticket(admin_ticket.expose(), &user("alice"))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -217,6 +257,7 @@ async fn another_process_can_not_read_this_ones_tickets() {
         .auth
         .issue_ticket(
             &Secret::new("an-admin-key-from-env-0123456789"),
+            &user("alice"),
             Duration::from_secs(60),
         )
         .await
@@ -239,7 +280,12 @@ async fn another_process_can_not_read_this_ones_tickets() {
         Some(Secret::new("an-admin-key-from-env-0123456789")),
     )
     .unwrap();
-    assert!(second.redeem_ticket(ticket.expose()).await.is_err());
+    assert!(
+        second
+            .redeem_ticket(ticket.expose(), &user("alice"))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -284,6 +330,48 @@ async fn a_user_resolves_only_among_their_own_containers() {
         assert_eq!(err.kind(), ErrorKind::NotFound, "{reference}");
         assert_eq!(err.message(), missing.message().replace("zz_none", reference));
     }
+}
+
+#[tokio::test]
+async fn a_ticket_never_outlives_its_token() {
+    let t = tickets(None);
+    let alice = user("alice");
+    let (_, token) = t
+        .auth
+        .create_expiring_token(&alice, Some(Duration::from_secs(300)))
+        .await
+        .unwrap();
+    let (_, ticket) = t
+        .auth
+        .issue_ticket(&token, &alice, Duration::from_secs(12 * 3600))
+        .await
+        .unwrap();
+    assert!(t.auth.redeem_ticket(ticket.expose(), &alice).await.is_ok());
+    t.clock.advance(Duration::from_secs(301));
+    assert!(t.auth.redeem_ticket(ticket.expose(), &alice).await.is_err());
+}
+
+#[tokio::test]
+async fn a_name_read_another_way_never_routes_to_another_container() {
+    // `alice_cli` + `v4` and `alice` + `cli_v4` spell the same container name.
+    let config =
+        Config::from_toml("[types.v4]\nimage = \"toolboxv2:latest\"\naccess = \"public\"\n").unwrap();
+    let world = FakeWorld::with_config(config);
+    let m = &world.manager;
+    m.create(create_request("alice", "cli_v4"), &|_| {})
+        .await
+        .unwrap();
+    let tricky = user("alice_cli");
+    let answer = m
+        .check_route(Some(&Principal::User(tricky.clone())), &tricky, &kind("v4"))
+        .await
+        .unwrap();
+    assert_eq!(denied(answer), RouteDenial::Unknown);
+    // Nor does the public type `v4` open Alice's owner-only `cli_v4` to anyone.
+    assert_eq!(
+        denied(m.check_route(None, &tricky, &kind("v4")).await.unwrap()),
+        RouteDenial::Unknown
+    );
 }
 
 #[tokio::test]

@@ -18,12 +18,13 @@ const SITE_TEMPLATE: &str = "site.conf";
 
 /// The cookies nginx removes from what it forwards to apps: the route sign-in and the
 /// dashboard's session. Each is removed twice (a browser may hold two of one name for different
-/// paths); every step is one `map` from `source` to `target`.
+/// paths); every step is one `map` from `source` to `target`. A last map (in the template) fails
+/// closed: if one is still there (an app planted more), the app gets no cookies at all.
 const COOKIE_STEPS: [(&str, &str, &str); 4] = [
     ("http_cookie", "cm_cookie_1", "cm_route"),
     ("cm_cookie_1", "cm_cookie_2", "cm_route"),
     ("cm_cookie_2", "cm_cookie_3", "cm_session"),
-    ("cm_cookie_3", "cm_app_cookie", "cm_session"),
+    ("cm_cookie_3", "cm_cookie_4", "cm_session"),
 ];
 
 fn cookie_steps() -> Vec<minijinja::Value> {

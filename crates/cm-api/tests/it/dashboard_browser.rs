@@ -112,7 +112,8 @@ async fn the_route_sign_in_in_a_real_browser() {
         })
         .await;
         assert!(reached, "{}", client.source().await.unwrap_or_default());
-        assert_eq!(client.current_url().await.unwrap().as_str(), app);
+        let back = poll(|| async { client.current_url().await.is_ok_and(|url| url.as_str() == app) }).await;
+        assert!(back, "{:?}", client.current_url().await);
         shots.take(&client, "route-app").await;
         let readable: Value = client.execute("return document.cookie;", vec![]).await.unwrap();
         assert!(
