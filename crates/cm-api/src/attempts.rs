@@ -120,7 +120,7 @@ mod tests {
         let one: IpAddr = "2001:db8::1".parse().unwrap();
         let same_net: IpAddr = "2001:db8::ffff:2".parse().unwrap();
         for _ in 0..3 {
-            drop(attempts.begin(one, now).unwrap());
+            let _failed = attempts.begin(one, now).unwrap();
         }
         assert!(attempts.begin(same_net, now).is_err());
     }
