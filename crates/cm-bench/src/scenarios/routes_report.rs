@@ -32,6 +32,14 @@ fn signed_ms(value: f64) -> String {
     }
 }
 
+/// Whether the ranges (min-max) of a row's two sides overlap.
+fn overlap(row: &Row) -> bool {
+    match (row.cm_summary, row.engine_summary) {
+        (Some(c), Some(e)) => c.min <= e.max && e.min <= c.max,
+        _ => false,
+    }
+}
+
 /// The per-request rows of one answer and connection count.
 fn per_request<'a>(report: &'a Report, label: &str, connections: usize, rest: &str) -> Option<&'a Row> {
     let conns = format!(
@@ -126,13 +134,18 @@ pub fn summary_lines(report: &Report) -> Vec<String> {
         let mut text = format!(
             "Per request (wrk), the dynamic route against the owner-checked files route: p50 with 1 connection \
              {} for a 512-byte answer and {} for 1 MiB (goal ≤ +0.3 ms: {}); req/s with 16 connections \
-             {:.0} % and {:.0} % of the files route's (goal ≥ 80 %: {}).",
+             {:.0} % and {:.0} % of the files route's (goal ≥ 80 %: {}{}).",
             signed_ms(added(s50)),
             signed_ms(added(m50)),
             goal(latency_met),
             ratio(srps) * 100.0,
             ratio(mrps) * 100.0,
             goal(rps_met),
+            if overlap(srps) && overlap(mrps) {
+                "; the rounds of the two routes overlap"
+            } else {
+                ""
+            },
         );
         if let (Some(d50), Some(drps)) = (
             per_request(
@@ -412,6 +425,29 @@ fn per_request_text(report: &Report, out: &mut String) {
             r(2),
             r(3),
         );
+        if let Some(row) = per_request(report, SMALL, 16, "throughput, dynamic route vs files route")
+            && overlap(row)
+        {
+            let range = |s: Option<crate::stats::Summary>| {
+                s.map_or_else(String::new, |s| format!("{:.0}–{:.0}", s.min, s.max))
+            };
+            let close = |key: &str| {
+                let (a, b) = (cpu(d, 0, key), cpu(d, 1, key));
+                (a / b - 1.0).abs() <= 0.1
+            };
+            let _ = write!(
+                out,
+                " The rounds of the two routes overlap (dynamic {}, files {} req/s){}.",
+                range(row.cm_summary),
+                range(row.engine_summary),
+                if close("nginx_cpu_us") && close("api_cpu_us") {
+                    " and the CPU each request cost nginx and cm-api was within 10 % on both: the load of the \
+                     shared machine changed between rounds more than the two routes differ"
+                } else {
+                    ""
+                },
+            );
+        }
     }
     if let Some(cm_http) = find(CM_HTTP_LABEL, 1) {
         let d = &cm_http.detail;
