@@ -29,6 +29,7 @@ use cm_core::{Action, Principal, RouteAnswer, RouteDenial, Secret, TypeName, Use
 
 use crate::call::AppState;
 use crate::dashboard::{asset_url, cookie_values, is_https, security_headers, serve_asset};
+use crate::error::ErrorCode;
 
 /// The reserved prefix on the containers' host.
 pub const GATE_PREFIX: &str = "/_cm";
@@ -74,12 +75,12 @@ fn client_address(req: &HttpRequest) -> Option<IpAddr> {
 }
 
 /// Who the request's credential says it is at `target`'s containers: a bearer header (failures
-/// counted per address; `Err` with the seconds to wait when over the limit), else a `cm_route`
+/// counted per address; `Err` when the address is over the limit), else a `cm_route`
 /// cookie valid for `target` (a signed cookie can not be guessed, and a stale one must still
 /// lead to the sign-in; a cookie for another user's containers, planted by an app, is passed
 /// over). An `Authorization` of another scheme (an app's own) is not ours and is ignored.
 /// `Ok(None)` when nothing proves anything.
-async fn caller(state: &AppState, req: &HttpRequest, target: &UserId) -> Result<Option<Principal>, u64> {
+async fn caller(state: &AppState, req: &HttpRequest, target: &UserId) -> Result<Option<Principal>, ()> {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -88,15 +89,11 @@ async fn caller(state: &AppState, req: &HttpRequest, target: &UserId) -> Result<
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_owned());
     if let Some(token) = bearer {
-        let slot = match client_address(req) {
-            Some(address) => Some(state.attempts.begin(address, Instant::now())?),
-            None => None,
+        return match state.authenticate(&Secret::new(token), client_address(req)).await {
+            Ok(principal) => Ok(Some(principal)),
+            Err(e) if e.code() == ErrorCode::RateLimited => Err(()),
+            Err(_) => Ok(None),
         };
-        let principal = state.auth.authenticate(&Secret::new(token)).await.ok();
-        if let (Some(slot), Some(_)) = (slot, &principal) {
-            slot.succeeded();
-        }
-        return Ok(principal);
     }
     for ticket in cookie_values(req, ROUTE_COOKIE) {
         if let Ok(principal) = state.auth.redeem_ticket(&ticket, target).await {

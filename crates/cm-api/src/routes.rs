@@ -810,11 +810,6 @@ pub async fn set_user_quota(state: Data<AppState>, call: Call) -> Answer {
     call.principal.authorize(Action::Administer, None)?;
     let p: QuotaParams = call.params.parse()?;
     let user = UserId::parse(p.user_id.trim()).map_err(|e| e.for_field("user_id"))?;
-    let current = if p.clear == Some(true) {
-        UserQuota::default()
-    } else {
-        state.manager.quota(&user).await?.overrides.unwrap_or_default()
-    };
     let containers = p
         .containers
         .map(|n| {
@@ -840,12 +835,15 @@ pub async fn set_user_quota(state: Data<AppState>, call: Call) -> Answer {
         })
         .transpose()
         .map_err(|e| e.for_field("cpus"))?;
-    let overrides = UserQuota {
-        containers: containers.or(current.containers),
-        memory: memory.or(current.memory),
-        cpus: cpus.or(current.cpus),
+    let changes = UserQuota {
+        containers,
+        memory,
+        cpus,
     };
-    let report = state.manager.set_quota(&user, Some(overrides)).await?;
+    let report = state
+        .manager
+        .change_quota(&user, changes, p.clear == Some(true))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({ "quota": report })))
 }
 

@@ -559,24 +559,12 @@ async fn quota(manager: &Manager, command: QuotaCommand, json: bool) -> anyhow::
             clear,
         } => {
             let user = UserId::parse(&user_id)?;
-            let current = if clear {
-                cm_core::UserQuota::default()
-            } else {
-                manager.quota(&user).await?.overrides.unwrap_or_default()
+            let changes = cm_core::UserQuota {
+                containers,
+                memory: memory.as_deref().map(cm_core::MemoryLimit::parse).transpose()?,
+                cpus: cpus.map(cm_core::CpuLimit::from_cpus).transpose()?,
             };
-            let overrides = cm_core::UserQuota {
-                containers: containers.or(current.containers),
-                memory: memory
-                    .as_deref()
-                    .map(cm_core::MemoryLimit::parse)
-                    .transpose()?
-                    .or(current.memory),
-                cpus: cpus
-                    .map(cm_core::CpuLimit::from_cpus)
-                    .transpose()?
-                    .or(current.cpus),
-            };
-            manager.set_quota(&user, Some(overrides)).await?
+            manager.change_quota(&user, changes, clear).await?
         }
     };
     if json {

@@ -96,6 +96,18 @@ impl Manager {
         self.quota(user).await
     }
 
+    /// Changes the admin's overrides of `user`'s quota: limits set in `changes` replace the
+    /// override, absent ones keep it; `clear` drops every override first. The one rule behind
+    /// `cm quota set` and `set_user_quota`.
+    pub async fn change_quota(&self, user: &UserId, changes: UserQuota, clear: bool) -> Result<QuotaReport> {
+        let current = if clear {
+            UserQuota::default()
+        } else {
+            self.quota(user).await?.overrides.unwrap_or_default()
+        };
+        self.set_quota(user, Some(changes.over(current))).await
+    }
+
     /// Refuses a new container of `memory` and `cpus` for `user` when it would pass a quota.
     pub(crate) async fn check_quota(&self, user: &UserId, memory: MemoryLimit, cpus: CpuLimit) -> Result<()> {
         let report = self.quota(user).await?;
