@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what ContainerManager's build and tests need, when it is missing: the Docker client
 # (the engine itself must already run), debootstrap for the images, nginx, the OpenSSH client,
-# tmux, chromium with its WebDriver, wrk for the benchmarks. Debian/Ubuntu (apt) only; elsewhere
-# it says what is missing and stops.
+# tmux, chromium with its WebDriver, wrk for the benchmarks, losetup and e2fsprogs for capped
+# volumes. Debian/Ubuntu (apt) only; elsewhere it says what is missing and stops.
 set -euo pipefail
 
 want=()
-need() { command -v "$1" >/dev/null 2>&1 || want+=("$2"); }
+# System tools live in sbin, which a non-root PATH may lack.
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] || want+=("$2"); }
 need docker docker.io
 need debootstrap debootstrap
 need nginx nginx-light
@@ -17,6 +18,10 @@ need chromium chromium
 need chromedriver chromium-driver
 need wrk wrk
 need curl curl
+# Size-capped data volumes: ext4 images on loop devices.
+need losetup mount
+need mkfs.ext4 e2fsprogs
+need debugfs e2fsprogs
 
 if [ "${#want[@]}" -eq 0 ]; then
   exit 0

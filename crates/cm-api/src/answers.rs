@@ -350,4 +350,18 @@ pub struct ContainerDoc {
     pub pids_limit: i64,
     /// The URL path nginx serves it under: `/container/{user_id}/{type}/`.
     pub url_path: String,
+    /// The data volume's size cap, such as `2g`, when its type has one.
+    pub disk: Option<String>,
+    /// The cap and the bytes the volume takes on the host now (`get_container` only, capped
+    /// volumes only).
+    pub disk_usage: Option<DiskUsageDoc>,
+}
+
+/// A capped data volume's use.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiskUsageDoc {
+    /// The cap, in bytes.
+    pub size_bytes: u64,
+    /// The bytes the volume takes on the host now.
+    pub used_bytes: u64,
 }

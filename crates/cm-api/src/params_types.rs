@@ -211,6 +211,8 @@ pub struct QuotaParams {
     #[schema(value_type = Option<String>)]
     #[param(value_type = Option<String>)]
     pub cpus: Option<String>,
+    /// The sum of the containers' disk caps, such as `20g` (only types with a `disk` cap fit).
+    pub disk: Option<String>,
     /// Drop the overrides first (the configured defaults apply again).
     pub clear: Option<bool>,
 }
@@ -397,7 +399,7 @@ impl FromParams for TokenParams {
 }
 
 impl FromParams for QuotaParams {
-    const FIELDS: &'static [&'static str] = &["user_id", "containers", "memory", "cpus", "clear"];
+    const FIELDS: &'static [&'static str] = &["user_id", "containers", "memory", "cpus", "disk", "clear"];
 
     fn from_params(p: &mut Params) -> Result<Self, ApiError> {
         Ok(QuotaParams {
@@ -405,6 +407,7 @@ impl FromParams for QuotaParams {
             containers: p.uint("containers")?,
             memory: p.string("memory")?,
             cpus: p.text_or_number("cpus")?,
+            disk: p.string("disk")?,
             clear: p.bool("clear")?,
         })
     }

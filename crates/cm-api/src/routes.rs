@@ -12,8 +12,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Bytes, Data};
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder};
 use cm_core::{
-    Action, Command, CpuLimit, CreateForm, CreateRequest, DeleteOptions, LogRequest, MemoryLimit, Principal,
-    UserId, UserQuota,
+    Action, Command, CpuLimit, CreateForm, CreateRequest, DeleteOptions, DiskSize, LogRequest, MemoryLimit,
+    Principal, UserId, UserQuota,
 };
 use futures_util::StreamExt;
 use serde_json::json;
@@ -260,6 +260,7 @@ pub async fn healthz(state: Data<AppState>) -> HttpResponse {
             "mode": proxy.mode,
             "nginx_answers": proxy.answers,
         },
+        "disk_caps": { "enforced": state.manager.disk_support().enforced },
     }))
 }
 
@@ -360,7 +361,11 @@ pub async fn get_container(state: Data<AppState>, call: Call) -> Answer {
         .authorized(&call.principal, &p.container_id, Action::ReadContainer)
         .await?;
     let spec = state.manager.with_status(spec).await?;
-    Ok(container_answer(&spec))
+    let mut container = container_json(&spec);
+    if let Some(usage) = state.manager.disk_usage(&spec).await? {
+        container["disk_usage"] = json!(usage);
+    }
+    Ok(HttpResponse::Ok().json(ContainerAnswer { container }))
 }
 
 /// Delete a container (admin only)
@@ -835,10 +840,17 @@ pub async fn set_user_quota(state: Data<AppState>, call: Call) -> Answer {
         })
         .transpose()
         .map_err(|e| e.for_field("cpus"))?;
+    let disk = p
+        .disk
+        .as_deref()
+        .map(DiskSize::parse)
+        .transpose()
+        .map_err(|e| e.for_field("disk"))?;
     let changes = UserQuota {
         containers,
         memory,
         cpus,
+        disk,
     };
     let report = state
         .manager

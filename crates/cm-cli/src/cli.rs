@@ -130,7 +130,7 @@ pub enum Command {
     /// Manage users' API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Show or set a user's quota (containers, memory, CPUs); `[quota]` sets the defaults.
+    /// Show or set a user's quota (containers, memory, CPUs, disk); `[quota]` sets the defaults.
     #[command(subcommand)]
     Quota(QuotaCommand),
     /// Authorize an SSH public key on a container.
@@ -226,6 +226,9 @@ pub enum QuotaCommand {
         /// The sum of the containers' CPU limits, such as 2.5.
         #[arg(long)]
         cpus: Option<f64>,
+        /// The sum of the containers' disk caps, such as 20g (only types with a disk cap fit).
+        #[arg(long)]
+        disk: Option<String>,
         /// Drop the overrides first.
         #[arg(long)]
         clear: bool,

@@ -100,10 +100,15 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Get { id } => {
             let spec = manager.get(&id).await?;
+            let usage = manager.disk_usage(&spec).await?;
             if json {
-                output::json(&spec)?;
+                let mut value = serde_json::to_value(&spec)?;
+                if let Some(usage) = usage {
+                    value["disk_usage"] = serde_json::to_value(usage)?;
+                }
+                output::json(&value)?;
             } else {
-                output::container(&spec);
+                output::container(&spec, usage);
             }
         }
         Command::Start { id } => lifecycle(manager.start(&id).await?, "started", json)?,
@@ -179,6 +184,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 output::json(&json!({
                     "engine": engine.as_ref().map_err(ToString::to_string),
                     "proxy": proxy,
+                    "disk_caps": manager.disk_support(),
                     "database": settings.database,
                 }))?;
             } else {
@@ -195,6 +201,26 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     (true, _) => "files",
                 };
                 output::line(&format!("routing   {state}: {}", proxy.detail));
+                let disks = manager.disk_support();
+                let capped: Vec<String> = manager
+                    .config()
+                    .types
+                    .values()
+                    .filter(|t| t.disk.is_some())
+                    .map(|t| t.name.to_string())
+                    .collect();
+                output::line(&match (disks.enforced, capped.is_empty()) {
+                    (true, _) => format!("disks     caps enforced: {}", disks.detail),
+                    (false, true) => format!(
+                        "disks     caps not available ({}); no type sets one",
+                        disks.detail
+                    ),
+                    (false, false) => format!(
+                        "disks     caps NOT enforced: {}; creates of {} are refused",
+                        disks.detail,
+                        capped.join(", ")
+                    ),
+                });
                 output::line(&format!("database  {}", settings.database.display()));
             }
             if engine.is_err() {
@@ -556,6 +582,7 @@ async fn quota(manager: &Manager, command: QuotaCommand, json: bool) -> anyhow::
             containers,
             memory,
             cpus,
+            disk,
             clear,
         } => {
             let user = UserId::parse(&user_id)?;
@@ -563,6 +590,7 @@ async fn quota(manager: &Manager, command: QuotaCommand, json: bool) -> anyhow::
                 containers,
                 memory: memory.as_deref().map(cm_core::MemoryLimit::parse).transpose()?,
                 cpus: cpus.map(cm_core::CpuLimit::from_cpus).transpose()?,
+                disk: disk.as_deref().map(cm_core::DiskSize::parse).transpose()?,
             };
             manager.change_quota(&user, changes, clear).await?
         }

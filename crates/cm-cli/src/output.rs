@@ -81,7 +81,7 @@ pub fn containers(specs: &[ContainerSpec]) {
 }
 
 /// One container, as `key: value` lines.
-pub fn container(spec: &ContainerSpec) {
+pub fn container(spec: &ContainerSpec, disk: Option<cm_core::DiskUsage>) {
     let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let fields = [
         ("name", spec.container_name.to_string()),
@@ -100,6 +100,18 @@ pub fn container(spec: &ContainerSpec) {
         ),
         ("url", spec.url_path.clone()),
         ("volume", format!("{} at /data", spec.volume_name)),
+        (
+            "disk",
+            match (spec.disk, disk) {
+                (_, Some(usage)) => format!(
+                    "{} used of {} (on the host)",
+                    mebibytes(usage.used_bytes),
+                    mebibytes(usage.size_bytes)
+                ),
+                (Some(cap), None) => format!("capped at {cap}"),
+                (None, None) => "no cap (shares the engine's disk)".to_owned(),
+            },
+        ),
         ("network", format!("{} ({})", spec.network_name, spec.subnet)),
         (
             "command",
@@ -236,6 +248,10 @@ pub fn reconcile(report: &ReconcileReport) {
     );
 }
 
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+}
+
 /// A user's quota: each limit, whether it is the user's own, and the use.
 pub fn quota(report: &cm_core::QuotaReport) {
     let own = report.overrides.unwrap_or_default();
@@ -259,5 +275,15 @@ pub fn quota(report: &cm_core::QuotaReport) {
         report.used.cpus,
         or_unlimited(report.limits.cpus.map(|c| c.to_string())),
         mark(own.cpus.is_some())
+    ));
+    let uncapped = match report.used.uncapped_disks {
+        0 => String::new(),
+        n => format!(" (+{n} without a cap)"),
+    };
+    line(&format!(
+        "  disk        {}m{uncapped} of {}{}",
+        report.used.disk_bytes >> 20,
+        or_unlimited(report.limits.disk.map(|d| d.to_string())),
+        mark(own.disk.is_some())
     ));
 }

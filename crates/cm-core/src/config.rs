@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::names::{TypeName, quote};
 use crate::network::{PortRange, Subnet, SubnetPool};
-use crate::values::{Command, CpuLimit, EnvVars, ImageRef, LogRotation, MemoryLimit};
+use crate::values::{Command, CpuLimit, DiskSize, EnvVars, ImageRef, LogRotation, MemoryLimit};
 
 /// The whole configuration of a ContainerManager installation.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +32,9 @@ pub struct Config {
     pub quota: crate::quota::UserQuota,
     /// The SQLite file, unless `CM_DB` says otherwise.
     pub database: Option<PathBuf>,
+    /// Where size-capped data volumes keep their filesystem images (`[disk] image_dir`; default:
+    /// `disks/` beside the database).
+    pub disk_image_dir: Option<PathBuf>,
     /// Extra labels put on every Docker object the manager creates (for example to group a deployment).
     pub extra_labels: BTreeMap<String, String>,
     /// The configured container types, by name.
@@ -193,6 +196,8 @@ pub struct ContainerType {
     pub exec_user: String,
     /// How the engine rotates the container's log (default 3 files of 10 MiB).
     pub logs: LogRotation,
+    /// The data volume's size cap (`disk = "2g"`); `None`: the volume shares the engine's disk.
+    pub disk: Option<DiskSize>,
 }
 
 /// The user a user token's commands run as when the type names none and has no SSH login.
@@ -279,6 +284,7 @@ struct RawConfig {
     limits: Option<RawLimits>,
     quota: Option<RawQuota>,
     database: Option<PathBuf>,
+    disk: Option<RawDisk>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -320,6 +326,13 @@ struct RawQuota {
     containers: Option<u32>,
     memory: Option<String>,
     cpus: Option<f64>,
+    disk: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDisk {
+    image_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -361,6 +374,7 @@ struct RawType {
     exec_user: Option<String>,
     log_max_size: Option<String>,
     log_max_files: Option<u32>,
+    disk: Option<String>,
 }
 
 fn builtin_types() -> Vec<(&'static str, RawType)> {
@@ -446,6 +460,12 @@ impl RawConfig {
                 .map(CpuLimit::from_cpus)
                 .transpose()
                 .map_err(in_quota)?,
+            disk: raw_quota
+                .disk
+                .as_deref()
+                .map(DiskSize::parse)
+                .transpose()
+                .map_err(in_quota)?,
         };
         let session_hours = routing.session_hours.unwrap_or(12);
         if !(1..=24 * 30).contains(&session_hours) {
@@ -519,6 +539,7 @@ impl RawConfig {
                 session_hours,
             },
             database: self.database,
+            disk_image_dir: self.disk.unwrap_or_default().image_dir,
             extra_labels: self.labels,
             types,
         })
@@ -546,6 +567,7 @@ impl RawType {
             exec_user: self.exec_user.or(base.exec_user),
             log_max_size: self.log_max_size.or(base.log_max_size),
             log_max_files: self.log_max_files.or(base.log_max_files),
+            disk: self.disk.or(base.disk),
         }
     }
 
@@ -604,6 +626,12 @@ impl RawType {
             )
             .map_err(in_type)?,
         };
+        let disk = self
+            .disk
+            .as_deref()
+            .map(DiskSize::parse)
+            .transpose()
+            .map_err(in_type)?;
         Ok(ContainerType {
             name,
             description: self.description.unwrap_or_default(),
@@ -621,6 +649,7 @@ impl RawType {
             access: self.access.unwrap_or(Access::Owner),
             exec_user,
             logs,
+            disk,
         })
     }
 }

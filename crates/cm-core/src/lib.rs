@@ -46,11 +46,11 @@ pub use manager::{
 pub use names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
 pub use network::{PortProbe, PortRange, Subnet, SubnetPool};
 pub use ports::{
-    Clock, ContainerEvent, ContainerPlan, ContainerRuntime, CreateReservation, EngineInfo, Ensured,
-    EventStream, ExecOutput, ExecRequest, FailPoints, KeyParser, LogChunk, LogRequest, LogStream,
-    NetworkPlan, NoFailPoints, NoProxy, ObservedContainer, ObservedObject, Operation, OperationKind,
-    OutputStream, PortBinding, PortLease, Proxy, ProxyStatus, ReloadOutcome, RemoveMode, Route, RouteState,
-    RouteStatus, Store, SystemClock, UploadEntry, VolumePlan,
+    Clock, ContainerEvent, ContainerPlan, ContainerRuntime, CreateReservation, DiskSupport, DiskUsage,
+    EngineInfo, Ensured, EventStream, ExecOutput, ExecRequest, FailPoints, KeyParser, LogChunk, LogRequest,
+    LogStream, NetworkPlan, NoFailPoints, NoProxy, ObservedContainer, ObservedObject, Operation,
+    OperationKind, OutputStream, PortBinding, PortLease, Proxy, ProxyStatus, ReloadOutcome, RemoveMode,
+    Route, RouteState, RouteStatus, Store, SystemClock, UploadEntry, VolumePlan,
 };
 pub use quota::{QuotaReport, QuotaUse, UserQuota};
 pub use reconcile::{
@@ -59,4 +59,4 @@ pub use reconcile::{
 };
 pub use routing::{RouteAnswer, RouteDenial};
 pub use spec::{ContainerSpec, ContainerStatus, labels, owner_labels, url_path};
-pub use values::{Command, CpuLimit, EnvVars, ImageRef, LogRotation, MemoryLimit};
+pub use values::{Command, CpuLimit, DiskSize, EnvVars, ImageRef, LogRotation, MemoryLimit};

@@ -328,8 +328,24 @@ impl Manager {
             &request.user_id,
             request.memory.unwrap_or(kind.memory),
             request.cpus.unwrap_or(kind.cpus),
+            kind.disk,
         )
         .await?;
+        if kind.disk.is_some() {
+            let support = self.adapters.runtime.disk_support();
+            if !support.enforced {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "container type {} caps its disk at {}, but this host can not enforce disk caps: {}",
+                        kind.name,
+                        kind.disk.map(|d| d.to_string()).unwrap_or_default(),
+                        support.detail
+                    ),
+                )
+                .for_field("container_type"));
+            }
+        }
         progress("checking the engine");
         self.adapters.runtime.engine_info().await?;
         let exclude = self
@@ -479,6 +495,7 @@ impl Manager {
         let volume_plan = VolumePlan {
             name: spec.volume_name.clone(),
             labels: owner_labels(&user, Some(&spec.container_type), extra),
+            size: spec.disk,
         };
         if runtime.ensure_volume(&volume_plan).await? == Ensured::Created {
             undo.push(Undo::Volume(spec.volume_name.clone()));
@@ -826,6 +843,7 @@ impl Manager {
     pub async fn start(&self, reference: &str) -> Result<ContainerSpec> {
         let spec = self.resolve(reference).await?;
         self.require_present(&spec).await?;
+        self.prepare_disk(&spec).await?;
         self.adapters.runtime.start_container(&spec.container_id).await?;
         self.after_start(spec).await
     }
@@ -842,11 +860,40 @@ impl Manager {
     pub async fn restart(&self, reference: &str) -> Result<ContainerSpec> {
         let spec = self.resolve(reference).await?;
         self.require_present(&spec).await?;
+        self.prepare_disk(&spec).await?;
         self.adapters
             .runtime
             .restart_container(&spec.container_id)
             .await?;
         self.after_start(spec).await
+    }
+
+    /// The cap and the use of the container's data volume, when it is size-capped.
+    pub async fn disk_usage(&self, spec: &ContainerSpec) -> Result<Option<crate::ports::DiskUsage>> {
+        if spec.disk.is_none() {
+            return Ok(None);
+        }
+        self.adapters
+            .runtime
+            .volume_usage(spec.volume_name.as_str())
+            .await
+    }
+
+    /// Whether data volumes' size caps are enforced on this host, and if not, why.
+    pub fn disk_support(&self) -> crate::ports::DiskSupport {
+        self.adapters.runtime.disk_support()
+    }
+
+    /// A size-capped volume's disk image is attached before its container starts (after a host
+    /// restart it is not, and the engine would refuse to mount it).
+    async fn prepare_disk(&self, spec: &ContainerSpec) -> Result<()> {
+        if spec.disk.is_some() {
+            self.adapters
+                .runtime
+                .prepare_volume(spec.volume_name.as_str())
+                .await?;
+        }
+        Ok(())
     }
 
     async fn after_start(&self, spec: ContainerSpec) -> Result<ContainerSpec> {
@@ -1231,6 +1278,7 @@ fn new_spec(
         cpus: request.cpus.unwrap_or(kind.cpus),
         pids_limit: kind.pids_limit,
         url_path: url_path(user, &kind.name),
+        disk: kind.disk,
     }
 }
 

@@ -19,7 +19,7 @@ use crate::keys::{SshPublicKey, StoredKey};
 use crate::names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
 use crate::network::{PortProbe, PortRange, Subnet, SubnetPool};
 use crate::spec::{ContainerSpec, ContainerStatus};
-use crate::values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};
+use crate::values::{Command, CpuLimit, DiskSize, EnvVars, ImageRef, MemoryLimit};
 
 // ---------------------------------------------------------------------------------------------
 // The container runtime (Docker).
@@ -40,8 +40,25 @@ pub trait ContainerRuntime: Send + Sync {
 
     /// Creates the volume unless it exists; an existing one with another owner's labels is a `Conflict`.
     async fn ensure_volume(&self, plan: &VolumePlan) -> Result<Ensured>;
-    /// Removes a volume (a name the manager made or the engine reported); a missing one is fine.
+    /// Removes a volume (a name the manager made or the engine reported) with its disk image, if
+    /// size-capped; a missing one is fine.
     async fn remove_volume(&self, name: &str) -> Result<()>;
+    /// Whether this runtime can cap data volumes' size on this host, and if not, why.
+    fn disk_support(&self) -> DiskSupport {
+        DiskSupport {
+            enforced: false,
+            detail: "this runtime has no disk caps".to_owned(),
+        }
+    }
+    /// Makes a size-capped volume mountable again (after a host restart its disk image is
+    /// detached); nothing for other volumes.
+    async fn prepare_volume(&self, _name: &str) -> Result<()> {
+        Ok(())
+    }
+    /// The cap and the use of a size-capped volume; `None` for other volumes.
+    async fn volume_usage(&self, _name: &str) -> Result<Option<DiskUsage>> {
+        Ok(None)
+    }
 
     /// Creates (does not start) a container and returns its id. A missing image is `NotFound`, a
     /// taken name `Conflict`.
@@ -80,6 +97,25 @@ pub trait ContainerRuntime: Send + Sync {
     /// The engine's container events as they happen, from now on. The stream ends or fails when
     /// the engine goes away.
     async fn container_events(&self) -> Result<EventStream>;
+}
+
+/// Whether data volumes can be size-capped on this host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskSupport {
+    /// True when a `disk` cap is enforced.
+    pub enforced: bool,
+    /// How, or why not.
+    pub detail: String,
+}
+
+/// A size-capped volume's cap and use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DiskUsage {
+    /// The cap, in bytes.
+    pub size_bytes: u64,
+    /// The bytes the volume takes on the host now (at most the cap plus its filesystem's
+    /// own overhead).
+    pub used_bytes: u64,
 }
 
 /// A volume or network as the engine reports it.
@@ -152,6 +188,8 @@ pub struct VolumePlan {
     pub name: VolumeName,
     /// Ownership labels; an existing volume must carry the same `user-id` and `container-type`.
     pub labels: BTreeMap<String, String>,
+    /// Its size cap; `None` shares the engine's disk.
+    pub size: Option<DiskSize>,
 }
 
 /// Everything the engine needs to create one container.
@@ -211,6 +249,10 @@ pub struct ObservedContainer {
     pub image: String,
     /// All its labels.
     pub labels: BTreeMap<String, String>,
+    /// Why the engine's last attempt to start it failed (such as a volume it could not mount);
+    /// only a single container's inspection reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_error: Option<String>,
 }
 
 /// Which logs to read.

@@ -1,4 +1,4 @@
-//! Per-user quotas: how many containers a user may have, and how much memory and CPU their
+//! Per-user quotas: how many containers a user may have, and how much memory, CPU and disk their
 //! containers may be promised in all. `[quota]` in the configuration sets the defaults; the admin
 //! overrides them per user (`cm quota set`, `set_user_quota`), and the overrides live in the
 //! store. A create over quota is refused before anything is touched, naming the quota and the use.
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::manager::Manager;
 use crate::names::UserId;
-use crate::values::{CpuLimit, MemoryLimit};
+use crate::values::{CpuLimit, DiskSize, MemoryLimit};
 
 /// Limits of one user; `None` is unlimited (or, in an override, "the default").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +19,9 @@ pub struct UserQuota {
     pub memory: Option<MemoryLimit>,
     /// The sum of the containers' CPU limits.
     pub cpus: Option<CpuLimit>,
+    /// The sum of the containers' disk caps; with it set, only types with a `disk` cap fit.
+    #[serde(default)]
+    pub disk: Option<DiskSize>,
 }
 
 /// What a user may have and has.
@@ -43,6 +46,10 @@ pub struct QuotaUse {
     pub memory_bytes: u64,
     /// The sum of their CPU limits.
     pub cpus: f64,
+    /// The sum of their disk caps, in bytes.
+    pub disk_bytes: u64,
+    /// How many have no disk cap (their data shares the engine's disk).
+    pub uncapped_disks: u32,
 }
 
 impl UserQuota {
@@ -52,12 +59,13 @@ impl UserQuota {
             containers: self.containers.or(defaults.containers),
             memory: self.memory.or(defaults.memory),
             cpus: self.cpus.or(defaults.cpus),
+            disk: self.disk.or(defaults.disk),
         }
     }
 
     /// True when nothing is set.
     pub fn is_empty(&self) -> bool {
-        self.containers.is_none() && self.memory.is_none() && self.cpus.is_none()
+        self.containers.is_none() && self.memory.is_none() && self.cpus.is_none() && self.disk.is_none()
     }
 }
 
@@ -71,11 +79,17 @@ impl Manager {
             containers: 0,
             memory_bytes: 0,
             cpus: 0.0,
+            disk_bytes: 0,
+            uncapped_disks: 0,
         };
         for spec in store.list_user(user).await? {
             used.containers += 1;
             used.memory_bytes = used.memory_bytes.saturating_add(spec.memory.bytes());
             used.cpus += spec.cpus.cpus();
+            match spec.disk {
+                Some(disk) => used.disk_bytes = used.disk_bytes.saturating_add(disk.bytes()),
+                None => used.uncapped_disks += 1,
+            }
         }
         Ok(QuotaReport {
             user_id: user.clone(),
@@ -108,8 +122,14 @@ impl Manager {
         self.set_quota(user, Some(changes.over(current))).await
     }
 
-    /// Refuses a new container of `memory` and `cpus` for `user` when it would pass a quota.
-    pub(crate) async fn check_quota(&self, user: &UserId, memory: MemoryLimit, cpus: CpuLimit) -> Result<()> {
+    /// Refuses a new container of `memory`, `cpus` and `disk` for `user` when it would pass a quota.
+    pub(crate) async fn check_quota(
+        &self,
+        user: &UserId,
+        memory: MemoryLimit,
+        cpus: CpuLimit,
+        disk: Option<DiskSize>,
+    ) -> Result<()> {
         let report = self.quota(user).await?;
         let (limits, used) = (report.limits, report.used);
         let refuse = |what: String| {
@@ -138,6 +158,20 @@ impl Manager {
                 "user {user} may have {max} CPUs in all; {} are used and this container asks for {cpus}",
                 used.cpus
             ));
+        }
+        if let Some(max) = limits.disk {
+            let Some(disk) = disk else {
+                return refuse(format!(
+                    "user {user} may have {max} of disk in all, and this container type has no disk cap \
+                     (set disk in its [types] entry)"
+                ));
+            };
+            if used.disk_bytes.saturating_add(disk.bytes()) > max.bytes() {
+                return refuse(format!(
+                    "user {user} may have {max} of disk in all; {} is used and this container asks for {disk}",
+                    human_bytes(used.disk_bytes)
+                ));
+            }
         }
         Ok(())
     }

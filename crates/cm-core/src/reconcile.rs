@@ -97,6 +97,9 @@ pub enum FindingKind {
     AdoptedContainer,
     /// A container whose `authorized_keys` differs from the store.
     KeysOutOfDate,
+    /// A container with a capped volume that the engine could not start because the volume's
+    /// disk image was detached (after a host restart); it is attached and the container started.
+    DiskDetached,
     /// A route the store expects that nginx lacks, or that nginx refused.
     RouteMissing,
     /// A route no record explains.
@@ -392,6 +395,53 @@ impl Manager {
         }
     }
 
+    /// A capped container that is not running because the engine could not mount its volume:
+    /// the disk image is attached again and the container started, as the engine would have at
+    /// boot. A container stopped on purpose has no start error and stays stopped.
+    async fn reconcile_disk(
+        &self,
+        spec: &ContainerSpec,
+        container: &ObservedContainer,
+        options: ReconcileOptions,
+    ) -> Option<Finding> {
+        let stopped = matches!(
+            container.status,
+            ContainerStatus::Exited | ContainerStatus::Created
+        );
+        if spec.disk.is_none() || !stopped {
+            return None;
+        }
+        let runtime = &self.adapters().runtime;
+        let inspected = runtime.inspect_container(&container.id).await.ok()??;
+        let error = inspected.start_error?;
+        let finding = |outcome, detail: String| {
+            Some(Finding::new(
+                FindingKind::DiskDetached,
+                spec.container_name.as_str(),
+                Some(container.id.clone()),
+                outcome,
+                detail,
+            ))
+        };
+        if options.dry_run {
+            return finding(
+                Outcome::WouldFix,
+                format!("the engine could not start it: {error}"),
+            );
+        }
+        let repaired = async {
+            runtime.prepare_volume(spec.volume_name.as_str()).await?;
+            runtime.start_container(&container.id).await
+        };
+        match repaired.await {
+            Ok(()) => finding(
+                Outcome::Fixed,
+                format!("attached its disk image and started it (the engine said: {error})"),
+            ),
+            Err(e) => finding(Outcome::Failed, e.to_string()),
+        }
+    }
+
     async fn reconcile_record(
         &self,
         spec: &ContainerSpec,
@@ -400,10 +450,12 @@ impl Manager {
     ) -> Vec<Finding> {
         let name = spec.container_name.as_str();
         if let Some(container) = observed.iter().find(|c| c.id == spec.container_id) {
+            let disk = self.reconcile_disk(spec, container, options).await;
             return self
                 .reconcile_keys(spec, container, options)
                 .await
                 .into_iter()
+                .chain(disk)
                 .collect();
         }
         let same_name = observed.iter().find(|c| {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
 use crate::network::Subnet;
-use crate::values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};
+use crate::values::{Command, CpuLimit, DiskSize, EnvVars, ImageRef, MemoryLimit};
 
 /// The labels every Docker object of ours carries (names kept from the original).
 pub mod labels {
@@ -69,6 +69,9 @@ pub struct ContainerSpec {
     pub pids_limit: i64,
     /// The URL path nginx serves it under: `/container/{user_id}/{type}/`.
     pub url_path: String,
+    /// The data volume's size cap, when its type has one (records made before caps have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskSize>,
 }
 
 /// The state of a container.

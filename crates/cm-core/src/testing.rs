@@ -222,6 +222,7 @@ impl FakeRuntime {
             status: c.status,
             image: c.plan.image.to_string(),
             labels: c.plan.labels.clone(),
+            start_error: None,
         }
     }
 }

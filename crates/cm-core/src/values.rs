@@ -32,6 +32,12 @@ pub struct EnvVars(BTreeMap<String, String>);
 #[serde(try_from = "String", into = "String")]
 pub struct MemoryLimit(u64);
 
+/// A data volume's size cap in bytes (`2g`, `512m`): the volume is a filesystem of this size, so
+/// writing past it fails inside the container with "No space left on device".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DiskSize(u64);
+
 /// A CPU limit in CPUs (`0.5`, `2`), stored as Docker's nano-CPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "f64", into = "f64")]
@@ -322,6 +328,56 @@ impl From<MemoryLimit> for String {
     }
 }
 
+impl DiskSize {
+    /// The smallest cap: below it ext4's own metadata would take most of the space.
+    pub const MIN: u64 = 16 << 20;
+    /// The largest cap.
+    pub const MAX: u64 = 16 << 40;
+
+    /// Parses `2g`, `512m`, `1.5g` or plain bytes, from 16m to 16t, rounded down to whole KiB.
+    pub fn parse(raw: &str) -> Result<Self> {
+        match parse_size(raw) {
+            Some(bytes) if (Self::MIN..=Self::MAX).contains(&bytes) => Ok(DiskSize(bytes & !1023)),
+            _ => Err(Error::invalid(format!(
+                "invalid disk size {}: write a size such as 2g or 512m (16m to 16t)",
+                quote(raw)
+            ))),
+        }
+    }
+
+    /// The cap in bytes.
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for DiskSize {
+    /// The shortest exact form, as for memory limits.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        MemoryLimit(self.0).fmt(f)
+    }
+}
+
+impl FromStr for DiskSize {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl TryFrom<String> for DiskSize {
+    type Error = Error;
+    fn try_from(raw: String) -> Result<Self> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<DiskSize> for String {
+    fn from(value: DiskSize) -> String {
+        value.to_string()
+    }
+}
+
 impl CpuLimit {
     /// Parses a number of CPUs between 0.01 and 1024.
     pub fn parse(raw: &str) -> Result<Self> {
@@ -425,6 +481,16 @@ mod tests {
         assert_eq!(MemoryLimit::parse("512mb").unwrap().to_string(), "512m");
         for bad in ["", "abc", "-1g", "1x", "1k", "nan", "inf"] {
             assert!(MemoryLimit::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn disk_sizes() {
+        assert_eq!(DiskSize::parse("2g").unwrap().bytes(), 2 << 30);
+        assert_eq!(DiskSize::parse("16m").unwrap().to_string(), "16m");
+        assert_eq!(DiskSize::parse("1.5g").unwrap().to_string(), "1536m");
+        for bad in ["", "1m", "15m", "17t", "x", "-2g", "nan"] {
+            assert!(DiskSize::parse(bad).is_err(), "{bad}");
         }
     }
 

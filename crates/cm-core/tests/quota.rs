@@ -64,6 +64,7 @@ async fn creates_over_the_configured_or_overridden_quota_are_refused_and_leave_n
         containers: Some(5),
         memory: Some(MemoryLimit::parse("8g").unwrap()),
         cpus: Some(CpuLimit::from_cpus(2.5).unwrap()),
+        disk: None,
     };
     m.set_quota(&alice(), Some(roomy)).await.unwrap();
     let refused = m

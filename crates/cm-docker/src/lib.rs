@@ -7,6 +7,7 @@
 //! unreachable engine `Unavailable`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,17 +26,19 @@ use bollard::query_parameters::{
     RestartContainerOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use cm_core::{
-    ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStatus, EngineInfo, Ensured, Error, ErrorKind,
-    EventStream, ExecOutput, ExecRequest, LogChunk, LogRequest, LogStream, NetworkPlan, ObservedContainer,
-    ObservedObject, OutputStream, PortRange, RemoveMode, RestartPolicy, Result, Subnet, UploadEntry,
-    VolumePlan, labels,
+    ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStatus, DiskSupport, DiskUsage, EngineInfo,
+    Ensured, Error, ErrorKind, EventStream, ExecOutput, ExecRequest, LogChunk, LogRequest, LogStream,
+    NetworkPlan, ObservedContainer, ObservedObject, OutputStream, PortRange, RemoveMode, RestartPolicy,
+    Result, Subnet, UploadEntry, VolumeName, VolumePlan, labels,
 };
 use futures_util::StreamExt;
 use tokio::sync::Mutex;
 
+mod disk;
 mod errors;
 mod probe;
 
+pub use disk::{DiskImages, FIRST_LOOP};
 pub use errors::engine_error;
 pub use probe::TcpPortProbe;
 
@@ -49,6 +52,8 @@ const EXEC_OUTPUT_MAX: usize = 16 * 1024 * 1024;
 /// The Docker engine, reached through `DOCKER_HOST` or the local socket.
 pub struct DockerRuntime {
     client: Mutex<Option<Docker>>,
+    /// Where size-capped volumes keep their images; `None`: caps are not offered.
+    disks: Option<DiskImages>,
 }
 
 impl Default for DockerRuntime {
@@ -62,7 +67,49 @@ impl DockerRuntime {
     pub fn new() -> Self {
         DockerRuntime {
             client: Mutex::new(None),
+            disks: None,
         }
+    }
+
+    /// A runtime that also caps data volumes' size, with their disk images in `dir`.
+    pub fn with_disk_images(dir: impl Into<PathBuf>) -> Self {
+        DockerRuntime {
+            client: Mutex::new(None),
+            disks: Some(DiskImages::new(dir)),
+        }
+    }
+
+    /// The disk images of `volume` when it is a size-capped volume of ours.
+    fn capped(&self, volume: &str) -> Option<&DiskImages> {
+        let disks = self.disks.as_ref()?;
+        // Only our own volume names become paths (a name from the engine may be anything).
+        VolumeName::parse(volume).ok()?;
+        disks.is_capped(volume).then_some(disks)
+    }
+
+    /// The loop device a volume's options name, if it is a capped one.
+    async fn loop_of(&self, docker: &Docker, volume: &str) -> Result<Option<u32>> {
+        match docker.inspect_volume(volume).await {
+            Ok(v) => Ok(v.options.get("device").and_then(|d| disk::loop_number(d))),
+            Err(e) => match self.on_error(e).await {
+                e if e.kind() == ErrorKind::NotFound => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// The loop device numbers our volumes hold, bound now or not.
+    async fn loops_taken(&self, docker: &Docker) -> Result<BTreeSet<u32>> {
+        let options = ListVolumesOptionsBuilder::new()
+            .filters(&managed_filter())
+            .build();
+        let listed = self.answer(docker.list_volumes(Some(options)).await).await?;
+        Ok(listed
+            .volumes
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| v.options.get("device").and_then(|d| disk::loop_number(d)))
+            .collect())
     }
 
     /// The connected client; connects and negotiates the API version when there is none.
@@ -224,34 +271,95 @@ impl ContainerRuntime for DockerRuntime {
     async fn ensure_volume(&self, plan: &VolumePlan) -> Result<Ensured> {
         let docker = self.docker().await?;
         let want = to_hash(&plan.labels);
-        if let Some(labels) = self.inspect_volume_labels(&docker, plan.name.as_str()).await? {
-            return ours_or_conflict(&labels, &want, "volume", plan.name.as_str())
-                .map(|()| Ensured::Existing);
+        let name = plan.name.as_str();
+        if let Some(labels) = self.inspect_volume_labels(&docker, name).await? {
+            ours_or_conflict(&labels, &want, "volume", name)?;
+            // A kept volume comes back with the cap it was made with.
+            self.prepare_volume(name).await?;
+            return Ok(Ensured::Existing);
         }
-        let request = VolumeCreateRequest {
+        let mut request = VolumeCreateRequest {
             name: Some(plan.name.to_string()),
             driver: Some("local".to_owned()),
             labels: Some(want),
             ..Default::default()
         };
+        let mut capped = None;
+        if let Some(size) = plan.size {
+            let support = self.disk_support();
+            let disks = match &self.disks {
+                Some(disks) if support.enforced => disks,
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        format!("volume {name} needs a {size} cap, but: {}", support.detail),
+                    ));
+                }
+            };
+            let number = disks
+                .create(name, size, &self.loops_taken(&docker).await?)
+                .await?;
+            request.driver_opts = Some(disk::volume_options(number).into_iter().collect());
+            capped = Some((disks, number));
+        }
         match docker.create_volume(request).await {
             Ok(_) => Ok(Ensured::Created),
-            Err(e) => Err(self
-                .on_error(e)
-                .await
-                .context(format_args!("creating volume {}", plan.name))),
+            Err(e) => {
+                if let Some((disks, number)) = capped
+                    && let Err(undo) = disks.release(name, Some(number)).await
+                {
+                    tracing::warn!(volume = name, error = %undo, "a new disk image could not be removed");
+                }
+                Err(self
+                    .on_error(e)
+                    .await
+                    .context(format_args!("creating volume {name}")))
+            }
         }
+    }
+
+    fn disk_support(&self) -> DiskSupport {
+        match &self.disks {
+            Some(disks) => disks.support(engine_is_local()),
+            None => DiskSupport {
+                enforced: false,
+                detail: "no directory for disk images is configured".to_owned(),
+            },
+        }
+    }
+
+    async fn prepare_volume(&self, name: &str) -> Result<()> {
+        let Some(disks) = self.capped(name) else {
+            return Ok(());
+        };
+        let docker = self.docker().await?;
+        match self.loop_of(&docker, name).await? {
+            Some(number) => disks.attach(name, number).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn volume_usage(&self, name: &str) -> Result<Option<DiskUsage>> {
+        Ok(self.capped(name).and_then(|disks| disks.usage(name)))
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
         let docker = self.docker().await?;
+        let capped = match self.capped(name) {
+            Some(disks) => Some((disks, self.loop_of(&docker, name).await?)),
+            None => None,
+        };
         let options = RemoveVolumeOptionsBuilder::new().force(false).build();
         match docker.remove_volume(name, Some(options)).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             Err(e) => match self.on_error(e).await {
-                e if e.kind() == ErrorKind::NotFound => Ok(()),
-                e => Err(e.context(format_args!("removing volume {name}"))),
+                e if e.kind() == ErrorKind::NotFound => {}
+                e => return Err(e.context(format_args!("removing volume {name}"))),
             },
+        }
+        match capped {
+            Some((disks, number)) => disks.release(name, number).await,
+            None => Ok(()),
         }
     }
 
@@ -335,6 +443,11 @@ impl ContainerRuntime for DockerRuntime {
         {
             Ok(c) => {
                 let config = c.config.unwrap_or_default();
+                let start_error = c
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.error.clone())
+                    .filter(|e| !e.is_empty());
                 Ok(Some(ObservedContainer {
                     id: c.id.unwrap_or_default(),
                     name: c.name.unwrap_or_default().trim_start_matches('/').to_owned(),
@@ -346,6 +459,7 @@ impl ContainerRuntime for DockerRuntime {
                     ),
                     image: config.image.unwrap_or_default(),
                     labels: config.labels.unwrap_or_default().into_iter().collect(),
+                    start_error,
                 }))
             }
             Err(e) => match self.on_error(e).await {
@@ -378,6 +492,7 @@ impl ContainerRuntime for DockerRuntime {
                 status: status_of(s.state.as_ref().map(|s| s.as_ref())),
                 image: s.image.unwrap_or_default(),
                 labels: s.labels.unwrap_or_default().into_iter().collect(),
+                start_error: None,
             })
             .collect())
     }
@@ -646,6 +761,11 @@ fn first_file_of(archive: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
 }
 
 /// An existing network or volume is ours when its owner labels match the ones we would give it.
+/// True when the engine is reached over the local socket (loop devices are then the engine's).
+fn engine_is_local() -> bool {
+    std::env::var("DOCKER_HOST").map_or(true, |host| host.is_empty() || host.starts_with("unix://"))
+}
+
 fn ours_or_conflict(
     existing: &HashMap<String, String>,
     want: &HashMap<String, String>,

@@ -24,9 +24,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use cm_core::{
-    ContainerName, ContainerSpec, CpuLimit, CreateReservation, Error, ErrorKind, MemoryLimit, Operation,
-    OperationKind, PortLease, PortProbe, Result, SshPublicKey, Store, StoredKey, Subnet, SubnetPool,
-    TypeName, UserId, UserQuota, VolumeName,
+    ContainerName, ContainerSpec, CpuLimit, CreateReservation, DiskSize, Error, ErrorKind, MemoryLimit,
+    Operation, OperationKind, PortLease, PortProbe, Result, SshPublicKey, Store, StoredKey, Subnet,
+    SubnetPool, TypeName, UserId, UserQuota, VolumeName,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
@@ -188,11 +188,12 @@ fn poisoned() -> Error {
 }
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// The steps that bring a file of an earlier version to the next: `MIGRATIONS[v - 1]` takes
 /// version `v` to `v + 1`. A new file gets [`SCHEMA`], then every step.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 -- Version 2: tokens expire and note their last use; the admin's quota overrides per user
 -- (NULL: the configured default).
 ALTER TABLE tokens ADD COLUMN expires_at TEXT;
@@ -204,7 +205,13 @@ CREATE TABLE IF NOT EXISTS quotas (
     nano_cpus INTEGER
 ) STRICT;
 PRAGMA user_version = 2;
-"];
+",
+    "
+-- Version 3: a disk quota beside the others (NULL: the configured default).
+ALTER TABLE quotas ADD COLUMN disk_bytes INTEGER;
+PRAGMA user_version = 3;
+",
+];
 
 // Every version after the first has its step.
 const _: () = assert!(MIGRATIONS.len() as i64 + 1 == SCHEMA_VERSION);
@@ -733,13 +740,14 @@ impl Store for SqliteStore {
             .run(move |connection| {
                 connection
                     .query_row(
-                        "SELECT containers, memory_bytes, nano_cpus FROM quotas WHERE user_id = ?1",
+                        "SELECT containers, memory_bytes, nano_cpus, disk_bytes FROM quotas WHERE user_id = ?1",
                         [user.as_str()],
                         |row| {
                             Ok((
                                 row.get::<_, Option<i64>>(0)?,
                                 row.get::<_, Option<i64>>(1)?,
                                 row.get::<_, Option<i64>>(2)?,
+                                row.get::<_, Option<i64>>(3)?,
                             ))
                         },
                     )
@@ -747,7 +755,7 @@ impl Store for SqliteStore {
                     .map_err(sql_error)
             })
             .await?;
-        let Some((containers, memory, nano_cpus)) = row else {
+        let Some((containers, memory, nano_cpus, disk)) = row else {
             return Ok(None);
         };
         let corrupt = || Error::internal("a stored quota is malformed");
@@ -760,6 +768,9 @@ impl Store for SqliteStore {
                 .transpose()?,
             cpus: nano_cpus
                 .map(|n| CpuLimit::from_cpus(n as f64 / 1e9).map_err(|_| corrupt()))
+                .transpose()?,
+            disk: disk
+                .map(|b| DiskSize::parse(&b.to_string()).map_err(|_| corrupt()))
                 .transpose()?,
         }))
     }
@@ -774,13 +785,18 @@ impl Store for SqliteStore {
                     .map_err(sql_error)?,
                 Some(quota) => tx
                     .execute(
-                        "INSERT INTO quotas (user_id, containers, memory_bytes, nano_cpus) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (user_id) DO UPDATE SET containers = ?2, memory_bytes = ?3, nano_cpus = ?4",
+                        "INSERT INTO quotas (user_id, containers, memory_bytes, nano_cpus, disk_bytes)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (user_id) DO UPDATE
+                         SET containers = ?2, memory_bytes = ?3, nano_cpus = ?4, disk_bytes = ?5",
                         params![
                             user.as_str(),
                             quota.containers.map(i64::from),
                             quota.memory.map(|m| i64::try_from(m.bytes()).unwrap_or(i64::MAX)),
-                            quota.cpus.map(|c| i64::try_from(c.nano_cpus()).unwrap_or(i64::MAX)),
+                            quota
+                                .cpus
+                                .map(|c| i64::try_from(c.nano_cpus()).unwrap_or(i64::MAX)),
+                            quota.disk.map(|d| i64::try_from(d.bytes()).unwrap_or(i64::MAX)),
                         ],
                     )
                     .map_err(sql_error)?,

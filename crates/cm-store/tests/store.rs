@@ -67,6 +67,7 @@ fn spec(user: &str, kind: &str, id: &str, port: u16) -> ContainerSpec {
         cpus: t.cpus,
         pids_limit: t.pids_limit,
         url_path: format!("/container/{user}/{kind}/"),
+        disk: None,
     }
 }
 
@@ -438,6 +439,7 @@ async fn a_database_of_schema_version_1_opens_keeps_its_data_and_gains_quotas_an
         containers: Some(3),
         memory: Some(cm_core::MemoryLimit::parse("2g").unwrap()),
         cpus: Some(cm_core::CpuLimit::from_cpus(1.5).unwrap()),
+        disk: Some(cm_core::DiskSize::parse("4g").unwrap()),
     };
     store.set_user_quota(&alice, Some(&quota)).await.unwrap();
     assert_eq!(store.user_quota(&alice).await.unwrap(), Some(quota));
@@ -448,5 +450,40 @@ async fn a_database_of_schema_version_1_opens_keeps_its_data_and_gains_quotas_an
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+}
+
+#[tokio::test]
+async fn a_database_of_schema_version_2_keeps_its_quotas_and_gains_a_disk_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.pragma_update(None, "journal_mode", "WAL").unwrap();
+        connection
+            .execute_batch(include_str!("fixtures/schema_v2.sql"))
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO quotas (user_id, containers, memory_bytes, nano_cpus) VALUES ('bob', 2, NULL, 500000000)",
+                [],
+            )
+            .unwrap();
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let bob = UserId::parse("bob").unwrap();
+    let kept = store.user_quota(&bob).await.unwrap().unwrap();
+    assert_eq!(kept.containers, Some(2), "the version-2 override is still there");
+    assert_eq!(kept.cpus, Some(cm_core::CpuLimit::from_cpus(0.5).unwrap()));
+    assert_eq!(kept.disk, None, "no disk override until one is set");
+    let with_disk = cm_core::UserQuota {
+        disk: Some(cm_core::DiskSize::parse("1g").unwrap()),
+        ..kept
+    };
+    store.set_user_quota(&bob, Some(&with_disk)).await.unwrap();
+    assert_eq!(store.user_quota(&bob).await.unwrap(), Some(with_disk));
 }

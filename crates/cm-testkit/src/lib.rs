@@ -249,6 +249,33 @@ impl Default for TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         remove_labelled(&self.label_filter());
+        // Capped volumes' disk images live in this world's directory: free their loop devices
+        // before the directory goes.
+        detach_loops(|backing| backing.starts_with(self.dir.path()));
+    }
+}
+
+/// Detaches every loop device whose backing file `matches` (a path, without the kernel's
+/// " (deleted)" mark).
+pub fn detach_loops(matches: impl Fn(&Path) -> bool) {
+    let Ok(entries) = std::fs::read_dir("/sys/block") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("loop") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path().join("loop/backing_file")) else {
+            continue;
+        };
+        let text = text.trim_end_matches('\n');
+        let backing = Path::new(text.strip_suffix(" (deleted)").unwrap_or(text));
+        if matches(backing) {
+            let _ = Command::new("timeout")
+                .args(["30", "losetup", "-d", &format!("/dev/{name}")])
+                .output();
+        }
     }
 }
 
@@ -314,6 +341,13 @@ fn remove_orphans_of_dead_runs() {
             }
         }
     }
+    // Disk images of capped volumes in a test directory that is gone: their run is over.
+    let temp = std::env::temp_dir();
+    detach_loops(|backing| {
+        backing.starts_with(&temp)
+            && backing.extension().is_some_and(|e| e == "ext4")
+            && !backing.parent().is_some_and(Path::exists)
+    });
     owners.sort();
     owners.dedup();
     for owner in owners {

@@ -160,7 +160,7 @@ async fn proxy_for(settings: &Settings, one_change: bool) -> Arc<dyn Proxy> {
 
 fn manager_over(settings: &Settings, store: Arc<SqliteStore>, proxy: Arc<dyn Proxy>) -> Manager {
     let adapters = Adapters {
-        runtime: Arc::new(DockerRuntime::new()),
+        runtime: Arc::new(DockerRuntime::with_disk_images(disk_image_dir(settings))),
         store,
         proxy,
         keys: Arc::new(Ed25519KeyParser),
@@ -169,6 +169,17 @@ fn manager_over(settings: &Settings, store: Arc<SqliteStore>, proxy: Arc<dyn Pro
         fail_points: fail_points(),
     };
     Manager::new(settings.config.clone(), adapters)
+}
+
+/// Where capped volumes' disk images live: `[disk] image_dir`, else `disks/` beside the database.
+pub fn disk_image_dir(settings: &Settings) -> PathBuf {
+    settings.config.disk_image_dir.clone().unwrap_or_else(|| {
+        settings
+            .database
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("disks")
+    })
 }
 
 /// Production builds have no fail points.

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::render::PageError;
 use super::viewer::{PageResult, Viewer};
-use super::views::{ContainerView, KeyView, STATUSES, TypeView, human_time, status_class, to_value};
+use super::views::{
+    ContainerView, DiskView, KeyView, STATUSES, TypeView, human_time, status_class, to_value,
+};
 
 /// The tail lengths the logs page offers.
 pub const TAILS: [u64; 7] = [50, 100, 200, 500, 1000, 5000, 20000];
@@ -160,8 +162,14 @@ pub async fn container(viewer: Viewer, name: Path<String>) -> PageResult {
         Err(e) => return Err(viewer.fail(e, "containers")),
     };
     let (ssh, keys) = ssh_details(&viewer, &spec).await?;
+    let disk = match manager.disk_usage(&spec).await {
+        Ok(usage) => usage.map(DiskView::of),
+        Err(e) => return Err(viewer.fail(e, "containers")),
+    };
     let page = minijinja::context! {
         c => to_value(ContainerView::of(&spec)),
+        disk_cap => spec.disk.map(|d| d.to_string()),
+        disk => to_value(&disk),
         ssh => ssh,
         keys => to_value(&keys),
         stale => stale,

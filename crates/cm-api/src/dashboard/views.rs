@@ -36,6 +36,26 @@ pub struct ContainerView {
     pub running: bool,
 }
 
+/// A capped data volume's use, for a meter.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskView {
+    pub used: String,
+    pub size: String,
+    pub percent: u64,
+}
+
+impl DiskView {
+    /// Sizes in MiB and the share used, rounded.
+    pub fn of(usage: cm_core::DiskUsage) -> Self {
+        let mib = |bytes: u64| format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20));
+        DiskView {
+            used: mib(usage.used_bytes),
+            size: mib(usage.size_bytes),
+            percent: (usage.used_bytes.saturating_mul(100) / usage.size_bytes.max(1)).min(100),
+        }
+    }
+}
+
 /// One environment variable.
 #[derive(Debug, Clone, Serialize)]
 pub struct EnvView {

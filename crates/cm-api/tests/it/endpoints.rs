@@ -465,7 +465,12 @@ async fn types_health_and_whoami() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         live,
-        json!({"ok": true, "routing": {"enabled": true, "mode": "files", "nginx_answers": null}})
+        json!({
+            "ok": true,
+            "routing": {"enabled": true, "mode": "files", "nginx_answers": null},
+            // The test runtime caps no volumes.
+            "disk_caps": {"enforced": false},
+        })
     );
 }
 

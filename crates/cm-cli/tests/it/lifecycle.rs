@@ -300,3 +300,138 @@ fn a_create_over_quota_is_refused_and_leaves_nothing() {
     world.cm_ok(&["quota", "set", &user, "--clear"]);
     world.create(&user, "project_dev");
 }
+
+/// The disk image files of this world's capped volumes and their allocated bytes.
+fn disk_images(world: &World) -> Vec<(String, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(world.env.path().join("disks")) else {
+        return Vec::new();
+    };
+    let mut images: Vec<(String, u64)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.file_name().to_string_lossy().into_owned(), meta.blocks() * 512))
+        })
+        .collect();
+    images.sort();
+    images
+}
+
+/// Loop devices bound to files in this world's directory.
+fn loops_of(world: &World) -> Vec<String> {
+    let out = std::process::Command::new("losetup")
+        .args(["--list", "--noheadings", "--output", "NAME,BACK-FILE"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| line.contains(&*world.env.path().to_string_lossy()))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_capped_data_volume_fills_up_inside_its_container_and_never_past_its_cap_on_the_host() {
+    let Some(world) = World::new() else { return };
+    world.env.set_config_extra(
+        "[types.capped]\nimage = \"toolboxv2:latest\"\ndisk = \"32m\"\n\
+         [types.capped_more]\nimage = \"toolboxv2:latest\"\ndisk = \"16m\"\n",
+    );
+    let health = world.cm_json(&["health"]);
+    if health["disk_caps"]["enforced"] != true {
+        // Without root or loop devices the host can not enforce caps: it must say so and refuse.
+        assert!(
+            !cm_testkit::under_ci(),
+            "CI runs as root with loop devices: {health}"
+        );
+        eprintln!("SKIP disk caps: {}", health["disk_caps"]["detail"]);
+        let user = world.env.user("nocap");
+        let out = world.cm(&["create", &user, "capped"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("can not enforce disk caps"),
+            "{}",
+            stderr(&out)
+        );
+        return;
+    }
+    let user = world.env.user("capped");
+    let spec = world.create(&user, "capped");
+    assert_eq!(spec["disk"], "32m");
+    let name = format!("{user}_capped");
+
+    // The volume is a 32 MiB filesystem, owned by the image's user like an ordinary volume.
+    let df = world.cm_ok(&["exec", &name, "sh -c 'df -k /data | tail -1; stat -c %u /data'"]);
+    let total_kib: u64 = df.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(total_kib <= 32 * 1024, "{df}");
+    assert!(df.trim_end().ends_with("1000"), "/data belongs to cli: {df}");
+
+    // Writing past the cap fails inside the container...
+    let out = world.cm(&[
+        "exec",
+        &name,
+        "sh -c 'dd if=/dev/urandom of=/data/fill bs=1M count=64 2>&1; sync'",
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    assert!(said.contains("No space left on device"), "{said}");
+    // ...and the host gave the volume no more than its cap.
+    let images = disk_images(&world);
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert!(images[0].1 <= 32 << 20, "{images:?}");
+
+    // Usage against the cap, in `cm get` and its JSON.
+    let shown = world.cm_ok(&["get", &name]);
+    assert!(shown.contains("of 32.0 MiB (on the host)"), "{shown}");
+    let got = world.cm_json(&["get", &name]);
+    assert_eq!(got["disk_usage"]["size_bytes"], 32 << 20);
+    assert!(
+        got["disk_usage"]["used_bytes"].as_u64().unwrap() > 20 << 20,
+        "{got}"
+    );
+
+    // After a host restart the image is detached and the engine can not start the container at
+    // boot; reconcile (cm-api runs it as it starts) attaches the image and starts it.
+    world.cm_ok(&["stop", &name]);
+    cm_testkit::detach_loops(|backing| backing.starts_with(world.env.path()));
+    assert!(loops_of(&world).is_empty());
+    let boot = cm_testkit::docker(&["start", &name]);
+    assert!(!boot.status.success(), "the engine mounted a detached image");
+    let report = world.cm_json(&["reconcile"]);
+    let fixed = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["kind"] == "disk_detached" && f["outcome"] == "fixed");
+    assert!(fixed, "{report}");
+    assert_eq!(world.inspect(&name)["State"]["Running"], true);
+    // A container stopped on purpose stays stopped; `cm start` attaches the image itself.
+    world.cm_ok(&["stop", &name]);
+    cm_testkit::detach_loops(|backing| backing.starts_with(world.env.path()));
+    let report = world.cm_json(&["reconcile"]);
+    assert_eq!(report["findings"], serde_json::json!([]), "{report}");
+    world.cm_ok(&["start", &name]);
+    let back = world.cm_ok(&["exec", &name, "sh -c 'df -k /data | tail -1'"]);
+    assert!(back.contains("/data"), "{back}");
+
+    // A disk quota counts the caps: 32m used, 16m more would pass 40m; nothing is left behind.
+    world.cm_ok(&["quota", "set", &user, "--disk", "40m"]);
+    let before = world.objects();
+    let out = world.cm(&["create", &user, "capped_more"]);
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(
+        message.contains("over quota") && message.contains("may have 40m of disk in all; 32m is used"),
+        "{message}"
+    );
+    assert_eq!(world.objects(), before, "nothing was made");
+    assert_eq!(disk_images(&world).len(), 1, "no new image");
+    // A type without a cap does not fit a disk quota either.
+    let out = world.cm(&["create", &user, "preview_server"]);
+    assert!(stderr(&out).contains("has no disk cap"), "{}", stderr(&out));
+
+    // A purge removes the image and frees its loop device.
+    world.cm_ok(&["delete", &name, "--force", "--purge"]);
+    assert_eq!(disk_images(&world), vec![]);
+    assert!(loops_of(&world).is_empty(), "{:?}", loops_of(&world));
+}
