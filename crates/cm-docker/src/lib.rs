@@ -89,27 +89,36 @@ impl DockerRuntime {
 
     /// The loop device a volume's options name, if it is a capped one.
     async fn loop_of(&self, docker: &Docker, volume: &str) -> Result<Option<u32>> {
-        match docker.inspect_volume(volume).await {
-            Ok(v) => Ok(v.options.get("device").and_then(|d| disk::loop_number(d))),
+        Ok(self
+            .inspect_volume(docker, volume)
+            .await?
+            .and_then(|v| loop_of_volume(&v)))
+    }
+
+    /// The loop device numbers our volumes hold, bound now or not.
+    async fn loops_taken(&self, docker: &Docker) -> Result<BTreeSet<u32>> {
+        let volumes = self.managed_volumes(docker).await?;
+        Ok(volumes.iter().filter_map(loop_of_volume).collect())
+    }
+
+    /// Every volume carrying `managed-by=ContainerManager`, as the engine describes it.
+    async fn managed_volumes(&self, docker: &Docker) -> Result<Vec<bollard::models::Volume>> {
+        let options = ListVolumesOptionsBuilder::new()
+            .filters(&managed_filter())
+            .build();
+        let listed = self.answer(docker.list_volumes(Some(options)).await).await?;
+        Ok(listed.volumes.unwrap_or_default())
+    }
+
+    /// A volume as the engine describes it; `None` when there is none.
+    async fn inspect_volume(&self, docker: &Docker, name: &str) -> Result<Option<bollard::models::Volume>> {
+        match docker.inspect_volume(name).await {
+            Ok(volume) => Ok(Some(volume)),
             Err(e) => match self.on_error(e).await {
                 e if e.kind() == ErrorKind::NotFound => Ok(None),
                 e => Err(e),
             },
         }
-    }
-
-    /// The loop device numbers our volumes hold, bound now or not.
-    async fn loops_taken(&self, docker: &Docker) -> Result<BTreeSet<u32>> {
-        let options = ListVolumesOptionsBuilder::new()
-            .filters(&managed_filter())
-            .build();
-        let listed = self.answer(docker.list_volumes(Some(options)).await).await?;
-        Ok(listed
-            .volumes
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| v.options.get("device").and_then(|d| disk::loop_number(d)))
-            .collect())
     }
 
     /// The connected client; connects and negotiates the API version when there is none.
@@ -142,20 +151,6 @@ impl DockerRuntime {
         match result {
             Ok(value) => Ok(value),
             Err(e) => Err(self.on_error(e).await),
-        }
-    }
-
-    async fn inspect_volume_labels(
-        &self,
-        docker: &Docker,
-        name: &str,
-    ) -> Result<Option<HashMap<String, String>>> {
-        match docker.inspect_volume(name).await {
-            Ok(volume) => Ok(Some(volume.labels)),
-            Err(e) => match self.on_error(e).await {
-                e if e.kind() == ErrorKind::NotFound => Ok(None),
-                e => Err(e),
-            },
         }
     }
 
@@ -272,8 +267,8 @@ impl ContainerRuntime for DockerRuntime {
         let docker = self.docker().await?;
         let want = to_hash(&plan.labels);
         let name = plan.name.as_str();
-        if let Some(labels) = self.inspect_volume_labels(&docker, name).await? {
-            ours_or_conflict(&labels, &want, "volume", name)?;
+        if let Some(existing) = self.inspect_volume(&docker, name).await? {
+            ours_or_conflict(&existing.labels, &want, "volume", name)?;
             // A kept volume comes back with the cap it was made with.
             self.prepare_volume(name).await?;
             return Ok(Ensured::Existing);
@@ -667,13 +662,9 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn list_managed_volumes(&self) -> Result<Vec<ObservedObject>> {
         let docker = self.docker().await?;
-        let options = ListVolumesOptionsBuilder::new()
-            .filters(&managed_filter())
-            .build();
-        let listed = self.answer(docker.list_volumes(Some(options)).await).await?;
-        Ok(listed
-            .volumes
-            .unwrap_or_default()
+        Ok(self
+            .managed_volumes(&docker)
+            .await?
             .into_iter()
             .map(|v| ObservedObject {
                 id: v.name.clone(),
@@ -761,6 +752,11 @@ fn first_file_of(archive: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
 }
 
 /// An existing network or volume is ours when its owner labels match the ones we would give it.
+/// The loop device a capped volume's options name.
+fn loop_of_volume(volume: &bollard::models::Volume) -> Option<u32> {
+    volume.options.get("device").and_then(|d| disk::loop_number(d))
+}
+
 /// True when the engine is reached over the local socket (loop devices are then the engine's).
 fn engine_is_local() -> bool {
     std::env::var("DOCKER_HOST").map_or(true, |host| host.is_empty() || host.starts_with("unix://"))
