@@ -296,6 +296,16 @@ fn a_create_over_quota_is_refused_and_leaves_nothing() {
     let report = world.cm_json(&["quota", "show", &user]);
     assert_eq!(report["used"]["containers"], 1);
     assert_eq!(report["limits"]["memory"], "2g");
+    // Memory: 512m in use, another 512m would pass 768m.
+    world.cm_ok(&["quota", "set", &user, "--clear", "--memory", "768m"]);
+    let out = world.cm(&["create", &user, "project_dev"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("may have 768m of memory in all; 512m is used and this container asks for 512m"),
+        "{message}"
+    );
+    assert_eq!(world.objects(), before, "nothing was made");
     // Cleared, the defaults (unlimited) apply again.
     world.cm_ok(&["quota", "set", &user, "--clear"]);
     world.create(&user, "project_dev");
