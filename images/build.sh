@@ -204,7 +204,7 @@ toolbox_recipe() {  # base-image-id
         printf 'toolbox recipe v1\nbase=%s\n' "$1"
         (
             cd "$IMAGES_DIR"
-            find Dockerfile .dockerignore setup-image.sh rootfs -name __pycache__ -prune \
+            find Dockerfile .dockerignore setup-image.sh python-requirements.txt rootfs -name __pycache__ -prune \
                 -o \( -type f -o -type l \) -print0 \
                 | LC_ALL=C sort -z \
                 | while IFS= read -r -d '' f; do
@@ -286,8 +286,58 @@ build_base() {
 }
 
 # --------------------------------------------------------------------------
+# Python wheels (the ToolBox and Streamlit)
+# --------------------------------------------------------------------------
+# The images install python-requirements.txt from wheels downloaded here, on
+# the host: its pip knows the host's package index settings and certificates
+# (a build container may trust neither), and the image build needs no
+# network. One directory per lock; a repeated build downloads nothing.
+WHEELS_DIR=""
+fetch_wheels() {
+    local lock arch t0 platforms=()
+    lock="$(sha256 <"${IMAGES_DIR}/python-requirements.txt")"
+    WHEELS_DIR="${CACHE_DIR}/wheels/${lock:0:16}"
+    if [ -f "${WHEELS_DIR}/.complete" ]; then
+        return
+    fi
+    local pip=(python3 -m pip)
+    "${pip[@]}" --version >/dev/null 2>&1 \
+        || die "pip is needed to fetch the images' Python wheels (apt-get install python3-pip)"
+    arch="$(uname -m)"
+    for tag in manylinux_2_36 manylinux_2_35 manylinux_2_34 manylinux_2_31 manylinux_2_28 \
+        manylinux_2_27 manylinux_2_24 manylinux_2_17 manylinux2014 manylinux_2_12 manylinux2010 \
+        manylinux_2_5 manylinux1; do
+        platforms+=(--platform "${tag}_${arch}")
+    done
+    say "downloading the Python wheels of python-requirements.txt ..."
+    t0="$SECONDS"
+    rm -rf "${WHEELS_DIR}.part"
+    mkdir -p "${WHEELS_DIR}.part"
+    # Bookworm's Python is 3.11; the wheels must fit it, not the host.
+    run_logged "pip download" "${pip[@]}" download --quiet --no-deps --only-binary=:all: \
+        --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+        "${platforms[@]}" --platform any \
+        -d "${WHEELS_DIR}.part" -r "${IMAGES_DIR}/python-requirements.txt" pip==24.3.1
+    touch "${WHEELS_DIR}.part/.complete"
+    rm -rf "$WHEELS_DIR"
+    mv "${WHEELS_DIR}.part" "$WHEELS_DIR"
+    # Wheels of earlier locks are not needed any more.
+    find "${CACHE_DIR}/wheels" -mindepth 1 -maxdepth 1 ! -path "$WHEELS_DIR" -exec rm -rf {} +
+    say "  downloading took $((SECONDS - t0))s ($(du -sh "$WHEELS_DIR" | cut -f1))"
+}
+
+# --------------------------------------------------------------------------
 # toolboxv2:latest / toolboxv2:dev
 # --------------------------------------------------------------------------
+# docker build with the context as one tar on stdin: the recipe's files and
+# the wheels (which live in the cache, not in the source tree).
+build_from_context() {  # docker build options...
+    tar -c --exclude=__pycache__ -C "$IMAGES_DIR" Dockerfile setup-image.sh python-requirements.txt rootfs \
+        -C "$(dirname "$WHEELS_DIR")" --transform "s|^$(basename "$WHEELS_DIR")|wheels|" \
+        "$(basename "$WHEELS_DIR")" \
+        | docker build "$@" -f Dockerfile -
+}
+
 build_toolbox() {  # target recipe
     local target="$1" recipe="$2" tag="${TOOLBOX_REPO}:$1" nocache=() t0
     # --force: do not reuse cached layers for the first target; "dev" builds
@@ -298,13 +348,12 @@ build_toolbox() {  # target recipe
     say "docker build ${tag} ..."
     t0="$SECONDS"
     remember_old_image "$tag"
-    run_logged "docker build ${tag}" docker build "${nocache[@]}" \
+    run_logged "docker build ${tag}" build_from_context "${nocache[@]}" \
         --target "$target" \
         --build-arg "BASE_IMAGE=${BASE_IMAGE}" \
         --label "managed-by=${MANAGED_BY}" \
         --label "${RECIPE_LABEL}=${recipe}" \
-        -t "$tag" \
-        -f "${IMAGES_DIR}/Dockerfile" "$IMAGES_DIR"
+        -t "$tag"
     say "  docker build took $((SECONDS - t0))s"
 }
 
@@ -354,10 +403,19 @@ main() {
     #    base always rebuilds them)
     want="$(toolbox_recipe "$base_id")"
     for target in latest dev; do
+        # On a ToolBox host these names may be the real ToolBox images: an
+        # image of that name that is not ours is never replaced.
+        if [ -n "$(image_id "${TOOLBOX_REPO}:${target}")" ] \
+            && [ "$(image_label "${TOOLBOX_REPO}:${target}" managed-by)" != "$MANAGED_BY" ]; then
+            warn "${TOOLBOX_REPO}:${target} exists and is not ours (no label managed-by=${MANAGED_BY}): left untouched." \
+                "Build ours under another name (CM_TOOLBOX_REPO=cm-toolbox images/build.sh) and set the types' image to it."
+            continue
+        fi
         have="$(image_label "${TOOLBOX_REPO}:${target}" "$RECIPE_LABEL")"
         if [ "$FORCE" = 0 ] && [ "$have" = "$want" ]; then
             say "${TOOLBOX_REPO}:${target} is current (recipe ${want:0:12}), skipping"
         else
+            fetch_wheels
             build_toolbox "$target" "$want"
             built=1
             say "${TOOLBOX_REPO}:${target} built (recipe ${want:0:12})"

@@ -2,7 +2,7 @@
 # Installs what ContainerManager's build and tests need, when it is missing: the Docker client
 # (the engine itself must already run), debootstrap for the images, nginx, the OpenSSH client,
 # tmux, chromium with its WebDriver, wrk for the benchmarks, losetup and e2fsprogs for capped
-# volumes. Debian/Ubuntu (apt) only; elsewhere it says what is missing and stops.
+# volumes, pip for the images' Python wheels. Debian/Ubuntu (apt) only; elsewhere it says what is missing and stops.
 set -euo pipefail
 
 want=()
@@ -18,6 +18,8 @@ need chromium chromium
 need chromedriver chromium-driver
 need wrk wrk
 need curl curl
+# The images' Python wheels are downloaded on the host (images/build.sh).
+python3 -m pip --version >/dev/null 2>&1 || want+=(python3-pip)
 # Size-capped data volumes: ext4 images on loop devices.
 need losetup mount
 need mkfs.ext4 e2fsprogs

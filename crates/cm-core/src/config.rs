@@ -377,30 +377,55 @@ struct RawType {
     disk: Option<String>,
 }
 
+/// The seed's types. `MODE` is what the original set; the default images start the type's app
+/// by it (`cm-app`): the ToolBox CLI's status service, Streamlit, the preview server.
 fn builtin_types() -> Vec<(&'static str, RawType)> {
-    let seed = |description: &str, image: &str, port: u16, ssh: SshMode| RawType {
+    let seed = |description: &str, image: &str, port: u16, ssh: SshMode, mode: Option<&str>| RawType {
         description: Some(description.to_owned()),
         image: Some(image.to_owned()),
         internal_port: Some(port),
         ssh: Some(ssh),
+        env: mode.map(|m| BTreeMap::from([("MODE".to_owned(), m.to_owned())])),
         ..RawType::default()
     };
     vec![
         (
             "cli_v4",
-            seed("Persistent CLI v4", "toolboxv2:latest", 8080, SshMode::On),
+            seed(
+                "Persistent CLI v4",
+                "toolboxv2:latest",
+                8080,
+                SshMode::On,
+                Some("cli_v4"),
+            ),
         ),
         (
             "project_dev",
-            seed("Streamlit dev UI", "toolboxv2:dev", 8501, SshMode::Off),
+            RawType {
+                // Streamlit serves under its BASE_PATH itself (its WebSocket and assets too).
+                strip_prefix: Some(false),
+                ..seed(
+                    "Streamlit dev UI",
+                    "toolboxv2:dev",
+                    8501,
+                    SshMode::Off,
+                    Some("project_dev"),
+                )
+            },
         ),
         (
             "preview_server",
-            seed("HTTP preview server", "toolboxv2:latest", 8600, SshMode::Off),
+            seed(
+                "HTTP preview server",
+                "toolboxv2:latest",
+                8600,
+                SshMode::Off,
+                Some("preview"),
+            ),
         ),
         (
             "custom",
-            seed("Custom", "toolboxv2:latest", 8080, SshMode::Optional),
+            seed("Custom", "toolboxv2:latest", 8080, SshMode::Optional, None),
         ),
     ]
 }

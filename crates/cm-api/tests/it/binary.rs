@@ -97,7 +97,7 @@ fn end_to_end_over_http_on_the_real_engine() {
     let auth = format!("Bearer {admin}");
     let headers = [("Authorization", auth.as_str())];
     let user = env.user("api");
-    let name = format!("{user}_preview_server");
+    let name = format!("{user}_custom");
 
     let (status, health) = server.request("GET", &api("docker_health"), &headers, None);
     assert_eq!(status, 200, "{health}");
@@ -106,9 +106,7 @@ fn end_to_end_over_http_on_the_real_engine() {
         "POST",
         &api("create_container"),
         &headers,
-        Some(
-            &json!({"user_id": user, "container_type": "preview_server", "env": {"SECRET_THING": "hidden"}}),
-        ),
+        Some(&json!({"user_id": user, "container_type": "custom", "env": {"SECRET_THING": "hidden"}})),
     );
     assert_eq!(status, 201, "{created}");
     let container = &created["container"];

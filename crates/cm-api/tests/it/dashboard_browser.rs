@@ -67,32 +67,79 @@ async fn the_dashboard_in_a_real_browser_on_the_real_engine() {
     assert!(logged.contains("dashboard login"), "{logged}");
 }
 
+/// A browser in front of a user's container behind nginx's owner-checked route: the engine,
+/// cm-api, nginx with the site file of `cm nginx setup`, one container of Alice's and her token.
+struct RouteBrowser {
+    gate: crate::gate::Gate,
+    alice: String,
+    token: String,
+    /// The container's URL through nginx.
+    app: String,
+    /// Kept for its drop, which ends chromedriver and its browsers.
+    _driver: ChromeDriver,
+    client: Client,
+    shots: Screenshots,
+}
+
+impl RouteBrowser {
+    /// `None` (after a loud skip line) without the engine, nginx or the browser outside CI.
+    async fn open(test: &str, kind: &str, path: &str, shots: &str) -> Option<RouteBrowser> {
+        if !require_docker() || !require_browser() {
+            return None;
+        }
+        let gate = crate::gate::Gate::start(test, cm_core::RoutingMode::Dynamic, cm_core::HostMode::Path)?;
+        let alice = gate.env.user("alice");
+        gate.create(&alice, kind);
+        let token = gate.token(&alice);
+        let app = format!(
+            "http://127.0.0.1:{}/container/{alice}/{kind}/{path}",
+            gate.nginx.port
+        );
+        let driver = ChromeDriver::start();
+        let client = driver.connect().await;
+        Some(RouteBrowser {
+            gate,
+            alice,
+            token,
+            app,
+            _driver: driver,
+            client,
+            shots: Screenshots::new(shots),
+        })
+    }
+
+    /// Runs `check`; on a failure keeps a screenshot; always closes the browser (the driver
+    /// goes with `self`).
+    async fn run(&self, check: impl Future<Output = ()>) {
+        let outcome = AssertUnwindSafe(check).catch_unwind().await;
+        if outcome.is_err() {
+            let _ = self.shots.take(&self.client, "failure").await;
+        }
+        let _ = self.client.clone().close().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
 /// The sign-in of container routes in a real browser: nginx with the site file of
 /// `cm nginx setup`, the real `cm-api` and a real container. Opening a container's URL leads to
 /// the sign-in page, the user's token leads back to the app, and the route cookie is `HttpOnly`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_route_sign_in_in_a_real_browser() {
-    if !require_docker() || !require_browser() {
-        return;
-    }
-    let Some(gate) = crate::gate::Gate::start(
+    let Some(browser) = RouteBrowser::open(
         "route sign-in in a browser",
-        cm_core::RoutingMode::Dynamic,
-        cm_core::HostMode::Path,
-    ) else {
+        "custom",
+        "hello?from=browser",
+        "route-sign-in-screenshots",
+    )
+    .await
+    else {
         return;
     };
-    let alice = gate.env.user("alice");
-    gate.create(&alice, "preview_server");
-    let token = gate.token(&alice);
-    let driver = ChromeDriver::start();
-    let client = driver.connect().await;
-    let shots = Screenshots::new("route-sign-in-screenshots");
-    let app = format!(
-        "http://127.0.0.1:{}/container/{alice}/preview_server/hello?from=browser",
-        gate.nginx.port
-    );
-    let outcome = AssertUnwindSafe(async {
+    let (client, shots, app) = (browser.client.clone(), &browser.shots, browser.app.clone());
+    let (alice, token) = (browser.alice.clone(), browser.token.clone());
+    let check = async {
         client.goto(&app).await.unwrap();
         wait_for(&client, "#route-login-form").await;
         let url = client.current_url().await.unwrap();
@@ -120,17 +167,8 @@ async fn the_route_sign_in_in_a_real_browser() {
             !readable.as_str().unwrap_or_default().contains("cm_route"),
             "the route cookie is HttpOnly: {readable}"
         );
-    })
-    .catch_unwind()
-    .await;
-    if outcome.is_err() {
-        let _ = shots.take(&client, "failure").await;
-    }
-    let _ = client.close().await;
-    drop(driver);
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    };
+    browser.run(check).await;
 }
 
 async fn scenario(env: &TestEnv, server: &Server, client: &Client, shots: &Screenshots) {
@@ -411,6 +449,78 @@ async fn scenario(env: &TestEnv, server: &Server, client: &Client, shots: &Scree
         ""
     );
     assert_no_key_anywhere(client).await;
+}
+
+/// The seed's Streamlit dev UI for real: `project_dev` serves the user's `/data/app.py` through
+/// the owner-checked route; the page renders in the browser (which needs Streamlit's WebSocket
+/// through nginx), and saving the file changes the open page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_streamlit_dev_ui_in_a_real_browser() {
+    let Some(browser) = RouteBrowser::open(
+        "streamlit in a browser",
+        "project_dev",
+        "",
+        "streamlit-screenshots",
+    )
+    .await
+    else {
+        return;
+    };
+    let (client, shots, app) = (browser.client.clone(), &browser.shots, browser.app.clone());
+    let (gate, alice, token) = (&browser.gate, browser.alice.clone(), browser.token.clone());
+    let page_says = |text: &'static str| {
+        let client = client.clone();
+        async move {
+            poll_long(|| async {
+                client
+                    .execute("return document.body ? document.body.innerText : '';", vec![])
+                    .await
+                    .is_ok_and(|v| v.as_str().unwrap_or_default().contains(text))
+            })
+            .await
+        }
+    };
+    let check = async {
+        client.goto(&app).await.unwrap();
+        wait_for(&client, "#route-login-form").await;
+        fill(&client, "#credential", &token).await;
+        click(&client, "#route-login-submit").await;
+        // The starter app, rendered by Streamlit's front end from what its WebSocket carried.
+        assert!(
+            page_says("Your Streamlit app").await,
+            "{}",
+            client.source().await.unwrap_or_default()
+        );
+        shots.take(&client, "streamlit-starter").await;
+        let (status, out) = gate.call(
+            "container_exec",
+            json!({
+                "container_id": format!("{alice}_project_dev"),
+                "user": "1000:1000",
+                "command": ["sh", "-c", "sed -i 's/Your Streamlit app/Edited by its owner/' /data/app.py"],
+            }),
+        );
+        assert_eq!(status, 200, "{out}");
+        assert!(
+            page_says("Edited by its owner").await,
+            "{}",
+            client.source().await.unwrap_or_default()
+        );
+        shots.take(&client, "streamlit-edited").await;
+    };
+    browser.run(check).await;
+}
+
+/// Polls for up to 90 s: Streamlit's first start in a fresh container takes a while.
+async fn poll_long<F: Future<Output = bool>>(mut check: impl FnMut() -> F) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(90) {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    false
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ impl Gate {
         })
     }
 
-    fn call(&self, name: &str, body: Value) -> (u16, Value) {
+    pub fn call(&self, name: &str, body: Value) -> (u16, Value) {
         let auth = format!("Bearer {}", self.admin);
         self.server.request(
             "POST",
@@ -182,7 +182,7 @@ fn dynamic_routes_let_only_the_owner_and_the_admin_through() {
     };
     let alice = gate.env.user("alice");
     let bob = gate.env.user("bob");
-    let kind = "preview_server";
+    let kind = "custom";
     let reloads_before = gate.nginx.reloads();
     gate.create(&alice, kind);
     // Right after the create returned, the route check already lets the owner through: the
@@ -241,12 +241,12 @@ fn dynamic_routes_let_only_the_owner_and_the_admin_through() {
     assert_eq!(json_of(&public)["container_type"], "open_web");
     // An unknown container of one's own: 404 (a stranger's: 403, whether it exists or not).
     let unknown = gate.get(
-        &format!("/container/{alice}/custom/"),
+        &format!("/container/{alice}/project_dev/"),
         &[("Authorization", &alice_auth)],
     );
     assert_eq!(unknown.status, 404, "{unknown:?}");
     let stranger = gate.get(
-        &format!("/container/{alice}/custom/"),
+        &format!("/container/{alice}/project_dev/"),
         &[("Authorization", &bob_auth)],
     );
     assert_eq!(stranger.status, 403, "{stranger:?}");
@@ -461,21 +461,21 @@ fn fifty_creates_and_deletes_reload_nginx_not_once_and_route_at_once() {
     let reloads = gate.nginx.reloads();
     for i in 0..50 {
         let user = gate.env.user(&format!("u{i}"));
-        gate.create(&user, "preview_server");
+        gate.create(&user, "custom");
         // The moment the create returned, the route check lets the admin through: the app
         // (200) or "not answering yet" (502), never a refusal or an unknown container.
         let first = gate.get(
-            &format!("/container/{user}/preview_server/"),
+            &format!("/container/{user}/custom/"),
             &[("Authorization", &admin)],
         );
         assert!(matches!(first.status, 200 | 502), "{user}: {first:?}");
         let (status, deleted) = gate.call(
             "delete_container",
-            json!({"container_id": format!("{user}_preview_server"), "force": true, "purge": true}),
+            json!({"container_id": format!("{user}_custom"), "force": true, "purge": true}),
         );
         assert_eq!(status, 200, "{deleted}");
         let gone = gate.get(
-            &format!("/container/{user}/preview_server/"),
+            &format!("/container/{user}/custom/"),
             &[("Authorization", &admin)],
         );
         assert_eq!(gone.status, 404, "{user}: {gone:?}");
@@ -492,7 +492,7 @@ fn subdomain_routes_check_the_same_way() {
     let Some(gate) = Gate::start("subdomain routes", RoutingMode::Dynamic, HostMode::Subdomain) else {
         return;
     };
-    let kind = "preview_server";
+    let kind = "custom";
     let Tenants {
         alice,
         alice_auth,
@@ -553,7 +553,7 @@ fn files_mode_routes_get_the_same_owner_check() {
     let Some(gate) = Gate::start("files routes", RoutingMode::Files, HostMode::Path) else {
         return;
     };
-    let kind = "preview_server";
+    let kind = "custom";
     let Tenants {
         alice,
         alice_auth,
@@ -572,4 +572,98 @@ fn files_mode_routes_get_the_same_owner_check() {
     );
     assert_eq!(json_of(&cookies)["cookie"], "app=2");
     assert!(gate.nginx.reloads() > 0, "files mode reloads for its route");
+}
+
+/// The seed's preview server for real: `preview_server` serves `/data/www` (made with an index page
+/// on first start) through the owner-checked route, with each file's content type, without
+/// listings, and nothing outside `/data/www` (not through `..`, encoded or not, nor a symlink).
+#[test]
+fn the_preview_server_serves_data_www_through_the_route_and_nothing_else() {
+    let Some(gate) = Gate::start("the preview server", RoutingMode::Dynamic, HostMode::Path) else {
+        return;
+    };
+    let alice = gate.env.user("alice");
+    let name = format!("{alice}_preview_server");
+    let (status, created) = gate.call(
+        "create_container",
+        json!({"user_id": alice, "container_type": "preview_server"}),
+    );
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["container"]["internal_port"], 8600);
+    let app_port = u16::try_from(created["container"]["port"].as_u64().unwrap()).unwrap();
+    let auth = bearer(&gate.token(&alice));
+    let owner = [("Authorization", auth.as_str())];
+    let base = format!("/container/{alice}/preview_server");
+
+    let index = gate.get_until(&format!("{base}/"), &owner, 200);
+    assert_eq!(
+        index.header("content-type"),
+        Some("text/html; charset=utf-8"),
+        "{index:?}"
+    );
+    assert!(index.body.contains("Your preview server"), "{index:?}");
+
+    let (status, out) = gate.call(
+        "container_exec",
+        json!({
+            "container_id": name,
+            "user": "1000:1000",
+            "command": ["sh", "-c", "mkdir -p /data/www/css /data/www/empty && printf 'body{}' > /data/www/css/site.css \
+                && printf '{\"a\":1}' > /data/www/data.json && echo secret > /data/secret.txt \
+                && echo hidden > /data/www/.env && ln -s /data/secret.txt /data/www/link.txt"],
+        }),
+    );
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["exit_code"], 0, "{out}");
+
+    let css = gate.get(&format!("{base}/css/site.css"), &owner);
+    assert_eq!(
+        (css.status, css.header("content-type")),
+        (200, Some("text/css; charset=utf-8"))
+    );
+    assert_eq!(css.body, "body{}");
+    assert_eq!(css.header("x-content-type-options"), Some("nosniff"));
+    let data = gate.get(&format!("{base}/data.json"), &owner);
+    assert_eq!(
+        data.header("content-type"),
+        Some("application/json; charset=utf-8"),
+        "{data:?}"
+    );
+    // A directory without the slash is redirected to it, through the route's prefix; without an
+    // index.html it is not listed.
+    let bare = gate.get(&format!("{base}/css"), &owner);
+    assert_eq!(bare.status, 301, "{bare:?}");
+    assert!(
+        bare.header("location")
+            .unwrap_or_default()
+            .ends_with(&format!("{base}/css/")),
+        "{bare:?}"
+    );
+    assert_eq!(gate.get(&format!("{base}/empty/"), &owner).status, 404);
+    // The route stays owner-checked.
+    assert_eq!(gate.get(&format!("{base}/css/site.css"), &[]).status, 401);
+
+    // Straight at the app (no nginx to normalise the path): nothing outside /data/www.
+    for path in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/css/..%2f..%2fsecret.txt",
+        "/link.txt",
+        "/.env",
+        "/%2fdata%2fsecret.txt",
+    ] {
+        let answer = http::get(app_port, path, &[]).unwrap();
+        assert_eq!(answer.status, 404, "{path}: {answer:?}");
+        assert!(!answer.body.contains("secret"), "{path}: {answer:?}");
+    }
+    let (status, head) = gate.call(
+        "container_exec",
+        json!({"container_id": name, "command": ["sh", "-c", "ps -o user= -C cm-preview | sort -u"]}),
+    );
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(
+        head["stdout"].as_str().unwrap().trim(),
+        "cli",
+        "the server runs as cli: {head}"
+    );
 }

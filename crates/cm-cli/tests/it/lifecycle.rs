@@ -83,8 +83,8 @@ fn create_sets_labels_limits_restart_policy_network_and_a_loopback_binding() {
 fn exec_passes_exit_codes_and_enforces_its_timeout_and_logs_tail() {
     let Some(world) = World::new() else { return };
     let user = world.env.user("exec");
-    world.create(&user, "preview_server");
-    let name = format!("{user}_preview_server");
+    world.create(&user, "custom");
+    let name = format!("{user}_custom");
 
     let ok = world.cm(&["exec", &name, "echo hello"]);
     assert_eq!(ok.status.code(), Some(0));
@@ -166,8 +166,8 @@ fn data_survives_restart_delete_and_recreate_and_purge_removes_it() {
 fn a_killed_main_process_is_restarted_by_the_engine() {
     let Some(world) = World::new() else { return };
     let user = world.env.user("crash");
-    let spec = world.create(&user, "preview_server");
-    let name = format!("{user}_preview_server");
+    let spec = world.create(&user, "custom");
+    let name = format!("{user}_custom");
     let port = port_of(&spec);
     assert!(wait_for_http(port));
     let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", &name]);

@@ -7,6 +7,7 @@
 
 mod failures;
 mod helpers;
+mod images;
 mod lifecycle;
 mod networks;
 mod reconcile;

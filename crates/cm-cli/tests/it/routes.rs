@@ -148,8 +148,13 @@ fn get_through_nginx_reaches_the_right_container_for_two_users_and_two_types() {
     ) else {
         return;
     };
+    // Two types of the echo app (the seed's `custom`, and one more of the same image).
+    world.env.set_config_extra(&format!(
+        "{}[types.web]\nimage = \"toolboxv2:latest\"\n",
+        nginx.config_toml()
+    ));
     let users = [world.env.user("alice"), world.env.user("bob")];
-    let kinds = ["preview_server", "project_dev"];
+    let kinds = ["custom", "web"];
     for user in &users {
         for kind in kinds {
             create_routed(&world, user, kind);
@@ -167,7 +172,7 @@ fn get_through_nginx_reaches_the_right_container_for_two_users_and_two_types() {
             assert!(location.ends_with(&format!("{prefix}/")), "{prefix}: {location}");
         }
     }
-    let stranger = prefix(&world.env.user("carol"), "preview_server");
+    let stranger = prefix(&world.env.user("carol"), "custom");
     assert_eq!(http::status(nginx.port, &format!("{stranger}/")), 404);
 
     let expected: Vec<_> = users
@@ -184,10 +189,10 @@ fn a_websocket_echo_works_through_nginx() {
         return;
     };
     let user = world.env.user("ws");
-    create_routed(&world, &user, "cli_v4");
-    assert_routed(&nginx, &user, "cli_v4");
+    create_routed(&world, &user, "custom");
+    assert_routed(&nginx, &user, "custom");
 
-    let path = format!("{}/ws", prefix(&user, "cli_v4"));
+    let path = format!("{}/ws", prefix(&user, "custom"));
     let echoed = http::websocket_echo(nginx.port, &path, "hello through nginx");
     assert_eq!(
         echoed.as_deref(),
@@ -207,7 +212,7 @@ fn delete_answers_404_through_nginx_and_leaves_the_other_routes() {
         return;
     };
     let (a, b) = (world.env.user("alice"), world.env.user("bob"));
-    let kind = "preview_server";
+    let kind = "custom";
     create_routed(&world, &a, kind);
     create_routed(&world, &b, kind);
     assert_routed(&nginx, &a, kind);
@@ -253,7 +258,7 @@ fn a_stopped_container_answers_502_through_nginx_until_it_starts() {
         return;
     };
     let (a, b) = (world.env.user("alice"), world.env.user("bob"));
-    let kind = "preview_server";
+    let kind = "custom";
     create_routed(&world, &a, kind);
     create_routed(&world, &b, kind);
     assert_routed(&nginx, &a, kind);
@@ -283,7 +288,7 @@ fn a_route_nginx_refuses_is_rolled_back_and_the_others_keep_serving() {
         return;
     };
     let (a, b) = (world.env.user("alice"), world.env.user("bob"));
-    let kind = "preview_server";
+    let kind = "custom";
     create_routed(&world, &a, kind);
     assert_routed(&nginx, &a, kind);
 
@@ -357,7 +362,7 @@ fn a_hand_broken_route_file_blocks_nothing_live_and_sync_re_renders_it() {
         world.env.user("bob"),
         world.env.user("carol"),
     );
-    let kind = "preview_server";
+    let kind = "custom";
     create_routed(&world, &a, kind);
     create_routed(&world, &b, kind);
     assert_routed(&nginx, &a, kind);
@@ -420,7 +425,7 @@ fn a_burst_of_20_route_changes_reloads_nginx_a_bounded_number_of_times() {
     ) else {
         return;
     };
-    let kind = "preview_server";
+    let kind = "custom";
     let users: Vec<String> = (0..10).map(|i| world.env.user(&format!("burst{i}"))).collect();
     let world = &world;
 
@@ -507,7 +512,7 @@ fn sync_brings_back_a_deleted_route_file_and_removes_orphans() {
         return;
     };
     let (a, b) = (world.env.user("alice"), world.env.user("bob"));
-    let kind = "preview_server";
+    let kind = "custom";
     create_routed(&world, &a, kind);
     create_routed(&world, &b, kind);
     assert_routed(&nginx, &a, kind);

@@ -366,6 +366,24 @@ fn interactive_logins_share_one_tmux_session_and_the_cli_comes_back_after_a_kill
     let children = |pid: &str| docker_ok(&["exec", &name, "pgrep", "-P", pid]);
     let cli_pid = children(&pane_pid);
     assert!(!cli_pid.is_empty(), "the run loop has a CLI child");
+    // In cli_v4 that CLI is the ToolBox's, as in the original, and the ToolBox answers over SSH.
+    let args = docker_ok(&["exec", &name, "ps", "-o", "args=", "-p", &cli_pid]);
+    assert!(args.contains("tb -m cli"), "the session runs {args:?}");
+    let version = client.run("tb -v");
+    let said = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        said.contains("Version"),
+        "tb -v said {said:?} {:?}",
+        version.stderr
+    );
+    // Its HTTP port reports the session instead of echoing.
+    let http_port = u16::try_from(world.cm_json(&["get", &name])["port"].as_u64().unwrap()).unwrap();
+    let (status, body) = crate::helpers::http_get(http_port, "/?format=json").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["session"]["running"], true, "{report}");
+    assert_eq!(report["toolbox_version"], "0.1.28", "{report}");
+    assert_eq!(report["cli"], "tb -m cli", "{report}");
     docker_ok(&["exec", &name, "kill", "-KILL", &cli_pid]);
     let back = wait_until(Duration::from_secs(30), || {
         let now = cm_testkit::docker(&["exec", &name, "pgrep", "-P", &pane_pid]);
