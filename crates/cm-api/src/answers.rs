@@ -8,29 +8,10 @@
 use std::collections::BTreeMap;
 
 use cm_core::{ContainerSpec, ContainerType};
+pub use cm_core::{REDACTED, SECRET_MARKERS, is_secret_name};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-
-/// What replaces a secret-looking environment value in answers.
-pub const REDACTED: &str = "***";
-
-/// Parts of a variable name that mark its value as secret (compared case-insensitively).
-pub const SECRET_MARKERS: [&str; 7] = [
-    "KEY",
-    "SECRET",
-    "TOKEN",
-    "PASSWORD",
-    "PASSWD",
-    "CREDENTIAL",
-    "PRIVATE",
-];
-
-/// True when a variable's value must not be shown.
-pub fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_MARKERS.iter().any(|marker| upper.contains(marker))
-}
 
 /// A container record as JSON, with secret-looking environment values replaced by `***`.
 pub fn container_json(spec: &ContainerSpec) -> Value {

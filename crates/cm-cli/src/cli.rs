@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 /// Environment: CM_CONFIG (TOML configuration), CM_DB (SQLite file), CM_SERVER_HOST (SSH host shown
 /// to users), CM_PORT_POOL (START-END), DOCKER_HOST.
 #[derive(Debug, Parser)]
-#[command(name = "cm", version, about, long_about = None)]
+#[command(name = "cm", version)]
 pub struct Cli {
     /// Print one JSON document on stdout instead of tables.
     #[arg(long, global = true)]

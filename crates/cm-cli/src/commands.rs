@@ -99,10 +99,32 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             print_listing(&listing, json)?;
         }
         Command::Get { id } => {
-            let spec = manager.get(&id).await?;
+            let spec = match manager.get(&id).await {
+                Ok(spec) => spec,
+                // `cm get alice`: a user's id names no container, but the user's containers.
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    let listing = match UserId::parse(&id) {
+                        Ok(user) => manager.list_user(&user).await?,
+                        Err(_) => return Err(e.into()),
+                    };
+                    if listing.containers.is_empty() {
+                        return Err(e.into());
+                    }
+                    print_listing(&listing, json)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Err(e) => return Err(e.into()),
+            };
             let usage = manager.disk_usage(&spec).await?;
             if json {
                 let mut value = serde_json::to_value(&spec)?;
+                if let Some(env) = value.get_mut("env").and_then(serde_json::Value::as_object_mut) {
+                    for (name, shown) in env.iter_mut() {
+                        if cm_core::is_secret_name(name) {
+                            *shown = json!(cm_core::REDACTED);
+                        }
+                    }
+                }
                 if let Some(usage) = usage {
                     value["disk_usage"] = serde_json::to_value(usage)?;
                 }

@@ -1,7 +1,5 @@
 //! Everything `cm` prints on stdout: aligned tables for humans, one JSON document with `--json`.
 
-#![allow(clippy::print_stdout)]
-
 use std::io::Write;
 
 use cm_core::{
@@ -12,20 +10,28 @@ use serde::Serialize;
 /// Prints one JSON document.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    println!("{text}");
+    line(&text);
     Ok(())
 }
 
 /// Prints a line.
 pub fn line(text: &str) {
-    println!("{text}");
+    raw(&format!("{text}\n"));
 }
 
-/// Writes raw text (log output) without adding a newline.
+/// Writes raw text (log output) without adding a newline. Every write of `cm` to stdout comes
+/// here: when the reader has gone (`cm list | head -1`), `cm` ends quietly with success, as the
+/// reader asked for no more; any other write error ends it with a message.
 pub fn raw(text: &str) {
     let mut out = std::io::stdout().lock();
-    // A closed pipe (`cm logs | head`) is not an error worth reporting.
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: writing to stdout: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// An aligned table with a header row.
@@ -44,16 +50,16 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             .collect();
         padded.join("  ").trim_end().to_owned()
     };
-    println!("{}", render(header.to_vec()));
+    line(&render(header.to_vec()));
     for row in rows {
-        println!("{}", render(row.iter().map(String::as_str).collect()));
+        line(&render(row.iter().map(String::as_str).collect()));
     }
 }
 
 /// The container table of `list` and `list-ssh`.
 pub fn containers(specs: &[ContainerSpec]) {
     if specs.is_empty() {
-        println!("no containers");
+        line("no containers");
         return;
     }
     let rows: Vec<Vec<String>> = specs
@@ -82,7 +88,19 @@ pub fn containers(specs: &[ContainerSpec]) {
 
 /// One container, as `key: value` lines.
 pub fn container(spec: &ContainerSpec, disk: Option<cm_core::DiskUsage>) {
-    let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    // Secret-looking values stay hidden, as in the API and the dashboard.
+    let env: Vec<String> = spec
+        .env
+        .iter()
+        .map(|(k, v)| {
+            let shown = if cm_core::is_secret_name(k) {
+                cm_core::REDACTED
+            } else {
+                v
+            };
+            format!("{k}={shown}")
+        })
+        .collect();
     let fields = [
         ("name", spec.container_name.to_string()),
         ("id", spec.container_id.clone()),
@@ -130,7 +148,7 @@ pub fn container(spec: &ContainerSpec, disk: Option<cm_core::DiskUsage>) {
         ("env", env.join(" ")),
     ];
     for (key, value) in fields {
-        println!("{key:<9} {value}");
+        line(&format!("{key:<9} {value}"));
     }
 }
 
@@ -159,7 +177,7 @@ pub fn types(types: &[&ContainerType]) {
 /// The keys table.
 pub fn keys(keys: &[StoredKey]) {
     if keys.is_empty() {
-        println!("no keys");
+        line("no keys");
         return;
     }
     let rows: Vec<Vec<String>> = keys
@@ -178,7 +196,7 @@ pub fn keys(keys: &[StoredKey]) {
 /// The routes table.
 pub fn routes(routes: &[RouteStatus]) {
     if routes.is_empty() {
-        println!("no routes");
+        line("no routes");
         return;
     }
     let rows: Vec<Vec<String>> = routes
@@ -236,7 +254,7 @@ pub fn reconcile(report: &ReconcileReport) {
     } else {
         ""
     };
-    println!(
+    line(&format!(
         "checked {} containers in {} ms{mode}: {} fixed, {} would fix, {} orphans reported, {} removed, {} failed",
         report.records,
         report.duration_ms,
@@ -245,7 +263,7 @@ pub fn reconcile(report: &ReconcileReport) {
         count(Outcome::Reported),
         count(Outcome::Removed) + count(Outcome::WouldRemove),
         count(Outcome::Failed)
-    );
+    ));
 }
 
 fn mebibytes(bytes: u64) -> String {

@@ -260,13 +260,35 @@ impl Config {
         let name = TypeName::parse(raw)?;
         self.types.get(&name).ok_or_else(|| {
             let known: Vec<&str> = self.types.keys().map(TypeName::as_str).collect();
+            let guess = known
+                .iter()
+                .map(|k| (edit_distance(raw, k), *k))
+                .filter(|(distance, k)| *distance <= 2.max(k.len() / 3))
+                .min()
+                .map(|(_, k)| format!(" (did you mean {k}?)"))
+                .unwrap_or_default();
             Error::invalid(format!(
-                "unknown container type {}: configured types are {}",
+                "unknown container type {}{guess}: configured types are {}",
                 quote(raw),
                 known.join(", ")
             ))
         })
     }
+}
+
+/// How many single-character insertions, deletions or substitutions turn `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 fn one_line(text: &str) -> String {
@@ -790,6 +812,23 @@ pub fn check_label(key: &str, value: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typo_in_a_type_gets_a_suggestion() {
+        let config = Config::defaults();
+        let said = |raw: &str| config.container_type(raw).unwrap_err().message().to_owned();
+        assert!(
+            said("cli_v3").contains("(did you mean cli_v4?)"),
+            "{}",
+            said("cli_v3")
+        );
+        assert!(said("preview_sever").contains("(did you mean preview_server?)"));
+        assert!(said("projectdev").contains("(did you mean project_dev?)"));
+        assert!(!said("jupyter").contains("did you mean"), "{}", said("jupyter"));
+        assert!(said("jupyter").contains("configured types are cli_v4, custom, preview_server, project_dev"));
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
 
     #[test]
     fn defaults_equal_the_seed_table() {

@@ -59,4 +59,7 @@ pub use reconcile::{
 };
 pub use routing::{RouteAnswer, RouteDenial};
 pub use spec::{ContainerSpec, ContainerStatus, labels, owner_labels, url_path};
-pub use values::{Command, CpuLimit, DiskSize, EnvVars, ImageRef, LogRotation, MemoryLimit};
+pub use values::{
+    Command, CpuLimit, DiskSize, EnvVars, ImageRef, LogRotation, MemoryLimit, REDACTED, SECRET_MARKERS,
+    is_secret_name,
+};

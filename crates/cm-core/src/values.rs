@@ -117,6 +117,26 @@ impl fmt::Display for Command {
     }
 }
 
+/// What replaces a secret-looking environment value in answers and output.
+pub const REDACTED: &str = "***";
+
+/// Parts of a variable name that mark its value as secret (compared case-insensitively).
+pub const SECRET_MARKERS: [&str; 7] = [
+    "KEY",
+    "SECRET",
+    "TOKEN",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "PRIVATE",
+];
+
+/// True when a variable's value must not be shown.
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_MARKERS.iter().any(|marker| upper.contains(marker))
+}
+
 impl EnvVars {
     /// An empty set.
     pub fn new() -> Self {

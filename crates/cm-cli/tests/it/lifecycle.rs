@@ -216,6 +216,49 @@ fn list_shows_live_status_by_user_and_all() {
     let table = world.cm_ok(&["list"]);
     assert!(table.starts_with("NAME"), "{table}");
     assert!(table.contains(&format!("{b}_preview_server")));
+    // `cm get USER` lists the user's containers; a user without any is still "no container".
+    let by_user = world.cm_json(&["get", &a]);
+    assert_eq!(
+        by_user[0]["container_name"],
+        format!("{a}_preview_server"),
+        "{by_user}"
+    );
+    let nobody = world.cm(&["get", &world.env.user("nobody")]);
+    assert_eq!(nobody.status.code(), Some(1), "{}", stderr(&nobody));
+}
+
+#[test]
+fn get_hides_secret_looking_values_and_a_typo_gets_a_suggestion() {
+    let Some(world) = World::new() else { return };
+    let user = world.env.user("secret");
+    world.cm_ok(&[
+        "create",
+        &user,
+        "preview_server",
+        "--env",
+        "API_TOKEN=s3cr3t-value",
+        "--env",
+        "GREETING=hi",
+    ]);
+    let name = format!("{user}_preview_server");
+    let shown = world.cm_ok(&["get", &name]);
+    assert!(
+        !shown.contains("s3cr3t-value") && shown.contains("API_TOKEN=***"),
+        "{shown}"
+    );
+    assert!(shown.contains("GREETING=hi"), "{shown}");
+    let json = world.cm_json(&["get", &name]);
+    assert_eq!(json["env"]["API_TOKEN"], "***");
+    // The container itself has the value.
+    let inside = world.cm_ok(&["exec", &name, "printenv API_TOKEN"]);
+    assert_eq!(inside.trim(), "s3cr3t-value");
+    let typo = world.cm(&["create", &user, "preview_sever"]);
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(
+        stderr(&typo).contains("did you mean preview_server?"),
+        "{}",
+        stderr(&typo)
+    );
 }
 
 #[test]
