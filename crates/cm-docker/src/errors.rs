@@ -32,14 +32,17 @@ pub fn engine_error(err: BollardError) -> Error {
         ),
         BollardError::RequestTimeoutError => (
             ErrorKind::Unavailable,
-            "docker engine did not answer in time".to_owned(),
+            format!("docker engine at {} did not answer in time", engine_address()),
         ),
         BollardError::HyperResponseError { .. }
         | BollardError::HyperLegacyError { .. }
         | BollardError::HttpClientError { .. }
         | BollardError::IOError { .. } => (
             ErrorKind::Unavailable,
-            "docker engine is not reachable (is Docker running?)".to_owned(),
+            format!(
+                "docker engine is not reachable at {} (is Docker running?)",
+                engine_address()
+            ),
         ),
         _ => (
             ErrorKind::Internal,
@@ -47,6 +50,14 @@ pub fn engine_error(err: BollardError) -> Error {
         ),
     };
     Error::new(kind, message).with_source(err)
+}
+
+/// Where the engine is asked: `DOCKER_HOST`, else the local socket (as bollard connects).
+fn engine_address() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
 }
 
 fn first_line(text: &str) -> String {

@@ -92,6 +92,18 @@ fn with_the_engine_unreachable_every_command_says_so_in_one_line_and_changes_not
         assert!(message.contains("docker engine is not running"), "{message}");
         assert_eq!(message.trim_end().lines().count(), 1, "{message}");
     }
+    // An engine address that refuses: the message names the address tried.
+    let out = world
+        .command(&["stop", name.as_str()])
+        .env("DOCKER_HOST", "tcp://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not reachable at tcp://127.0.0.1:9"),
+        "{}",
+        stderr(&out)
+    );
     // list still answers from the store, and says the statuses are stale.
     let out = world
         .command(&["--json", "list"])
