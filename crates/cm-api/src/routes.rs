@@ -503,6 +503,7 @@ pub async fn container_logs(state: Data<AppState>, call: Call) -> Answer {
     let request = LogRequest {
         tail: Some(usize::try_from(tail).unwrap_or(usize::MAX)),
         follow,
+        ..LogRequest::default()
     };
     let mut stream = state.manager.logs(spec.container_name.as_str(), &request).await?;
     if follow {

@@ -63,6 +63,12 @@ pub enum Command {
         /// Keep printing new output until interrupted.
         #[arg(long, short)]
         follow: bool,
+        /// Start each line with its time (RFC 3339, from the engine).
+        #[arg(long, short)]
+        timestamps: bool,
+        /// Only output since this time: a duration ago (10m, 2h, 1d) or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
     },
     /// Run a command in a running container; exits with the command's exit code.
     Exec {

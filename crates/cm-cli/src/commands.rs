@@ -136,7 +136,21 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Start { id } => lifecycle(manager.start(&id).await?, "started", json)?,
         Command::Stop { id } => lifecycle(manager.stop(&id).await?, "stopped", json)?,
         Command::Restart { id } => lifecycle(manager.restart(&id).await?, "restarted", json)?,
-        Command::Logs { id, tail, follow } => logs(&manager, &id, tail, follow).await?,
+        Command::Logs {
+            id,
+            tail,
+            follow,
+            timestamps,
+            since,
+        } => {
+            let request = LogRequest {
+                tail: Some(tail),
+                follow,
+                timestamps,
+                since: since.as_deref().map(parse_since).transpose()?,
+            };
+            logs(&manager, &id, request).await?;
+        }
         Command::Exec { id, command, timeout } => {
             let command = ContainerCommand::parse(&command)?;
             let result = manager.exec(&id, command, Duration::from_secs(timeout)).await?;
@@ -521,11 +535,19 @@ fn print_listing(listing: &Listing, json: bool) -> anyhow::Result<()> {
     }
 }
 
-async fn logs(manager: &Manager, id: &str, tail: usize, follow: bool) -> anyhow::Result<()> {
-    let request = LogRequest {
-        tail: Some(tail),
-        follow,
-    };
+/// `--since`: a duration ago (`10m`, `2h`, `1d`) or an RFC 3339 time.
+fn parse_since(text: &str) -> anyhow::Result<std::time::SystemTime> {
+    if let Ok(ago) = humantime::parse_duration(text) {
+        return Ok(std::time::SystemTime::now() - ago);
+    }
+    humantime::parse_rfc3339_weak(text).map_err(|_| {
+        anyhow::anyhow!(
+            "invalid --since {text:?}: a duration such as 10m or 2h, or a time such as 2026-12-02T10:00:00Z"
+        )
+    })
+}
+
+async fn logs(manager: &Manager, id: &str, request: LogRequest) -> anyhow::Result<()> {
     let mut stream = manager.logs(id, &request).await?;
     loop {
         let next = tokio::select! {

@@ -256,12 +256,16 @@ pub struct ObservedContainer {
 }
 
 /// Which logs to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogRequest {
     /// The number of last lines; `None` for all.
     pub tail: Option<usize>,
     /// Keep the stream open and yield new lines.
     pub follow: bool,
+    /// Start each line with the engine's RFC 3339 time of it.
+    pub timestamps: bool,
+    /// Only lines written at or after this time.
+    pub since: Option<SystemTime>,
 }
 
 /// Which output stream a log chunk came from.

@@ -517,11 +517,17 @@ impl ContainerRuntime for DockerRuntime {
             return Err(Error::not_found(format!("no container {id} on the engine")));
         }
         let tail = request.tail.map_or_else(|| "all".to_owned(), |n| n.to_string());
+        let since = request
+            .since
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX));
         let options = LogsOptionsBuilder::new()
             .stdout(true)
             .stderr(true)
             .follow(request.follow)
             .tail(&tail)
+            .timestamps(request.timestamps)
+            .since(since)
             .build();
         let stream = docker.logs(id, Some(options)).filter_map(|item| async move {
             match item {

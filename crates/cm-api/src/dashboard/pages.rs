@@ -435,6 +435,7 @@ pub async fn logs(viewer: Viewer, name: Path<String>, query: Query<TailQuery>) -
     let request = LogRequest {
         tail: Some(usize::try_from(tail).unwrap_or(usize::MAX)),
         follow: false,
+        ..LogRequest::default()
     };
     let manager = &viewer.state().manager;
     let mut text = String::new();

@@ -87,6 +87,7 @@ pub async fn follow_logs(viewer: Viewer, name: Path<String>, query: Query<Follow
     let request = LogRequest {
         tail: Some(usize::try_from(tail).unwrap_or(usize::MAX)),
         follow: true,
+        ..LogRequest::default()
     };
     let stream = viewer
         .state()

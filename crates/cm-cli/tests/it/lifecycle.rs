@@ -123,6 +123,21 @@ fn exec_passes_exit_codes_and_enforces_its_timeout_and_logs_tail() {
     }));
     let tail = world.cm_ok(&["logs", &name, "--tail", "1"]);
     assert_eq!(tail.lines().count(), 1, "{tail}");
+    // With the engine's time of each line, and only since a time.
+    let stamped = world.cm_ok(&["logs", &name, "--tail", "1", "--timestamps"]);
+    let time = stamped.split_whitespace().next().unwrap_or_default();
+    assert!(
+        humantime::parse_rfc3339_weak(time.get(..19).unwrap_or_default()).is_ok(),
+        "{stamped}"
+    );
+    assert!(stamped.contains("/last-request"), "{stamped}");
+    let recent = world.cm_ok(&["logs", &name, "--since", "1h"]);
+    assert!(recent.contains("/last-request"), "{recent}");
+    let future = world.cm_ok(&["logs", &name, "--since", "2037-01-01T00:00:00Z"]);
+    assert_eq!(future, "", "nothing was logged after 2037");
+    let bad = world.cm(&["logs", &name, "--since", "a while ago"]);
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
+    assert!(stderr(&bad).contains("invalid --since"), "{}", stderr(&bad));
 }
 
 #[test]
