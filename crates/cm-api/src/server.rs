@@ -67,9 +67,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             settings.config.nginx.listen
         );
     }
+    let manager = state.manager.clone();
     let server = HttpServer::new(move || crate::app(state.clone()))
         // Lets a long request (a command in a container) notice that its client hung up.
         .on_connect(crate::hangup::remember_socket)
+        // Signals are handled below, so that followed logs end before the graceful stop.
+        .disable_signals()
         .bind(&options.listen)
         .with_context(|| format!("listening on {}", options.listen))?;
     for address in server.addrs() {
@@ -79,8 +82,33 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             settings.database.display()
         );
     }
-    server.run().await.context("serving")?;
+    let running = server.run();
+    let handle = running.handle();
+    actix_web::rt::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stopping: ending followed logs, finishing the requests in progress");
+        manager.end_follows();
+        handle.stop(true).await;
+    });
+    running.await.context("serving")?;
     Ok(())
+}
+
+/// SIGTERM (systemd, `docker stop`) or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGTERM can not be handled; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// `CM_RECONCILE_INTERVAL` in seconds (at least 10), or the default.

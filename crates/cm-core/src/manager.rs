@@ -53,6 +53,8 @@ pub struct Manager {
     adapters: Adapters,
     status_view: Option<Arc<StatusView>>,
     running: Arc<Running>,
+    /// Set when the server stops: followed logs end so that it need not wait for them.
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// A validated create request.
@@ -238,6 +240,7 @@ impl Manager {
             adapters,
             status_view: None,
             running: Arc::default(),
+            stopping: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
 
@@ -933,15 +936,29 @@ impl Manager {
         if !request.follow {
             return self.adapters.runtime.logs(&spec.container_id, request).await;
         }
+        if *self.stopping.borrow() {
+            return Err(Error::new(ErrorKind::Unavailable, "the server is stopping"));
+        }
         // A follow holds its slot for as long as the stream lives.
         let slot = self
             .running
             .take(Work::Follow, &spec.user_id, &self.config.limits)?;
         let stream = self.adapters.runtime.logs(&spec.container_id, request).await?;
-        Ok(Box::pin(futures_util::StreamExt::map(stream, move |chunk| {
+        let mut stopping = self.stopping.subscribe();
+        let stopped = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        let held = futures_util::StreamExt::map(stream, move |chunk| {
             let _held = &slot;
             chunk
-        })))
+        });
+        Ok(Box::pin(futures_util::StreamExt::take_until(held, stopped)))
+    }
+
+    /// Ends every followed log (their streams finish cleanly) and refuses new follows: a server
+    /// that stops calls this first, so that open follows do not hold its shutdown.
+    pub fn end_follows(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Runs a command in a running container as the image's user (the admin's way, and `cm`'s).

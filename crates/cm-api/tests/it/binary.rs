@@ -310,3 +310,48 @@ fn failed_sign_ins_are_limited_per_address_even_in_parallel() {
     assert_eq!(login.status, 429, "{login:?}");
     assert!(login.body.contains("too many failed logins"), "{}", login.body);
 }
+
+/// SIGTERM (systemd's stop, `docker stop`) ends open log follows cleanly and stops cm-api at once,
+/// instead of waiting out the follows (30 s before).
+#[test]
+fn sigterm_ends_followed_logs_and_stops_the_server_promptly() {
+    if !require_docker() {
+        return;
+    }
+    let env = TestEnv::new();
+    let admin = "sigterm-admin-key-0123456789";
+    let mut vars = env.vars();
+    vars.push(("CONTAINER_ADMIN_KEY", admin.to_owned()));
+    let mut server = Server::start(&vars, &[]);
+    let auth = format!("Bearer {admin}");
+    let headers = [("Authorization", auth.as_str())];
+    let user = env.user("sigterm");
+    let (status, created) = server.request(
+        "POST",
+        &api("create_container"),
+        &headers,
+        Some(&json!({"user_id": user, "container_type": "custom"})),
+    );
+    assert_eq!(status, 201, "{created}");
+    let api_port = server.port;
+    let follow_path = format!(
+        "{}?container_id={user}_custom&tail=1&follow=true",
+        api("container_logs")
+    );
+    let follower = std::thread::spawn(move || {
+        let auth = format!("Bearer {admin}");
+        http(api_port, "GET", &follow_path, &[("Authorization", &auth)], None)
+    });
+    // The follow is open once its first line came (the server's start line).
+    std::thread::sleep(Duration::from_secs(1));
+    let exited = server.terminate(Duration::from_secs(15));
+    let status =
+        exited.unwrap_or_else(|| panic!("cm-api still runs 15 s after SIGTERM:\n{}", server.stderr()));
+    assert!(status.success(), "{status:?}\n{}", server.stderr());
+    let (code, followed) = follower
+        .join()
+        .unwrap()
+        .expect("the follow ended with a complete answer");
+    assert_eq!(code, 200, "{followed}");
+    assert!(followed.contains("listening"), "{followed:?}");
+}

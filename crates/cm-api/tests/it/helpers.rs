@@ -265,6 +265,22 @@ impl Server {
     }
 
     /// Stops the server (SIGKILL) and waits for it.
+    /// Sends SIGTERM (as systemd and `docker stop` do) and waits up to `limit` for the exit.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        // A single, positive pid: never a process group (see dashboard_browser.rs).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
