@@ -93,6 +93,21 @@ impl Params {
         Ok(value)
     }
 
+    /// Accepts the original's name `original` for parameter `name`; giving both is refused.
+    pub fn alias(&mut self, name: &str, original: &str) -> Result<(), ApiError> {
+        let Some(value) = self.values.remove(original) else {
+            return Ok(());
+        };
+        if self.values.contains_key(name) {
+            return Err(ApiError::bad_request(format!(
+                "give {name} or {original} (the same parameter under the original's name), not both"
+            ))
+            .for_field(original.to_owned()));
+        }
+        self.values.insert(name.to_owned(), value);
+        Ok(())
+    }
+
     /// A text parameter; `null` counts as absent.
     pub fn string(&mut self, name: &str) -> Result<Option<String>, ApiError> {
         match self.values.remove(name) {

@@ -12,8 +12,9 @@ use crate::params::{CommandParam, FromParams, Params};
 pub struct CreateParams {
     /// The owner: 1-63 letters, digits, `_` and `-`, starting with a letter or digit.
     pub user_id: String,
-    /// A configured type (`cli_v4`, `project_dev`, `preview_server`, `custom`, ... see `list_types`).
-    pub container_type: String,
+    /// A configured type (`cli_v4`, `project_dev`, `preview_server`, `custom`, ... see
+    /// `list_types`); `cli_v4` when absent, as in the original.
+    pub container_type: Option<String>,
     /// An image replacing the type's default.
     pub image: Option<String>,
     /// A command replacing the type's: one line (split like a shell splits words, never run by a
@@ -22,14 +23,20 @@ pub struct CreateParams {
     #[param(value_type = Option<String>)]
     pub command: Option<CommandParam>,
     /// Extra environment: `KEY=VALUE` texts (repeat the query parameter for several) or a JSON
-    /// object of names to values.
+    /// object of names to values. The original's name `environment` is accepted too.
     #[schema(value_type = Option<Vec<String>>)]
     #[param(value_type = Option<Vec<String>>)]
     pub env: Vec<String>,
-    /// A memory limit such as `512m` or `1g`, replacing the type's.
+    /// A memory limit such as `512m` or `1g`, replacing the type's (also as `memory_limit`).
     pub memory: Option<String>,
-    /// A CPU limit such as `0.5`, replacing the type's.
+    /// A CPU limit such as `0.5`, replacing the type's (also as `cpu_limit`).
     pub cpus: Option<String>,
+    /// The original's container name: accepted when it is the one the manager gives,
+    /// `{user_id}_{container_type}` (names are not chosen freely: one container per user and type).
+    pub container_name: Option<String>,
+    /// The original's `pull`: `false` is accepted; `true` is refused, as images are local (built
+    /// by `images/build.sh`), never pulled.
+    pub pull: Option<bool>,
     /// Turn SSH on for a type where it is optional.
     pub enable_ssh: Option<bool>,
     /// An ed25519 public key to authorize from the start (turns SSH on where optional).
@@ -243,12 +250,21 @@ impl FromParams for CreateParams {
         "enable_ssh",
         "ssh_public_key",
         "ssh_keys",
+        "container_name",
+        "pull",
+        // The original's names of env, memory and cpus.
+        "environment",
+        "memory_limit",
+        "cpu_limit",
     ];
 
     fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        p.alias("env", "environment")?;
+        p.alias("memory", "memory_limit")?;
+        p.alias("cpus", "cpu_limit")?;
         Ok(CreateParams {
             user_id: p.required_string("user_id")?,
-            container_type: p.required_string("container_type")?,
+            container_type: p.string("container_type")?,
             image: p.string("image")?,
             command: p.command("command")?,
             env: p.assignments("env")?,
@@ -257,6 +273,8 @@ impl FromParams for CreateParams {
             enable_ssh: p.bool("enable_ssh")?,
             ssh_public_key: p.string("ssh_public_key")?,
             ssh_keys: p.strings("ssh_keys")?,
+            container_name: p.string("container_name")?,
+            pull: p.bool("pull")?,
         })
     }
 }

@@ -291,9 +291,27 @@ pub async fn create_container(state: Data<AppState>, call: Call) -> Answer {
         Some(CommandParam::Words(words)) => (None, Some(words)),
         None => (None, None),
     };
+    if p.pull == Some(true) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "pull is not available: images are local to this host (images/build.sh), never pulled",
+        )
+        .for_field("pull"));
+    }
+    let container_type = p.container_type.unwrap_or_else(|| DEFAULT_TYPE.to_owned());
+    if let Some(name) = &p.container_name {
+        let given = format!("{}_{}", p.user_id.trim(), container_type.trim());
+        if name.trim() != given {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("container_name must be {given} (one container per user and type, named by both) or left out"),
+            )
+            .for_field("container_name"));
+        }
+    }
     let form = CreateForm {
         user_id: p.user_id,
-        container_type: p.container_type,
+        container_type,
         image: p.image,
         command: line,
         env: p.env,
@@ -317,6 +335,9 @@ pub async fn create_container(state: Data<AppState>, call: Call) -> Answer {
         route_error: outcome.route_error,
     }))
 }
+
+/// The type of a create that names none, as in the original.
+const DEFAULT_TYPE: &str = "cli_v4";
 
 /// List containers
 ///

@@ -376,3 +376,50 @@ async fn the_admin_key_parameter_still_works_in_the_query_and_the_body() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// The original's request names and defaults: `environment`, `memory_limit`, `cpu_limit`,
+/// `container_name`, `pull` and a create without `container_type` (a `cli_v4`).
+#[actix_web::test]
+async fn the_originals_create_parameters_are_understood() {
+    let app = TestApp::new();
+    let request = post_json(
+        "create_container",
+        json!({
+            "user_id": "carol",
+            "environment": {"GREETING": "hi"},
+            "memory_limit": "256m",
+            "cpu_limit": "0.5",
+            "container_name": "carol_cli_v4",
+            "pull": false,
+        }),
+    );
+    let (status, created) = app.send(request).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let container = &created["container"];
+    assert_eq!(container["container_type"], "cli_v4", "{created}");
+    assert_eq!(container["env"]["GREETING"], "hi");
+    assert_eq!(container["memory"], "256m");
+    assert_eq!(container["cpus"], 0.5);
+
+    let both = post_json(
+        "create_container",
+        json!({"user_id": "dave", "env": {"A": "1"}, "environment": {"B": "2"}}),
+    );
+    let body = check(&app, both, StatusCode::BAD_REQUEST, "bad_request").await;
+    assert_eq!(body["error"]["field"], "environment");
+    let pull = post_json("create_container", json!({"user_id": "dave", "pull": true}));
+    let body = check(&app, pull, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input").await;
+    assert_eq!(body["error"]["field"], "pull");
+    let renamed = post_json(
+        "create_container",
+        json!({"user_id": "dave", "container_type": "custom", "container_name": "mine"}),
+    );
+    let body = check(&app, renamed, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input").await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("dave_custom"),
+        "{body}"
+    );
+    let unknown = post_json("create_container", json!({"user_id": "dave", "flavour": "x"}));
+    let body = check(&app, unknown, StatusCode::BAD_REQUEST, "bad_request").await;
+    assert_eq!(body["error"]["field"], "flavour");
+}
