@@ -148,6 +148,44 @@ pub struct KeysAnswer {
     pub keys: Value,
 }
 
+/// A container's use and health (`container_stats`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsAnswer {
+    /// The container.
+    pub container_name: String,
+    /// The figures.
+    pub stats: StatsDoc,
+}
+
+/// The figures of `container_stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsDoc {
+    /// CPU use over the sample, in percent of one CPU.
+    pub cpu_percent: f64,
+    /// Memory in use without the page cache, in bytes.
+    pub memory_bytes: u64,
+    /// The memory limit, in bytes.
+    pub memory_limit_bytes: u64,
+    /// Processes and threads.
+    pub pids: u64,
+    /// Bytes received on its networks.
+    pub network_rx_bytes: u64,
+    /// Bytes sent on its networks.
+    pub network_tx_bytes: u64,
+    /// Bytes read from block devices.
+    pub block_read_bytes: u64,
+    /// Bytes written to block devices.
+    pub block_write_bytes: u64,
+    /// How often the engine restarted it.
+    pub restart_count: i64,
+    /// The exit code of its last run once it has stopped (0 while it runs).
+    pub exit_code: i64,
+    /// Whether the kernel killed it for memory on its last run.
+    pub oom_killed: bool,
+    /// When it last started (RFC 3339).
+    pub started_at: Option<String>,
+}
+
 /// How to reach a container over SSH.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SshInfoDoc {

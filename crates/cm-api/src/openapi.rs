@@ -16,8 +16,8 @@ use utoipa::{Modify, OpenApi};
 use crate::answers::{
     AdminKeyAnswer, ContainerAnswer, ContainerDoc, CreatedAnswer, DeletedAnswer, EngineDoc, ExecAnswer,
     HealthAnswer, KeyAddedAnswer, KeyDoc, KeyRemovedAnswer, KeysAnswer, ListingAnswer, LiveAnswer,
-    LogsAnswer, ProxyDoc, QuotaAnswer, RevokedAnswer, SshInfoDoc, StoredKeyDoc, TokenCreatedAnswer, TokenDoc,
-    TokensAnswer, TypesAnswer, WhoamiAnswer,
+    LogsAnswer, ProxyDoc, QuotaAnswer, RevokedAnswer, SshInfoDoc, StatsAnswer, StatsDoc, StoredKeyDoc,
+    TokenCreatedAnswer, TokenDoc, TokensAnswer, TypesAnswer, WhoamiAnswer,
 };
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::routes;
@@ -45,6 +45,7 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
         routes::remove_ssh_key_from_container,
         routes::list_container_ssh_keys,
         routes::get_container_ssh_info,
+        routes::container_stats,
         routes::list_ssh_containers,
         routes::list_types,
         routes::docker_health,
@@ -63,6 +64,7 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
     components(schemas(
         ErrorBody, ErrorDetail, ContainerDoc, ContainerAnswer, CreatedAnswer, ListingAnswer, DeletedAnswer,
         LogsAnswer, ExecAnswer, KeyDoc, StoredKeyDoc, KeyAddedAnswer, KeyRemovedAnswer, KeysAnswer, SshInfoDoc,
+        StatsAnswer, StatsDoc,
         EngineDoc, ProxyDoc, HealthAnswer, TypesAnswer, TokenCreatedAnswer, TokenDoc, TokensAnswer, RevokedAnswer,
         AdminKeyAnswer, WhoamiAnswer, LiveAnswer, QuotaAnswer,
     )),
@@ -92,9 +94,8 @@ pub fn error_statuses(endpoint: &str) -> &'static [u16] {
     match endpoint {
         "create_container" => &[403, 409, 422, 503, 507],
         "list_containers" | "list_ssh_containers" => &[403, 422],
-        "get_container" | "start_container" | "stop_container" | "restart_container" | "delete_container" => {
-            &[403, 404, 409, 503]
-        }
+        "get_container" | "start_container" | "stop_container" | "restart_container" | "delete_container"
+        | "container_stats" => &[403, 404, 409, 503],
         "container_logs" | "add_ssh_key_to_container" | "remove_ssh_key_from_container" => {
             &[403, 404, 409, 422, 503]
         }

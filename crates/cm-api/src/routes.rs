@@ -21,7 +21,7 @@ use serde_json::json;
 use crate::answers::{
     AdminKeyAnswer, ContainerAnswer, CreatedAnswer, DeletedAnswer, ExecAnswer, HealthAnswer, KeyAddedAnswer,
     KeyRemovedAnswer, KeysAnswer, ListingAnswer, LogsAnswer, QuotaAnswer, RevokedAnswer, SshInfoDoc,
-    TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, type_json,
+    StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, type_json,
 };
 use crate::call::{AppState, Call};
 use crate::error::{ApiError, ErrorCode};
@@ -104,6 +104,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         name: "get_container_ssh_info",
+        read: true,
+    },
+    Endpoint {
+        name: "container_stats",
         read: true,
     },
     Endpoint {
@@ -191,6 +195,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             ))
             .service(read("list_container_ssh_keys", list_container_ssh_keys))
             .service(read("get_container_ssh_info", get_container_ssh_info))
+            .service(read("container_stats", container_stats))
             .service(read("list_ssh_containers", list_ssh_containers))
             .service(read("list_types", list_types))
             .service(read("docker_health", docker_health))
@@ -713,6 +718,28 @@ pub async fn get_container_ssh_info(state: Data<AppState>, call: Call) -> Answer
         .await?;
     let info = state.manager.ssh_info(spec.container_name.as_str()).await?;
     Ok(HttpResponse::Ok().json(info))
+}
+
+/// A container's resource use and health
+///
+/// CPU (percent of one CPU, sampled over about a second), memory without the page cache and its
+/// limit, processes, network and block I/O, and from the engine's record: restarts, the last exit
+/// code, whether the kernel killed it for memory, when it last started.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/container_stats",
+    tag = "containers",
+    params(ContainerRef),
+    request_body(content = Option<ContainerRef>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "Use and health", body = StatsAnswer))
+)]
+pub async fn container_stats(state: Data<AppState>, call: Call) -> Answer {
+    let p: ContainerRef = call.params.parse()?;
+    let spec = state
+        .authorized(&call.principal, &p.container_id, Action::ReadContainer)
+        .await?;
+    let stats = state.manager.stats(spec.container_name.as_str()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "container_name": spec.container_name, "stats": stats })))
 }
 
 /// List the SSH-enabled containers

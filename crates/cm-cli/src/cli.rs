@@ -53,6 +53,12 @@ pub enum Command {
         /// Id, id prefix or name.
         id: String,
     },
+    /// A container's CPU, memory, processes and I/O (sampled over a second), restarts, last exit
+    /// code and OOM kill.
+    Stats {
+        /// Id, id prefix or name.
+        id: String,
+    },
     /// Print a container's output.
     Logs {
         /// Id, id prefix or name.

@@ -136,6 +136,14 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Start { id } => lifecycle(manager.start(&id).await?, "started", json)?,
         Command::Stop { id } => lifecycle(manager.stop(&id).await?, "stopped", json)?,
         Command::Restart { id } => lifecycle(manager.restart(&id).await?, "restarted", json)?,
+        Command::Stats { id } => {
+            let stats = manager.stats(&id).await?;
+            if json {
+                output::json(&stats)?;
+            } else {
+                output::stats(&stats);
+            }
+        }
         Command::Logs {
             id,
             tail,

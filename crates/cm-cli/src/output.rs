@@ -266,6 +266,58 @@ pub fn reconcile(report: &ReconcileReport) {
     ));
 }
 
+/// `cm stats`.
+pub fn stats(stats: &cm_core::ContainerStats) {
+    let fields = [
+        ("cpu", format!("{:.1} % of one CPU", stats.cpu_percent)),
+        (
+            "memory",
+            format!(
+                "{} of {}",
+                mebibytes(stats.memory_bytes),
+                mebibytes(stats.memory_limit_bytes)
+            ),
+        ),
+        ("pids", stats.pids.to_string()),
+        (
+            "network",
+            format!(
+                "{} in, {} out",
+                mebibytes(stats.network_rx_bytes),
+                mebibytes(stats.network_tx_bytes)
+            ),
+        ),
+        (
+            "disk i/o",
+            format!(
+                "{} read, {} written",
+                mebibytes(stats.block_read_bytes),
+                mebibytes(stats.block_write_bytes)
+            ),
+        ),
+        ("restarts", stats.restart_count.to_string()),
+        (
+            "last exit",
+            format!(
+                "{}{}",
+                stats.exit_code,
+                if stats.oom_killed {
+                    " (killed: out of memory)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        (
+            "started",
+            stats.started_at.clone().unwrap_or_else(|| "-".to_owned()),
+        ),
+    ];
+    for (key, value) in fields {
+        line(&format!("{key:<9} {value}"));
+    }
+}
+
 fn mebibytes(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }

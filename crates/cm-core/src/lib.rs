@@ -46,9 +46,9 @@ pub use manager::{
 pub use names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
 pub use network::{PortProbe, PortRange, Subnet, SubnetPool};
 pub use ports::{
-    Clock, ContainerEvent, ContainerPlan, ContainerRuntime, CreateReservation, DiskSupport, DiskUsage,
-    EngineInfo, Ensured, EventStream, ExecOutput, ExecRequest, FailPoints, KeyParser, LogChunk, LogRequest,
-    LogStream, NetworkPlan, NoFailPoints, NoProxy, ObservedContainer, ObservedObject, Operation,
+    Clock, ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, CreateReservation, DiskSupport,
+    DiskUsage, EngineInfo, Ensured, EventStream, ExecOutput, ExecRequest, FailPoints, KeyParser, LogChunk,
+    LogRequest, LogStream, NetworkPlan, NoFailPoints, NoProxy, ObservedContainer, ObservedObject, Operation,
     OperationKind, OutputStream, PortBinding, PortLease, Proxy, ProxyStatus, ReloadOutcome, RemoveMode,
     Route, RouteState, RouteStatus, Store, SystemClock, UploadEntry, VolumePlan,
 };

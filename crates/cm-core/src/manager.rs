@@ -961,6 +961,14 @@ impl Manager {
         self.stopping.send_replace(true);
     }
 
+    /// A container's resource use (sampled over about a second) and health: restarts, last exit
+    /// code, OOM kill, start time.
+    pub async fn stats(&self, reference: &str) -> Result<crate::ports::ContainerStats> {
+        let spec = self.resolve(reference).await?;
+        self.require_present(&spec).await?;
+        self.adapters.runtime.stats(&spec.container_id).await
+    }
+
     /// Runs a command in a running container as the image's user (the admin's way, and `cm`'s).
     pub async fn exec(&self, reference: &str, command: Command, timeout: Duration) -> Result<ExecOutput> {
         self.exec_as(reference, command, timeout, None).await

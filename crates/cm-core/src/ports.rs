@@ -55,6 +55,8 @@ pub trait ContainerRuntime: Send + Sync {
     async fn prepare_volume(&self, _name: &str) -> Result<()> {
         Ok(())
     }
+    /// A container's resource use (a sample over about a second) and its health.
+    async fn stats(&self, id: &str) -> Result<ContainerStats>;
     /// The cap and the use of a size-capped volume; `None` for other volumes.
     async fn volume_usage(&self, _name: &str) -> Result<Option<DiskUsage>> {
         Ok(None)
@@ -97,6 +99,36 @@ pub trait ContainerRuntime: Send + Sync {
     /// The engine's container events as they happen, from now on. The stream ends or fails when
     /// the engine goes away.
     async fn container_events(&self) -> Result<EventStream>;
+}
+
+/// A container's resource use and health, as the engine reports them.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct ContainerStats {
+    /// CPU use over the sample, in percent of one CPU (200 is two CPUs' worth).
+    pub cpu_percent: f64,
+    /// Memory in use (without the page cache), in bytes.
+    pub memory_bytes: u64,
+    /// The memory limit, in bytes.
+    pub memory_limit_bytes: u64,
+    /// Processes and threads.
+    pub pids: u64,
+    /// Bytes received and sent on its networks.
+    pub network_rx_bytes: u64,
+    /// Bytes sent on its networks.
+    pub network_tx_bytes: u64,
+    /// Bytes read from block devices.
+    pub block_read_bytes: u64,
+    /// Bytes written to block devices.
+    pub block_write_bytes: u64,
+    /// How often the engine restarted it.
+    pub restart_count: i64,
+    /// The exit code of its last run once it has stopped (the engine resets it to 0 when it
+    /// starts the container again).
+    pub exit_code: i64,
+    /// Whether the kernel killed it for memory on its last run.
+    pub oom_killed: bool,
+    /// When it last started, RFC 3339 (`None` before the first start).
+    pub started_at: Option<String>,
 }
 
 /// Whether data volumes can be size-capped on this host.

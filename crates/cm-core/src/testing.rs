@@ -19,8 +19,8 @@ use crate::manager::{Adapters, Manager};
 use crate::names::{ContainerName, TypeName, UserId, VolumeName};
 use crate::network::{PortProbe, PortRange, Subnet, SubnetPool};
 use crate::ports::{
-    Clock, ContainerEvent, ContainerPlan, ContainerRuntime, CreateReservation, EngineInfo, Ensured,
-    EventStream, ExecOutput, ExecRequest, FailPoints, KeyParser, LogChunk, LogRequest, LogStream,
+    Clock, ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, CreateReservation, EngineInfo,
+    Ensured, EventStream, ExecOutput, ExecRequest, FailPoints, KeyParser, LogChunk, LogRequest, LogStream,
     NetworkPlan, ObservedContainer, ObservedObject, Operation, OperationKind, OutputStream, PortLease, Proxy,
     ProxyStatus, RemoveMode, Route, RouteState, RouteStatus, Store, UploadEntry, VolumePlan,
 };
@@ -392,6 +392,19 @@ impl ContainerRuntime for FakeRuntime {
             .chain(engine.foreign_ports.iter().copied())
             .filter(|p| range.contains(*p))
             .collect())
+    }
+
+    async fn stats(&self, id: &str) -> Result<ContainerStats> {
+        let engine = self.check(FakeOp::Inspect)?;
+        let c = engine
+            .containers
+            .get(id)
+            .ok_or_else(|| Error::not_found(format!("no container {id} (fake)")))?;
+        Ok(ContainerStats {
+            memory_limit_bytes: c.plan.memory.bytes(),
+            pids: u64::from(c.status == ContainerStatus::Running),
+            ..ContainerStats::default()
+        })
     }
 
     async fn logs(&self, id: &str, request: &LogRequest) -> Result<LogStream> {

@@ -23,13 +23,14 @@ use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, EventsOptionsBuilder,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, RenameContainerOptionsBuilder,
-    RestartContainerOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    RestartContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use cm_core::{
-    ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStatus, DiskSupport, DiskUsage, EngineInfo,
-    Ensured, Error, ErrorKind, EventStream, ExecOutput, ExecRequest, LogChunk, LogRequest, LogStream,
-    NetworkPlan, ObservedContainer, ObservedObject, OutputStream, PortRange, RemoveMode, RestartPolicy,
-    Result, Subnet, UploadEntry, VolumeName, VolumePlan, labels,
+    ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, ContainerStatus, DiskSupport, DiskUsage,
+    EngineInfo, Ensured, Error, ErrorKind, EventStream, ExecOutput, ExecRequest, LogChunk, LogRequest,
+    LogStream, NetworkPlan, ObservedContainer, ObservedObject, OutputStream, PortRange, RemoveMode,
+    RestartPolicy, Result, Subnet, UploadEntry, VolumeName, VolumePlan, labels,
 };
 use futures_util::StreamExt;
 use tokio::sync::Mutex;
@@ -464,6 +465,31 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
+    async fn stats(&self, id: &str) -> Result<ContainerStats> {
+        let docker = self.docker().await?;
+        // Not one-shot: the engine samples twice, a second apart, so the CPU share is known.
+        let options = StatsOptionsBuilder::new().stream(false).one_shot(false).build();
+        let sample = docker.stats(id, Some(options)).next().await;
+        let sample = match sample {
+            Some(result) => self.answer(result).await?,
+            None => return Err(Error::internal("the engine sent no stats")),
+        };
+        let inspected = self
+            .answer(
+                docker
+                    .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+                    .await,
+            )
+            .await?;
+        let state = inspected.state.unwrap_or_default();
+        let mut stats = stats_of(&sample);
+        stats.restart_count = inspected.restart_count.unwrap_or(0);
+        stats.exit_code = state.exit_code.unwrap_or(0);
+        stats.oom_killed = state.oom_killed.unwrap_or(false);
+        stats.started_at = state.started_at.filter(|t| !t.starts_with("0001-01-01"));
+        Ok(stats)
+    }
+
     async fn list_managed(&self, filter: &BTreeMap<String, String>) -> Result<Vec<ObservedContainer>> {
         let docker = self.docker().await?;
         let mut wanted = vec![format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)];
@@ -758,6 +784,60 @@ fn first_file_of(archive: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
 }
 
 /// An existing network or volume is ours when its owner labels match the ones we would give it.
+/// A stats sample in our terms: CPU the way `docker stats` computes it, memory without the page
+/// cache (`inactive_file`), network and block I/O summed over interfaces and devices.
+fn stats_of(sample: &bollard::models::ContainerStatsResponse) -> ContainerStats {
+    let cpu = sample.cpu_stats.clone().unwrap_or_default();
+    let previous = sample.precpu_stats.clone().unwrap_or_default();
+    let total = |c: &bollard::models::ContainerCpuStats| {
+        c.cpu_usage.as_ref().and_then(|u| u.total_usage).unwrap_or(0)
+    };
+    let cpu_delta = total(&cpu).saturating_sub(total(&previous));
+    let system_delta = cpu
+        .system_cpu_usage
+        .unwrap_or(0)
+        .saturating_sub(previous.system_cpu_usage.unwrap_or(0));
+    let cpus = f64::from(cpu.online_cpus.unwrap_or(1).max(1));
+    let cpu_percent = if system_delta > 0 {
+        cpu_delta as f64 / system_delta as f64 * cpus * 100.0
+    } else {
+        0.0
+    };
+    let memory = sample.memory_stats.clone().unwrap_or_default();
+    let cache = memory
+        .stats
+        .as_ref()
+        .and_then(|s| {
+            s.get("inactive_file")
+                .or_else(|| s.get("total_inactive_file"))
+                .copied()
+        })
+        .unwrap_or(0);
+    let networks = sample.networks.clone().unwrap_or_default();
+    let io = sample
+        .blkio_stats
+        .as_ref()
+        .and_then(|b| b.io_service_bytes_recursive.clone())
+        .unwrap_or_default();
+    let io_sum = |op: &str| {
+        io.iter()
+            .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)))
+            .filter_map(|e| e.value)
+            .sum()
+    };
+    ContainerStats {
+        cpu_percent: (cpu_percent * 100.0).round() / 100.0,
+        memory_bytes: memory.usage.unwrap_or(0).saturating_sub(cache),
+        memory_limit_bytes: memory.limit.unwrap_or(0),
+        pids: sample.pids_stats.as_ref().and_then(|p| p.current).unwrap_or(0),
+        network_rx_bytes: networks.values().filter_map(|n| n.rx_bytes).sum(),
+        network_tx_bytes: networks.values().filter_map(|n| n.tx_bytes).sum(),
+        block_read_bytes: io_sum("read"),
+        block_write_bytes: io_sum("write"),
+        ..ContainerStats::default()
+    }
+}
+
 /// The loop device a capped volume's options name.
 fn loop_of_volume(volume: &bollard::models::Volume) -> Option<u32> {
     volume.options.get("device").and_then(|d| disk::loop_number(d))

@@ -113,6 +113,11 @@ const ROWS: &[Row] = &[
         expect: [401, 401, 200, 200, 404, 401],
     },
     Row {
+        endpoint: "container_stats",
+        body: |_| json!({"container_id": CONTAINER}),
+        expect: [401, 401, 200, 200, 404, 401],
+    },
+    Row {
         endpoint: "list_ssh_containers",
         body: |_| json!({}),
         expect: [401, 401, 200, 200, 200, 401],

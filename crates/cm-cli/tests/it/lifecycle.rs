@@ -197,6 +197,25 @@ fn a_killed_main_process_is_restarted_by_the_engine() {
     assert!(restarted, "the engine did not restart the container");
     assert!(wait_for_http(port), "it serves again after the crash");
     assert_eq!(world.cm_json(&["get", &name])["status"], "running");
+    // Its health says so: one restart, no OOM kill, the use of the new run (the engine resets the
+    // exit code when it starts a container again: 0 while it runs).
+    let stats = world.cm_json(&["stats", &name]);
+    assert_eq!(stats["restart_count"], 1, "{stats}");
+    assert_eq!(stats["exit_code"], 0, "{stats}");
+    assert_eq!(stats["oom_killed"], false, "{stats}");
+    assert_eq!(stats["memory_limit_bytes"], 512 << 20, "{stats}");
+    assert!(stats["memory_bytes"].as_u64().unwrap() > 0, "{stats}");
+    assert!(stats["pids"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats["cpu_percent"].as_f64().unwrap() >= 0.0, "{stats}");
+    assert!(
+        stats["started_at"].as_str().is_some_and(|t| t.starts_with("20")),
+        "{stats}"
+    );
+    let shown = world.cm_ok(&["stats", &name]);
+    assert!(
+        shown.contains("restarts  1") && shown.contains("of 512.0 MiB"),
+        "{shown}"
+    );
 }
 
 #[test]
