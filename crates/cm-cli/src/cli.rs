@@ -123,6 +123,11 @@ pub enum Command {
     GenerateKey,
     /// Show the engine's health and the HTTP routing state.
     Health,
+    /// Print a shell completion script: `cm completions bash > /etc/bash_completion.d/cm`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// List the nginx routes with their state; `routes sync` re-renders them from the store.
     Routes {
         /// `sync`: render every route from the store and remove the others.

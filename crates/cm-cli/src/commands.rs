@@ -61,6 +61,17 @@ fn one_line(text: &str) -> String {
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.json;
     // Commands that need neither the store nor the engine.
+    if let Command::Completions { shell } = cli.command {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            shell,
+            &mut <Cli as clap::CommandFactory>::command(),
+            "cm",
+            &mut script,
+        );
+        output::raw(&String::from_utf8_lossy(&script));
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::GenerateKey = cli.command {
         let key = new_admin_key();
         if json {
@@ -386,7 +397,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Quota(command) => quota(&manager, command, json).await?,
-        Command::GenerateKey | Command::Types | Command::Token(_) | Command::Nginx(_) => {
+        Command::GenerateKey
+        | Command::Completions { .. }
+        | Command::Types
+        | Command::Token(_)
+        | Command::Nginx(_) => {
             unreachable!("handled before the manager is built")
         }
     }

@@ -194,3 +194,39 @@ fn a_reader_that_goes_away_ends_cm_quietly() {
         assert_eq!(out.status.code(), Some(0), "{said}");
     }
 }
+
+/// `cm completions SHELL` prints a script the shell accepts (no store, no engine needed).
+#[test]
+fn completions_load_into_bash() {
+    let script = std::process::Command::new(env!("CARGO_BIN_EXE_cm"))
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(script.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cm.bash");
+    std::fs::write(&file, &script.stdout).unwrap();
+    let loaded = std::process::Command::new("timeout")
+        .args([
+            "20",
+            "bash",
+            "-c",
+            &format!("source {} && complete -p cm", file.display()),
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&loaded.stdout);
+    assert!(
+        loaded.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    assert!(said.contains("_cm") && said.trim_end().ends_with(" cm"), "{said}");
+    for shell in ["zsh", "fish"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cm"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+}
