@@ -77,6 +77,8 @@ struct Engine {
     containers: BTreeMap<String, FakeContainer>,
     networks: BTreeMap<String, NetworkPlan>,
     volumes: BTreeMap<String, BTreeMap<String, String>>,
+    /// The caps of capped volumes (recorded, not enforced), in bytes.
+    volume_caps: BTreeMap<String, u64>,
     foreign_ports: BTreeSet<u16>,
     events: Option<tokio::sync::broadcast::Sender<ContainerEvent>>,
 }
@@ -283,12 +285,34 @@ impl ContainerRuntime for FakeRuntime {
             return Ok(Ensured::Existing);
         }
         engine.volumes.insert(plan.name.to_string(), plan.labels.clone());
+        if let Some(size) = plan.size {
+            engine.volume_caps.insert(plan.name.to_string(), size.bytes());
+        }
         Ok(Ensured::Created)
+    }
+
+    fn disk_support(&self) -> crate::ports::DiskSupport {
+        crate::ports::DiskSupport {
+            enforced: true,
+            detail: "fake: caps are recorded, not enforced".to_owned(),
+        }
+    }
+
+    async fn volume_usage(&self, name: &str) -> Result<Option<crate::ports::DiskUsage>> {
+        let engine = self.check(FakeOp::Inspect)?;
+        Ok(engine
+            .volume_caps
+            .get(name)
+            .map(|&size_bytes| crate::ports::DiskUsage {
+                size_bytes,
+                used_bytes: size_bytes / 4,
+            }))
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
         let mut engine = self.check(FakeOp::RemoveVolume)?;
         engine.volumes.remove(name);
+        engine.volume_caps.remove(name);
         Ok(())
     }
 

@@ -807,3 +807,32 @@ async fn rotating_a_key_from_the_environment_is_refused_with_the_reason() {
     );
     login(&app, ADMIN).await;
 }
+
+/// A type with a disk cap: its container's page shows the use against the cap, and
+/// `get_container` carries `disk` and `disk_usage`; an uncapped one says it has no cap.
+#[actix_web::test]
+async fn the_container_page_and_get_container_show_disk_use_against_the_cap() {
+    let config =
+        cm_core::Config::from_toml("[types.capped]\nimage = \"toolboxv2:latest\"\ndisk = \"64m\"\n").unwrap();
+    let world = cm_core::testing::FakeWorld::with_config(config);
+    let state = cm_api::AppState::new(world.manager.clone(), cm_core::testing::fake_auth(Some(ADMIN)));
+    let app = TestApp { state, world };
+    create(&app, json!({"user_id": "alice", "container_type": "capped"})).await;
+    create(&app, json!({"user_id": "alice", "container_type": "custom"})).await;
+    let browser = login(&app, ADMIN).await;
+    let capped = browser.get(&app, "/containers/alice_capped").await;
+    assert_eq!(capped.status, StatusCode::OK);
+    assert!(capped.body.contains("id=\"disk-meter\""), "{}", capped.body);
+    assert!(capped.body.contains("16.0 MiB of 64.0 MiB"), "{}", capped.body);
+    let plain = browser.get(&app, "/containers/alice_custom").await;
+    assert!(plain.body.contains("no cap"), "{}", plain.body);
+    let (status, got) = app
+        .get(
+            &format!("{}?container_id=alice_capped", api("get_container")),
+            &crate::helpers::Cred::admin(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["container"]["disk"], "64m");
+    assert_eq!(got["container"]["disk_usage"]["size_bytes"], 64 << 20);
+}

@@ -468,8 +468,8 @@ async fn types_health_and_whoami() {
         json!({
             "ok": true,
             "routing": {"enabled": true, "mode": "files", "nginx_answers": null},
-            // The test runtime caps no volumes.
-            "disk_caps": {"enforced": false},
+            // The fake runtime records caps (the real one's are tested in cm-cli's tests).
+            "disk_caps": {"enforced": true},
         })
     );
 }
