@@ -83,9 +83,22 @@ pub fn require_docker() -> bool {
     true
 }
 
-/// Runs `docker args...` and returns its output.
+/// How long one `docker` call of a test may take before it is killed.
+pub const DOCKER_CALL_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs `docker args...` and returns its output. Every call has a time limit
+/// ([`DOCKER_CALL_LIMIT`], then `timeout`'s exit code 124): a hung engine fails the test instead
+/// of hanging the suite.
 pub fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).output().unwrap()
+    Command::new("timeout")
+        .args([
+            "--kill-after=10",
+            &DOCKER_CALL_LIMIT.as_secs().to_string(),
+            "docker",
+        ])
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// Runs `docker args...`, panicking with its stderr when it fails; returns trimmed stdout.
