@@ -261,11 +261,36 @@ impl Default for TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        remove_labelled(&self.label_filter());
+        let filter = self.label_filter();
+        remove_labelled(&filter);
         // Capped volumes' disk images live in this world's directory: free their loop devices
         // before the directory goes.
         detach_loops(|backing| backing.starts_with(self.dir.path()));
+        // Nothing of the run may outlive it; a failing test already says what went wrong.
+        let left = labelled(&filter);
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!("objects of run {} were left behind after cleanup: {left:?}", self.run);
+        }
     }
+}
+
+/// The containers, volumes and networks matching a `label=...` filter, as `kind name` lines.
+pub fn labelled(filter: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (kind, args) in [
+        ("container", vec!["ps", "-a", "--format", "{{.Names}}", "--filter", filter]),
+        ("volume", vec!["volume", "ls", "-q", "--filter", filter]),
+        ("network", vec!["network", "ls", "--format", "{{.Name}}", "--filter", filter]),
+    ] {
+        let out = docker(&args);
+        found.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|name| format!("{kind} {name}")),
+        );
+    }
+    found
 }
 
 /// Detaches every loop device whose backing file `matches` (a path, without the kernel's
