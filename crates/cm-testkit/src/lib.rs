@@ -269,7 +269,10 @@ impl Drop for TestEnv {
         // Nothing of the run may outlive it; a failing test already says what went wrong.
         let left = labelled(&filter);
         if !left.is_empty() && !std::thread::panicking() {
-            panic!("objects of run {} were left behind after cleanup: {left:?}", self.run);
+            panic!(
+                "objects of run {} were left behind after cleanup: {left:?}",
+                self.run
+            );
         }
     }
 }
@@ -278,9 +281,15 @@ impl Drop for TestEnv {
 pub fn labelled(filter: &str) -> Vec<String> {
     let mut found = Vec::new();
     for (kind, args) in [
-        ("container", vec!["ps", "-a", "--format", "{{.Names}}", "--filter", filter]),
+        (
+            "container",
+            vec!["ps", "-a", "--format", "{{.Names}}", "--filter", filter],
+        ),
         ("volume", vec!["volume", "ls", "-q", "--filter", filter]),
-        ("network", vec!["network", "ls", "--format", "{{.Name}}", "--filter", filter]),
+        (
+            "network",
+            vec!["network", "ls", "--format", "{{.Name}}", "--filter", filter],
+        ),
     ] {
         let out = docker(&args);
         found.extend(
