@@ -15,26 +15,20 @@ use utoipa::ToSchema;
 
 /// A container record as JSON, with secret-looking environment values replaced by `***`.
 pub fn container_json(spec: &ContainerSpec) -> Value {
-    let mut value = serde_json::to_value(spec).unwrap_or(Value::Null);
-    redact_env(&mut value);
-    value
+    let shown = ContainerSpec {
+        env: spec.env.redacted(),
+        ..spec.clone()
+    };
+    serde_json::to_value(shown).unwrap_or(Value::Null)
 }
 
 /// A container type as JSON, with secret-looking environment values replaced by `***`.
 pub fn type_json(kind: &ContainerType) -> Value {
-    let mut value = serde_json::to_value(kind).unwrap_or(Value::Null);
-    redact_env(&mut value);
-    value
-}
-
-fn redact_env(value: &mut Value) {
-    if let Some(env) = value.get_mut("env").and_then(Value::as_object_mut) {
-        for (name, value) in env.iter_mut() {
-            if is_secret_name(name) {
-                *value = Value::String(REDACTED.to_owned());
-            }
-        }
-    }
+    let shown = ContainerType {
+        env: kind.env.redacted(),
+        ..kind.clone()
+    };
+    serde_json::to_value(shown).unwrap_or(Value::Null)
 }
 
 /// One container.

@@ -127,15 +127,13 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             };
             let usage = manager.disk_usage(&spec).await?;
+            // Secret-looking values stay hidden, as in the API and the dashboard.
+            let spec = cm_core::ContainerSpec {
+                env: spec.env.redacted(),
+                ..spec
+            };
             if json {
                 let mut value = serde_json::to_value(&spec)?;
-                if let Some(env) = value.get_mut("env").and_then(serde_json::Value::as_object_mut) {
-                    for (name, shown) in env.iter_mut() {
-                        if cm_core::is_secret_name(name) {
-                            *shown = json!(cm_core::REDACTED);
-                        }
-                    }
-                }
                 if let Some(usage) = usage {
                     value["disk_usage"] = serde_json::to_value(usage)?;
                 }

@@ -88,19 +88,8 @@ pub fn containers(specs: &[ContainerSpec]) {
 
 /// One container, as `key: value` lines.
 pub fn container(spec: &ContainerSpec, disk: Option<cm_core::DiskUsage>) {
-    // Secret-looking values stay hidden, as in the API and the dashboard.
-    let env: Vec<String> = spec
-        .env
-        .iter()
-        .map(|(k, v)| {
-            let shown = if cm_core::is_secret_name(k) {
-                cm_core::REDACTED
-            } else {
-                v
-            };
-            format!("{k}={shown}")
-        })
-        .collect();
+    // The caller hides secret-looking values (`EnvVars::redacted`).
+    let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let fields = [
         ("name", spec.container_name.to_string()),
         ("id", spec.container_id.clone()),

@@ -184,6 +184,20 @@ impl EnvVars {
         self.0.is_empty()
     }
 
+    /// The same variables with every secret-looking value ([`is_secret_name`]) replaced by
+    /// [`REDACTED`]: what answers, pages and `cm get` show.
+    pub fn redacted(&self) -> EnvVars {
+        EnvVars(
+            self.0
+                .iter()
+                .map(|(k, v)| {
+                    let shown = if is_secret_name(k) { REDACTED } else { v };
+                    (k.clone(), shown.to_owned())
+                })
+                .collect(),
+        )
+    }
+
     /// `KEY=VALUE` strings as Docker wants them.
     pub fn to_assignments(&self) -> Vec<String> {
         self.0.iter().map(|(k, v)| format!("{k}={v}")).collect()

@@ -53,7 +53,7 @@ pub fn engine_error(err: BollardError) -> Error {
 }
 
 /// Where the engine is asked: `DOCKER_HOST`, else the local socket (as bollard connects).
-fn engine_address() -> String {
+pub(crate) fn engine_address() -> String {
     std::env::var("DOCKER_HOST")
         .ok()
         .filter(|host| !host.is_empty())

@@ -271,7 +271,9 @@ impl ContainerRuntime for DockerRuntime {
         if let Some(existing) = self.inspect_volume(&docker, name).await? {
             ours_or_conflict(&existing.labels, &want, "volume", name)?;
             // A kept volume comes back with the cap it was made with.
-            self.prepare_volume(name).await?;
+            if let (Some(disks), Some(number)) = (self.capped(name), loop_of_volume(&existing)) {
+                disks.attach(name, number).await?;
+            }
             return Ok(Ensured::Existing);
         }
         let mut request = VolumeCreateRequest {
@@ -845,7 +847,7 @@ fn loop_of_volume(volume: &bollard::models::Volume) -> Option<u32> {
 
 /// True when the engine is reached over the local socket (loop devices are then the engine's).
 fn engine_is_local() -> bool {
-    std::env::var("DOCKER_HOST").map_or(true, |host| host.is_empty() || host.starts_with("unix://"))
+    errors::engine_address().starts_with("unix://")
 }
 
 fn ours_or_conflict(

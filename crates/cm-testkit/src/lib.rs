@@ -291,15 +291,23 @@ pub fn labelled(filter: &str) -> Vec<String> {
             vec!["network", "ls", "--format", "{{.Name}}", "--filter", filter],
         ),
     ] {
-        let out = docker(&args);
         found.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|l| !l.trim().is_empty())
+            docker_lines(&args)
+                .into_iter()
                 .map(|name| format!("{kind} {name}")),
         );
     }
     found
+}
+
+/// The non-empty lines `docker args...` prints.
+fn docker_lines(args: &[&str]) -> Vec<String> {
+    let out = docker(args);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Detaches every loop device whose backing file `matches` (a path, without the kernel's
@@ -328,14 +336,7 @@ pub fn detach_loops(matches: impl Fn(&Path) -> bool) {
 
 /// Removes every container, volume and network matching a `label=...` filter.
 pub fn remove_labelled(filter: &str) {
-    let ids = |args: &[&str]| -> Vec<String> {
-        let out = docker(args);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
+    let ids = docker_lines;
     let containers = ids(&["ps", "-aq", "--filter", filter]);
     if !containers.is_empty() {
         let mut args = vec!["rm", "-f", "-v"];
