@@ -201,9 +201,10 @@ async fn denied(req: HttpRequest) -> HttpResponse {
         answer.insert_header((header::RETRY_AFTER, "60"));
     }
     if browser {
+        let retry = (status == StatusCode::BAD_GATEWAY).then_some(5);
         let page = render(
             "message.html",
-            context! { status => status.as_u16(), title => title, message => message },
+            context! { status => status.as_u16(), title => title, message => message, retry => retry },
         );
         answer.content_type("text/html; charset=utf-8").body(page)
     } else {

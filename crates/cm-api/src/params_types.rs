@@ -122,6 +122,10 @@ pub struct LogsParams {
     /// Keep the answer open and stream new output as `text/plain` (chunked) until the client
     /// disconnects or the container stops.
     pub follow: Option<bool>,
+    /// Start each line with the engine's RFC 3339 time of it.
+    pub timestamps: Option<bool>,
+    /// Only output since then: a duration ago (`10m`, `2h`, `1d`) or an RFC 3339 time.
+    pub since: Option<String>,
     /// Accepted and ignored (compatibility).
     #[allow(
         dead_code,
@@ -337,13 +341,15 @@ impl FromParams for ReconcileParams {
 }
 
 impl FromParams for LogsParams {
-    const FIELDS: &'static [&'static str] = &["container_id", "tail", "follow"];
+    const FIELDS: &'static [&'static str] = &["container_id", "tail", "follow", "timestamps", "since"];
 
     fn from_params(p: &mut Params) -> Result<Self, ApiError> {
         Ok(LogsParams {
             container_id: p.required_string("container_id")?,
             tail: p.uint("tail")?,
             follow: p.bool("follow")?,
+            timestamps: p.bool("timestamps")?,
+            since: p.string("since")?,
             user_id: p.string("user_id")?,
         })
     }

@@ -526,10 +526,17 @@ pub async fn container_logs(state: Data<AppState>, call: Call) -> Answer {
         .authorized(&call.principal, &p.container_id, Action::ReadLogs)
         .await?;
     let follow = p.follow.unwrap_or(false);
+    let since = p
+        .since
+        .as_deref()
+        .map(LogRequest::parse_since)
+        .transpose()
+        .map_err(|e| e.for_field("since"))?;
     let request = LogRequest {
         tail: Some(usize::try_from(tail).unwrap_or(usize::MAX)),
         follow,
-        ..LogRequest::default()
+        timestamps: p.timestamps.unwrap_or(false),
+        since,
     };
     let mut stream = state.manager.logs(spec.container_name.as_str(), &request).await?;
     if follow {

@@ -7,13 +7,32 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// A container is named by its full id, a unique id prefix, or its name ({user_id}_{type}).
 /// Environment: CM_CONFIG (TOML configuration), CM_DB (SQLite file), CM_SERVER_HOST (SSH host shown
-/// to users), CM_PORT_POOL (START-END), DOCKER_HOST.
+/// to users), CM_PORT_POOL (START-END), DOCKER_HOST; CM_API and CM_TOKEN for a remote cm-api.
+///
+/// With --api (or CM_API) every container, SSH, quota, token, type and health command runs through
+/// that cm-api instead of this host's database and engine, with the same output and exit codes. The
+/// admin key reaches everything; a user token only that user's containers.
 #[derive(Debug, Parser)]
 #[command(name = "cm", version)]
 pub struct Cli {
     /// Print one JSON document on stdout instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Run through this cm-api (such as https://cm.example.org) instead of the local database and
+    /// engine.
+    #[arg(long, global = true, env = "CM_API", value_name = "URL")]
+    pub api: Option<String>,
+
+    /// The credential for --api: the admin key or a user token.
+    #[arg(
+        long,
+        global = true,
+        env = "CM_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
 
     /// The command.
     #[command(subcommand)]
@@ -37,6 +56,10 @@ pub enum Command {
     Get {
         /// Id, id prefix or name.
         id: String,
+        /// Show secret-looking environment values (names with KEY, TOKEN, SECRET, PASSWORD...)
+        /// instead of ***.
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// Start a stopped container.
     Start {
@@ -77,14 +100,19 @@ pub enum Command {
         since: Option<String>,
     },
     /// Run a command in a running container; exits with the command's exit code.
+    ///
+    /// `cm exec NAME ls -la /data` and `cm exec NAME -- ls -la /data` run the words as they are
+    /// (as `docker exec` does); one quoted word, `cm exec NAME 'ls -la /data'`, is split like a
+    /// shell splits words. No shell runs it unless you name one (`sh -c '...'`).
     Exec {
-        /// Id, id prefix or name.
-        id: String,
-        /// The command line, split like a shell splits words (no shell runs it unless you name one).
-        command: String,
         /// Kill the command after this many seconds.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Id, id prefix or name.
+        id: String,
+        /// The program and its arguments, or one quoted command line.
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
     },
     /// Delete a container, its route, keys and ports; the data volume stays unless --purge.
     Delete {
@@ -127,6 +155,12 @@ pub enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (cm.1 and one per command, such as cm-create.1) into a directory.
+    Man {
+        /// Where to write them (created if missing).
+        #[arg(long, default_value = ".")]
+        out: std::path::PathBuf,
     },
     /// List the nginx routes with their state; `routes sync` re-renders them from the store.
     Routes {

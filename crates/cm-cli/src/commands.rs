@@ -6,17 +6,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cm_core::{
-    Command as ContainerCommand, CreateForm, CreateRequest, DeleteOptions, ErrorKind, Listing, LogRequest,
-    Manager, OutputStream, ReconcileOptions, UserId,
+    Command as ContainerCommand, CreateForm, DeleteOptions, ErrorKind, Listing, LogRequest, Manager,
+    ReconcileOptions, UserId,
 };
-use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use crate::backend::{Backend, Lifecycle};
 use crate::cli::{
     Cli, Command, CreateArgs, NginxCommand, QuotaCommand, RoutesCommand, TokenCommand, VolumesCommand,
 };
 use crate::output;
+use crate::remote::Remote;
 use cm_wiring::{Settings, build_app, build_manager, load_settings, new_admin_key};
 
 /// Exit codes: 0 success, 1 refused (invalid input, not found, conflict, forbidden), 2 usage or
@@ -72,6 +73,17 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         output::raw(&String::from_utf8_lossy(&script));
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Man { out } = &cli.command {
+        let written = man_pages(out)?;
+        if json {
+            output::json(&written)?;
+        } else {
+            for path in written {
+                output::line(&path.display().to_string());
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::GenerateKey = cli.command {
         let key = new_admin_key();
         if json {
@@ -82,55 +94,104 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(url) = &cli.api {
+        let remote = Remote::new(url, cli.token.as_deref().unwrap_or_default())?;
+        return match cli.command {
+            Command::Types => {
+                let types: Vec<serde_json::Value> = remote.fetch("list_types", &json!({}), Some("types"))?;
+                print_types(&types, json)
+            }
+            Command::Token(command) => token(&TokenBackend::Remote(&remote), command, json).await,
+            Command::Health => remote_health(&remote, url, json),
+            Command::Nginx(_) | Command::Routes { .. } | Command::Volumes { .. } => Err(anyhow::anyhow!(
+                "this command changes files or volumes on the host: run it there, without --api"
+            )),
+            command => on_backend(&Backend::Remote(remote), None, command, json).await,
+        };
+    }
     let settings = load_settings()?;
     if let Command::Types = cli.command {
-        let manager_types: Vec<_> = settings.config.types.values().collect();
-        if json {
-            output::json(&manager_types)?;
-        } else {
-            output::types(&manager_types);
-        }
-        return Ok(ExitCode::SUCCESS);
+        let types = settings
+            .config
+            .types
+            .values()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()?;
+        return print_types(&types, json);
     }
     if let Command::Token(command) = cli.command {
-        return token(&settings, command, json).await;
+        let auth = build_app(&settings).await?.auth;
+        return token(&TokenBackend::Local(&auth), command, json).await;
     }
     if let Command::Nginx(command) = cli.command {
         return nginx(settings, command, json).await;
     }
     let manager = build_manager(&settings).await?;
+    if let Command::Health = cli.command {
+        return local_health(&manager, &settings, json).await;
+    }
+    if let Command::Routes { action } = cli.command {
+        return routes(&manager, action, json).await;
+    }
+    if let Command::Volumes { action } = cli.command {
+        return volumes(&manager, action, json).await;
+    }
+    let ssh_host = settings.config.ssh.server_host.clone();
+    on_backend(
+        &Backend::Local(Box::new(manager)),
+        Some(ssh_host),
+        cli.command,
+        json,
+    )
+    .await
+}
 
-    match cli.command {
-        Command::Create(args) => create(&manager, args, json).await?,
+/// The commands that run the same on this host and through a remote cm-api. `ssh_host`: the
+/// configured SSH host when local (`None`: remote, where the API's answer names the host).
+async fn on_backend(
+    backend: &Backend,
+    ssh_host: Option<Option<String>>,
+    command: Command,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Create(args) => create(backend, args, json).await?,
         Command::List { user_id, all } => {
-            let listing = match user_id {
-                Some(user) if !all => manager.list_user(&UserId::parse(&user)?).await?,
-                _ => manager.list_all().await?,
+            let user = match user_id {
+                Some(user) if !all => Some(UserId::parse(&user)?),
+                _ => None,
             };
-            print_listing(&listing, json)?;
+            let listing = backend.list(user.as_ref()).await?;
+            return print_listing(&listing, json);
         }
-        Command::Get { id } => {
-            let spec = match manager.get(&id).await {
-                Ok(spec) => spec,
+        Command::Get { id, show_secrets } => {
+            if show_secrets && matches!(backend, Backend::Remote(_)) {
+                anyhow::bail!("--show-secrets works only on the host: the API never sends secret values");
+            }
+            let (spec, usage) = match backend.get(&id).await {
+                Ok(found) => found,
                 // `cm get alice`: a user's id names no container, but the user's containers.
                 Err(e) if e.kind() == ErrorKind::NotFound => {
                     let listing = match UserId::parse(&id) {
-                        Ok(user) => manager.list_user(&user).await?,
+                        Ok(user) => backend.list(Some(&user)).await?,
                         Err(_) => return Err(e.into()),
                     };
                     if listing.containers.is_empty() {
                         return Err(e.into());
                     }
-                    print_listing(&listing, json)?;
-                    return Ok(ExitCode::SUCCESS);
+                    return print_listing(&listing, json);
                 }
                 Err(e) => return Err(e.into()),
             };
-            let usage = manager.disk_usage(&spec).await?;
-            // Secret-looking values stay hidden, as in the API and the dashboard.
-            let spec = cm_core::ContainerSpec {
-                env: spec.env.redacted(),
-                ..spec
+            // Secret-looking values stay hidden, as in the API and the dashboard, unless asked for
+            // (`cm` runs with the database's rights: whoever runs it may read them anyway).
+            let spec = if show_secrets {
+                spec
+            } else {
+                cm_core::ContainerSpec {
+                    env: spec.env.redacted(),
+                    ..spec
+                }
             };
             if json {
                 let mut value = serde_json::to_value(&spec)?;
@@ -142,11 +203,17 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 output::container(&spec, usage);
             }
         }
-        Command::Start { id } => lifecycle(manager.start(&id).await?, "started", json)?,
-        Command::Stop { id } => lifecycle(manager.stop(&id).await?, "stopped", json)?,
-        Command::Restart { id } => lifecycle(manager.restart(&id).await?, "restarted", json)?,
+        Command::Start { id } => lifecycle(backend.lifecycle(&id, Lifecycle::Start).await?, "started", json)?,
+        Command::Stop { id } => lifecycle(backend.lifecycle(&id, Lifecycle::Stop).await?, "stopped", json)?,
+        Command::Restart { id } => {
+            lifecycle(
+                backend.lifecycle(&id, Lifecycle::Restart).await?,
+                "restarted",
+                json,
+            )?;
+        }
         Command::Stats { id } => {
-            let stats = manager.stats(&id).await?;
+            let stats = backend.stats(&id).await?;
             if json {
                 output::json(&stats)?;
             } else {
@@ -164,13 +231,24 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 tail: Some(tail),
                 follow,
                 timestamps,
-                since: since.as_deref().map(parse_since).transpose()?,
+                since: since
+                    .as_deref()
+                    // A usage error (exit 2), like a flag clap refuses.
+                    .map(|text| {
+                        LogRequest::parse_since(text)
+                            .map_err(|e| anyhow::anyhow!("invalid --since: {}", e.message()))
+                    })
+                    .transpose()?,
             };
-            logs(&manager, &id, request).await?;
+            backend.print_logs(&id, request).await?;
         }
         Command::Exec { id, command, timeout } => {
-            let command = ContainerCommand::parse(&command)?;
-            let result = manager.exec(&id, command, Duration::from_secs(timeout)).await?;
+            // One word is a command line (the quoted form); several are the arguments as given.
+            let command = match <[String; 1]>::try_from(command) {
+                Ok([line]) => ContainerCommand::parse(&line)?,
+                Err(words) => ContainerCommand::from_args(words)?,
+            };
+            let result = backend.exec(&id, command, Duration::from_secs(timeout)).await?;
             if json {
                 output::json(&result)?;
             } else {
@@ -181,26 +259,28 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(code));
         }
         Command::Delete { id, force, purge } => {
-            let spec = manager.delete(&id, DeleteOptions { force, purge }).await?;
+            let deleted = backend.delete(&id, DeleteOptions { force, purge }).await?;
             if json {
-                output::json(
-                    &json!({ "deleted": spec.container_name, "container_id": spec.container_id, "purged": purge }),
-                )?;
+                output::json(&json!({
+                    "deleted": deleted.container_name,
+                    "container_id": deleted.container_id,
+                    "purged": purge,
+                }))?;
             } else if purge {
                 output::line(&format!(
                     "deleted {} and its data volume {}",
-                    spec.container_name, spec.volume_name
+                    deleted.container_name, deleted.volume_name
                 ));
             } else {
                 output::line(&format!(
                     "deleted {} (data kept in volume {}; --purge removes it)",
-                    spec.container_name, spec.volume_name
+                    deleted.container_name, deleted.volume_name
                 ));
             }
         }
         Command::Update { id, image } => {
             let image = image.as_deref().map(cm_core::ImageRef::parse).transpose()?;
-            let spec = manager.update(&id, image).await?;
+            let spec = backend.update(&id, image).await?;
             if json {
                 output::json(&spec)?;
             } else {
@@ -214,7 +294,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Reconcile { dry_run, prune } => {
-            let report = manager.reconcile(ReconcileOptions { dry_run, prune }).await?;
+            let report = backend.reconcile(ReconcileOptions { dry_run, prune }).await?;
             if json {
                 output::json(&report)?;
             } else {
@@ -230,100 +310,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             });
         }
-        Command::Health => {
-            let engine = manager.engine_info().await;
-            let proxy = manager.probe_proxy().await;
-            if json {
-                output::json(&json!({
-                    "engine": engine.as_ref().map_err(ToString::to_string),
-                    "proxy": proxy,
-                    "disk_caps": manager.disk_support(),
-                    "database": settings.database,
-                }))?;
-            } else {
-                match &engine {
-                    Ok(info) => output::line(&format!(
-                        "engine    ok: Docker {} (API {}, {})",
-                        info.version, info.api_version, info.platform
-                    )),
-                    Err(e) => output::line(&format!("engine    down: {e}")),
-                }
-                let state = match (proxy.enabled, proxy.mode) {
-                    (false, _) => "disabled",
-                    (true, Some(cm_core::RoutingMode::Dynamic)) => "dynamic",
-                    (true, _) => "files",
-                };
-                output::line(&format!("routing   {state}: {}", proxy.detail));
-                let disks = manager.disk_support();
-                let capped: Vec<String> = manager
-                    .config()
-                    .types
-                    .values()
-                    .filter(|t| t.disk.is_some())
-                    .map(|t| t.name.to_string())
-                    .collect();
-                output::line(&match (disks.enforced, capped.is_empty()) {
-                    (true, _) => format!("disks     caps enforced: {}", disks.detail),
-                    (false, true) => format!(
-                        "disks     caps not available ({}); no type sets one",
-                        disks.detail
-                    ),
-                    (false, false) => format!(
-                        "disks     caps NOT enforced: {}; creates of {} are refused",
-                        disks.detail,
-                        capped.join(", ")
-                    ),
-                });
-                output::line(&format!("database  {}", settings.database.display()));
-            }
-            if engine.is_err() {
-                return Ok(ExitCode::from(3));
-            }
-        }
-        Command::Routes { action } => {
-            let proxy = manager.proxy_status();
-            if !proxy.enabled {
-                if json {
-                    output::json(&json!({ "enabled": false, "detail": proxy.detail, "routes": [] }))?;
-                } else {
-                    output::line(&format!("routing disabled: {}", proxy.detail));
-                }
-                return Ok(ExitCode::from(if action.is_some() { 3 } else { 0 }));
-            }
-            let routes = match action {
-                Some(RoutesCommand::Sync) => manager.sync_routes().await?,
-                None => manager.routes().await?,
-            };
-            if json {
-                output::json(&json!({ "enabled": true, "detail": proxy.detail, "routes": routes }))?;
-            } else {
-                output::routes(&routes);
-            }
-        }
-        Command::Volumes { action } => match action {
-            None => {
-                let volumes = manager.retained_volumes().await?;
-                if json {
-                    output::json(&volumes)?;
-                } else if volumes.is_empty() {
-                    output::line("no kept data volumes");
-                } else {
-                    for volume in volumes {
-                        output::line(volume.as_str());
-                    }
-                }
-            }
-            Some(VolumesCommand::Purge { name }) => {
-                let purged = manager.purge_retained(&name).await?;
-                if json {
-                    output::json(&json!({ "purged": purged }))?;
-                } else {
-                    output::line(&format!("removed {purged} and its data"));
-                }
-            }
-        },
         Command::AddSshKey { id, key } => {
-            let added = manager.add_ssh_key(&id, &key).await?;
+            let added = backend.add_ssh_key(&id, &key).await?;
             if json {
                 output::json(&added)?;
             } else {
@@ -337,7 +325,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::SshKeys { id } => {
-            let keys = manager.ssh_keys(&id).await?;
+            let keys = backend.ssh_keys(&id).await?;
             if json {
                 output::json(&keys)?;
             } else {
@@ -345,7 +333,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::RemoveSshKey { id, fingerprint } => {
-            let applied = manager.remove_ssh_key(&id, &fingerprint).await?;
+            let applied = backend.remove_ssh_key(&id, &fingerprint).await?;
             if json {
                 output::json(&json!({ "removed": fingerprint, "applied": applied }))?;
             } else {
@@ -354,18 +342,17 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::ListSsh { user_id } => {
             let user = user_id.as_deref().map(UserId::parse).transpose()?;
-            let listing = manager.list_ssh(user.as_ref()).await?;
-            print_listing(&listing, json)?;
+            let listing = backend.list_ssh(user.as_ref()).await?;
+            return print_listing(&listing, json);
         }
         Command::Ssh { id, connect } => {
-            let info = manager.ssh_info(&id).await?;
+            let info = backend.ssh_info(&id).await?;
             if connect {
-                let host = settings
-                    .config
-                    .ssh
-                    .server_host
-                    .clone()
-                    .unwrap_or_else(|| "127.0.0.1".into());
+                // Locally the configured host (default loopback); remotely the one the API named.
+                let host = match &ssh_host {
+                    Some(configured) => configured.clone().unwrap_or_else(|| "127.0.0.1".into()),
+                    None => info.host.clone(),
+                };
                 let status = std::process::Command::new("ssh")
                     .args([
                         "-t",
@@ -389,55 +376,254 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 output::line(&format!("connect    {}", info.command));
                 output::line(&format!("docksh     {}", info.docksh));
                 output::line(&format!("keys       {}", info.fingerprints.join(", ")));
-                if settings.config.ssh.server_host.is_none() {
+                if ssh_host.is_some_and(|host| host.is_none()) {
                     eprintln!("note: set CM_SERVER_HOST (or [ssh] server_host) to show the real host name");
                 }
             }
         }
-        Command::Quota(command) => quota(&manager, command, json).await?,
+        Command::Quota(command) => quota(backend, command, json).await?,
         Command::GenerateKey
         | Command::Completions { .. }
+        | Command::Man { .. }
         | Command::Types
         | Command::Token(_)
-        | Command::Nginx(_) => {
-            unreachable!("handled before the manager is built")
+        | Command::Nginx(_)
+        | Command::Health
+        | Command::Routes { .. }
+        | Command::Volumes { .. } => {
+            unreachable!("handled before a backend is chosen")
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn token(
-    settings: &cm_wiring::Settings,
-    command: TokenCommand,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let auth = build_app(settings).await?.auth;
+fn print_types(types: &[serde_json::Value], json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        output::json(&types)?;
+    } else {
+        output::types(types);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cm health` on the host: the engine, routing, disk caps and the database.
+async fn local_health(manager: &Manager, settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
+    let engine = manager.engine_info().await;
+    let proxy = manager.probe_proxy().await;
+    if json {
+        output::json(&json!({
+            "engine": engine.as_ref().map_err(ToString::to_string),
+            "proxy": proxy,
+            "disk_caps": manager.disk_support(),
+            "database": settings.database,
+        }))?;
+    } else {
+        match &engine {
+            Ok(info) => output::line(&format!(
+                "engine    ok: Docker {} (API {}, {})",
+                info.version, info.api_version, info.platform
+            )),
+            Err(e) => output::line(&format!("engine    down: {e}")),
+        }
+        output::line(&format!(
+            "routing   {}: {}",
+            routing_state(proxy.enabled, proxy.mode),
+            proxy.detail
+        ));
+        let disks = manager.disk_support();
+        let capped: Vec<String> = manager
+            .config()
+            .types
+            .values()
+            .filter(|t| t.disk.is_some())
+            .map(|t| t.name.to_string())
+            .collect();
+        output::line(&match (disks.enforced, capped.is_empty()) {
+            (true, _) => format!("disks     caps enforced: {}", disks.detail),
+            (false, true) => format!(
+                "disks     caps not available ({}); no type sets one",
+                disks.detail
+            ),
+            (false, false) => format!(
+                "disks     caps NOT enforced: {}; creates of {} are refused",
+                disks.detail,
+                capped.join(", ")
+            ),
+        });
+        output::line(&format!("database  {}", settings.database.display()));
+    }
+    Ok(if engine.is_err() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn routing_state(enabled: bool, mode: Option<cm_core::RoutingMode>) -> &'static str {
+    match (enabled, mode) {
+        (false, _) => "disabled",
+        (true, Some(cm_core::RoutingMode::Dynamic)) => "dynamic",
+        (true, _) => "files",
+    }
+}
+
+/// `cm --api URL health`: the engine and routing as that cm-api sees them.
+fn remote_health(remote: &Remote, url: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let answer = remote.call("docker_health", &json!({}));
+    if json {
+        output::json(&json!({
+            "api": url,
+            "engine": answer.as_ref().map(|a| a["engine"].clone()).map_err(ToString::to_string),
+            "proxy": answer.as_ref().ok().map(|a| a["proxy"].clone()),
+        }))?;
+    } else {
+        match &answer {
+            Ok(a) => {
+                let engine = &a["engine"];
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
+                output::line(&format!(
+                    "engine    ok: Docker {} (API {}, {})",
+                    text(&engine["version"]),
+                    text(&engine["api_version"]),
+                    text(&engine["platform"])
+                ));
+                let proxy = &a["proxy"];
+                let mode = serde_json::from_value(proxy["mode"].clone()).ok();
+                output::line(&format!(
+                    "routing   {}: {}",
+                    routing_state(proxy["enabled"].as_bool().unwrap_or(false), mode),
+                    text(&proxy["detail"])
+                ));
+            }
+            Err(e) => output::line(&format!("engine    down: {e}")),
+        }
+        output::line(&format!("api       {url}"));
+    }
+    match answer {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        // The engine is down (503) or cm-api is unreachable: 3; a refused credential: its code.
+        Err(e) => Ok(ExitCode::from(exit_code_of(e.kind()))),
+    }
+}
+
+/// `cm routes [sync]` (on the host only).
+async fn routes(manager: &Manager, action: Option<RoutesCommand>, json: bool) -> anyhow::Result<ExitCode> {
+    let proxy = manager.proxy_status();
+    if !proxy.enabled {
+        if json {
+            output::json(&json!({ "enabled": false, "detail": proxy.detail, "routes": [] }))?;
+        } else {
+            output::line(&format!("routing disabled: {}", proxy.detail));
+        }
+        return Ok(ExitCode::from(if action.is_some() { 3 } else { 0 }));
+    }
+    let routes = match action {
+        Some(RoutesCommand::Sync) => manager.sync_routes().await?,
+        None => manager.routes().await?,
+    };
+    if json {
+        output::json(&json!({ "enabled": true, "detail": proxy.detail, "routes": routes }))?;
+    } else {
+        output::routes(&routes);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cm volumes [purge NAME]` (on the host only).
+async fn volumes(manager: &Manager, action: Option<VolumesCommand>, json: bool) -> anyhow::Result<ExitCode> {
+    match action {
+        None => {
+            let volumes = manager.retained_volumes().await?;
+            if json {
+                output::json(&volumes)?;
+            } else if volumes.is_empty() {
+                output::line("no kept data volumes");
+            } else {
+                for volume in volumes {
+                    output::line(volume.as_str());
+                }
+            }
+        }
+        Some(VolumesCommand::Purge { name }) => {
+            let purged = manager.purge_retained(&name).await?;
+            if json {
+                output::json(&json!({ "purged": purged }))?;
+            } else {
+                output::line(&format!("removed {purged} and its data"));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where `cm token` keeps tokens: this host's database, or a remote cm-api.
+enum TokenBackend<'a> {
+    Local(&'a cm_core::Auth),
+    Remote(&'a Remote),
+}
+
+/// A token as listed (never its secret).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TokenRow {
+    id: String,
+    user_id: String,
+    created_at: String,
+    expires_at: Option<String>,
+    last_used_at: Option<String>,
+}
+
+async fn token(backend: &TokenBackend<'_>, command: TokenCommand, json: bool) -> anyhow::Result<ExitCode> {
     match command {
         TokenCommand::Create { user_id, expires } => {
             let user = UserId::parse(&user_id)?;
-            let (record, secret) = auth.create_expiring_token(&user, expires.map(Into::into)).await?;
+            let (id, secret, expires_at) = match backend {
+                TokenBackend::Local(auth) => {
+                    let (record, secret) = auth.create_expiring_token(&user, expires.map(Into::into)).await?;
+                    (record.id, secret.expose().to_owned(), record.expires_at)
+                }
+                TokenBackend::Remote(remote) => {
+                    let mut body = json!({ "user_id": user });
+                    if let Some(expires) = expires {
+                        body["expires_in"] = json!(std::time::Duration::from(expires).as_secs());
+                    }
+                    let answer = remote.call("create_user_token", &body)?;
+                    let text = |field: &str| answer[field].as_str().map(str::to_owned);
+                    (
+                        text("id").unwrap_or_default(),
+                        text("token").unwrap_or_default(),
+                        text("expires_at"),
+                    )
+                }
+            };
             if json {
                 output::json(&json!({
-                    "id": record.id,
-                    "user_id": record.user_id,
-                    "token": secret.expose(),
-                    "expires_at": record.expires_at,
+                    "id": id,
+                    "user_id": user,
+                    "token": secret,
+                    "expires_at": expires_at,
                 }))?;
             } else {
-                output::line(secret.expose());
-                eprintln!(
-                    "token {} for {} (shown once; it reaches only {}'s containers)",
-                    record.id, record.user_id, record.user_id
-                );
+                output::line(&secret);
+                eprintln!("token {id} for {user} (shown once; it reaches only {user}'s containers)");
             }
         }
         TokenCommand::Revoke { user_or_token } => {
-            let tokens = auth.tokens().await?;
-            let removed = if tokens.iter().any(|t| t.id == user_or_token) {
-                auth.revoke_token(&user_or_token).await?;
-                1
-            } else {
-                auth.revoke_user_tokens(&UserId::parse(&user_or_token)?).await?
+            let tokens = token_rows(backend).await?;
+            let by_id = tokens.iter().any(|t| t.id == user_or_token);
+            let removed = match backend {
+                TokenBackend::Local(auth) if by_id => {
+                    auth.revoke_token(&user_or_token).await?;
+                    1
+                }
+                TokenBackend::Local(auth) => auth.revoke_user_tokens(&UserId::parse(&user_or_token)?).await?,
+                TokenBackend::Remote(remote) => {
+                    let body = if by_id {
+                        json!({ "token_id": user_or_token })
+                    } else {
+                        json!({ "user_id": UserId::parse(&user_or_token)? })
+                    };
+                    remote.fetch("revoke_user_token", &body, Some("revoked"))?
+                }
             };
             if json {
                 output::json(&json!({ "revoked": removed }))?;
@@ -446,7 +632,7 @@ async fn token(
             }
         }
         TokenCommand::List => {
-            let tokens = auth.tokens().await?;
+            let tokens = token_rows(backend).await?;
             if json {
                 output::json(&tokens)?;
             } else {
@@ -456,7 +642,7 @@ async fn token(
                     .map(|t| {
                         vec![
                             t.id.clone(),
-                            t.user_id.to_string(),
+                            t.user_id.clone(),
                             t.created_at.clone(),
                             or_dash(&t.expires_at),
                             or_dash(&t.last_used_at),
@@ -470,7 +656,17 @@ async fn token(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn create(manager: &Manager, args: CreateArgs, json: bool) -> anyhow::Result<()> {
+async fn token_rows(backend: &TokenBackend<'_>) -> anyhow::Result<Vec<TokenRow>> {
+    Ok(match backend {
+        TokenBackend::Local(auth) => {
+            let records = auth.tokens().await?;
+            serde_json::from_value(serde_json::to_value(records)?)?
+        }
+        TokenBackend::Remote(remote) => remote.fetch("list_user_tokens", &json!({}), Some("tokens"))?,
+    })
+}
+
+async fn create(backend: &Backend, args: CreateArgs, json: bool) -> anyhow::Result<()> {
     let form = CreateForm {
         user_id: args.user_id,
         container_type: args.container_type,
@@ -482,7 +678,6 @@ async fn create(manager: &Manager, args: CreateArgs, json: bool) -> anyhow::Resu
         enable_ssh: args.ssh,
         ssh_keys: args.ssh_keys,
     };
-    let request = CreateRequest::parse(&form, manager.config())?;
     let spinner = if std::io::stderr().is_terminal() && !json {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -499,7 +694,7 @@ async fn create(manager: &Manager, args: CreateArgs, json: bool) -> anyhow::Resu
             bar.set_message(step.to_owned());
         }
     };
-    let outcome = manager.create(request, &progress).await;
+    let outcome = backend.create(form, &progress).await;
     if let Some(bar) = &spinner {
         bar.finish_and_clear();
     }
@@ -523,14 +718,16 @@ async fn create(manager: &Manager, args: CreateArgs, json: bool) -> anyhow::Resu
             ));
         }
     }
-    let proxy = manager.proxy_status();
     if let Some(route_error) = &outcome.route_error {
         eprintln!("warning: the container runs but its route was refused by nginx: {route_error}");
-    } else if !proxy.enabled && !json {
-        eprintln!(
-            "note: no HTTP route ({}); the container answers on 127.0.0.1:{}",
-            proxy.detail, outcome.spec.port
-        );
+    } else if let Backend::Local(manager) = backend {
+        let proxy = manager.proxy_status();
+        if !proxy.enabled && !json {
+            eprintln!(
+                "note: no HTTP route ({}); the container answers on 127.0.0.1:{}",
+                proxy.detail, outcome.spec.port
+            );
+        }
     }
     Ok(())
 }
@@ -544,45 +741,62 @@ fn lifecycle(spec: cm_core::ContainerSpec, verb: &str, json: bool) -> anyhow::Re
     }
 }
 
-fn print_listing(listing: &Listing, json: bool) -> anyhow::Result<()> {
+/// Prints a listing. Statuses the engine could not confirm are marked; the caller then exits 3
+/// (a dependency is unavailable), so scripts do not take stored statuses for live ones.
+fn print_listing(listing: &Listing, json: bool) -> anyhow::Result<ExitCode> {
     if let Some(reason) = &listing.stale {
         eprintln!("warning: statuses are the stored ones, the engine could not be asked: {reason}");
     }
     if json {
-        output::json(&listing.containers)
+        // Secret-looking values hidden, as in `cm get` and the API.
+        let shown: Vec<cm_core::ContainerSpec> = listing
+            .containers
+            .iter()
+            .map(|spec| cm_core::ContainerSpec {
+                env: spec.env.redacted(),
+                ..spec.clone()
+            })
+            .collect();
+        output::json(&shown)?;
     } else {
-        output::containers(&listing.containers);
-        Ok(())
+        output::containers(&listing.containers, listing.stale.is_some());
     }
-}
-
-/// `--since`: a duration ago (`10m`, `2h`, `1d`) or an RFC 3339 time.
-fn parse_since(text: &str) -> anyhow::Result<std::time::SystemTime> {
-    if let Ok(ago) = humantime::parse_duration(text) {
-        return Ok(std::time::SystemTime::now() - ago);
-    }
-    humantime::parse_rfc3339_weak(text).map_err(|_| {
-        anyhow::anyhow!(
-            "invalid --since {text:?}: a duration such as 10m or 2h, or a time such as 2026-12-02T10:00:00Z"
-        )
+    Ok(if listing.stale.is_some() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
-async fn logs(manager: &Manager, id: &str, request: LogRequest) -> anyhow::Result<()> {
-    let mut stream = manager.logs(id, &request).await?;
-    loop {
-        let next = tokio::select! {
-            next = stream.next() => next,
-            _ = tokio::signal::ctrl_c() => None,
-        };
-        let Some(chunk) = next else { break };
-        let chunk = chunk?;
-        match chunk.stream {
-            OutputStream::Stdout => output::raw(&chunk.text),
-            OutputStream::Stderr => eprint!("{}", chunk.text),
+/// The manual pages of `cm` and of each of its commands (`cm-create.1`...), from the clap
+/// definitions, so they never disagree with `--help`.
+fn man_pages(dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    fn write_page(
+        command: &clap::Command,
+        name: &str,
+        dir: &std::path::Path,
+        written: &mut Vec<std::path::PathBuf>,
+    ) -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command.clone().version(env!("CARGO_PKG_VERSION")))
+            .title(name.to_owned())
+            .render(&mut page)?;
+        std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+        for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+            if sub.get_name() != "help" {
+                write_page(sub, &format!("{name}-{}", sub.get_name()), dir, written)?;
+            }
         }
+        Ok(())
     }
-    Ok(())
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut command = <Cli as clap::CommandFactory>::command();
+    command.build();
+    let mut written = Vec::new();
+    write_page(&command, "cm", dir, &mut written)?;
+    Ok(written)
 }
 
 /// `cm nginx setup`: the site file for the configured routing mode, printed or installed.
@@ -639,9 +853,9 @@ async fn nginx(mut settings: Settings, command: NginxCommand, json: bool) -> any
 }
 
 /// `cm quota show|set`.
-async fn quota(manager: &Manager, command: QuotaCommand, json: bool) -> anyhow::Result<()> {
+async fn quota(backend: &Backend, command: QuotaCommand, json: bool) -> anyhow::Result<()> {
     let report = match command {
-        QuotaCommand::Show { user_id } => manager.quota(&UserId::parse(&user_id)?).await?,
+        QuotaCommand::Show { user_id } => backend.quota(&UserId::parse(&user_id)?).await?,
         QuotaCommand::Set {
             user_id,
             containers,
@@ -657,7 +871,7 @@ async fn quota(manager: &Manager, command: QuotaCommand, json: bool) -> anyhow::
                 cpus: cpus.map(cm_core::CpuLimit::from_cpus).transpose()?,
                 disk: disk.as_deref().map(cm_core::DiskSize::parse).transpose()?,
             };
-            manager.change_quota(&user, changes, clear).await?
+            backend.change_quota(&user, changes, clear).await?
         }
     };
     if json {

@@ -1,8 +1,10 @@
 //! The `cm` admin CLI: command line parsing, wiring of the real adapters, and output. Business rules
 //! live in cm-core; this crate only translates.
 
+mod backend;
 pub mod cli;
 mod commands;
 mod output;
+mod remote;
 
 pub use commands::{exit_code_of, run};

@@ -2,9 +2,7 @@
 
 use std::io::Write;
 
-use cm_core::{
-    ContainerSpec, ContainerType, Outcome, ReconcileReport, RouteState, RouteStatus, SshMode, StoredKey,
-};
+use cm_core::{ContainerSpec, Outcome, ReconcileReport, RouteState, RouteStatus, StoredKey};
 use serde::Serialize;
 
 /// Prints one JSON document.
@@ -57,7 +55,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
 }
 
 /// The container table of `list` and `list-ssh`.
-pub fn containers(specs: &[ContainerSpec]) {
+/// The containers as a table; `stale`: the statuses are the stored ones (marked `(stored)`).
+pub fn containers(specs: &[ContainerSpec], stale: bool) {
     if specs.is_empty() {
         line("no containers");
         return;
@@ -70,7 +69,11 @@ pub fn containers(specs: &[ContainerSpec]) {
                 s.short_id().to_owned(),
                 s.user_id.to_string(),
                 s.container_type.to_string(),
-                s.status.to_string(),
+                if stale {
+                    format!("{} (stored)", s.status)
+                } else {
+                    s.status.to_string()
+                },
                 s.port.to_string(),
                 s.ssh_port.map_or_else(|| "-".to_owned(), |p| p.to_string()),
                 s.url_path.clone(),
@@ -142,21 +145,32 @@ pub fn container(spec: &ContainerSpec, disk: Option<cm_core::DiskUsage>) {
 }
 
 /// The types table.
-pub fn types(types: &[&ContainerType]) {
+pub fn types(types: &[serde_json::Value]) {
+    // From the types' JSON, so a remote cm-api's answer prints the same as the local config.
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
     let rows: Vec<Vec<String>> = types
         .iter()
         .map(|t| {
             vec![
-                t.name.to_string(),
-                t.description.clone(),
-                t.internal_port.to_string(),
-                match t.ssh {
-                    SshMode::On => "2222".to_owned(),
-                    SshMode::Optional => "optional".to_owned(),
-                    SshMode::Off => "-".to_owned(),
+                text(&t["name"]),
+                text(&t["description"]),
+                text(&t["internal_port"]),
+                match t["ssh"].as_str() {
+                    Some("on") => "2222".to_owned(),
+                    Some("optional") => "optional".to_owned(),
+                    _ => "-".to_owned(),
                 },
-                t.image.to_string(),
-                format!("{} / {} cpu / {} pids", t.memory, t.cpus, t.pids_limit),
+                text(&t["image"]),
+                format!(
+                    "{} / {} cpu / {} pids",
+                    text(&t["memory"]),
+                    text(&t["cpus"]),
+                    text(&t["pids_limit"])
+                ),
             ]
         })
         .collect();

@@ -24,7 +24,7 @@ pub struct SshPublicKey {
 }
 
 /// A key as stored for a container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredKey {
     /// The key.
     pub key: SshPublicKey,

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::config::{Config, ContainerType, SSH_CONTAINER_PORT, SSH_USER, SshMode};
@@ -122,7 +122,7 @@ pub struct DeleteOptions {
 }
 
 /// The containers of a listing and whether their statuses are live.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Listing {
     /// The records, with live statuses when `stale` is `None`.
     pub containers: Vec<ContainerSpec>,
@@ -131,7 +131,7 @@ pub struct Listing {
 }
 
 /// The outcome of adding a key.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyAdded {
     /// The parsed key.
     pub key: SshPublicKey,
@@ -142,7 +142,7 @@ pub struct KeyAdded {
 }
 
 /// How a user reaches a container over SSH.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SshInfo {
     /// The container.
     pub container_name: String,

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use futures_core::Stream;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::RestartPolicy;
 use crate::error::Result;
@@ -102,7 +102,7 @@ pub trait ContainerRuntime: Send + Sync {
 }
 
 /// A container's resource use and health, as the engine reports them.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ContainerStats {
     /// CPU use over the sample, in percent of one CPU (200 is two CPUs' worth).
     pub cpu_percent: f64,
@@ -132,7 +132,7 @@ pub struct ContainerStats {
 }
 
 /// Whether data volumes can be size-capped on this host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskSupport {
     /// True when a `disk` cap is enforced.
     pub enforced: bool,
@@ -141,7 +141,7 @@ pub struct DiskSupport {
 }
 
 /// A size-capped volume's cap and use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskUsage {
     /// The cap, in bytes.
     pub size_bytes: u64,
@@ -174,7 +174,7 @@ pub struct ContainerEvent {
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<ContainerEvent>> + Send>>;
 
 /// What the engine says about itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EngineInfo {
     /// The engine's version, such as `20.10.24`.
     pub version: String,
@@ -300,6 +300,24 @@ pub struct LogRequest {
     pub since: Option<SystemTime>,
 }
 
+impl LogRequest {
+    /// Parses a `since` as people write it: a duration ago (`10m`, `2h`, `1d`) or an RFC 3339
+    /// time (`2026-12-02T10:00:00Z`).
+    pub fn parse_since(text: &str) -> crate::Result<SystemTime> {
+        let text = text.trim();
+        if let Ok(ago) = humantime::parse_duration(text) {
+            return SystemTime::now()
+                .checked_sub(ago)
+                .ok_or_else(|| crate::Error::invalid(format!("since {text:?} is too long ago")));
+        }
+        humantime::parse_rfc3339_weak(text).map_err(|_| {
+            crate::Error::invalid(format!(
+                "invalid since {text:?}: a duration such as 10m or 2h, or a time such as 2026-12-02T10:00:00Z"
+            ))
+        })
+    }
+}
+
 /// Which output stream a log chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -334,7 +352,7 @@ pub struct ExecRequest {
 }
 
 /// What a finished exec produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecOutput {
     /// The command's exit code.
     pub exit_code: i64,

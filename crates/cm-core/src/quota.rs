@@ -25,7 +25,7 @@ pub struct UserQuota {
 }
 
 /// What a user may have and has.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuotaReport {
     /// The user.
     pub user_id: UserId,
@@ -38,7 +38,7 @@ pub struct QuotaReport {
 }
 
 /// What a user's containers hold.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct QuotaUse {
     /// How many containers.
     pub containers: u32,

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::ContainerType;
 use crate::error::{Error, Result};
@@ -50,7 +50,7 @@ pub struct ReconcileOptions {
 }
 
 /// What a reconcile found and did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReconcileReport {
     /// When it started, RFC 3339 UTC.
     pub started_at: String,
@@ -67,7 +67,7 @@ pub struct ReconcileReport {
 }
 
 /// One difference between the store and the world.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// What kind of difference.
     pub kind: FindingKind,
@@ -82,7 +82,7 @@ pub struct Finding {
 }
 
 /// The kinds of difference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// A create whose process died midway.
@@ -117,7 +117,7 @@ pub enum FindingKind {
 }
 
 /// What was done about a finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Repaired.

@@ -28,9 +28,11 @@ pub(crate) struct Gate {
     pub admin: String,
 }
 
-/// An extra type reachable by anyone.
+/// Extra types reachable by anyone: one with the echo app, one whose port nothing listens on.
 const PUBLIC_TYPE: &str = "[types.open_web]\ndescription = \"public\"\nimage = \"toolboxv2:latest\"\n\
-                           internal_port = 8080\naccess = \"public\"\n";
+                           internal_port = 8080\naccess = \"public\"\n\
+                           [types.silent_web]\ndescription = \"an app that never answers\"\n\
+                           image = \"toolboxv2:latest\"\ninternal_port = 9\naccess = \"public\"\n";
 
 impl Gate {
     pub fn start(test: &str, mode: RoutingMode, host: HostMode) -> Option<Gate> {
@@ -239,6 +241,21 @@ fn dynamic_routes_let_only_the_owner_and_the_admin_through() {
     assert_eq!(admin.status, 200, "{admin:?}");
     let public = gate.get_until(&format!("/container/{alice}/open_web/"), &[], 200);
     assert_eq!(json_of(&public)["container_type"], "open_web");
+    // A running container whose app does not answer: 502 with Retry-After; for a browser a page
+    // that asks again by itself, so whoever opened it lands in the app once it is up.
+    gate.create(&alice, "silent_web");
+    let silent = format!("/container/{alice}/silent_web/");
+    let program = gate.get(&silent, &[]);
+    assert_eq!(program.status, 502, "{program:?}");
+    assert_eq!(program.header("retry-after"), Some("5"));
+    assert!(program.body.contains("Not answering yet"), "{program:?}");
+    let page = gate.get(&silent, &[("Accept", "text/html")]);
+    assert_eq!(page.status, 502, "{page:?}");
+    assert!(
+        page.body.contains(r#"<meta http-equiv="refresh" content="5">"#),
+        "{}",
+        page.body
+    );
     // An unknown container of one's own: 404 (a stranger's: 403, whether it exists or not).
     let unknown = gate.get(
         &format!("/container/{alice}/project_dev/"),

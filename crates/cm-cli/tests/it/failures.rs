@@ -104,14 +104,27 @@ fn with_the_engine_unreachable_every_command_says_so_in_one_line_and_changes_not
         "{}",
         stderr(&out)
     );
-    // list still answers from the store, and says the statuses are stale.
+    // list still answers from the store, says the statuses are stale, marks them and exits 3.
     let out = world
         .command(&["--json", "list"])
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("statuses are the stored ones"));
+    let stored: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stored[0]["container_name"], name.as_str());
+    let table = world
+        .command(&["list"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(table.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains("running (stored)"),
+        "{}",
+        String::from_utf8_lossy(&table.stdout)
+    );
     // Nothing changed: the container still runs and its record is there.
     assert_eq!(world.cm_json(&["get", &name])["status"], "running");
     assert_eq!(world.objects().0, [name]);
@@ -193,6 +206,32 @@ fn a_reader_that_goes_away_ends_cm_quietly() {
         assert!(!said.contains("panicked"), "{said}");
         assert_eq!(out.status.code(), Some(0), "{said}");
     }
+}
+
+/// `cm man --out DIR` writes a page per command, from the same definitions as `--help`.
+#[test]
+fn man_pages_cover_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("timeout")
+        .args(["60", env!("CARGO_BIN_EXE_cm"), "man", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for page in [
+        "cm.1",
+        "cm-create.1",
+        "cm-exec.1",
+        "cm-token-create.1",
+        "cm-quota-set.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page}: {text}");
+    }
+    let exec = std::fs::read_to_string(dir.path().join("cm-exec.1")).unwrap();
+    assert!(exec.contains("timeout"), "{exec}");
+    let main = std::fs::read_to_string(dir.path().join("cm.1")).unwrap();
+    assert!(main.contains("CM_API"), "the environment is documented: {main}");
 }
 
 /// `cm completions SHELL` prints a script the shell accepts (no store, no engine needed).

@@ -22,10 +22,14 @@ impl World {
         Some(World { env: TestEnv::new() })
     }
 
-    /// A `cm` command with this world's environment.
+    /// A `cm` command with this world's environment, killed after 5 minutes (a hung engine fails
+    /// the test instead of hanging the suite).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cm"));
-        command.args(args).envs(self.env.vars());
+        let mut command = Command::new("timeout");
+        command
+            .args(["--kill-after=10", "300", env!("CARGO_BIN_EXE_cm")])
+            .args(args)
+            .envs(self.env.vars());
         command
     }
 

@@ -92,10 +92,20 @@ fn exec_passes_exit_codes_and_enforces_its_timeout_and_logs_tail() {
     let three = world.cm(&["exec", &name, "sh -c 'echo to-stderr >&2; exit 3'"]);
     assert_eq!(three.status.code(), Some(3));
     assert!(stderr(&three).contains("to-stderr"));
+    // The words as given, as with `docker exec` (with or without `--`): no splitting, no shell.
+    let words = world.cm(&["exec", &name, "printf", "%s|", "a b", "-n"]);
+    assert_eq!(
+        String::from_utf8_lossy(&words.stdout),
+        "a b|-n|",
+        "{}",
+        stderr(&words)
+    );
+    let dashed = world.cm_ok(&["exec", &name, "--", "sh", "-c", "echo $((6*7))"]);
+    assert_eq!(dashed, "42\n");
     let missing = world.cm(&["exec", &name, "no-such-program"]);
     assert_eq!(missing.status.code(), Some(127), "{}", stderr(&missing));
 
-    let slow = world.cm(&["exec", &name, "sleep 60", "--timeout", "2"]);
+    let slow = world.cm(&["exec", "--timeout", "2", &name, "sleep 60"]);
     assert_eq!(
         slow.status.code(),
         Some(4),
@@ -283,6 +293,8 @@ fn get_hides_secret_looking_values_and_a_typo_gets_a_suggestion() {
     assert!(shown.contains("GREETING=hi"), "{shown}");
     let json = world.cm_json(&["get", &name]);
     assert_eq!(json["env"]["API_TOKEN"], "***");
+    let revealed = world.cm_json(&["get", &name, "--show-secrets"]);
+    assert_eq!(revealed["env"]["API_TOKEN"], "s3cr3t-value");
     // The container itself has the value.
     let inside = world.cm_ok(&["exec", &name, "printenv API_TOKEN"]);
     assert_eq!(inside.trim(), "s3cr3t-value");

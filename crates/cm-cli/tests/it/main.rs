@@ -11,5 +11,6 @@ mod images;
 mod lifecycle;
 mod networks;
 mod reconcile;
+mod remote;
 mod routes;
 mod ssh;

@@ -1,0 +1,357 @@
+//! Where a command runs: on this host (the local database and engine, through cm-core's
+//! `Manager`) or through a remote cm-api (`cm --api URL`). Both give cm-core's types back, so the
+//! commands print the same output either way.
+
+use std::time::Duration;
+
+use cm_core::{
+    Command as ContainerCommand, ContainerSpec, ContainerStats, CreateForm, CreateOutcome, CreateRequest,
+    DeleteOptions, DiskUsage, ExecOutput, KeyAdded, Listing, LogRequest, Manager, OutputStream, QuotaReport,
+    ReconcileOptions, ReconcileReport, SshInfo, StoredKey, UserId, UserQuota,
+};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::output;
+use crate::remote::Remote;
+
+/// A lifecycle action.
+#[derive(Debug, Clone, Copy)]
+pub enum Lifecycle {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Lifecycle {
+    fn endpoint(self) -> &'static str {
+        match self {
+            Lifecycle::Start => "start_container",
+            Lifecycle::Stop => "stop_container",
+            Lifecycle::Restart => "restart_container",
+        }
+    }
+}
+
+/// A deleted container.
+pub struct Deleted {
+    pub container_name: String,
+    pub container_id: String,
+    pub volume_name: String,
+}
+
+/// The local manager or a remote cm-api.
+pub enum Backend {
+    Local(Box<Manager>),
+    Remote(Remote),
+}
+
+/// The exec time limit the server gets, plus the time the answer needs to come back.
+const EXEC_SLACK: Duration = Duration::from_secs(30);
+
+impl Backend {
+    fn local(&self) -> Option<&Manager> {
+        match self {
+            Backend::Local(manager) => Some(manager),
+            Backend::Remote(_) => None,
+        }
+    }
+
+    /// The containers of one user, or of everyone.
+    pub async fn list(&self, user: Option<&UserId>) -> cm_core::Result<Listing> {
+        match self {
+            Backend::Local(m) => match user {
+                Some(user) => m.list_user(user).await,
+                None => m.list_all().await,
+            },
+            Backend::Remote(r) => {
+                // Without a user: the admin gets everyone's, a user token its own.
+                let body = match user {
+                    Some(user) => json!({ "user_id": user }),
+                    None => json!({}),
+                };
+                r.fetch("list_containers", &body, None)
+            }
+        }
+    }
+
+    /// The SSH-enabled containers of one user, or of everyone.
+    pub async fn list_ssh(&self, user: Option<&UserId>) -> cm_core::Result<Listing> {
+        match self {
+            Backend::Local(m) => m.list_ssh(user).await,
+            Backend::Remote(r) => {
+                let body = match user {
+                    Some(user) => json!({ "user_id": user }),
+                    None => json!({}),
+                };
+                r.fetch("list_ssh_containers", &body, None)
+            }
+        }
+    }
+
+    /// One container with its live status and disk use. Remotely, secret-looking environment
+    /// values come back as `***` (the API never sends them).
+    pub async fn get(&self, id: &str) -> cm_core::Result<(ContainerSpec, Option<DiskUsage>)> {
+        match self {
+            Backend::Local(m) => {
+                let spec = m.get(id).await?;
+                let usage = m.disk_usage(&spec).await?;
+                Ok((spec, usage))
+            }
+            Backend::Remote(r) => {
+                let answer: Value = r.fetch("get_container", &container(id), Some("container"))?;
+                let usage = serde_json::from_value(answer["disk_usage"].clone()).ok();
+                Ok((shape(answer, "get_container")?, usage))
+            }
+        }
+    }
+
+    pub async fn create(
+        &self,
+        form: CreateForm,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> cm_core::Result<CreateOutcome> {
+        match self {
+            Backend::Local(m) => {
+                let request = CreateRequest::parse(&form, m.config())?;
+                m.create(request, progress).await
+            }
+            Backend::Remote(r) => {
+                progress("creating through cm-api");
+                let mut body = json!({
+                    "user_id": form.user_id,
+                    "container_type": form.container_type,
+                    "env": form.env,
+                    "enable_ssh": form.enable_ssh,
+                    "ssh_keys": form.ssh_keys,
+                });
+                for (name, value) in [
+                    ("image", form.image),
+                    ("command", form.command),
+                    ("memory", form.memory),
+                    ("cpus", form.cpus),
+                ] {
+                    if let Some(value) = value {
+                        body[name] = json!(value);
+                    }
+                }
+                let answer = r.call("create_container", &body)?;
+                Ok(CreateOutcome {
+                    spec: shape(answer["container"].clone(), "create_container")?,
+                    route_error: answer["route_error"].as_str().map(str::to_owned),
+                })
+            }
+        }
+    }
+
+    pub async fn lifecycle(&self, id: &str, action: Lifecycle) -> cm_core::Result<ContainerSpec> {
+        match self {
+            Backend::Local(m) => match action {
+                Lifecycle::Start => m.start(id).await,
+                Lifecycle::Stop => m.stop(id).await,
+                Lifecycle::Restart => m.restart(id).await,
+            },
+            Backend::Remote(r) => r.fetch(action.endpoint(), &container(id), Some("container")),
+        }
+    }
+
+    pub async fn stats(&self, id: &str) -> cm_core::Result<ContainerStats> {
+        match self {
+            Backend::Local(m) => m.stats(id).await,
+            Backend::Remote(r) => r.fetch("container_stats", &container(id), Some("stats")),
+        }
+    }
+
+    /// Prints a container's logs (standard error to stderr where the engine tells them apart),
+    /// following them until they end or Ctrl-C.
+    pub async fn print_logs(&self, id: &str, request: LogRequest) -> cm_core::Result<()> {
+        let Backend::Remote(r) = self else {
+            let Some(m) = self.local() else { unreachable!() };
+            let mut stream = m.logs(id, &request).await?;
+            loop {
+                let next = tokio::select! {
+                    next = stream.next() => next,
+                    _ = tokio::signal::ctrl_c() => None,
+                };
+                let Some(chunk) = next else { break };
+                let chunk = chunk?;
+                match chunk.stream {
+                    OutputStream::Stdout => output::raw(&chunk.text),
+                    OutputStream::Stderr => eprint!("{}", chunk.text),
+                }
+            }
+            return Ok(());
+        };
+        let mut body = container(id);
+        body["follow"] = json!(request.follow);
+        body["timestamps"] = json!(request.timestamps);
+        if let Some(tail) = request.tail {
+            body["tail"] = json!(tail);
+        }
+        if let Some(since) = request.since {
+            body["since"] = json!(humantime::format_rfc3339(since).to_string());
+        }
+        // The API interleaves both streams into one text.
+        if request.follow {
+            r.stream("container_logs", &body, output::raw)
+        } else {
+            let text: String = r.fetch("container_logs", &body, Some("logs"))?;
+            output::raw(&text);
+            Ok(())
+        }
+    }
+
+    pub async fn exec(
+        &self,
+        id: &str,
+        command: ContainerCommand,
+        timeout: Duration,
+    ) -> cm_core::Result<ExecOutput> {
+        match self {
+            Backend::Local(m) => m.exec(id, command, timeout).await,
+            Backend::Remote(r) => {
+                let body = json!({
+                    "container_id": id,
+                    "command": command.args(),
+                    "timeout": timeout.as_secs(),
+                });
+                let answer = r.call_within("container_exec", &body, timeout + EXEC_SLACK)?;
+                shape(answer, "container_exec")
+            }
+        }
+    }
+
+    pub async fn delete(&self, id: &str, options: DeleteOptions) -> cm_core::Result<Deleted> {
+        match self {
+            Backend::Local(m) => {
+                let spec = m.delete(id, options).await?;
+                Ok(Deleted {
+                    container_name: spec.container_name.to_string(),
+                    container_id: spec.container_id,
+                    volume_name: spec.volume_name.to_string(),
+                })
+            }
+            Backend::Remote(r) => {
+                let mut body = container(id);
+                body["force"] = json!(options.force);
+                body["purge"] = json!(options.purge);
+                let answer = r.call("delete_container", &body)?;
+                let text = |field: &str| answer[field].as_str().unwrap_or_default().to_owned();
+                Ok(Deleted {
+                    container_name: text("deleted"),
+                    container_id: text("container_id"),
+                    volume_name: text("volume_name"),
+                })
+            }
+        }
+    }
+
+    pub async fn update(&self, id: &str, image: Option<cm_core::ImageRef>) -> cm_core::Result<ContainerSpec> {
+        match self {
+            Backend::Local(m) => m.update(id, image).await,
+            Backend::Remote(r) => {
+                let mut body = container(id);
+                if let Some(image) = image {
+                    body["image"] = json!(image.to_string());
+                }
+                r.fetch("update_container", &body, Some("container"))
+            }
+        }
+    }
+
+    pub async fn reconcile(&self, options: ReconcileOptions) -> cm_core::Result<ReconcileReport> {
+        match self {
+            Backend::Local(m) => m.reconcile(options).await,
+            Backend::Remote(r) => r.fetch(
+                "reconcile",
+                &json!({ "dry_run": options.dry_run, "prune": options.prune }),
+                None,
+            ),
+        }
+    }
+
+    pub async fn add_ssh_key(&self, id: &str, key: &str) -> cm_core::Result<KeyAdded> {
+        match self {
+            Backend::Local(m) => m.add_ssh_key(id, key).await,
+            Backend::Remote(r) => {
+                let mut body = container(id);
+                body["ssh_public_key"] = json!(key);
+                r.fetch("add_ssh_key_to_container", &body, None)
+            }
+        }
+    }
+
+    pub async fn ssh_keys(&self, id: &str) -> cm_core::Result<Vec<StoredKey>> {
+        match self {
+            Backend::Local(m) => m.ssh_keys(id).await,
+            Backend::Remote(r) => r.fetch("list_container_ssh_keys", &container(id), Some("keys")),
+        }
+    }
+
+    pub async fn remove_ssh_key(&self, id: &str, fingerprint: &str) -> cm_core::Result<bool> {
+        match self {
+            Backend::Local(m) => m.remove_ssh_key(id, fingerprint).await,
+            Backend::Remote(r) => {
+                let mut body = container(id);
+                body["fingerprint"] = json!(fingerprint);
+                r.fetch("remove_ssh_key_from_container", &body, Some("applied"))
+            }
+        }
+    }
+
+    pub async fn ssh_info(&self, id: &str) -> cm_core::Result<SshInfo> {
+        match self {
+            Backend::Local(m) => m.ssh_info(id).await,
+            Backend::Remote(r) => r.fetch("get_container_ssh_info", &container(id), None),
+        }
+    }
+
+    pub async fn quota(&self, user: &UserId) -> cm_core::Result<QuotaReport> {
+        match self {
+            Backend::Local(m) => m.quota(user).await,
+            Backend::Remote(r) => r.fetch("get_user_quota", &json!({ "user_id": user }), Some("quota")),
+        }
+    }
+
+    pub async fn change_quota(
+        &self,
+        user: &UserId,
+        changes: UserQuota,
+        clear: bool,
+    ) -> cm_core::Result<QuotaReport> {
+        match self {
+            Backend::Local(m) => m.change_quota(user, changes, clear).await,
+            Backend::Remote(r) => {
+                let mut body = json!({ "user_id": user, "clear": clear });
+                if let Some(n) = changes.containers {
+                    body["containers"] = json!(n);
+                }
+                if let Some(memory) = changes.memory {
+                    body["memory"] = json!(memory.to_string());
+                }
+                if let Some(cpus) = changes.cpus {
+                    body["cpus"] = json!(cpus.to_string());
+                }
+                if let Some(disk) = changes.disk {
+                    body["disk"] = json!(disk.to_string());
+                }
+                r.fetch("set_user_quota", &body, Some("quota"))
+            }
+        }
+    }
+}
+
+/// The body that names one container.
+fn container(id: &str) -> Value {
+    json!({ "container_id": id })
+}
+
+/// Reads an answer as `T`; another shape means another version of cm-api.
+fn shape<T: serde::de::DeserializeOwned>(value: Value, endpoint: &str) -> cm_core::Result<T> {
+    serde_json::from_value(value).map_err(|e| {
+        cm_core::Error::new(
+            cm_core::ErrorKind::Internal,
+            format!("cm-api's answer to {endpoint} has an unexpected shape (another version?): {e}"),
+        )
+    })
+}
