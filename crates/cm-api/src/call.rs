@@ -95,6 +95,11 @@ impl AppState {
         self
     }
 
+    /// What user tokens may do to their own containers (`[auth] user_actions`).
+    pub fn user_actions(&self) -> &cm_core::UserActions {
+        &self.manager.config().user_actions
+    }
+
     /// Resolves a container reference as `principal` may see it, then checks that it may do
     /// `action` on it.
     ///

@@ -339,7 +339,10 @@ async fn login(state: Data<AppState>, req: HttpRequest, form: Form<LoginForm>) -
             );
         }
     };
-    if principal.authorize(Action::ReachApp, Some(&to.user)).is_err() {
+    if principal
+        .authorize(Action::ReachApp, Some(&to.user), state.user_actions())
+        .is_err()
+    {
         return login_form(
             StatusCode::FORBIDDEN,
             &to.next,

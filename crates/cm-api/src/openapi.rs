@@ -45,6 +45,8 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
         routes::remove_ssh_key_from_container,
         routes::list_container_ssh_keys,
         routes::get_container_ssh_info,
+        routes::register_ssh_key,
+        routes::get_my_ssh_info,
         routes::container_stats,
         routes::list_ssh_containers,
         routes::list_types,
@@ -101,6 +103,8 @@ pub fn error_statuses(endpoint: &str) -> &'static [u16] {
         }
         "container_exec" => &[403, 404, 409, 422, 503, 504],
         "list_container_ssh_keys" | "get_container_ssh_info" => &[403, 404, 409, 422],
+        "register_ssh_key" => &[403, 404, 409, 422, 503],
+        "get_my_ssh_info" => &[403, 422],
         "docker_health" => &[503],
         "create_user_token" => &[403, 422],
         "revoke_user_token" => &[403, 404, 422],

@@ -186,6 +186,25 @@ pub struct RemoveKeyParams {
     pub fingerprint: String,
 }
 
+/// Parameters of `register_ssh_key` (the original's self-service call).
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct RegisterKeyParams {
+    /// One `ssh-ed25519 AAAA... comment` line.
+    pub ssh_public_key: String,
+    /// The container (id, unique id prefix or name). A user token may leave it out: then its
+    /// first SSH-enabled container (by name) gets the key. The admin must name one.
+    pub container_id: Option<String>,
+}
+
+/// Parameters of `get_my_ssh_info`.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct MySshParams {
+    /// Whose containers: a user token's own (it may name only itself); the admin must name one.
+    pub user_id: Option<String>,
+}
+
 /// Parameters of `create_user_token`.
 #[derive(Debug, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
@@ -397,6 +416,27 @@ impl FromParams for RemoveKeyParams {
         Ok(RemoveKeyParams {
             container_id: p.required_string("container_id")?,
             fingerprint: p.required_string("fingerprint")?,
+        })
+    }
+}
+
+impl FromParams for RegisterKeyParams {
+    const FIELDS: &'static [&'static str] = &["ssh_public_key", "container_id"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(RegisterKeyParams {
+            ssh_public_key: p.required_string("ssh_public_key")?,
+            container_id: p.string("container_id")?,
+        })
+    }
+}
+
+impl FromParams for MySshParams {
+    const FIELDS: &'static [&'static str] = &["user_id"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(MySshParams {
+            user_id: p.string("user_id")?,
         })
     }
 }

@@ -27,8 +27,9 @@ use crate::call::{AppState, Call};
 use crate::error::{ApiError, ErrorCode};
 use crate::params::CommandParam;
 use crate::params_types::{
-    AddKeyParams, ContainerRef, CreateParams, DeleteParams, ExecParams, ListParams, LogsParams, NoParams,
-    QuotaParams, ReconcileParams, RemoveKeyParams, RevokeParams, TokenParams, UpdateParams, UserParams,
+    AddKeyParams, ContainerRef, CreateParams, DeleteParams, ExecParams, ListParams, LogsParams, MySshParams,
+    NoParams, QuotaParams, ReconcileParams, RegisterKeyParams, RemoveKeyParams, RevokeParams, TokenParams,
+    UpdateParams, UserParams,
 };
 
 /// A value as JSON for an answer: a failure is an internal error, never a silent `null`.
@@ -104,6 +105,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         name: "get_container_ssh_info",
+        read: true,
+    },
+    Endpoint {
+        name: "register_ssh_key",
+        read: false,
+    },
+    Endpoint {
+        name: "get_my_ssh_info",
         read: true,
     },
     Endpoint {
@@ -195,6 +204,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             ))
             .service(read("list_container_ssh_keys", list_container_ssh_keys))
             .service(read("get_container_ssh_info", get_container_ssh_info))
+            .service(write("register_ssh_key", register_ssh_key))
+            .service(read("get_my_ssh_info", get_my_ssh_info))
             .service(read("container_stats", container_stats))
             .service(read("list_ssh_containers", list_ssh_containers))
             .service(read("list_types", list_types))
@@ -285,7 +296,8 @@ pub async fn healthz(state: Data<AppState>) -> HttpResponse {
     responses((status = 201, description = "Created and started", body = CreatedAnswer))
 )]
 pub async fn create_container(state: Data<AppState>, call: Call) -> Answer {
-    call.principal.authorize(Action::CreateContainer, None)?;
+    call.principal
+        .authorize(Action::CreateContainer, None, state.user_actions())?;
     let p: CreateParams = call.params.parse()?;
     let mut ssh_keys = p.ssh_keys;
     if let Some(key) = p.ssh_public_key {
@@ -358,7 +370,8 @@ const DEFAULT_TYPE: &str = "cli_v4";
 )]
 pub async fn list_containers(state: Data<AppState>, call: Call) -> Answer {
     let p: ListParams = call.params.parse()?;
-    call.principal.authorize(Action::ReadContainer, None)?;
+    call.principal
+        .authorize(Action::ReadContainer, None, state.user_actions())?;
     let scope = listing_scope(&call.principal, p.user_id.as_deref(), p.all.unwrap_or(false))?;
     let listing = match &scope {
         Some(user) => state.manager.list_user(user).await?,
@@ -394,11 +407,12 @@ pub async fn get_container(state: Data<AppState>, call: Call) -> Answer {
     Ok(HttpResponse::Ok().json(ContainerAnswer { container }))
 }
 
-/// Delete a container (admin only)
+/// Delete a container
 ///
 /// Removes the container, its route, its keys and its port leases. A running container is
-/// refused (409) unless `force`. The data volume is kept unless `purge`. With the engine down
-/// nothing changes (503).
+/// refused (409) unless `force`. The data volume is kept unless `purge` (admin only). The owner
+/// may delete when `[auth] user_actions` has `delete` (the default). With the engine down nothing
+/// changes (503).
 #[utoipa::path(
     post,
     path = "/api/ContainerManager/delete_container",
@@ -412,6 +426,11 @@ pub async fn delete_container(state: Data<AppState>, call: Call) -> Answer {
     let spec = state
         .authorized(&call.principal, &p.container_id, Action::DeleteContainer)
         .await?;
+    if p.purge == Some(true) {
+        call.principal
+            .authorize(Action::PurgeData, Some(&spec.user_id), state.user_actions())
+            .map_err(|e| ApiError::from(e).for_field("purge"))?;
+    }
     let options = DeleteOptions {
         force: p.force.unwrap_or(false),
         purge: p.purge.unwrap_or(false),
@@ -479,10 +498,20 @@ enum Lifecycle {
     Restart,
 }
 
+impl Lifecycle {
+    fn action(self) -> Action {
+        match self {
+            Lifecycle::Start => Action::StartContainer,
+            Lifecycle::Stop => Action::StopContainer,
+            Lifecycle::Restart => Action::RestartContainer,
+        }
+    }
+}
+
 async fn lifecycle(state: Data<AppState>, call: Call, what: Lifecycle) -> Answer {
     let p: ContainerRef = call.params.parse()?;
     let spec = state
-        .authorized(&call.principal, &p.container_id, Action::ControlContainer)
+        .authorized(&call.principal, &p.container_id, what.action())
         .await?;
     let manager = state.manager.clone();
     let name = spec.container_name.to_string();
@@ -665,7 +694,7 @@ pub async fn add_ssh_key_to_container(state: Data<AppState>, call: Call) -> Answ
     }))
 }
 
-/// Remove an SSH key from a container (admin only)
+/// Remove an SSH key from a container
 #[utoipa::path(
     post,
     path = "/api/ContainerManager/remove_ssh_key_from_container",
@@ -727,6 +756,122 @@ pub async fn get_container_ssh_info(state: Data<AppState>, call: Call) -> Answer
     Ok(HttpResponse::Ok().json(info))
 }
 
+/// Register one's own SSH key (self-service)
+///
+/// The original's user-facing call: a user token adds a key to its own SSH-enabled container (the
+/// one named by `container_id`, else its first by name) and gets the connection details back, in
+/// the original's field names. The admin names the container.
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/register_ssh_key",
+    tag = "ssh",
+    params(RegisterKeyParams),
+    request_body(content = Option<RegisterKeyParams>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "Registered (or already there)", body = Object))
+)]
+pub async fn register_ssh_key(state: Data<AppState>, call: Call) -> Answer {
+    let p: RegisterKeyParams = call.params.parse()?;
+    let spec = match (&p.container_id, &call.principal) {
+        (Some(reference), _) => {
+            state
+                .authorized(&call.principal, reference, Action::AddSshKey)
+                .await?
+        }
+        (None, Principal::Admin) => {
+            return Err(ApiError::bad_request(
+                "the admin has no containers of its own: name one with container_id",
+            )
+            .for_field("container_id"));
+        }
+        (None, Principal::User(user)) => {
+            let own = state.manager.list_ssh(Some(user)).await?;
+            let first = own.containers.into_iter().next().ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NotFound,
+                    "you have no SSH-enabled container: ask the admin for one (such as cli_v4)",
+                )
+            })?;
+            state
+                .authorized(&call.principal, first.container_name.as_str(), Action::AddSshKey)
+                .await?
+        }
+    };
+    let manager = state.manager.clone();
+    let name = spec.container_name.to_string();
+    let key = p.ssh_public_key;
+    let added = detached(async move { manager.add_ssh_key(&name, &key).await }).await?;
+    let info = state.manager.ssh_info(spec.container_name.as_str()).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "message": if added.added { "SSH key registered" } else { "SSH key already registered" },
+        "container_name": spec.container_name,
+        "ssh_port": info.port,
+        "server_ip": info.host,
+        "username": info.user,
+        "connection_string": info.command,
+        "docksh": info.docksh,
+        "key": to_json(&added.key)?,
+        "added": added.added,
+        "applied": added.applied,
+    })))
+}
+
+/// One's own containers and how to reach them over SSH (self-service)
+///
+/// The original's user-facing call, in its field names: every container of the user with its
+/// HTTP path and, where SSH is on, its port and connection string.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/get_my_ssh_info",
+    tag = "ssh",
+    params(MySshParams),
+    request_body(content = Option<MySshParams>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "The user's containers", body = Object))
+)]
+pub async fn get_my_ssh_info(state: Data<AppState>, call: Call) -> Answer {
+    let p: MySshParams = call.params.parse()?;
+    call.principal
+        .authorize(Action::ReadSshInfo, None, state.user_actions())?;
+    let scope = listing_scope(&call.principal, p.user_id.as_deref(), false)?;
+    let Some(user) = scope else {
+        return Err(ApiError::bad_request(
+            "the admin has no containers of its own: name a user with user_id",
+        )
+        .for_field("user_id"));
+    };
+    let listing = state.manager.list_user(&user).await?;
+    let server_ip = state
+        .manager
+        .config()
+        .ssh
+        .server_host
+        .clone()
+        .unwrap_or_else(|| "<server>".to_owned());
+    let containers: Vec<_> = listing
+        .containers
+        .iter()
+        .map(|spec| {
+            let mut entry = json!({
+                "container_id": spec.short_id(),
+                "container_name": spec.container_name,
+                "container_type": spec.container_type,
+                "status": spec.status,
+                "http_url": spec.url_path.trim_end_matches('/'),
+                "ssh_enabled": spec.ssh_port.is_some(),
+            });
+            if let Some(port) = spec.ssh_port {
+                entry["ssh_port"] = json!(port);
+                entry["connection_string"] = json!(format!("ssh -p {port} cli@{server_ip}"));
+            }
+            entry
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "containers": containers,
+        "server_ip": server_ip,
+        "stale": listing.stale,
+    })))
+}
+
 /// A container's resource use and health
 ///
 /// CPU (percent of one CPU, sampled over about a second), memory without the page cache and its
@@ -762,7 +907,8 @@ pub async fn container_stats(state: Data<AppState>, call: Call) -> Answer {
 )]
 pub async fn list_ssh_containers(state: Data<AppState>, call: Call) -> Answer {
     let p: ListParams = call.params.parse()?;
-    call.principal.authorize(Action::ReadSshInfo, None)?;
+    call.principal
+        .authorize(Action::ReadSshInfo, None, state.user_actions())?;
     let scope = listing_scope(&call.principal, p.user_id.as_deref(), p.all.unwrap_or(false))?;
     let listing = state.manager.list_ssh(scope.as_ref()).await?;
     Ok(HttpResponse::Ok().json(ListingAnswer {
@@ -783,7 +929,8 @@ pub async fn list_ssh_containers(state: Data<AppState>, call: Call) -> Answer {
 )]
 pub async fn list_types(state: Data<AppState>, call: Call) -> Answer {
     let NoParams = call.params.parse()?;
-    call.principal.authorize(Action::ReadContainer, None)?;
+    call.principal
+        .authorize(Action::ReadContainer, None, state.user_actions())?;
     Ok(HttpResponse::Ok().json(TypesAnswer {
         types: state.manager.types().into_iter().map(type_json).collect(),
     }))
@@ -800,7 +947,8 @@ pub async fn list_types(state: Data<AppState>, call: Call) -> Answer {
 )]
 pub async fn docker_health(state: Data<AppState>, call: Call) -> Answer {
     let NoParams = call.params.parse()?;
-    call.principal.authorize(Action::ReadHealth, None)?;
+    call.principal
+        .authorize(Action::ReadHealth, None, state.user_actions())?;
     let engine = state.manager.engine_info().await?;
     Ok(HttpResponse::Ok().json(HealthAnswer {
         ok: true,
@@ -868,7 +1016,8 @@ pub async fn get_user_quota(state: Data<AppState>, call: Call) -> Answer {
     responses((status = 200, description = "The quota in force now", body = QuotaAnswer))
 )]
 pub async fn set_user_quota(state: Data<AppState>, call: Call) -> Answer {
-    call.principal.authorize(Action::Administer, None)?;
+    call.principal
+        .authorize(Action::Administer, None, state.user_actions())?;
     let p: QuotaParams = call.params.parse()?;
     let user = UserId::parse(p.user_id.trim()).map_err(|e| e.for_field("user_id"))?;
     let containers = p
@@ -931,7 +1080,8 @@ pub async fn set_user_quota(state: Data<AppState>, call: Call) -> Answer {
     responses((status = 201, description = "The new token, shown once", body = TokenCreatedAnswer))
 )]
 pub async fn create_user_token(state: Data<AppState>, call: Call) -> Answer {
-    call.principal.authorize(Action::Administer, None)?;
+    call.principal
+        .authorize(Action::Administer, None, state.user_actions())?;
     let p: TokenParams = call.params.parse()?;
     let user = UserId::parse(p.user_id.trim()).map_err(|e| e.for_field("user_id"))?;
     let lifetime = p
@@ -973,7 +1123,8 @@ pub async fn create_user_token(state: Data<AppState>, call: Call) -> Answer {
     responses((status = 200, description = "Revoked", body = RevokedAnswer))
 )]
 pub async fn revoke_user_token(state: Data<AppState>, call: Call) -> Answer {
-    call.principal.authorize(Action::Administer, None)?;
+    call.principal
+        .authorize(Action::Administer, None, state.user_actions())?;
     let p: RevokeParams = call.params.parse()?;
     let revoked = match (p.user_id, p.token_id) {
         (Some(user), _) => {
@@ -1003,7 +1154,8 @@ pub async fn revoke_user_token(state: Data<AppState>, call: Call) -> Answer {
     responses((status = 200, description = "The tokens", body = TokensAnswer))
 )]
 pub async fn list_user_tokens(state: Data<AppState>, call: Call) -> Answer {
-    call.principal.authorize(Action::Administer, None)?;
+    call.principal
+        .authorize(Action::Administer, None, state.user_actions())?;
     let NoParams = call.params.parse()?;
     let tokens = state.auth.tokens().await?;
     Ok(HttpResponse::Ok().json(TokensAnswer {
@@ -1022,7 +1174,8 @@ pub async fn list_user_tokens(state: Data<AppState>, call: Call) -> Answer {
     responses((status = 200, description = "The new admin key, shown once", body = AdminKeyAnswer))
 )]
 pub async fn rotate_admin_key(state: Data<AppState>, call: Call) -> Answer {
-    call.principal.authorize(Action::Administer, None)?;
+    call.principal
+        .authorize(Action::Administer, None, state.user_actions())?;
     let NoParams = call.params.parse()?;
     let key = state.auth.rotate_admin_key().await?;
     tracing::warn!("the admin key was rotated through the API");
@@ -1076,7 +1229,8 @@ pub async fn update_container(state: Data<AppState>, call: Call) -> Answer {
     responses((status = 200, description = "The report", body = Object))
 )]
 pub async fn reconcile(state: Data<AppState>, call: Call) -> Answer {
-    call.principal.authorize(Action::Administer, None)?;
+    call.principal
+        .authorize(Action::Administer, None, state.user_actions())?;
     let p: ReconcileParams = call.params.parse()?;
     let options = cm_core::ReconcileOptions {
         dry_run: p.dry_run.unwrap_or(false),
@@ -1099,7 +1253,8 @@ pub async fn reconcile(state: Data<AppState>, call: Call) -> Answer {
     responses((status = 200, description = "The status", body = Object))
 )]
 pub async fn reconcile_status(state: Data<AppState>, call: Call) -> Answer {
-    call.principal.authorize(Action::Administer, None)?;
+    call.principal
+        .authorize(Action::Administer, None, state.user_actions())?;
     let NoParams = call.params.parse()?;
     Ok(HttpResponse::Ok().json(state.reconciler.status(state.statuses.as_deref())))
 }

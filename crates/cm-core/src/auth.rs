@@ -32,21 +32,27 @@ pub enum Principal {
 pub enum Action {
     /// Create a container (admin only).
     CreateContainer,
-    /// Delete a container (admin only).
+    /// Delete a container, keeping its data volume (a user action).
     DeleteContainer,
+    /// Remove a container's data volume with it (admin only).
+    PurgeData,
     /// Re-create a container with a new image (admin only).
     UpdateContainer,
     /// List, get, or read the status of containers.
     ReadContainer,
-    /// Start, stop or restart.
-    ControlContainer,
+    /// Start a container.
+    StartContainer,
+    /// Stop a container.
+    StopContainer,
+    /// Restart a container.
+    RestartContainer,
     /// Read logs.
     ReadLogs,
     /// Run a command inside.
     Exec,
     /// Add an SSH key.
     AddSshKey,
-    /// Remove an SSH key (admin only).
+    /// Remove an SSH key.
     RemoveSshKey,
     /// Read SSH connection details and keys.
     ReadSshInfo,
@@ -56,6 +62,142 @@ pub enum Action {
     ReadHealth,
     /// Reach a container's app through the proxy.
     ReachApp,
+}
+
+/// What a user token may be allowed to do to its own containers (`[auth] user_actions`).
+/// Reading them, their SSH details and reaching their apps is always allowed; creating, updating,
+/// purging data and administration never are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserAction {
+    /// Start a stopped container.
+    Start,
+    /// Stop a container.
+    Stop,
+    /// Restart a container.
+    Restart,
+    /// Read logs.
+    Logs,
+    /// Run commands inside.
+    Exec,
+    /// Delete a container (its data volume stays).
+    Delete,
+    /// Register one's own SSH key.
+    AddSshKey,
+    /// Remove one's own SSH key.
+    RemoveSshKey,
+}
+
+impl UserAction {
+    /// Every user action, in order.
+    pub const ALL: [UserAction; 8] = [
+        UserAction::Start,
+        UserAction::Stop,
+        UserAction::Restart,
+        UserAction::Logs,
+        UserAction::Exec,
+        UserAction::Delete,
+        UserAction::AddSshKey,
+        UserAction::RemoveSshKey,
+    ];
+
+    /// The configuration name, such as `add_ssh_key`.
+    pub fn name(self) -> &'static str {
+        match self {
+            UserAction::Start => "start",
+            UserAction::Stop => "stop",
+            UserAction::Restart => "restart",
+            UserAction::Logs => "logs",
+            UserAction::Exec => "exec",
+            UserAction::Delete => "delete",
+            UserAction::AddSshKey => "add_ssh_key",
+            UserAction::RemoveSshKey => "remove_ssh_key",
+        }
+    }
+
+    /// Parses a configuration name.
+    pub fn parse(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == name.trim())
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|a| a.name()).collect();
+                Error::invalid(format!(
+                    "unknown user action {name:?}: the user actions are {}",
+                    known.join(", ")
+                ))
+            })
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            UserAction::Start => "start containers",
+            UserAction::Stop => "stop containers",
+            UserAction::Restart => "restart containers",
+            UserAction::Logs => "read logs",
+            UserAction::Exec => "run commands in containers",
+            UserAction::Delete => "delete containers",
+            UserAction::AddSshKey => "add SSH keys",
+            UserAction::RemoveSshKey => "remove SSH keys",
+        }
+    }
+}
+
+/// The user actions an installation allows; by default all of them, as in the original.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserActions(std::collections::BTreeSet<UserAction>);
+
+impl Default for UserActions {
+    fn default() -> Self {
+        UserActions(UserAction::ALL.into_iter().collect())
+    }
+}
+
+/// How an action is decided for a user token.
+enum Rule {
+    Always,
+    AdminOnly,
+    Configured(UserAction),
+}
+
+impl UserActions {
+    /// Exactly these actions.
+    pub fn only(actions: impl IntoIterator<Item = UserAction>) -> Self {
+        UserActions(actions.into_iter().collect())
+    }
+
+    /// Whether users may do `action` (to their own containers).
+    pub fn allows(&self, action: Action) -> bool {
+        match Self::rule(action) {
+            Rule::Always => true,
+            Rule::AdminOnly => false,
+            Rule::Configured(name) => self.0.contains(&name),
+        }
+    }
+
+    /// The allowed actions, in order.
+    pub fn iter(&self) -> impl Iterator<Item = UserAction> + '_ {
+        self.0.iter().copied()
+    }
+
+    fn rule(action: Action) -> Rule {
+        match action {
+            Action::ReadContainer | Action::ReadSshInfo | Action::ReadHealth | Action::ReachApp => {
+                Rule::Always
+            }
+            Action::CreateContainer | Action::UpdateContainer | Action::PurgeData | Action::Administer => {
+                Rule::AdminOnly
+            }
+            Action::StartContainer => Rule::Configured(UserAction::Start),
+            Action::StopContainer => Rule::Configured(UserAction::Stop),
+            Action::RestartContainer => Rule::Configured(UserAction::Restart),
+            Action::ReadLogs => Rule::Configured(UserAction::Logs),
+            Action::Exec => Rule::Configured(UserAction::Exec),
+            Action::DeleteContainer => Rule::Configured(UserAction::Delete),
+            Action::AddSshKey => Rule::Configured(UserAction::AddSshKey),
+            Action::RemoveSshKey => Rule::Configured(UserAction::RemoveSshKey),
+        }
+    }
 }
 
 /// A secret as presented or generated. Its `Debug` and `Display` never show it.
@@ -236,28 +378,31 @@ impl SecretHash {
 
 impl Principal {
     /// Allows or refuses `action` on a container owned by `owner` (`None` for actions on no
-    /// container, such as listing one's own or creating tokens).
-    pub fn authorize(&self, action: Action, owner: Option<&UserId>) -> Result<()> {
+    /// container, such as listing one's own or creating tokens). A user token may do what
+    /// `allowed` (the configured `[auth] user_actions`) lets users do, to its own containers only.
+    pub fn authorize(&self, action: Action, owner: Option<&UserId>, allowed: &UserActions) -> Result<()> {
         let user = match self {
             Principal::Admin => return Ok(()),
             Principal::User(user) => user,
         };
-        let user_action = matches!(
-            action,
-            Action::ReadContainer
-                | Action::ControlContainer
-                | Action::ReadLogs
-                | Action::Exec
-                | Action::AddSshKey
-                | Action::ReadSshInfo
-                | Action::ReadHealth
-                | Action::ReachApp
-        );
-        if !user_action {
-            return Err(Error::new(
-                ErrorKind::Forbidden,
-                "this action needs the admin key; a user token can not do it",
-            ));
+        match UserActions::rule(action) {
+            Rule::Always => {}
+            Rule::AdminOnly => {
+                return Err(Error::new(
+                    ErrorKind::Forbidden,
+                    "this action needs the admin key; a user token can not do it",
+                ));
+            }
+            Rule::Configured(name) if !allowed.0.contains(&name) => {
+                return Err(Error::new(
+                    ErrorKind::Forbidden,
+                    format!(
+                        "users may not {} here (the admin's [auth] user_actions leaves it out)",
+                        name.verb()
+                    ),
+                ));
+            }
+            Rule::Configured(_) => {}
         }
         match owner {
             Some(owner) if owner != user => Err(Error::new(
@@ -597,26 +742,70 @@ mod tests {
 
     #[test]
     fn admins_may_do_everything_users_only_their_own_user_actions() {
+        let all = UserActions::default();
         let alice = Principal::User(user("alice"));
         assert!(
             Principal::Admin
-                .authorize(Action::DeleteContainer, Some(&user("bob")))
+                .authorize(Action::PurgeData, Some(&user("bob")), &UserActions::only([]))
                 .is_ok()
         );
-        assert!(alice.authorize(Action::Exec, Some(&user("alice"))).is_ok());
-        assert!(alice.authorize(Action::ReadContainer, None).is_ok());
-        let other = alice.authorize(Action::Exec, Some(&user("bob"))).unwrap_err();
+        assert!(alice.authorize(Action::Exec, Some(&user("alice")), &all).is_ok());
+        assert!(
+            alice
+                .authorize(Action::DeleteContainer, Some(&user("alice")), &all)
+                .is_ok()
+        );
+        assert!(alice.authorize(Action::ReadContainer, None, &all).is_ok());
+        let other = alice
+            .authorize(Action::Exec, Some(&user("bob")), &all)
+            .unwrap_err();
         assert_eq!(other.kind(), ErrorKind::Forbidden);
         for admin_only in [
             Action::CreateContainer,
-            Action::DeleteContainer,
             Action::UpdateContainer,
-            Action::RemoveSshKey,
+            Action::PurgeData,
             Action::Administer,
         ] {
-            let err = alice.authorize(admin_only, Some(&user("alice"))).unwrap_err();
+            let err = alice
+                .authorize(admin_only, Some(&user("alice")), &all)
+                .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Forbidden, "{admin_only:?}");
         }
+    }
+
+    #[test]
+    fn the_configured_user_actions_decide_what_a_token_may_do() {
+        let alice = Principal::User(user("alice"));
+        let logs_only = UserActions::only([UserAction::Logs]);
+        assert!(
+            alice
+                .authorize(Action::ReadLogs, Some(&user("alice")), &logs_only)
+                .is_ok()
+        );
+        let stop = alice
+            .authorize(Action::StopContainer, Some(&user("alice")), &logs_only)
+            .unwrap_err();
+        assert_eq!(stop.kind(), ErrorKind::Forbidden);
+        assert!(stop.message().contains("stop containers"), "{}", stop.message());
+        // Reading and reaching one's apps need no configuration.
+        let none = UserActions::only([]);
+        assert!(
+            alice
+                .authorize(Action::ReadContainer, Some(&user("alice")), &none)
+                .is_ok()
+        );
+        assert!(
+            alice
+                .authorize(Action::ReachApp, Some(&user("alice")), &none)
+                .is_ok()
+        );
+        assert_eq!(UserAction::parse("add_ssh_key").unwrap(), UserAction::AddSshKey);
+        let unknown = UserAction::parse("purge").unwrap_err();
+        assert!(
+            unknown.message().contains("remove_ssh_key"),
+            "{}",
+            unknown.message()
+        );
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct Config {
     pub limits: LimitSettings,
     /// Every user's quota unless the admin set another (default: unlimited).
     pub quota: crate::quota::UserQuota,
+    /// What user tokens may do to their own containers (`[auth] user_actions`; default: all user
+    /// actions, as in the original).
+    pub user_actions: crate::auth::UserActions,
     /// The SQLite file, unless `CM_DB` says otherwise.
     pub database: Option<PathBuf>,
     /// Where size-capped data volumes keep their filesystem images (`[disk] image_dir`; default:
@@ -307,6 +310,7 @@ struct RawConfig {
     quota: Option<RawQuota>,
     database: Option<PathBuf>,
     disk: Option<RawDisk>,
+    auth: Option<RawAuth>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -349,6 +353,12 @@ struct RawQuota {
     memory: Option<String>,
     cpus: Option<f64>,
     disk: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    user_actions: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -523,6 +533,16 @@ impl RawConfig {
         for (key, value) in &self.labels {
             check_label(key, value)?;
         }
+        let user_actions = match self.auth.and_then(|a| a.user_actions) {
+            None => crate::auth::UserActions::default(),
+            Some(names) => crate::auth::UserActions::only(
+                names
+                    .iter()
+                    .map(|name| crate::auth::UserAction::parse(name))
+                    .collect::<Result<Vec<_>>>()
+                    .map_err(|e| e.context(format_args!("invalid configuration: [auth] user_actions")))?,
+            ),
+        };
 
         let mut merged: BTreeMap<String, RawType> = builtin_types()
             .into_iter()
@@ -573,6 +593,7 @@ impl RawConfig {
                 server_name,
             },
             quota,
+            user_actions,
             limits: LimitSettings {
                 auth_failures_per_minute,
                 exec_per_user: at_least_one(limits.exec_per_user, 4, "exec_per_user")?,

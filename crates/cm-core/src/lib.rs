@@ -26,7 +26,7 @@ pub mod testing;
 
 pub use auth::{
     Action, AdminKeySource, Auth, CredentialStore, Entropy, Principal, Secret, SecretHash, Ticket,
-    TokenRecord,
+    TokenRecord, UserAction, UserActions,
 };
 pub use config::{
     Access, Config, ContainerType, DATA_PATH, HostMode, LimitSettings, NginxSettings, RestartPolicy,

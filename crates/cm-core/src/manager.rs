@@ -707,7 +707,7 @@ impl Manager {
             .resolve_for(principal, reference)
             .await
             .map_err(|e| e.for_field("container_id"))?;
-        principal.authorize(action, Some(&spec.user_id))?;
+        principal.authorize(action, Some(&spec.user_id), &self.config().user_actions)?;
         Ok(spec)
     }
 

@@ -94,7 +94,10 @@ impl Manager {
             match caller {
                 None => return deny(RouteDenial::SignIn),
                 Some(principal) => {
-                    if principal.authorize(Action::ReachApp, Some(user)).is_err() {
+                    if principal
+                        .authorize(Action::ReachApp, Some(user), &self.config().user_actions)
+                        .is_err()
+                    {
                         return deny(RouteDenial::Forbidden);
                     }
                 }

@@ -265,9 +265,19 @@ enum Lifecycle {
     Restart,
 }
 
+impl Lifecycle {
+    fn action(self) -> Action {
+        match self {
+            Lifecycle::Start => Action::StartContainer,
+            Lifecycle::Stop => Action::StopContainer,
+            Lifecycle::Restart => Action::RestartContainer,
+        }
+    }
+}
+
 async fn lifecycle(posted: Posted<BackField>, reference: &str, what: Lifecycle) -> PageResult {
     let Posted { viewer, form } = posted;
-    let spec = viewer.container(reference, Action::ControlContainer).await?;
+    let spec = viewer.container(reference, what.action()).await?;
     let manager = viewer.state().manager.clone();
     let name = spec.container_name.to_string();
     let target = name.clone();
@@ -291,11 +301,14 @@ async fn lifecycle(posted: Posted<BackField>, reference: &str, what: Lifecycle) 
     Ok(viewer.redirect_with(safe_back(form.back.as_deref()), flash))
 }
 
-/// `POST /containers/{name}/delete` (admin only): `force` stops a running one, `purge` also
-/// removes the data volume.
+/// `POST /containers/{name}/delete` (the admin, or the owner when users may delete): `force`
+/// stops a running one, `purge` (admin only) also removes the data volume.
 pub async fn delete(posted: Posted<DeleteFields>, name: Path<String>) -> PageResult {
     let Posted { viewer, form } = posted;
     let spec = viewer.container(&name, Action::DeleteContainer).await?;
+    if form.purge.is_some() {
+        viewer.require(Action::PurgeData, Some(&spec.user_id))?;
+    }
     let options = DeleteOptions {
         force: form.force.is_some(),
         purge: form.purge.is_some(),

@@ -68,10 +68,26 @@ pub struct Chrome {
     pub who: String,
     /// True for the admin.
     pub is_admin: bool,
+    /// What the viewer may do to the containers it sees (everything for the admin; for a user,
+    /// the configured `[auth] user_actions`), so pages offer only what works.
+    pub may: May,
     /// The session's CSRF token, for the forms of the page (logout included).
     pub csrf: String,
     /// The page the navigation marks as current.
     pub active: &'static str,
+}
+
+/// The actions a page may offer.
+#[derive(Debug, Clone, Serialize)]
+pub struct May {
+    pub start: bool,
+    pub stop: bool,
+    pub restart: bool,
+    pub logs: bool,
+    pub delete: bool,
+    pub purge: bool,
+    pub add_ssh_key: bool,
+    pub remove_ssh_key: bool,
 }
 
 /// A failed page request.
@@ -91,8 +107,8 @@ pub enum PageError {
         title: String,
         /// What happened, for humans.
         message: String,
-        /// The navigation, when someone is logged in.
-        chrome: Option<Chrome>,
+        /// The navigation, when someone is logged in (boxed: it is large, errors stay small).
+        chrome: Option<Box<Chrome>>,
     },
     /// An error for the scripts under `/ui/`: `{"error": message}`.
     Json {
@@ -118,7 +134,7 @@ impl PageError {
             status,
             title: title.to_owned(),
             message: message.into(),
-            chrome,
+            chrome: chrome.map(Box::new),
         }
     }
 

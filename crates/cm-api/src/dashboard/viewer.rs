@@ -13,7 +13,7 @@ use minijinja::{Value, context};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::render::{Chrome, PageError, html, render, see_other};
+use super::render::{Chrome, May, PageError, html, render, see_other};
 use super::session::{Flash, SESSION_COOKIE, cookie, is_https, tokens_match};
 use super::views::to_value;
 use crate::call::AppState;
@@ -58,6 +58,22 @@ impl Viewer {
         self.principal == Principal::Admin
     }
 
+    /// What the viewer may do to the containers it sees.
+    pub fn may(&self) -> May {
+        let allowed = self.state.user_actions();
+        let may = |action| self.is_admin() || allowed.allows(action);
+        May {
+            start: may(Action::StartContainer),
+            stop: may(Action::StopContainer),
+            restart: may(Action::RestartContainer),
+            logs: may(Action::ReadLogs),
+            delete: may(Action::DeleteContainer),
+            purge: may(Action::PurgeData),
+            add_ssh_key: may(Action::AddSshKey),
+            remove_ssh_key: may(Action::RemoveSshKey),
+        }
+    }
+
     /// The session id (to update the session).
     pub fn session(&self) -> &str {
         &self.session
@@ -76,6 +92,7 @@ impl Viewer {
                 Principal::User(user) => user.to_string(),
             },
             is_admin: self.is_admin(),
+            may: self.may(),
             csrf: self.csrf.clone(),
             active,
         }
@@ -117,7 +134,7 @@ impl Viewer {
     /// Refuses unless the viewer may do `action` (on a container of `owner`): a 403 page.
     pub fn require(&self, action: Action, owner: Option<&cm_core::UserId>) -> Result<(), PageError> {
         self.principal
-            .authorize(action, owner)
+            .authorize(action, owner, self.state().user_actions())
             .map_err(|e| self.fail(e, "containers"))
     }
 

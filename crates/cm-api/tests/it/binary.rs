@@ -152,9 +152,9 @@ fn end_to_end_over_http_on_the_real_engine() {
         "POST",
         &api("delete_container"),
         &[("Authorization", owner.as_str())],
-        Some(&json!({"container_id": name, "force": true})),
+        Some(&json!({"container_id": name, "force": true, "purge": true})),
     );
-    assert_eq!(status, 403);
+    assert_eq!(status, 403, "the data is the admin's to delete");
     let (_, secret) = exec(json!("printenv SECRET_THING"));
     assert_eq!(secret["stdout"], "hidden\n", "the container has the real value");
 

@@ -406,16 +406,16 @@ async fn a_user_token_sees_and_does_only_what_its_user_may() {
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
         assert!(!page.body.contains("another user"), "{path}");
     }
-    for path in [
-        "/create",
-        "/users",
-        "/settings",
-        "/containers/alice_cli_v4/delete",
-    ] {
+    for path in ["/create", "/users", "/settings"] {
         let page = browser.get(&app, path).await;
         assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
         assert!(page.body.contains("Not allowed"), "{path}");
     }
+    // Deleting their own container is a user action; deleting the data stays the admin's.
+    let delete_page = browser.get(&app, "/containers/alice_cli_v4/delete").await;
+    assert_eq!(delete_page.status, StatusCode::OK);
+    assert!(!delete_page.body.contains("id=\"purge\""), "{}", delete_page.body);
+    assert!(delete_page.body.contains("Only the admin can delete the data"));
     for (path, fields) in [
         ("/containers/bob_cli_v4/stop", vec![]),
         ("/keys/add", vec![("container", "bob_cli_v4"), ("key", ALICE_KEY)]),
@@ -424,13 +424,9 @@ async fn a_user_token_sees_and_does_only_what_its_user_may() {
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
     }
     for (path, fields) in [
-        ("/containers/alice_cli_v4/delete", vec![("force", "on")]),
         (
-            "/keys/remove",
-            vec![
-                ("container", "alice_cli_v4"),
-                ("fingerprint", ALICE_KEY_FINGERPRINT),
-            ],
+            "/containers/alice_cli_v4/delete",
+            vec![("force", "on"), ("purge", "on")],
         ),
         (
             "/create",
@@ -470,6 +466,34 @@ async fn a_user_token_sees_and_does_only_what_its_user_may() {
     assert_eq!(
         browser.get(&app, "/logs/alice_cli_v4").await.status,
         StatusCode::OK
+    );
+    let page = browser
+        .post_and_follow(
+            &app,
+            "/keys/remove",
+            &[
+                ("container", "alice_cli_v4"),
+                ("fingerprint", ALICE_KEY_FINGERPRINT),
+            ],
+        )
+        .await;
+    assert!(
+        page.body.contains("was removed from alice_cli_v4"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        page.body.matches(ALICE_KEY_FINGERPRINT).count(),
+        1,
+        "only in the message"
+    );
+    let page = browser
+        .post_and_follow(&app, "/containers/alice_cli_v4/delete", &[("force", "on")])
+        .await;
+    assert!(
+        page.body.contains("its data volume alice_cli_v4_data was kept"),
+        "{}",
+        page.body
     );
 
     // Revoking the token ends the session at its next request.

@@ -265,8 +265,14 @@ async fn scenario(env: &TestEnv, server: &Server, client: &Client, shots: &Scree
     shots.take(client, "created").await;
 
     // Logs: the tail shows the probe as text; follow appends new lines as they come.
-    client.goto(&format!("{base}/logs/{web_name}")).await.unwrap();
-    wait_text(client, "#logs", "tick").await;
+    // The page shows the tail as it was when it loaded: on a busy machine the first tick may come
+    // after the first load, so load it again until it is there.
+    let logs_page = format!("{base}/logs/{web_name}");
+    let ticked = poll(|| async {
+        client.goto(&logs_page).await.is_ok() && text(client, "#logs").await.contains("tick")
+    })
+    .await;
+    assert!(ticked, "the logs page never showed a tick");
     let before = text(client, "#logs").await;
     assert!(before.contains(PROBE), "{before}");
     click(client, "#follow").await;

@@ -345,6 +345,118 @@ async fn delete_refuses_running_without_force_and_keeps_data_unless_purge() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// The original's self-service calls: a user registers a key on its own SSH container without
+/// naming it, and reads its containers in the original's field names.
+#[actix_web::test]
+async fn users_register_their_own_keys_and_read_their_own_ssh_info() {
+    let app = TestApp::new();
+    let owner = Cred::Bearer(app.token("alice").await);
+    let (status, none) = app
+        .post(
+            &api("register_ssh_key"),
+            json!({"ssh_public_key": ALICE_KEY}),
+            &owner,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{none}");
+    assert!(
+        none["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no SSH-enabled container")
+    );
+    app.create("alice", "preview_server").await;
+    app.create("alice", "cli_v4").await;
+    let (status, registered) = app
+        .post(
+            &api("register_ssh_key"),
+            json!({"ssh_public_key": ALICE_KEY}),
+            &owner,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    assert_eq!(registered["container_name"], "alice_cli_v4");
+    assert_eq!(registered["username"], "cli");
+    assert_eq!(registered["added"], true);
+    assert!(registered["ssh_port"].is_u64());
+    assert!(
+        registered["connection_string"]
+            .as_str()
+            .unwrap()
+            .starts_with("ssh -p "),
+        "{registered}"
+    );
+    // The admin has no containers of its own: it names one.
+    let (status, refused) = app
+        .post(
+            &api("register_ssh_key"),
+            json!({"ssh_public_key": ALICE_KEY}),
+            &Cred::admin(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["error"]["field"], "container_id");
+
+    let (status, mine) = app.get(&api("get_my_ssh_info"), &owner).await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    let containers = mine["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 2);
+    let cli = containers
+        .iter()
+        .find(|c| c["container_type"] == "cli_v4")
+        .unwrap();
+    assert_eq!(cli["container_id"].as_str().unwrap().len(), 12);
+    assert_eq!(cli["http_url"], "/container/alice/cli_v4");
+    assert_eq!(cli["ssh_enabled"], true);
+    assert_eq!(cli["ssh_port"], registered["ssh_port"]);
+    let web = containers
+        .iter()
+        .find(|c| c["container_type"] == "preview_server")
+        .unwrap();
+    assert_eq!(web["ssh_enabled"], false);
+    assert!(web.get("ssh_port").is_none());
+    let (status, _) = app
+        .get(&format!("{}?user_id=bob", api("get_my_ssh_info")), &owner)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// `[auth] user_actions` narrows what user tokens may do; reading stays allowed and the dashboard
+/// and API refuse the rest with a message that says why.
+#[actix_web::test]
+async fn configured_user_actions_decide_what_tokens_may_do() {
+    let app = TestApp::with_config("[auth]\nuser_actions = [\"logs\", \"start\"]\n");
+    app.create("alice", "cli_v4").await;
+    let owner = Cred::Bearer(app.token("alice").await);
+    let body = json!({"container_id": "alice_cli_v4"});
+    let (status, stop) = app.post(&api("stop_container"), body.clone(), &owner).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{stop}");
+    assert!(
+        stop["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("user_actions"),
+        "{stop}"
+    );
+    for allowed in ["start_container", "get_container", "container_logs"] {
+        let (status, answer) = app.post(&api(allowed), body.clone(), &owner).await;
+        assert_eq!(status, StatusCode::OK, "{allowed}: {answer}");
+    }
+    let (status, _) = app
+        .post(
+            &api("delete_container"),
+            json!({"container_id": "alice_cli_v4", "force": true}),
+            &owner,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The admin is not bound by it.
+    let (status, _) = app.post(&api("stop_container"), body, &Cred::admin()).await;
+    assert_eq!(status, StatusCode::OK);
+    let bad = cm_core::Config::from_toml("[auth]\nuser_actions = [\"purge\"]\n").unwrap_err();
+    assert!(bad.message().contains("unknown user action"), "{}", bad.message());
+}
+
 #[actix_web::test]
 async fn ssh_keys_info_and_listing() {
     let app = TestApp::new();

@@ -58,6 +58,14 @@ impl TestApp {
         Self::with_auth(fake_auth(Some(ADMIN)))
     }
 
+    /// An app whose admin key is [`ADMIN`], over `config` (TOML).
+    pub fn with_config(config: &str) -> Self {
+        init_test_log();
+        let world = FakeWorld::with_config(cm_core::Config::from_toml(config).unwrap());
+        let state = AppState::new(world.manager.clone(), fake_auth(Some(ADMIN)));
+        TestApp { state, world }
+    }
+
     /// An app over `auth`.
     pub fn with_auth(auth: cm_core::Auth) -> Self {
         init_test_log();

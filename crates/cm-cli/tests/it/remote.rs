@@ -235,7 +235,8 @@ fn the_cli_through_cm_api_prints_what_it_prints_locally() {
         quota["limits"]["memory"]
     );
 
-    // A user token: its own containers only; admin-only commands refused with exit 1.
+    // A user token: its own containers only; admin-only commands (such as purging data) refused
+    // with exit 1.
     let token_line = remote_ok(&world, &api, &admin, &["token", "create", &alice]);
     let alice_token = token_line.trim().to_owned();
     let bob = world.env.user("rbob");
@@ -255,7 +256,12 @@ fn the_cli_through_cm_api_prints_what_it_prints_locally() {
         &["get", &format!("{bob}_preview_server")],
     );
     assert_eq!(foreign.status.code(), Some(1), "{}", stderr(&foreign));
-    let delete = remote(&world, &api, &alice_token, &["delete", &name, "--force"]);
+    let delete = remote(
+        &world,
+        &api,
+        &alice_token,
+        &["delete", &name, "--force", "--purge"],
+    );
     assert_eq!(delete.status.code(), Some(1), "{}", stderr(&delete));
     assert!(stderr(&delete).starts_with("error: "), "{}", stderr(&delete));
     let tokens = remote_json(&world, &api, &admin, &["token", "list"]);
