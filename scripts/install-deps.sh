@@ -2,7 +2,8 @@
 # Installs what ContainerManager's build and tests need, when it is missing: the Docker client
 # (the engine itself must already run), debootstrap for the images, nginx, the OpenSSH client,
 # tmux, chromium with its WebDriver, wrk for the benchmarks, losetup and e2fsprogs for capped
-# volumes, pip for the images' Python wheels. Debian/Ubuntu (apt) only; elsewhere it says what is missing and stops.
+# volumes, pip for the images' Python wheels, cargo-deb for the Debian package. Debian/Ubuntu (apt)
+# only; elsewhere it says what is missing and stops.
 set -euo pipefail
 
 want=()
@@ -24,6 +25,13 @@ python3 -m pip --version >/dev/null 2>&1 || want+=(python3-pip)
 need losetup mount
 need mkfs.ext4 e2fsprogs
 need debugfs e2fsprogs
+
+# The Debian package (scripts/package.sh) is made with cargo-deb, from crates.io (not apt). 3.8.0
+# needs Rust 1.85 or newer.
+if command -v cargo >/dev/null 2>&1 && ! cargo deb --version >/dev/null 2>&1; then
+  echo "installing cargo-deb"
+  cargo install cargo-deb --version 3.8.0 --locked
+fi
 
 if [ "${#want[@]}" -eq 0 ]; then
   exit 0
