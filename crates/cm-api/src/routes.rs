@@ -12,8 +12,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Bytes, Data};
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder};
 use cm_core::{
-    Action, Command, CpuLimit, CreateForm, CreateRequest, DeleteOptions, DiskSize, LogRequest, MemoryLimit,
-    Principal, UserId, UserQuota,
+    Action, Command, CpuLimit, CreateForm, CreateRequest, DeleteOptions, DiskSize, Lifecycle, LogRequest,
+    MemoryLimit, Principal, UserId, UserQuota,
 };
 use futures_util::StreamExt;
 use serde_json::json;
@@ -491,23 +491,6 @@ pub async fn restart_container(state: Data<AppState>, call: Call) -> Answer {
     lifecycle(state, call, Lifecycle::Restart).await
 }
 
-#[derive(Clone, Copy)]
-enum Lifecycle {
-    Start,
-    Stop,
-    Restart,
-}
-
-impl Lifecycle {
-    fn action(self) -> Action {
-        match self {
-            Lifecycle::Start => Action::StartContainer,
-            Lifecycle::Stop => Action::StopContainer,
-            Lifecycle::Restart => Action::RestartContainer,
-        }
-    }
-}
-
 async fn lifecycle(state: Data<AppState>, call: Call, what: Lifecycle) -> Answer {
     let p: ContainerRef = call.params.parse()?;
     let spec = state
@@ -515,14 +498,7 @@ async fn lifecycle(state: Data<AppState>, call: Call, what: Lifecycle) -> Answer
         .await?;
     let manager = state.manager.clone();
     let name = spec.container_name.to_string();
-    let spec = detached(async move {
-        match what {
-            Lifecycle::Start => manager.start(&name).await,
-            Lifecycle::Stop => manager.stop(&name).await,
-            Lifecycle::Restart => manager.restart(&name).await,
-        }
-    })
-    .await?;
+    let spec = detached(async move { manager.lifecycle(&name, what).await }).await?;
     Ok(container_answer(&spec))
 }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use cm_core::{
     Command as ContainerCommand, ContainerSpec, ContainerStats, CreateForm, CreateOutcome, CreateRequest,
-    DeleteOptions, DiskUsage, ExecOutput, KeyAdded, Listing, LogRequest, Manager, OutputStream, QuotaReport,
-    ReconcileOptions, ReconcileReport, SshInfo, StoredKey, UserId, UserQuota,
+    DeleteOptions, DiskUsage, ExecOutput, KeyAdded, Lifecycle, Listing, LogRequest, Manager, OutputStream,
+    QuotaReport, ReconcileOptions, ReconcileReport, SshInfo, StoredKey, UserId, UserQuota,
 };
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -15,21 +15,12 @@ use serde_json::{Value, json};
 use crate::output;
 use crate::remote::Remote;
 
-/// A lifecycle action.
-#[derive(Debug, Clone, Copy)]
-pub enum Lifecycle {
-    Start,
-    Stop,
-    Restart,
-}
-
-impl Lifecycle {
-    fn endpoint(self) -> &'static str {
-        match self {
-            Lifecycle::Start => "start_container",
-            Lifecycle::Stop => "stop_container",
-            Lifecycle::Restart => "restart_container",
-        }
+/// The endpoint of a lifecycle change.
+fn endpoint(what: Lifecycle) -> &'static str {
+    match what {
+        Lifecycle::Start => "start_container",
+        Lifecycle::Stop => "stop_container",
+        Lifecycle::Restart => "restart_container",
     }
 }
 
@@ -146,12 +137,8 @@ impl Backend {
 
     pub async fn lifecycle(&self, id: &str, action: Lifecycle) -> cm_core::Result<ContainerSpec> {
         match self {
-            Backend::Local(m) => match action {
-                Lifecycle::Start => m.start(id).await,
-                Lifecycle::Stop => m.stop(id).await,
-                Lifecycle::Restart => m.restart(id).await,
-            },
-            Backend::Remote(r) => r.fetch(action.endpoint(), &container(id), Some("container")),
+            Backend::Local(m) => m.lifecycle(id, action).await,
+            Backend::Remote(r) => r.fetch(endpoint(action), &container(id), Some("container")),
         }
     }
 

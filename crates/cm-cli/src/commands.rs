@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cm_core::{
-    Command as ContainerCommand, CreateForm, DeleteOptions, ErrorKind, Listing, LogRequest, Manager,
-    ReconcileOptions, UserId,
+    Command as ContainerCommand, CreateForm, DeleteOptions, ErrorKind, Lifecycle, Listing, LogRequest,
+    Manager, ReconcileOptions, UserId,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::backend::{Backend, Lifecycle};
+use crate::backend::Backend;
 use crate::cli::{
     Cli, Command, CreateArgs, NginxCommand, QuotaCommand, RoutesCommand, TokenCommand, VolumesCommand,
 };

@@ -112,6 +112,37 @@ pub struct CreateOutcome {
     pub route_error: Option<String>,
 }
 
+/// A lifecycle change of a container, as the frontends offer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Start it.
+    Start,
+    /// Stop it.
+    Stop,
+    /// Restart it.
+    Restart,
+}
+
+impl Lifecycle {
+    /// What the caller must be allowed to do.
+    pub fn action(self) -> crate::auth::Action {
+        match self {
+            Lifecycle::Start => crate::auth::Action::StartContainer,
+            Lifecycle::Stop => crate::auth::Action::StopContainer,
+            Lifecycle::Restart => crate::auth::Action::RestartContainer,
+        }
+    }
+
+    /// The past tense for messages: `started`, `stopped`, `restarted`.
+    pub fn done(self) -> &'static str {
+        match self {
+            Lifecycle::Start => "started",
+            Lifecycle::Stop => "stopped",
+            Lifecycle::Restart => "restarted",
+        }
+    }
+}
+
 /// How to delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeleteOptions {
@@ -841,6 +872,15 @@ impl Manager {
 
     // -----------------------------------------------------------------------------------------
     // Lifecycle.
+
+    /// Starts, stops or restarts a container.
+    pub async fn lifecycle(&self, reference: &str, what: Lifecycle) -> Result<ContainerSpec> {
+        match what {
+            Lifecycle::Start => self.start(reference).await,
+            Lifecycle::Stop => self.stop(reference).await,
+            Lifecycle::Restart => self.restart(reference).await,
+        }
+    }
 
     /// Starts a container and re-applies its SSH keys.
     pub async fn start(&self, reference: &str) -> Result<ContainerSpec> {

@@ -10,7 +10,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::web::{Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
-use cm_core::{Action, CreateForm, CreateRequest, DeleteOptions, ErrorKind, Principal, Secret, UserId};
+use cm_core::{
+    Action, CreateForm, CreateRequest, DeleteOptions, ErrorKind, Lifecycle, Principal, Secret, UserId,
+};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
@@ -258,42 +260,14 @@ pub async fn restart(posted: Posted<BackField>, name: Path<String>) -> PageResul
     lifecycle(posted, &name, Lifecycle::Restart).await
 }
 
-#[derive(Clone, Copy)]
-enum Lifecycle {
-    Start,
-    Stop,
-    Restart,
-}
-
-impl Lifecycle {
-    fn action(self) -> Action {
-        match self {
-            Lifecycle::Start => Action::StartContainer,
-            Lifecycle::Stop => Action::StopContainer,
-            Lifecycle::Restart => Action::RestartContainer,
-        }
-    }
-}
-
 async fn lifecycle(posted: Posted<BackField>, reference: &str, what: Lifecycle) -> PageResult {
     let Posted { viewer, form } = posted;
     let spec = viewer.container(reference, what.action()).await?;
     let manager = viewer.state().manager.clone();
     let name = spec.container_name.to_string();
     let target = name.clone();
-    let result = detached(async move {
-        match what {
-            Lifecycle::Start => manager.start(&target).await,
-            Lifecycle::Stop => manager.stop(&target).await,
-            Lifecycle::Restart => manager.restart(&target).await,
-        }
-    })
-    .await;
-    let verb = match what {
-        Lifecycle::Start => "started",
-        Lifecycle::Stop => "stopped",
-        Lifecycle::Restart => "restarted",
-    };
+    let result = detached(async move { manager.lifecycle(&target, what).await }).await;
+    let verb = what.done();
     let flash = match result {
         Ok(spec) => Flash::success(format!("Container {name} was {verb}; it is {}.", spec.status)),
         Err(e) => Flash::error(format!("{name} was not {verb}: {}", e.message())),
