@@ -134,6 +134,12 @@ impl FromRequest for Call {
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok());
             let mut params = Params::from_parts(req.query_string(), content_type, &body)?;
+            // The answer's shape, for the ToolBox mode's middleware (before anything can fail).
+            if let Some(text) = params.take_envelope()? {
+                let envelope = cm_core::Envelope::parse(&text)
+                    .map_err(|e| ApiError::from(e).for_field(crate::toolbox::ENVELOPE_PARAM))?;
+                actix_web::HttpMessage::extensions_mut(&req).insert(envelope);
+            }
             let param_key = params.take_admin_key().map_err(|_| {
                 ApiError::malformed_credentials("the admin_key parameter must be given once, as a string")
             })?;

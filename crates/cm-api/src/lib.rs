@@ -20,6 +20,7 @@ mod params;
 mod params_types;
 mod routes;
 mod server;
+mod toolbox;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -39,6 +40,7 @@ pub use routes::{
     API_PREFIX, DEFAULT_EXEC_TIMEOUT, DEFAULT_TAIL, ENDPOINTS, Endpoint, MAX_EXEC_TIMEOUT, MAX_TAIL,
 };
 pub use server::{ADMIN_KEY_FILE, DEFAULT_LISTEN, Options, run};
+pub use toolbox::ENVELOPE_PARAM;
 
 /// The application: every endpoint, `/healthz`, `/api/openapi.json`, JSON errors for unknown paths
 /// and wrong methods, and the request log.

@@ -86,6 +86,11 @@ impl Params {
         self.string(ADMIN_KEY_PARAM)
     }
 
+    /// Removes and returns the `envelope` parameter (the answer's shape), if given.
+    pub fn take_envelope(&mut self) -> Result<Option<String>, ApiError> {
+        self.string(crate::toolbox::ENVELOPE_PARAM)
+    }
+
     /// Reads the endpoint's parameter set and refuses any parameter it does not know.
     pub fn parse<T: FromParams>(mut self) -> Result<T, ApiError> {
         let value = T::from_params(&mut self)?;

@@ -188,6 +188,8 @@ const LOGS_MAX_BYTES: usize = 16 * 1024 * 1024;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(API_PREFIX)
+            // The ToolBox answer mode rewrites finished answers; native ones pass untouched.
+            .wrap(actix_web::middleware::from_fn(crate::toolbox::envelope))
             .service(write("create_container", create_container))
             .service(read("list_containers", list_containers))
             .service(read("get_container", get_container))
@@ -404,7 +406,10 @@ pub async fn get_container(state: Data<AppState>, call: Call) -> Answer {
     if let Some(usage) = state.manager.disk_usage(&spec).await? {
         container["disk_usage"] = json!(usage);
     }
-    Ok(HttpResponse::Ok().json(ContainerAnswer { container }))
+    Ok(about(
+        HttpResponse::Ok().json(ContainerAnswer { container }),
+        &spec,
+    ))
 }
 
 /// Delete a container
@@ -562,7 +567,7 @@ pub async fn container_logs(state: Data<AppState>, call: Call) -> Answer {
         }
         logs.push_str(&chunk.text);
     }
-    Ok(HttpResponse::Ok().json(LogsAnswer { logs }))
+    Ok(about(HttpResponse::Ok().json(LogsAnswer { logs }), &spec))
 }
 
 /// Run a command in a container
@@ -633,11 +638,14 @@ pub async fn container_exec(state: Data<AppState>, req: HttpRequest, call: Call)
             return Err(ApiError::new(ErrorCode::Timeout, "the client hung up"));
         }
     };
-    Ok(HttpResponse::Ok().json(ExecAnswer {
-        exit_code: output.exit_code,
-        stdout: output.stdout,
-        stderr: output.stderr,
-    }))
+    Ok(about(
+        HttpResponse::Ok().json(ExecAnswer {
+            exit_code: output.exit_code,
+            stdout: output.stdout,
+            stderr: output.stderr,
+        }),
+        &spec,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -663,11 +671,14 @@ pub async fn add_ssh_key_to_container(state: Data<AppState>, call: Call) -> Answ
     let manager = state.manager.clone();
     let name = spec.container_name.to_string();
     let added = detached(async move { manager.add_ssh_key(&name, &p.ssh_public_key).await }).await?;
-    Ok(HttpResponse::Ok().json(KeyAddedAnswer {
-        key: to_json(&added.key)?,
-        added: added.added,
-        applied: added.applied,
-    }))
+    Ok(about(
+        HttpResponse::Ok().json(KeyAddedAnswer {
+            key: to_json(&added.key)?,
+            added: added.added,
+            applied: added.applied,
+        }),
+        &spec,
+    ))
 }
 
 /// Remove an SSH key from a container
@@ -729,7 +740,7 @@ pub async fn get_container_ssh_info(state: Data<AppState>, call: Call) -> Answer
         .authorized(&call.principal, &p.container_id, Action::ReadSshInfo)
         .await?;
     let info = state.manager.ssh_info(spec.container_name.as_str()).await?;
-    Ok(HttpResponse::Ok().json(info))
+    Ok(about(HttpResponse::Ok().json(info), &spec))
 }
 
 /// Register one's own SSH key (self-service)
@@ -867,7 +878,10 @@ pub async fn container_stats(state: Data<AppState>, call: Call) -> Answer {
         .authorized(&call.principal, &p.container_id, Action::ReadContainer)
         .await?;
     let stats = state.manager.stats(spec.container_name.as_str()).await?;
-    Ok(HttpResponse::Ok().json(json!({ "container_name": spec.container_name, "stats": stats })))
+    Ok(about(
+        HttpResponse::Ok().json(json!({ "container_name": spec.container_name, "stats": stats })),
+        &spec,
+    ))
 }
 
 /// List the SSH-enabled containers
@@ -1253,9 +1267,20 @@ fn listing_scope(
 }
 
 fn container_answer(spec: &cm_core::ContainerSpec) -> HttpResponse {
-    HttpResponse::Ok().json(ContainerAnswer {
-        container: container_json(spec),
-    })
+    about(
+        HttpResponse::Ok().json(ContainerAnswer {
+            container: container_json(spec),
+        }),
+        spec,
+    )
+}
+
+/// Marks an answer as being about `spec` (for the ToolBox answer mode's original fields).
+fn about(mut response: HttpResponse, spec: &cm_core::ContainerSpec) -> HttpResponse {
+    response
+        .extensions_mut()
+        .insert(crate::toolbox::Resolved(spec.clone()));
+    response
 }
 
 /// An answer carrying a secret: never cached.

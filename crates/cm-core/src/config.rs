@@ -33,6 +33,8 @@ pub struct Config {
     /// What user tokens may do to their own containers (`[auth] user_actions`; default: all user
     /// actions, as in the original).
     pub user_actions: crate::auth::UserActions,
+    /// How the API shapes its answers by default (`[api] envelope`).
+    pub envelope: Envelope,
     /// The SQLite file, unless `CM_DB` says otherwise.
     pub database: Option<PathBuf>,
     /// Where size-capped data volumes keep their filesystem images (`[disk] image_dir`; default:
@@ -42,6 +44,32 @@ pub struct Config {
     pub extra_labels: BTreeMap<String, String>,
     /// The configured container types, by name.
     pub types: BTreeMap<TypeName, ContainerType>,
+}
+
+/// The shape of the API's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Envelope {
+    /// This project's answers (the default).
+    #[default]
+    Native,
+    /// The ToolBox worker's envelope (`{"error": "none", "result": {"data": ...}, ...}`) around
+    /// answers that also carry the original module's field names, for existing ToolBox clients.
+    Toolbox,
+}
+
+impl Envelope {
+    /// Parses `native` or `toolbox`.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim() {
+            "native" => Ok(Envelope::Native),
+            "toolbox" => Ok(Envelope::Toolbox),
+            other => Err(Error::invalid(format!(
+                "invalid envelope {}: native or toolbox",
+                quote(other)
+            ))),
+        }
+    }
 }
 
 /// How SSH ports are published and announced.
@@ -311,6 +339,7 @@ struct RawConfig {
     database: Option<PathBuf>,
     disk: Option<RawDisk>,
     auth: Option<RawAuth>,
+    api: Option<RawApi>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -353,6 +382,12 @@ struct RawQuota {
     memory: Option<String>,
     cpus: Option<f64>,
     disk: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    envelope: Option<Envelope>,
 }
 
 #[derive(Deserialize, Default)]
@@ -594,6 +629,7 @@ impl RawConfig {
             },
             quota,
             user_actions,
+            envelope: self.api.and_then(|a| a.envelope).unwrap_or_default(),
             limits: LimitSettings {
                 auth_failures_per_minute,
                 exec_per_user: at_least_one(limits.exec_per_user, 4, "exec_per_user")?,

@@ -29,9 +29,9 @@ pub use auth::{
     TokenRecord, UserAction, UserActions,
 };
 pub use config::{
-    Access, Config, ContainerType, DATA_PATH, HostMode, LimitSettings, NginxSettings, RestartPolicy,
-    RoutingMode, RoutingSettings, SSH_CONTAINER_PORT, SSH_USER, SshMode, SshSettings, check_exec_user,
-    check_label,
+    Access, Config, ContainerType, DATA_PATH, Envelope, HostMode, LimitSettings, NginxSettings,
+    RestartPolicy, RoutingMode, RoutingSettings, SSH_CONTAINER_PORT, SSH_USER, SshMode, SshSettings,
+    check_exec_user, check_label,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use keys::{

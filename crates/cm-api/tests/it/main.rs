@@ -16,3 +16,4 @@ mod gate;
 mod helpers;
 mod logging;
 mod openapi;
+mod toolbox;
