@@ -2,7 +2,7 @@
 # Installs what ContainerManager's build and tests need, when it is missing: the Docker client
 # (the engine itself must already run), debootstrap for the images, nginx, the OpenSSH client,
 # tmux, chromium with its WebDriver, wrk for the benchmarks, losetup and e2fsprogs for capped
-# volumes, pip for the images' Python wheels, cargo-deb for the Debian package. Debian/Ubuntu (apt)
+# volumes, pip and venv for the images' Python wheels and the ToolBox test, cargo-deb for the Debian package. Debian/Ubuntu (apt)
 # only; elsewhere it says what is missing and stops.
 set -euo pipefail
 
@@ -21,6 +21,8 @@ need wrk wrk
 need curl curl
 # The images' Python wheels are downloaded on the host (images/build.sh).
 python3 -m pip --version >/dev/null 2>&1 || want+=(python3-pip)
+# The ToolBox identity test installs the real ToolBox into a virtual environment.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || want+=(python3-venv)
 # Size-capped data volumes: ext4 images on loop devices.
 need losetup mount
 need mkfs.ext4 e2fsprogs

@@ -18,7 +18,7 @@ use crate::cli::{
 };
 use crate::output;
 use crate::remote::Remote;
-use cm_wiring::{Settings, build_app, build_manager, load_settings, new_admin_key};
+use cm_wiring::{Settings, build_manager, load_settings, new_admin_key};
 
 /// Exit codes: 0 success, 1 refused (invalid input, not found, conflict, forbidden), 2 usage or
 /// internal error, 3 a dependency is unavailable (the engine is down), 4 timeout.
@@ -120,7 +120,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         return print_types(&types, json);
     }
     if let Command::Token(command) = cli.command {
-        let auth = build_app(&settings).await?.auth;
+        let auth = cm_wiring::build_credentials(&settings)?;
         return token(&TokenBackend::Local(&auth), command, json).await;
     }
     if let Command::Nginx(command) = cli.command {

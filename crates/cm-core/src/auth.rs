@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -277,7 +277,32 @@ pub struct Auth {
     /// Signs route tickets. Random per process: a restart of cm-api signs everyone out of the
     /// proxy (they sign in again with their token), and no key is ever stored.
     ticket_key: Arc<[u8; 32]>,
+    /// Another identity system whose credentials are accepted too (ToolBox's CloudM tokens).
+    external: Option<Arc<dyn IdentityVerifier>>,
 }
+
+/// A caller another identity system vouches for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalIdentity {
+    /// The user, as a ContainerManager user id.
+    pub user: UserId,
+    /// True when that system's rules make the caller an admin here.
+    pub admin: bool,
+    /// When the credential stops working.
+    pub expires: SystemTime,
+}
+
+/// Verifies credentials of another identity system (a port: the ToolBox adapter implements it).
+#[async_trait]
+pub trait IdentityVerifier: Send + Sync {
+    /// `Ok(None)` when `presented` is not this system's kind of credential; `Unauthorized` when
+    /// it is one but forged, expired or otherwise refused.
+    async fn verify(&self, presented: &Secret) -> Result<Option<ExternalIdentity>>;
+}
+
+/// The credential id route tickets of external identities carry (they end at the identity's own
+/// expiry instead of at a revocation here).
+const EXTERNAL_CREDENTIAL: &str = "external";
 
 /// The value of the proxy's route cookie: proof that its holder signed in with a credential,
 /// until it expires or the credential is revoked. Holds no secret: the credential's public id,
@@ -305,7 +330,8 @@ const TICKET_MAX: usize = 256;
 const ADMIN_PREFIX: &str = "cmk_";
 const TOKEN_PREFIX: &str = "cmu_";
 /// Longer presented secrets are refused without hashing (a cheap guard against abuse).
-const SECRET_MAX: usize = 256;
+/// The longest credential read (ToolBox tokens are JSON Web Tokens of a few hundred bytes).
+const SECRET_MAX: usize = 4096;
 /// The shortest admin key accepted from the environment.
 const ENV_KEY_MIN: usize = 16;
 
@@ -469,7 +495,14 @@ impl Auth {
             clock,
             env_admin,
             ticket_key,
+            external: None,
         })
+    }
+
+    /// Also accepts the credentials `verifier` vouches for.
+    pub fn with_external(mut self, verifier: Arc<dyn IdentityVerifier>) -> Self {
+        self.external = Some(verifier);
+        self
     }
 
     /// Where the admin key comes from.
@@ -507,6 +540,11 @@ impl Auth {
 
     /// Who holds `presented`: the admin, a user, or nobody (`Unauthorized`).
     pub async fn authenticate(&self, presented: &Secret) -> Result<Principal> {
+        Ok(self.identify(presented).await?.0)
+    }
+
+    /// Who presented the credential, and, for another system's identity, when it ends.
+    async fn identify(&self, presented: &Secret) -> Result<(Principal, Option<SystemTime>)> {
         let text = presented.0.trim();
         let unauthorized = || Error::new(ErrorKind::Unauthorized, "missing or wrong credentials");
         if text.is_empty() || text.len() > SECRET_MAX {
@@ -518,12 +556,27 @@ impl Auth {
             None => self.store.admin_key_hash().await?,
         };
         if admin.is_some_and(|admin| admin.matches(&hash)) {
-            return Ok(Principal::Admin);
+            return Ok((Principal::Admin, None));
         }
         match self.store.token_by_hash(&hash).await? {
             Some(record) if record.hash.matches(&hash) && self.is_current(&record) => {
                 self.note_use(&record).await;
-                Ok(Principal::User(record.user_id))
+                return Ok((Principal::User(record.user_id), None));
+            }
+            Some(_) => return Err(unauthorized()),
+            None => {}
+        }
+        let Some(external) = &self.external else {
+            return Err(unauthorized());
+        };
+        match external.verify(&Secret::new(text)).await? {
+            Some(identity) if identity.expires > self.clock.now() => {
+                let principal = if identity.admin {
+                    Principal::Admin
+                } else {
+                    Principal::User(identity.user)
+                };
+                Ok((principal, Some(identity.expires)))
             }
             _ => Err(unauthorized()),
         }
@@ -568,14 +621,20 @@ impl Auth {
         scope: &UserId,
         lifetime: Duration,
     ) -> Result<(Principal, Ticket)> {
-        let principal = self.authenticate(presented).await?;
+        let (principal, external_expiry) = self.identify(presented).await?;
         let hash = Secret::new(presented.0.trim()).hash();
-        let credential = hash.public_id();
+        let credential = match external_expiry {
+            Some(_) => EXTERNAL_CREDENTIAL.to_owned(),
+            None => hash.public_id(),
+        };
         let subject = match &principal {
             Principal::Admin => "-".to_owned(),
             Principal::User(user) => user.to_string(),
         };
         let mut expires = unix_seconds(self.clock.now()).saturating_add(lifetime.as_secs());
+        if let Some(ends) = external_expiry {
+            expires = expires.min(unix_seconds(ends));
+        }
         if let Principal::User(_) = &principal
             && let Some(record) = self.store.token_by_hash(&hash).await?
             && let Some(token_expiry) = record
@@ -615,6 +674,13 @@ impl Auth {
             || *scope != target.as_str()
         {
             return Err(refused());
+        }
+        // Another system's identity: its ticket ends with the credential (checked above).
+        if *credential == EXTERNAL_CREDENTIAL && self.external.is_some() {
+            return match *subject {
+                "-" => Ok(Principal::Admin),
+                user => Ok(Principal::User(UserId::parse(user).map_err(|_| refused())?)),
+            };
         }
         if *subject == "-" {
             let admin = match &self.env_admin {

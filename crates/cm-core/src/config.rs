@@ -35,6 +35,8 @@ pub struct Config {
     pub user_actions: crate::auth::UserActions,
     /// How the API shapes its answers by default (`[api] envelope`).
     pub envelope: Envelope,
+    /// ToolBox users sign in with their CloudM access tokens (`[auth.toolbox]`), when set.
+    pub toolbox_identity: Option<ToolboxIdentity>,
     /// The SQLite file, unless `CM_DB` says otherwise.
     pub database: Option<PathBuf>,
     /// Where size-capped data volumes keep their filesystem images (`[disk] image_dir`; default:
@@ -44,6 +46,16 @@ pub struct Config {
     pub extra_labels: BTreeMap<String, String>,
     /// The configured container types, by name.
     pub types: BTreeMap<TypeName, ContainerType>,
+}
+
+/// Accepting ToolBox's identities (`[auth.toolbox]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToolboxIdentity {
+    /// The environment variable holding the ToolBox worker's token secret (default
+    /// `TB_JWT_SECRET`); the secret itself is never in a file of ours.
+    pub jwt_secret_env: String,
+    /// Tokens whose `level` is at least this act as the admin (absent: none does).
+    pub admin_level: Option<i64>,
 }
 
 /// The shape of the API's answers.
@@ -394,6 +406,14 @@ struct RawApi {
 #[serde(deny_unknown_fields)]
 struct RawAuth {
     user_actions: Option<Vec<String>>,
+    toolbox: Option<RawToolbox>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawToolbox {
+    jwt_secret_env: Option<String>,
+    admin_level: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -568,7 +588,28 @@ impl RawConfig {
         for (key, value) in &self.labels {
             check_label(key, value)?;
         }
-        let user_actions = match self.auth.and_then(|a| a.user_actions) {
+        let raw_auth = self.auth.unwrap_or_default();
+        let toolbox_identity = match raw_auth.toolbox {
+            None => None,
+            Some(raw) => {
+                let jwt_secret_env = raw.jwt_secret_env.unwrap_or_else(|| "TB_JWT_SECRET".to_owned());
+                let valid_name = !jwt_secret_env.is_empty()
+                    && jwt_secret_env
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid_name {
+                    return Err(Error::invalid(format!(
+                        "invalid configuration: [auth.toolbox] jwt_secret_env must name an environment variable, not {}",
+                        quote(&jwt_secret_env)
+                    )));
+                }
+                Some(ToolboxIdentity {
+                    jwt_secret_env,
+                    admin_level: raw.admin_level,
+                })
+            }
+        };
+        let user_actions = match raw_auth.user_actions {
             None => crate::auth::UserActions::default(),
             Some(names) => crate::auth::UserActions::only(
                 names
@@ -630,6 +671,7 @@ impl RawConfig {
             quota,
             user_actions,
             envelope: self.api.and_then(|a| a.envelope).unwrap_or_default(),
+            toolbox_identity,
             limits: LimitSettings {
                 auth_failures_per_minute,
                 exec_per_user: at_least_one(limits.exec_per_user, 4, "exec_per_user")?,

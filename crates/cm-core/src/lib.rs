@@ -25,13 +25,13 @@ mod values;
 pub mod testing;
 
 pub use auth::{
-    Action, AdminKeySource, Auth, CredentialStore, Entropy, Principal, Secret, SecretHash, Ticket,
-    TokenRecord, UserAction, UserActions,
+    Action, AdminKeySource, Auth, CredentialStore, Entropy, ExternalIdentity, IdentityVerifier, Principal,
+    Secret, SecretHash, Ticket, TokenRecord, UserAction, UserActions,
 };
 pub use config::{
     Access, Config, ContainerType, DATA_PATH, Envelope, HostMode, LimitSettings, NginxSettings,
     RestartPolicy, RoutingMode, RoutingSettings, SSH_CONTAINER_PORT, SSH_USER, SshMode, SshSettings,
-    check_exec_user, check_label,
+    ToolboxIdentity, check_exec_user, check_label,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use keys::{

@@ -76,6 +76,8 @@ fn the_core_depends_on_no_io_library_and_no_adapter() {
         "tar",
         "hyper",
         "reqwest",
+        "ureq",
+        "jsonwebtoken",
         "rand",
     ] {
         assert!(
@@ -91,7 +93,7 @@ fn the_core_depends_on_no_io_library_and_no_adapter() {
 
 #[test]
 fn adapters_know_only_the_core() {
-    for adapter in ["cm-docker", "cm-store", "cm-nginx", "cm-ssh"] {
+    for adapter in ["cm-docker", "cm-store", "cm-nginx", "cm-ssh", "cm-toolbox"] {
         let ours: Vec<String> = dependencies(adapter)
             .into_iter()
             .filter(|d| d.starts_with("cm-"))
@@ -107,6 +109,8 @@ fn each_outside_library_is_imported_by_its_adapter_only() {
         ("bollard", &["cm-bench", "cm-docker"][..]),
         ("rusqlite", &["cm-store"][..]),
         ("ssh_key", &["cm-ssh"][..]),
+        ("jsonwebtoken", &["cm-toolbox"][..]),
+        ("ureq", &["cm-cli"][..]),
     ] {
         assert_eq!(importers(library), allowed, "who imports {library}");
     }

@@ -88,3 +88,77 @@ async fn empty_wrong_and_oversized_secrets_are_unauthorized() {
         assert_eq!(err.kind(), ErrorKind::Unauthorized);
     }
 }
+
+/// Another identity system (as the ToolBox adapter plugs in): `jwt-alice` is user alice,
+/// `jwt-boss` an admin, `jwt-forged` refused; anything else is not its kind of credential.
+struct Vouches {
+    expires: std::time::SystemTime,
+}
+
+#[async_trait::async_trait]
+impl cm_core::IdentityVerifier for Vouches {
+    async fn verify(&self, presented: &Secret) -> cm_core::Result<Option<cm_core::ExternalIdentity>> {
+        let identity = |user: &str, admin| cm_core::ExternalIdentity {
+            user: UserId::parse(user).unwrap(),
+            admin,
+            expires: self.expires,
+        };
+        match presented.expose() {
+            "jwt-alice" => Ok(Some(identity("alice", false))),
+            "jwt-boss" => Ok(Some(identity("boss", true))),
+            "jwt-forged" => Err(cm_core::Error::new(ErrorKind::Unauthorized, "forged")),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn another_systems_identities_sign_in_until_they_expire_and_so_do_their_tickets() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    let clock = Arc::new(cm_core::testing::FixedClock::default());
+    let now = cm_core::Clock::now(clock.as_ref());
+    let auth = cm_core::Auth::new(
+        Arc::new(cm_core::testing::MemoryCredentials::default()),
+        Arc::new(cm_core::testing::CountingEntropy::default()),
+        clock.clone(),
+        Some(Secret::new("an-admin-key-from-env")),
+    )
+    .unwrap()
+    .with_external(Arc::new(Vouches {
+        expires: now + Duration::from_secs(900),
+    }));
+    let alice = UserId::parse("alice").unwrap();
+    assert_eq!(
+        auth.authenticate(&Secret::new("jwt-alice")).await.unwrap(),
+        Principal::User(alice.clone())
+    );
+    assert_eq!(
+        auth.authenticate(&Secret::new("jwt-boss")).await.unwrap(),
+        Principal::Admin
+    );
+    for refused in ["jwt-forged", "something-else"] {
+        let err = auth.authenticate(&Secret::new(refused)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthorized, "{refused}");
+    }
+    // Our own credentials still come first.
+    assert_eq!(
+        auth.authenticate(&Secret::new("an-admin-key-from-env"))
+            .await
+            .unwrap(),
+        Principal::Admin
+    );
+    // A route ticket asked for a day ends with the identity, 15 minutes from now.
+    let (_, ticket) = auth
+        .issue_ticket(&Secret::new("jwt-alice"), &alice, Duration::from_secs(86_400))
+        .await
+        .unwrap();
+    assert_eq!(
+        auth.redeem_ticket(ticket.expose(), &alice).await.unwrap(),
+        Principal::User(alice.clone())
+    );
+    clock.advance(Duration::from_secs(901));
+    assert!(auth.redeem_ticket(ticket.expose(), &alice).await.is_err());
+    let expired = auth.authenticate(&Secret::new("jwt-alice")).await.unwrap_err();
+    assert_eq!(expired.kind(), ErrorKind::Unauthorized);
+}

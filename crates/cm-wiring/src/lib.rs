@@ -124,15 +124,44 @@ pub fn new_admin_key() -> Secret {
 /// (`cm-api`): nginx changes arriving together are batched into one reload.
 pub async fn build_app(settings: &Settings) -> anyhow::Result<App> {
     let store = Arc::new(SqliteStore::open(&settings.database)?);
-    let env_key = std::env::var(env::ADMIN_KEY)
-        .ok()
-        .filter(|k| !k.trim().is_empty())
-        .map(Secret::new);
-    let auth = Auth::new(store.clone(), Arc::new(OsEntropy), Arc::new(SystemClock), env_key)?;
+    let mut auth = credentials_over(store.clone())?;
+    if let Some(toolbox) = &settings.config.toolbox_identity {
+        // The worker's secret comes from the environment only (like the admin key).
+        let secret = std::env::var(&toolbox.jwt_secret_env)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .with_context(|| {
+                format!(
+                    "[auth.toolbox] is set but {} is empty: set it to the ToolBox worker's token secret",
+                    toolbox.jwt_secret_env
+                )
+            })?;
+        let tokens = cm_toolbox::CloudmTokens::new(secret.trim().as_bytes(), toolbox.admin_level)?;
+        auth = auth.with_external(Arc::new(tokens));
+    }
     Ok(App {
         manager: manager_over(settings, store, proxy_for(settings, false).await),
         auth,
     })
+}
+
+/// The admin key and user tokens of the database, for `cm token` (which authenticates no one, so
+/// it needs no other identity system).
+pub fn build_credentials(settings: &Settings) -> anyhow::Result<Auth> {
+    credentials_over(Arc::new(SqliteStore::open(&settings.database)?))
+}
+
+fn credentials_over(store: Arc<SqliteStore>) -> anyhow::Result<Auth> {
+    let env_key = std::env::var(env::ADMIN_KEY)
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .map(Secret::new);
+    Ok(Auth::new(
+        store,
+        Arc::new(OsEntropy),
+        Arc::new(SystemClock),
+        env_key,
+    )?)
 }
 
 /// Builds a manager over the real adapters, for one command (`cm`): a route change goes to nginx

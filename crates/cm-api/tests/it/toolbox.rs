@@ -200,3 +200,173 @@ fn toolbox_clients_get_the_workers_envelope_and_the_original_fields() {
     assert_eq!(deleted["message"], format!("Container '{name}' deleted"));
     assert_eq!(deleted["container_id"], short.as_str());
 }
+
+/// What the real ToolBox mints, from a virtual environment with `toolboxv2==0.1.28` from PyPI:
+/// CloudM access tokens for `alice`, `bob` and `boss` (level 10), alice's refresh token, and an
+/// access token of alice's that expired (made with PyJWT, ToolBox's own JWT library).
+const MINT: &str = r#"
+import json, os, sys, time
+import jwt
+from toolboxv2.mods.CloudM.auth.jwt_tokens import _generate_access_token, _generate_refresh_token
+alice, bob, boss = sys.argv[1:4]
+secret = os.environ["TB_JWT_SECRET"]
+tokens = {
+    "alice": _generate_access_token(alice, "alice", 1),
+    "bob": _generate_access_token(bob, "bob", 1),
+    "boss": _generate_access_token(boss, "boss", 10),
+    "refresh": _generate_refresh_token(alice),
+    "expired": jwt.encode({"sub": alice, "user_id": alice, "level": 1, "type": "access",
+                           "iat": time.time() - 1000, "exp": time.time() - 100}, secret, algorithm="HS256"),
+}
+print("TOKENS " + json.dumps(tokens))
+"#;
+
+/// Installs the real ToolBox into a virtual environment under `dir` (a few tens of seconds from
+/// PyPI); `None` (after a loud skip line) outside CI when Python is missing.
+fn toolbox_venv(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    if !cm_testkit::require(
+        "python3",
+        &["-m", "venv", "--help"],
+        "the real ToolBox (toolboxv2 from PyPI)",
+    ) {
+        return None;
+    }
+    let venv = dir.join("toolbox-venv");
+    let run = |program: &str, args: &[&str]| {
+        let out = std::process::Command::new("timeout")
+            .args(["--kill-after=10", "600", program])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run("python3", &["-m", "venv", venv.to_str().unwrap()]);
+    let pip = venv.join("bin/pip");
+    run(
+        pip.to_str().unwrap(),
+        &[
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "toolboxv2==0.1.28",
+        ],
+    );
+    Some(venv)
+}
+
+#[test]
+fn toolbox_users_sign_in_with_the_tokens_the_real_toolbox_mints() {
+    if !require_docker() {
+        return;
+    }
+    let env = TestEnv::new();
+    let Some(venv) = toolbox_venv(env.path()) else {
+        return;
+    };
+    let secret = format!("tb-worker-secret-{}-0123456789abcdef", env.run);
+    let (alice, bob, boss) = (env.user("tba"), env.user("tbb"), env.user("boss"));
+    let minted = std::process::Command::new("timeout")
+        .args(["--kill-after=10", "120"])
+        .arg(venv.join("bin/python"))
+        .args(["-c", MINT, &alice, &bob, &boss])
+        .current_dir(env.path())
+        .env("HOME", env.path())
+        .env("TB_JWT_SECRET", &secret)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&minted.stdout);
+    let tokens: Value = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("TOKENS "))
+        .map(|json| serde_json::from_str(json).unwrap())
+        .unwrap_or_else(|| {
+            panic!(
+                "the ToolBox minted nothing: {stdout}{}",
+                String::from_utf8_lossy(&minted.stderr)
+            )
+        });
+    let token = |name: &str| tokens[name].as_str().unwrap().to_owned();
+
+    env.set_config_extra("[auth.toolbox]\nadmin_level = 10\n");
+    let admin = format!("toolbox-id-admin-key-{}", env.run);
+    let mut vars = env.vars();
+    vars.push(("CONTAINER_ADMIN_KEY", admin.clone()));
+    vars.push(("TB_JWT_SECRET", secret.clone()));
+    let server = Server::start(&vars, &[]);
+    let call = |credential: &str, function: &str, body: Value| {
+        let bearer = format!("Bearer {credential}");
+        server.request("POST", &api(function), &[("Authorization", &bearer)], Some(&body))
+    };
+    for user in [&alice, &bob] {
+        let (status, created) = call(
+            &admin,
+            "create_container",
+            json!({"user_id": user, "container_type": "preview_server"}),
+        );
+        assert_eq!(status, 201, "{created}");
+    }
+
+    // Alice's CloudM token: her containers, not Bob's (which looks missing).
+    let (status, me) = call(&token("alice"), "whoami", json!({}));
+    assert_eq!((status, me), (200, json!({"role": "user", "user_id": alice})));
+    let (status, listed) = call(&token("alice"), "list_containers", json!({}));
+    assert_eq!(status, 200, "{listed}");
+    let names: Vec<&str> = listed["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["container_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [format!("{alice}_preview_server")]);
+    let (status, _) = call(
+        &token("alice"),
+        "get_container",
+        json!({"container_id": format!("{bob}_preview_server")}),
+    );
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        &token("alice"),
+        "stop_container",
+        json!({"container_id": format!("{alice}_preview_server")}),
+    );
+    assert_eq!(status, 200);
+    // A level at or above admin_level acts as the admin.
+    let (status, me) = call(&token("boss"), "whoami", json!({}));
+    assert_eq!((status, me), (200, json!({"role": "admin"})));
+
+    // Expired, refresh and tampered tokens: 401.
+    let alice_parts: Vec<String> = token("alice").split('.').map(str::to_owned).collect();
+    let bob_parts: Vec<String> = token("bob").split('.').map(str::to_owned).collect();
+    let tampered = format!("{}.{}.{}", alice_parts[0], bob_parts[1], alice_parts[2]);
+    for (what, refused) in [
+        ("expired", token("expired")),
+        ("refresh", token("refresh")),
+        ("tampered", tampered),
+    ] {
+        let (status, answer) = call(&refused, "list_containers", json!({}));
+        assert_eq!(status, 401, "{what}: {answer}");
+    }
+    // Without [auth.toolbox], the same token is nobody.
+    drop(server);
+    env.set_config_extra("");
+    let plain = Server::start(&vars, &[]);
+    let bearer = format!("Bearer {}", token("alice"));
+    let (status, _) = plain.request("POST", &api("whoami"), &[("Authorization", &bearer)], None);
+    assert_eq!(status, 401);
+    // Clean up through the API.
+    for user in [&alice, &bob] {
+        let auth = format!("Bearer {admin}");
+        let (status, _) = plain.request(
+            "POST",
+            &api("delete_container"),
+            &[("Authorization", &auth)],
+            Some(&json!({"container_id": format!("{user}_preview_server"), "force": true, "purge": true})),
+        );
+        assert_eq!(status, 200);
+    }
+}
