@@ -51,6 +51,11 @@ const STOP_GRACE_SECONDS: i32 = 10;
 const EXEC_OUTPUT_MAX: usize = 16 * 1024 * 1024;
 
 /// The Docker engine, reached through `DOCKER_HOST` or the local socket.
+/// How often a failed network create looks for the same network made by another process (at
+/// most about two seconds in all), and the pause between looks.
+const NETWORK_RACE_CHECKS: u32 = 20;
+const NETWORK_RACE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 pub struct DockerRuntime {
     client: Mutex<Option<Docker>>,
     /// Where size-capped volumes keep their images; `None`: caps are not offered.
@@ -226,12 +231,20 @@ impl ContainerRuntime for DockerRuntime {
             Ok(_) => Ok(Ensured::Created),
             Err(e) => {
                 let err = self.on_error(e).await;
-                // Another process may have created the same user's network (same subnet lease) just now.
-                match self.network_exists(&docker, plan.name.as_str()).await? {
-                    Some(labels) => ours_or_conflict(&labels, &want, "network", plan.name.as_str())
-                        .map(|()| Ensured::Existing),
-                    None => Err(err.context(format_args!("creating network {}", plan.name))),
+                // Another process may be creating the same user's network (same subnet lease)
+                // right now: the engine reserves the subnet ("Pool overlaps") a moment before the
+                // network answers to its name, so look for it a few times before giving up.
+                for _ in 0..NETWORK_RACE_CHECKS {
+                    if let Some(labels) = self.network_exists(&docker, plan.name.as_str()).await? {
+                        return ours_or_conflict(&labels, &want, "network", plan.name.as_str())
+                            .map(|()| Ensured::Existing);
+                    }
+                    if err.kind() == ErrorKind::Unavailable {
+                        break;
+                    }
+                    tokio::time::sleep(NETWORK_RACE_PAUSE).await;
                 }
+                Err(err.context(format_args!("creating network {}", plan.name)))
             }
         }
     }

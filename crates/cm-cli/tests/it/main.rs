@@ -10,6 +10,7 @@ mod helpers;
 mod images;
 mod lifecycle;
 mod networks;
+mod races;
 mod reconcile;
 mod remote;
 mod routes;
