@@ -169,7 +169,7 @@ fn deleting_a_users_last_container_while_another_is_created_leaves_a_working_one
         let spec = world.cm_json(&["get", &name]);
         assert_eq!(spec["status"], "running", "round {round}: {spec}");
         let (containers, _, networks) = world.objects();
-        assert_eq!(containers, [name.clone()], "round {round}");
+        assert_eq!(containers, std::slice::from_ref(&name), "round {round}");
         assert_eq!(networks.len(), 1, "round {round}: {networks:?}");
         assert_consistent(&world);
         world.cm_ok(&["delete", &name, "--force", "--purge"]);
