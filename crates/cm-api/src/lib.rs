@@ -58,14 +58,21 @@ pub fn app(
     App::new()
         .app_data(Data::new(state))
         .wrap(middleware::from_fn(logging::log_requests))
-        .route("/healthz", web::get().to(routes::healthz))
-        .route("/api/openapi.json", web::get().to(openapi_document))
+        .service(get_only("/healthz").route(web::get().to(routes::healthz)))
+        .service(get_only("/api/openapi.json").route(web::get().to(openapi_document)))
         .configure(routes::configure)
         // The gate of container routes under `/_cm/` (nginx's route check and the sign-in page).
         .configure(gate::configure)
         // The web dashboard: `/`, `/login`, ... and `/assets/` (see `dashboard`).
         .configure(dashboard::configure)
         .default_service(web::to(routes::unknown_endpoint))
+}
+
+/// A resource that answers other methods than GET (and HEAD) with 405 and `Allow: GET`.
+fn get_only(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::method_not_allowed("GET"))
+    }))
 }
 
 async fn openapi_document() -> HttpResponse {

@@ -239,6 +239,18 @@ async fn unknown_things_and_wrong_methods_and_large_bodies() {
     )
     .await;
     insta::assert_json_snapshot!("method_not_allowed", body);
+    // The health check and the API description too (schemathesis found TRACE /healthz was 404).
+    for path in ["/healthz", "/api/openapi.json"] {
+        let (status, headers, _) = app
+            .send_full(
+                TestRequest::default()
+                    .method(actix_web::http::Method::TRACE)
+                    .uri(path),
+            )
+            .await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(headers.get("allow").unwrap(), "GET", "{path}");
+    }
 
     let huge = format!("{{\"container_id\": \"{}\"}}", "a".repeat(cm_api::BODY_LIMIT));
     let req = with_cred(

@@ -16,4 +16,5 @@ mod gate;
 mod helpers;
 mod logging;
 mod openapi;
+mod schemathesis;
 mod toolbox;
