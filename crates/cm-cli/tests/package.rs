@@ -101,7 +101,7 @@ impl Container {
             "--label",
             &format!("{TEST_LABEL}={}", env.run),
             "--label",
-            &format!("{OWNER_LABEL}={}", std::process::id()),
+            &format!("{OWNER_LABEL}={}", cm_testkit::owner_id()),
             "--network",
             "none",
             BASE_IMAGE,

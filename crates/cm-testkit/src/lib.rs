@@ -26,15 +26,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The label every test object carries; its value is the run id of one [`TestEnv`].
 pub const TEST_LABEL: &str = "cm.test";
-/// The label naming the test process, so objects of crashed runs can be found and removed.
+/// The label naming the test process (`{host}.{boot}.{pid}.{start}`), so objects of crashed runs
+/// can be found and removed; see [`owner_id`].
 pub const OWNER_LABEL: &str = "cm.test.owner";
 
 /// How many container-starting tests may run at once on this machine (2 cores).
 const SLOTS: u16 = 2;
 /// Ports per slot.
 const SLOT_PORTS: u16 = 200;
-/// The first test port; far from the default pool 9000-9500 of a real installation.
-const FIRST_TEST_PORT: u16 = 40000;
+/// The first test port: far from the default pool 9000-9500 of a real installation, and below
+/// the kernel's ephemeral range (32768 and up), so outgoing connections never hold a pool port.
+const FIRST_TEST_PORT: u16 = 20000;
 
 /// True when running under CI, where a missing tool fails instead of skipping.
 pub fn under_ci() -> bool {
@@ -219,7 +221,7 @@ impl TestEnv {
              [labels]\n\"{TEST_LABEL}\" = \"{}\"\n\"{OWNER_LABEL}\" = \"{}\"\n{nginx}{extra}",
             self.slot.subnet_range(),
             self.run,
-            std::process::id()
+            owner_id()
         )
     }
 
@@ -399,13 +401,74 @@ fn remove_orphans_of_dead_runs() {
     owners.sort();
     owners.dedup();
     for owner in owners {
-        let alive = owner
-            .parse::<u32>()
-            .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-        if !alive && !owner.is_empty() {
+        if !owner.is_empty() && owner_is_gone(&owner) {
             remove_labelled(&format!("label={OWNER_LABEL}={owner}"));
         }
     }
+}
+
+/// This test process, as other suites on the same engine can tell it apart:
+/// `{host}.{boot}.{pid}.{start}` (host name, the kernel's boot id, the pid and the process's
+/// start time in clock ticks since boot, so a reused pid is not taken for the same process).
+pub fn owner_id() -> String {
+    let pid = std::process::id();
+    format!(
+        "{}.{}.{pid}.{}",
+        host_name(),
+        boot_id(),
+        start_time(pid).unwrap_or_default()
+    )
+}
+
+/// Whether the process behind an owner label has certainly ended. Only owners of this machine
+/// (same host name) are judged: those of an earlier boot are gone, those of this boot are gone
+/// when their pid no longer runs with the same start time. Owners of other machines or
+/// containers that share the engine are left alone.
+fn owner_is_gone(owner: &str) -> bool {
+    // Labels of the earlier format held the pid alone.
+    if let Ok(pid) = owner.parse::<u32>() {
+        return !Path::new(&format!("/proc/{pid}")).exists();
+    }
+    let parts: Vec<&str> = owner.split('.').collect();
+    let [host, boot, pid, start] = parts.as_slice() else {
+        return false;
+    };
+    if *host != host_name() {
+        return false;
+    }
+    if *boot != boot_id() {
+        return true;
+    }
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    start_time(pid).is_none_or(|running| running.to_string() != *start)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().replace('.', "-"))
+        .unwrap_or_default()
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|b| {
+            b.trim()
+                .chars()
+                .filter(char::is_ascii_hexdigit)
+                .take(12)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A process's start time (clock ticks after boot, field 22 of `/proc/<pid>/stat`).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19)?.parse().ok()
 }
 
 fn run_id() -> String {
@@ -418,4 +481,26 @@ fn run_id() -> String {
         .wrapping_add(nanos)
         .wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(97));
     format!("{:07x}", mixed & 0x0fff_ffff)
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::*;
+
+    #[test]
+    fn only_runs_of_this_machine_that_ended_are_taken_for_gone() {
+        let me = owner_id();
+        assert!(!owner_is_gone(&me), "this very process: {me}");
+        let parts: Vec<&str> = me.split('.').collect();
+        let (host, boot, pid) = (parts[0], parts[1], parts[2]);
+        // The same pid with another start time: a reused pid, the run is over.
+        assert!(owner_is_gone(&format!("{host}.{boot}.{pid}.1")));
+        // An earlier boot of this machine: over.
+        assert!(owner_is_gone(&format!("{host}.000000000000.{pid}.1")));
+        // Another machine or container sharing the engine: never judged from here.
+        assert!(!owner_is_gone(&format!("another-host.{boot}.999999.1")));
+        assert!(!owner_is_gone("something unexpected"));
+        // The earlier format, the pid alone.
+        assert!(!owner_is_gone(&std::process::id().to_string()));
+    }
 }

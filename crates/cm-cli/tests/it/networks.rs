@@ -22,7 +22,7 @@ fn sixty_user_networks_fit() {
     .unwrap();
     let labels = BTreeMap::from([
         (TEST_LABEL.to_owned(), world.env.run.clone()),
-        (OWNER_LABEL.to_owned(), std::process::id().to_string()),
+        (OWNER_LABEL.to_owned(), cm_testkit::owner_id()),
     ]);
     let runtime_handle = tokio::runtime::Runtime::new().unwrap();
     runtime_handle.block_on(async {

@@ -96,7 +96,7 @@ fn a_foreign_container_with_our_labels_is_reported_and_left_alone_without_prune(
         "--label",
         &label,
         "--label",
-        &format!("cm.test.owner={}", std::process::id()),
+        &format!("cm.test.owner={}", cm_testkit::owner_id()),
         "toolboxv2:latest",
         "sleep",
         "300",
