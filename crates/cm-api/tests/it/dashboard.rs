@@ -258,12 +258,28 @@ async fn a_post_without_the_csrf_token_is_refused() {
     let app = TestApp::new();
     app.create("alice", "cli_v4").await;
     let browser = login(&app, ADMIN).await;
+    // Every form the dashboard takes (the POST routes of `dashboard::configure`).
     for (path, fields) in [
+        ("/containers/alice_cli_v4/start", vec![]),
         ("/containers/alice_cli_v4/stop", vec![]),
+        ("/containers/alice_cli_v4/restart", vec![]),
         ("/containers/alice_cli_v4/delete", vec![("force", "on")]),
         ("/create", vec![("user_id", "bob"), ("container_type", "cli_v4")]),
         ("/users/tokens", vec![("user_id", "alice")]),
+        ("/users/tokens/revoke", vec![("user_id", "alice")]),
+        (
+            "/keys/add",
+            vec![("container", "alice_cli_v4"), ("key", ALICE_KEY)],
+        ),
+        (
+            "/keys/remove",
+            vec![
+                ("container", "alice_cli_v4"),
+                ("fingerprint", ALICE_KEY_FINGERPRINT),
+            ],
+        ),
         ("/settings/rotate-key", vec![]),
+        ("/settings/reconcile", vec![]),
         ("/logout", vec![]),
     ] {
         let page = browser.post_without_csrf(&app, path, &fields).await;
@@ -417,12 +433,31 @@ async fn a_user_token_sees_and_does_only_what_its_user_may() {
     assert!(!delete_page.body.contains("id=\"purge\""), "{}", delete_page.body);
     assert!(delete_page.body.contains("Only the admin can delete the data"));
     for (path, fields) in [
+        ("/containers/bob_cli_v4/start", vec![]),
         ("/containers/bob_cli_v4/stop", vec![]),
+        ("/containers/bob_cli_v4/restart", vec![]),
+        ("/containers/bob_cli_v4/delete", vec![("force", "on")]),
         ("/keys/add", vec![("container", "bob_cli_v4"), ("key", ALICE_KEY)]),
+        (
+            "/keys/remove",
+            vec![
+                ("container", "bob_cli_v4"),
+                ("fingerprint", ALICE_KEY_FINGERPRINT),
+            ],
+        ),
     ] {
         let page = browser.post(&app, path, &fields).await;
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
     }
+    // Bob's live logs look missing too; the admin's reconcile is refused.
+    assert_eq!(
+        browser.get(&app, "/ui/logs/bob_cli_v4").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        browser.post(&app, "/settings/reconcile", &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
     for (path, fields) in [
         (
             "/containers/alice_cli_v4/delete",
