@@ -594,7 +594,8 @@ impl Manager {
     }
 
     /// Reverses a failed create, newest step first. Only when every step was undone is the intent
-    /// cleared and the lease released; otherwise both stay for the reconciler to finish.
+    /// cleared and the lease released; otherwise both stay, handed over to the reconciler (which
+    /// finishes intents no process runs) to finish.
     async fn undo_create(&self, name: &ContainerName, undo: Vec<Undo>) {
         let runtime = &self.adapters.runtime;
         let mut clean = true;
@@ -614,8 +615,14 @@ impl Manager {
                 tracing::warn!(container = %name, error = ?e, "undo of a failed create did not finish");
             }
         }
-        if clean && let Err(e) = self.adapters.store.abandon_create(name).await {
-            tracing::warn!(container = %name, error = ?e, "could not release the leases of a failed create");
+        if clean {
+            if let Err(e) = self.adapters.store.abandon_create(name).await {
+                tracing::warn!(container = %name, error = ?e, "could not release the leases of a failed create");
+            }
+        } else if let Err(e) = self.adapters.store.unclaim(name).await {
+            // Left claimed, a long-running process (cm-api) would hold the unfinished intent
+            // forever: the reconciler only finishes intents nobody runs.
+            tracing::warn!(container = %name, error = ?e, "could not hand the unfinished undo to the reconciler");
         }
     }
 
@@ -1091,8 +1098,13 @@ impl Manager {
         }
         self.fail_point("delete:container");
         // The container is gone: from here on the delete finishes, and a failing step leaves the
-        // intent recorded for the reconciler.
-        self.finish_deleting(&spec, options.purge).await?;
+        // intent recorded, handed to the reconciler (which finishes intents no process runs).
+        if let Err(e) = self.finish_deleting(&spec, options.purge).await {
+            if let Err(unclaimed) = store.unclaim(&spec.container_name).await {
+                tracing::warn!(container = %spec.container_name, error = ?unclaimed, "could not hand the unfinished delete to the reconciler");
+            }
+            return Err(e);
+        }
         Ok(spec)
     }
 

@@ -869,6 +869,28 @@ impl Manager {
         store
             .begin_operation(&spec, OperationKind::Update, self.adapters().clock.now())
             .await?;
+        let outcome = self.update_begun(spec, &kind, image).await;
+        if outcome.is_err() {
+            // A step that failed midway left the intent: hand it to the reconciler, which finishes
+            // intents no process runs (a long-running cm-api would otherwise hold it forever). A
+            // failure that restored the old container has ended it already: nothing to hand over.
+            if let Err(e) = store.unclaim(&name).await {
+                tracing::warn!(container = %name, error = ?e, "could not hand the unfinished update to the reconciler");
+            }
+        }
+        outcome
+    }
+
+    /// The steps of an update after its intent is recorded.
+    async fn update_begun(
+        &self,
+        spec: ContainerSpec,
+        kind: &crate::config::ContainerType,
+        image: Option<ImageRef>,
+    ) -> Result<ContainerSpec> {
+        let runtime = &self.adapters().runtime;
+        let store = &self.adapters().store;
+        let name = spec.container_name.clone();
         self.fail_point("update:begun");
 
         let old = runtime.inspect_container(&spec.container_id).await?;
@@ -883,7 +905,7 @@ impl Manager {
         next.image = image.unwrap_or_else(|| kind.image.clone());
         let mut undo = Vec::new();
         match self
-            .materialize(&mut next, &kind, &mut undo, &noop, "update")
+            .materialize(&mut next, kind, &mut undo, &noop, "update")
             .await
         {
             Ok(()) => {
