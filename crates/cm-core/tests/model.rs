@@ -37,7 +37,10 @@ enum Step {
     Stop(usize, usize),
     Start(usize, usize),
     Update(usize, usize, Trouble),
-    Reconcile,
+    /// The container disappears behind our back (removed with docker).
+    Lose(usize, usize),
+    /// A reconcile, itself possibly killed or met by failing engine calls.
+    Reconcile(Trouble),
 }
 
 fn trouble(points: &'static [&'static str]) -> impl Strategy<Value = Trouble> {
@@ -71,8 +74,11 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|((u, t), purge, x)| Step::Delete(u, t, purge, x)),
         1 => who.clone().prop_map(|(u, t)| Step::Stop(u, t)),
         1 => who.clone().prop_map(|(u, t)| Step::Start(u, t)),
-        1 => (who, trouble(&["update:begun", "update:renamed"])).prop_map(|((u, t), x)| Step::Update(u, t, x)),
-        1 => Just(Step::Reconcile),
+        1 => (who.clone(), trouble(&["update:begun", "update:renamed", "update:container", "update:started"]))
+            .prop_map(|((u, t), x)| Step::Update(u, t, x)),
+        1 => who.clone().prop_map(|(u, t)| Step::Lose(u, t)),
+        2 => trouble(&["recreate:network", "recreate:volume", "recreate:container", "recreate:started"])
+            .prop_map(Step::Reconcile),
     ]
 }
 
@@ -258,7 +264,21 @@ async fn run(steps: Vec<Step>) {
                 )
                 .await;
             }
-            Step::Reconcile => {
+            Step::Lose(u, t) => {
+                let n = name(u, t);
+                if let Some(lost) = world.runtime.containers().into_iter().find(|c| c.name == n) {
+                    cm_core::ContainerRuntime::remove_container(
+                        world.runtime.as_ref(),
+                        &lost.id,
+                        cm_core::RemoveMode::Force,
+                    )
+                    .await
+                    .unwrap();
+                }
+            }
+            Step::Reconcile(trouble) => {
+                // A reconcile that dies or fails must leave what the next one finishes.
+                with_trouble(&world, &trouble, async move { manager.reconcile(FIX).await }).await;
                 assert_agreement(&world, &model, &maybe).await;
                 // What the reconcile kept is now certain.
                 let names: BTreeSet<String> = world
