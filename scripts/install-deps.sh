@@ -2,7 +2,7 @@
 # Installs what ContainerManager's build and tests need, when it is missing: the Docker client
 # (the engine itself must already run), debootstrap for the images, nginx, the OpenSSH client,
 # tmux, chromium with its WebDriver, wrk for the benchmarks, losetup and e2fsprogs for capped
-# volumes, pip and venv for the images' Python wheels and the ToolBox test, cargo-deb for the Debian package. Debian/Ubuntu (apt)
+# volumes, pip and venv for the images' Python wheels and the ToolBox test, cargo-deb for the Debian package, cargo-fuzz for the fuzz targets. Debian/Ubuntu (apt)
 # only; elsewhere it says what is missing and stops.
 set -euo pipefail
 
@@ -33,6 +33,11 @@ need debugfs e2fsprogs
 if command -v cargo >/dev/null 2>&1 && ! cargo deb --version >/dev/null 2>&1; then
   echo "installing cargo-deb"
   cargo install cargo-deb --version 3.8.0 --locked
+fi
+# The fuzz targets (scripts/fuzz.sh) run with cargo-fuzz, also from crates.io.
+if command -v cargo >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz"
+  cargo install cargo-fuzz --version 0.13.2 --locked
 fi
 
 if [ "${#want[@]}" -eq 0 ]; then

@@ -22,3 +22,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests"
 # Container-starting tests bound themselves to two at a time (cm-testkit's Docker slots).
 cargo test --workspace --locked
+
+echo "== fuzz (20 s per target; scripts/fuzz.sh 300 for a longer hunt)"
+scripts/fuzz.sh 20
