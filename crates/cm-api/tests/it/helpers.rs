@@ -372,3 +372,29 @@ pub fn empty_config(dir: &Path) -> String {
     std::fs::write(&path, "[nginx]\nenabled = false\n").unwrap();
     path.display().to_string()
 }
+
+/// A Python virtual environment under `dir` with `packages` installed from PyPI (pinned by the
+/// caller), each step with a time limit.
+pub fn python_venv(dir: &std::path::Path, name: &str, packages: &[&str]) -> std::path::PathBuf {
+    let venv = dir.join(name);
+    let pip = venv.join("bin/pip");
+    let mut install = vec!["install", "--quiet", "--disable-pip-version-check"];
+    install.extend_from_slice(packages);
+    for (program, args) in [
+        ("python3", vec!["-m", "venv", venv.to_str().unwrap()]),
+        (pip.to_str().unwrap(), install),
+    ] {
+        let out = Command::new("timeout")
+            .args(["--kill-after=10", "600", program])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    venv
+}

@@ -8,38 +8,7 @@ use std::process::Command;
 
 use cm_testkit::{TestEnv, require, require_docker};
 
-use crate::helpers::Server;
-
-/// Installs schemathesis into a virtual environment under `dir` (pinned: its checks and their
-/// names change between versions).
-fn schemathesis(dir: &std::path::Path) -> std::path::PathBuf {
-    let venv = dir.join("schemathesis-venv");
-    for (program, args) in [
-        ("python3", vec!["-m", "venv", venv.to_str().unwrap()]),
-        (
-            venv.join("bin/pip").to_str().unwrap(),
-            vec![
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "schemathesis==4.32.5",
-            ],
-        ),
-    ] {
-        let out = Command::new("timeout")
-            .args(["--kill-after=10", "600", program])
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{program} {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    venv.join("bin/st")
-}
+use crate::helpers::{Server, python_venv};
 
 #[test]
 fn generated_requests_from_the_openapi_document_get_documented_answers() {
@@ -47,7 +16,8 @@ fn generated_requests_from_the_openapi_document_get_documented_answers() {
         return;
     }
     let env = TestEnv::new();
-    let st = schemathesis(env.path());
+    // Pinned: its checks and their names change between versions.
+    let st = python_venv(env.path(), "schemathesis-venv", &["schemathesis==4.32.5"]).join("bin/st");
     let admin = format!("schemathesis-admin-key-{}", env.run);
     let mut vars = env.vars();
     vars.push(("CONTAINER_ADMIN_KEY", admin.clone()));

@@ -5,7 +5,7 @@
 use cm_testkit::{TestEnv, require_docker};
 use serde_json::{Value, json};
 
-use crate::helpers::{ALICE_KEY, Server, api};
+use crate::helpers::{ALICE_KEY, Server, api, python_venv};
 
 /// The data of a ToolBox answer, after checking the envelope around it.
 fn data_of(function: &str, status: u16, answer: &Value) -> Value {
@@ -221,8 +221,8 @@ tokens = {
 print("TOKENS " + json.dumps(tokens))
 "#;
 
-/// Installs the real ToolBox into a virtual environment under `dir` (a few tens of seconds from
-/// PyPI); `None` (after a loud skip line) outside CI when Python is missing.
+/// The real ToolBox in a virtual environment under `dir` (a few tens of seconds from PyPI);
+/// `None` (after a loud skip line) outside CI when Python is missing.
 fn toolbox_venv(dir: &std::path::Path) -> Option<std::path::PathBuf> {
     if !cm_testkit::require(
         "python3",
@@ -231,32 +231,7 @@ fn toolbox_venv(dir: &std::path::Path) -> Option<std::path::PathBuf> {
     ) {
         return None;
     }
-    let venv = dir.join("toolbox-venv");
-    let run = |program: &str, args: &[&str]| {
-        let out = std::process::Command::new("timeout")
-            .args(["--kill-after=10", "600", program])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{program} {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run("python3", &["-m", "venv", venv.to_str().unwrap()]);
-    let pip = venv.join("bin/pip");
-    run(
-        pip.to_str().unwrap(),
-        &[
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "toolboxv2==0.1.28",
-        ],
-    );
-    Some(venv)
+    Some(python_venv(dir, "toolbox-venv", &["toolboxv2==0.1.28"]))
 }
 
 #[test]

@@ -62,6 +62,27 @@ impl World {
         self.cm_json(&["create", user, kind])
     }
 
+    /// Asserts that the store and the engine agree: every record has its container, every
+    /// labelled container has a record, every lease an owner, and a further reconcile finds
+    /// nothing.
+    pub fn assert_in_agreement(&self) {
+        let report = self.cm_json(&["reconcile", "--dry-run"]);
+        assert_eq!(
+            report["findings"].as_array().map(Vec::len),
+            Some(0),
+            "a dry run still finds work: {report:#}"
+        );
+        let records = self.cm_json(&["list", "--all"]);
+        let names: std::collections::BTreeSet<String> = records
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["container_name"].as_str().unwrap().to_owned())
+            .collect();
+        let (containers, _, _) = self.objects();
+        assert_eq!(names, containers.into_iter().collect());
+    }
+
     /// Docker's view of a container (`docker inspect`).
     pub fn inspect(&self, name: &str) -> Value {
         let text = docker_ok(&["inspect", name]);

@@ -24,25 +24,6 @@ fn findings(report: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Asserts that the store and the engine agree: every record has its running container, every
-/// labelled container has a record, every lease an owner, and a further reconcile finds nothing.
-fn assert_in_agreement(world: &World) {
-    let report = world.cm_json(&["reconcile", "--dry-run"]);
-    assert!(
-        findings(&report).is_empty(),
-        "a dry run still finds work: {report:#}"
-    );
-    let records = world.cm_json(&["list", "--all"]);
-    let names: BTreeSet<String> = records
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["container_name"].as_str().unwrap().to_owned())
-        .collect();
-    let (containers, _, _) = world.objects();
-    assert_eq!(names, containers.into_iter().collect::<BTreeSet<_>>());
-}
-
 #[test]
 fn a_container_removed_behind_the_back_comes_back_on_its_port_with_its_data() {
     let Some(world) = World::new() else { return };
@@ -63,7 +44,7 @@ fn a_container_removed_behind_the_back_comes_back_on_its_port_with_its_data() {
     assert_eq!(port_of(&back), port_of(&spec));
     assert_ne!(back["container_id"], spec["container_id"]);
     assert_eq!(world.cm_ok(&["exec", &name, "cat /data/file"]), "kept\n");
-    assert_in_agreement(&world);
+    world.assert_in_agreement();
 }
 
 #[test]
@@ -160,7 +141,7 @@ fn cm_killed_at_every_step_of_create_and_delete_leaves_nothing_after_a_reconcile
             stderr(&out)
         );
         world.cm_ok(&["reconcile"]);
-        assert_in_agreement(&world);
+        world.assert_in_agreement();
         if point != "create:recorded" {
             assert_eq!(world.objects(), (vec![], vec![], vec![]), "{point}: leaked");
             assert_eq!(
@@ -188,7 +169,7 @@ fn cm_killed_at_every_step_of_create_and_delete_leaves_nothing_after_a_reconcile
         let out = world.command(&args).env("CM_FAILPOINT", point).output().unwrap();
         assert!(!out.status.success(), "{point}: cm should have died");
         world.cm_ok(&["reconcile"]);
-        assert_in_agreement(&world);
+        world.assert_in_agreement();
         let (containers, volumes, networks) = world.objects();
         assert!(
             containers.is_empty() && networks.is_empty(),
@@ -210,7 +191,7 @@ fn cm_killed_at_every_step_of_create_and_delete_leaves_nothing_after_a_reconcile
     assert!(!out.status.success());
     let spec = world.create(&user, "cli_v4");
     assert_eq!(spec["status"], "running");
-    assert_in_agreement(&world);
+    world.assert_in_agreement();
 }
 
 #[test]
@@ -253,7 +234,7 @@ fn update_keeps_port_and_data_and_rolls_back_on_a_bad_image() {
         assert!(!out.status.success(), "{point}");
         world.cm_ok(&["reconcile"]);
         assert_eq!(world.cm_json(&["get", &name])["status"], "running", "{point}");
-        assert_in_agreement(&world);
+        world.assert_in_agreement();
     }
 }
 
@@ -291,5 +272,5 @@ fn fifty_concurrent_creates_and_deletes_from_two_processes_end_in_agreement() {
     let distinct: BTreeSet<u64> = ports.iter().copied().collect();
     assert_eq!(ports.len(), distinct.len(), "no port twice");
     assert_eq!(records.as_array().unwrap().len(), 10);
-    assert_in_agreement(&world);
+    world.assert_in_agreement();
 }
