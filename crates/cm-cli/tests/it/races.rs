@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::helpers::{World, stderr};
 
 /// Runs `cm args...` for each argument list at the same moment, one process each.
-fn at_once(world: &World, runs: &[Vec<String>]) -> Vec<Output> {
+pub fn at_once(world: &World, runs: &[Vec<String>]) -> Vec<Output> {
     let barrier = std::sync::Barrier::new(runs.len());
     std::thread::scope(|scope| {
         let handles: Vec<_> = runs
@@ -29,12 +29,12 @@ fn at_once(world: &World, runs: &[Vec<String>]) -> Vec<Output> {
     })
 }
 
-fn words(args: &[&str]) -> Vec<String> {
+pub fn words(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| (*a).to_owned()).collect()
 }
 
 /// The store and the engine agree, and every container runs.
-fn assert_consistent(world: &World) {
+pub fn assert_consistent(world: &World) {
     world.assert_in_agreement();
     for record in world.cm_json(&["list", "--all"]).as_array().unwrap() {
         assert_eq!(record["status"], "running", "{record}");

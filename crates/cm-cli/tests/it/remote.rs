@@ -301,3 +301,41 @@ fn the_cli_through_cm_api_prints_what_it_prints_locally() {
     assert_eq!(gone.status.code(), Some(3), "{}", stderr(&gone));
     assert!(stderr(&gone).contains("127.0.0.1:9"), "{}", stderr(&gone));
 }
+
+/// The same container created at once by a local `cm` and through cm-api (another process on
+/// the same database): one wins, the other is refused, and the store and the engine agree.
+#[test]
+fn a_local_and_a_remote_create_of_the_same_container_at_once_make_one() {
+    let Some(world) = World::new() else { return };
+    let api = Api::start(&world);
+    let user = world.env.user("both");
+    let name = format!("{user}_preview_server");
+    for round in 0..3 {
+        let remote_create = crate::races::words(&[
+            "--api",
+            &api.url,
+            "--token",
+            &api.admin,
+            "--json",
+            "create",
+            &user,
+            "preview_server",
+        ]);
+        let local_create = crate::races::words(&["--json", "create", &user, "preview_server"]);
+        let outs = crate::races::at_once(&world, &[remote_create, local_create]);
+        let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
+        assert_eq!(
+            codes.iter().filter(|c| **c == Some(0)).count(),
+            1,
+            "round {round}: one wins: {codes:?} {}",
+            outs.iter().map(stderr).collect::<Vec<_>>().join(" | ")
+        );
+        assert!(
+            codes.contains(&Some(1)),
+            "round {round}: the other is refused: {codes:?}"
+        );
+        crate::races::assert_consistent(&world);
+        world.cm_ok(&["delete", &name, "--force", "--purge"]);
+    }
+    assert_eq!(world.objects(), (vec![], vec![], vec![]));
+}
