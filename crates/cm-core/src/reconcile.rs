@@ -291,12 +291,14 @@ impl Manager {
                 &container.id[..12.min(container.id.len())]
             ));
         }
+        self.fail_point("recover-create:container");
         let user = &operation.user_id;
         if operation.steps.iter().any(|s| s == STEP_VOLUME_CREATED) {
             let volume = VolumeName::of(user, &operation.container_type);
             runtime.remove_volume(volume.as_str()).await?;
             undone.push(format!("removed new volume {volume}"));
         }
+        self.fail_point("recover-create:volume");
         self.adapters().store.abandon_create(name).await?;
         if operation.steps.iter().any(|s| s == STEP_NETWORK_CREATED) {
             self.remove_network_if_unused(user, &NetworkName::of(user))
@@ -314,6 +316,7 @@ impl Manager {
             return Ok("nothing was left to delete".to_owned());
         };
         self.remove_by_id_and_name(&spec).await?;
+        self.fail_point("recover-delete:container");
         self.finish_deleting(&spec, purge).await?;
         Ok(if purge {
             "finished the delete and removed the data volume".to_owned()
@@ -342,6 +345,7 @@ impl Manager {
                 if let Some(current) = current {
                     runtime.remove_container(&current.id, RemoveMode::Force).await?;
                 }
+                self.fail_point("recover-update:removed");
                 runtime.rename_container(&previous.id, name.as_str()).await?;
                 runtime.start_container(&previous.id).await?;
                 adopt(&mut spec, &previous);

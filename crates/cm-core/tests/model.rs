@@ -77,7 +77,16 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (who.clone(), trouble(&["update:begun", "update:renamed", "update:container", "update:started"]))
             .prop_map(|((u, t), x)| Step::Update(u, t, x)),
         1 => who.clone().prop_map(|(u, t)| Step::Lose(u, t)),
-        2 => trouble(&["recreate:network", "recreate:volume", "recreate:container", "recreate:started"])
+        2 => trouble(&[
+                "recreate:network",
+                "recreate:volume",
+                "recreate:container",
+                "recreate:started",
+                "recover-create:container",
+                "recover-create:volume",
+                "recover-delete:container",
+                "recover-update:removed",
+            ])
             .prop_map(Step::Reconcile),
     ]
 }

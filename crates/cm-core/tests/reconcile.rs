@@ -402,3 +402,70 @@ async fn the_next_create_finishes_an_interrupted_one_without_a_reconcile() {
     );
     assert!(world.manager.reconcile(FIX).await.unwrap().is_clean());
 }
+
+/// A reconcile killed while it finishes another killed operation: the next one converges.
+#[tokio::test]
+async fn a_crash_inside_recovery_is_finished_by_the_next_reconcile() {
+    for (work, recovery) in [
+        ("create:container", "recover-create:container"),
+        ("create:container", "recover-create:volume"),
+        ("delete:begun", "recover-delete:container"),
+        ("update:renamed", "recover-update:removed"),
+    ] {
+        let world = FakeWorld::new();
+        let manager = world.manager.clone();
+        let kind = "preview_server";
+        let name = format!("alice_{kind}");
+        let target = name.clone();
+        match work.split(':').next() {
+            Some("create") => {
+                crash_at(&world, work, async move {
+                    manager.create(create_request("alice", kind), &|_| {}).await
+                })
+                .await;
+            }
+            Some("delete") => {
+                manager
+                    .create(create_request("alice", kind), &|_| {})
+                    .await
+                    .unwrap();
+                let options = DeleteOptions {
+                    force: true,
+                    purge: true,
+                };
+                crash_at(
+                    &world,
+                    work,
+                    async move { manager.delete(&target, options).await },
+                )
+                .await;
+            }
+            _ => {
+                manager
+                    .create(create_request("alice", kind), &|_| {})
+                    .await
+                    .unwrap();
+                crash_at(&world, work, async move { manager.update(&target, None).await }).await;
+            }
+        }
+        let manager = world.manager.clone();
+        crash_at(&world, recovery, async move { manager.reconcile(FIX).await }).await;
+        let report = world.manager.reconcile(FIX).await.unwrap();
+        assert!(
+            report.findings.iter().all(|f| f.outcome == Outcome::Fixed),
+            "{work} then {recovery}: {report:#?}"
+        );
+        assert!(
+            world.manager.reconcile(FIX).await.unwrap().is_clean(),
+            "{work} then {recovery}"
+        );
+        if work.starts_with("update") {
+            // The update is rolled back: the container runs under its name again.
+            assert_eq!(world.runtime.container_names(), [name.clone()]);
+            let spec = world.manager.get(&name).await.unwrap();
+            assert_eq!(spec.status, ContainerStatus::Running);
+        } else {
+            world.assert_empty().await;
+        }
+    }
+}
