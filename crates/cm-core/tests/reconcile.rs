@@ -461,7 +461,7 @@ async fn a_crash_inside_recovery_is_finished_by_the_next_reconcile() {
         );
         if work.starts_with("update") {
             // The update is rolled back: the container runs under its name again.
-            assert_eq!(world.runtime.container_names(), [name.clone()]);
+            assert_eq!(world.runtime.container_names(), std::slice::from_ref(&name));
             let spec = world.manager.get(&name).await.unwrap();
             assert_eq!(spec.status, ContainerStatus::Running);
         } else {
