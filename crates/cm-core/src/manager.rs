@@ -143,6 +143,13 @@ impl Lifecycle {
     }
 }
 
+/// The field an engine error carries when a host port was taken by someone else (adapters mark
+/// it; create then tries other ports).
+pub const PORT_TAKEN_FIELD: &str = "port";
+
+/// How many sets of ports a create tries when the engine finds one taken.
+const PORT_ATTEMPTS: u32 = 3;
+
 /// How to delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeleteOptions {
@@ -398,30 +405,43 @@ impl Manager {
             exclude,
             started,
         };
-        let leased = match self.reserve(&reservation).await {
-            Err(e)
-                if e.kind() == ErrorKind::Conflict && self.recover_interrupted(&name, progress).await? =>
-            {
-                self.reserve(&reservation).await?
-            }
-            other => other?,
-        };
-        progress(&format!("leased port {}", join_ports(&leased)));
+        let mut reservation = reservation;
+        let mut attempts = 0;
+        loop {
+            let leased = match self.reserve(&reservation).await {
+                Err(e)
+                    if e.kind() == ErrorKind::Conflict
+                        && self.recover_interrupted(&name, progress).await? =>
+                {
+                    self.reserve(&reservation).await?
+                }
+                other => other?,
+            };
+            progress(&format!("leased port {}", join_ports(&leased)));
 
-        let mut undo = Vec::new();
-        let result = self
-            .create_steps(&request, &kind, &keys, &leased, started, &mut undo, progress)
-            .await;
-        match result {
-            Ok(spec) => {
-                let route_error = self.route(&spec, &kind).await;
-                progress("done");
-                Ok(CreateOutcome { spec, route_error })
-            }
-            Err(err) => {
-                progress("failed, undoing");
-                self.undo_create(&name, undo).await;
-                Err(err)
+            let mut undo = Vec::new();
+            let result = self
+                .create_steps(&request, &kind, &keys, &leased, started, &mut undo, progress)
+                .await;
+            match result {
+                Ok(spec) => {
+                    let route_error = self.route(&spec, &kind).await;
+                    progress("done");
+                    return Ok(CreateOutcome { spec, route_error });
+                }
+                Err(err) => {
+                    progress("failed, undoing");
+                    let clean = self.undo_create(&name, undo).await;
+                    // Someone took a leased port between the pool's probe and the engine's bind
+                    // (a foreign listener, a container not ours): try other ports, a few times.
+                    attempts += 1;
+                    if clean && err.field() == Some(PORT_TAKEN_FIELD) && attempts < PORT_ATTEMPTS {
+                        tracing::info!(container = %name, ports = ?leased, "a leased port was taken meanwhile; trying others");
+                        reservation.exclude.extend(leased);
+                        continue;
+                    }
+                    return Err(err);
+                }
             }
         }
     }
@@ -596,7 +616,7 @@ impl Manager {
     /// Reverses a failed create, newest step first. Only when every step was undone is the intent
     /// cleared and the lease released; otherwise both stay, handed over to the reconciler (which
     /// finishes intents no process runs) to finish.
-    async fn undo_create(&self, name: &ContainerName, undo: Vec<Undo>) {
+    async fn undo_create(&self, name: &ContainerName, undo: Vec<Undo>) -> bool {
         let runtime = &self.adapters.runtime;
         let mut clean = true;
         for step in undo.into_iter().rev() {
@@ -618,12 +638,14 @@ impl Manager {
         if clean {
             if let Err(e) = self.adapters.store.abandon_create(name).await {
                 tracing::warn!(container = %name, error = ?e, "could not release the leases of a failed create");
+                return false;
             }
         } else if let Err(e) = self.adapters.store.unclaim(name).await {
             // Left claimed, a long-running process (cm-api) would hold the unfinished intent
             // forever: the reconciler only finishes intents nobody runs.
             tracing::warn!(container = %name, error = ?e, "could not hand the unfinished undo to the reconciler");
         }
+        clean
     }
 
     async fn release_subnet_if_unused(&self, user: &UserId) -> Result<()> {

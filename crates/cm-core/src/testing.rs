@@ -80,6 +80,8 @@ struct Engine {
     /// The caps of capped volumes (recorded, not enforced), in bytes.
     volume_caps: BTreeMap<String, u64>,
     foreign_ports: BTreeSet<u16>,
+    /// Ports someone grabs between the probe and the bind: a start publishing one fails.
+    grabbed_ports: BTreeSet<u16>,
     events: Option<tokio::sync::broadcast::Sender<ContainerEvent>>,
 }
 
@@ -131,6 +133,12 @@ impl FakeRuntime {
     /// Takes the whole engine down (every call is `Unavailable`) or brings it back.
     pub fn set_down(&self, down: bool) {
         self.engine().down = down;
+    }
+
+    /// Pretends someone binds `port` on the host unseen by the probe, just before our start: a
+    /// start publishing it fails as the engine's "port is already allocated" does.
+    pub fn grab_port_at_bind(&self, port: u16) {
+        self.engine().grabbed_ports.insert(port);
     }
 
     /// Pretends a container we do not own publishes `port`.
@@ -339,10 +347,23 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn start_container(&self, id: &str) -> Result<()> {
         let mut engine = self.check(FakeOp::StartContainer)?;
+        let grabbed = engine.grabbed_ports.clone();
         let c = engine
             .containers
             .get_mut(id)
             .ok_or_else(|| Error::not_found(format!("no such container: {id}")))?;
+        if let Some(port) = c
+            .plan
+            .ports
+            .iter()
+            .map(|p| p.host_port)
+            .find(|p| grabbed.contains(p))
+        {
+            return Err(Error::conflict(format!(
+                "Bind for 127.0.0.1:{port} failed: port is already allocated (fake)"
+            ))
+            .for_field(crate::PORT_TAKEN_FIELD));
+        }
         c.status = ContainerStatus::Running;
         engine.emit(id, "start");
         Ok(())

@@ -379,3 +379,42 @@ async fn a_refused_route_keeps_the_container_and_reports_nginx() {
     assert!(outcome.route_error.unwrap().contains("emerg"));
     assert_eq!(world.runtime.container_names(), ["alice_cli_v4"]);
 }
+
+/// Someone binds a leased port between the pool's probe and the engine's bind: the create tries
+/// other ports (a few times) instead of failing, and leaves nothing of the failed tries.
+#[tokio::test]
+async fn a_port_taken_at_bind_time_is_retried_with_other_ports() {
+    let world = FakeWorld::new();
+    let first = Config::defaults().port_pool.start();
+    world.runtime.grab_port_at_bind(first);
+    world.runtime.grab_port_at_bind(first + 1);
+    let outcome = create(&world.manager, "alice", "preview_server").await.unwrap();
+    assert!(
+        ![first, first + 1].contains(&outcome.spec.port),
+        "a grabbed port was used: {}",
+        outcome.spec.port
+    );
+    assert_eq!(world.runtime.container_names(), ["alice_preview_server"]);
+    let leases: Vec<u16> = world
+        .store
+        .port_leases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.port)
+        .collect();
+    assert_eq!(leases, [outcome.spec.port], "no lease of a failed try is left");
+    assert!(world.store.operations().await.unwrap().is_empty());
+
+    // When every try meets a taken port, the create fails once it has tried a few sets.
+    let crowded = FakeWorld::new();
+    for port in first..first + 10 {
+        crowded.runtime.grab_port_at_bind(port);
+    }
+    let err = create(&crowded.manager, "bob", "preview_server")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(err.message().contains("already allocated"), "{}", err.message());
+    crowded.assert_empty().await;
+}

@@ -49,8 +49,19 @@ pub fn engine_error(err: BollardError) -> Error {
             format!("docker engine: {}", first_line(&err.to_string())),
         ),
     };
-    Error::new(kind, message).with_source(err)
+    let port_taken = matches!(&err, BollardError::DockerResponseServerError { status_code: 500, message }
+        if message.contains("already allocated") || message.contains("address already in use"));
+    let error = Error::new(kind, message).with_source(err);
+    // A host port taken by someone else since the pool's probe: the core picks other ports.
+    if port_taken {
+        error.for_field(PORT_FIELD)
+    } else {
+        error
+    }
 }
+
+/// The field a port collision is marked with (see [`cm_core::PORT_TAKEN_FIELD`]).
+const PORT_FIELD: &str = cm_core::PORT_TAKEN_FIELD;
 
 /// Where the engine is asked: `DOCKER_HOST`, else the local socket (as bollard connects).
 pub(crate) fn engine_address() -> String {
@@ -97,6 +108,12 @@ mod tests {
             .kind(),
             ErrorKind::Conflict
         );
+        let taken = engine_error(server(
+            500,
+            "driver failed programming external connectivity: Bind for 127.0.0.1:9000 failed: port is already allocated",
+        ));
+        assert_eq!(taken.field(), Some(cm_core::PORT_TAKEN_FIELD));
+        assert_eq!(engine_error(server(409, "name in use")).field(), None);
         assert_eq!(engine_error(server(500, "boom")).kind(), ErrorKind::Internal);
         assert_eq!(
             engine_error(BollardError::SocketNotFoundError("/var/run/docker.sock".into())).kind(),

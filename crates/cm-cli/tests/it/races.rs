@@ -161,3 +161,32 @@ fn deleting_a_users_last_container_while_another_is_created_leaves_a_working_one
     }
     assert_eq!(world.objects(), (vec![], vec![], vec![]));
 }
+
+/// Pool ports taken by someone else, a listener on the host and a container that is not ours,
+/// are skipped: the create gets the next free port.
+#[test]
+fn pool_ports_taken_by_a_foreign_listener_or_container_are_skipped() {
+    let Some(world) = World::new() else { return };
+    let (first, _) = world.env.slot.port_range();
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", first)).unwrap();
+    let foreign = format!("cm-test-foreign-{}", world.env.run);
+    cm_testkit::docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &foreign,
+        "--label",
+        &format!("{}={}", cm_testkit::TEST_LABEL, world.env.run),
+        "-p",
+        &format!("127.0.0.1:{}:8080", first + 1),
+        "toolboxv2:latest",
+        "sleep",
+        "600",
+    ]);
+    let user = world.env.user("ports");
+    let spec = world.create(&user, "preview_server");
+    let port = u16::try_from(spec["port"].as_u64().unwrap()).unwrap();
+    assert!(port > first + 1, "got a taken port: {port} (first {first})");
+    world.cm_ok(&["delete", &format!("{user}_preview_server"), "--force", "--purge"]);
+    cm_testkit::docker_ok(&["rm", "-f", &foreign]);
+}
