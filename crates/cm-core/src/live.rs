@@ -61,7 +61,9 @@ impl StatusView {
         self.live.store(true, Ordering::Release);
     }
 
-    fn set(&self, id: &str, status: Option<ContainerStatus>) {
+    /// Records what an inspection just saw (the feed's events, and the manager's own changes, so
+    /// a listing right after a create or a stop does not wait for the event).
+    pub(crate) fn set(&self, id: &str, status: Option<ContainerStatus>) {
         if let Ok(mut current) = self.statuses.write() {
             match status {
                 Some(status) => current.insert(id.to_owned(), status),

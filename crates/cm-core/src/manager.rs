@@ -572,6 +572,7 @@ impl Manager {
             .inspect_container(&id)
             .await?
             .map_or(ContainerStatus::Missing, |c| c.status);
+        self.note_status(&id, Some(spec.status));
         self.fail_point(&format!("{context}:started"));
         Ok(())
     }
@@ -982,8 +983,18 @@ impl Manager {
             .inspect_container(&spec.container_id)
             .await?;
         spec.status = observed.map_or(ContainerStatus::Missing, |c| c.status);
+        self.note_status(&spec.container_id, Some(spec.status));
         self.adapters.store.put(&spec).await?;
         Ok(spec)
+    }
+
+    /// Tells the live status view what an inspection right after our own change saw, so the
+    /// next listing does not show the state before it while the engine's event is on its way.
+    /// (Each event is applied by inspecting again, so a late event can not undo this.)
+    fn note_status(&self, id: &str, status: Option<ContainerStatus>) {
+        if let Some(view) = &self.status_view {
+            view.set(id, status);
+        }
     }
 
     async fn require_present(&self, spec: &ContainerSpec) -> Result<ObservedContainer> {

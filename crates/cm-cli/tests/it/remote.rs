@@ -134,6 +134,11 @@ fn the_cli_through_cm_api_prints_what_it_prints_locally() {
         created["container_id"]
     );
 
+    // cm-api's statuses come from the engine's event feed: wait until it has seen the start
+    // (it usually has at once) before comparing with the local cm, which asks the engine.
+    assert!(cm_testkit::wait_until(Duration::from_secs(30), || {
+        remote_json(&world, &api, &admin, &["get", &name])["status"] == "running"
+    }));
     // The same answers both ways: list, get (secrets hidden both ways), types, stats' shape.
     for args in [
         vec!["list", "--all"],
