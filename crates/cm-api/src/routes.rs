@@ -826,13 +826,7 @@ pub async fn get_my_ssh_info(state: Data<AppState>, call: Call) -> Answer {
         .for_field("user_id"));
     };
     let listing = state.manager.list_user(&user).await?;
-    let server_ip = state
-        .manager
-        .config()
-        .ssh
-        .server_host
-        .clone()
-        .unwrap_or_else(|| "<server>".to_owned());
+    let server_ip = state.manager.ssh_host();
     let containers: Vec<_> = listing
         .containers
         .iter()
@@ -847,7 +841,7 @@ pub async fn get_my_ssh_info(state: Data<AppState>, call: Call) -> Answer {
             });
             if let Some(port) = spec.ssh_port {
                 entry["ssh_port"] = json!(port);
-                entry["connection_string"] = json!(format!("ssh -p {port} cli@{server_ip}"));
+                entry["connection_string"] = json!(cm_core::ssh_command(&server_ip, port));
             }
             entry
         })

@@ -19,7 +19,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::web::Data;
 use actix_web::{Error, HttpMessage, HttpResponse};
-use cm_core::{ContainerSpec, Envelope};
+use cm_core::{ContainerSpec, Envelope, ssh_command};
 use serde_json::{Map, Value, json};
 
 use crate::call::AppState;
@@ -70,10 +70,7 @@ pub async fn envelope(
         .await
         .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))?;
     let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let server_ip = state
-        .as_ref()
-        .and_then(|s| s.manager.config().ssh.server_host.clone())
-        .unwrap_or_else(|| "<server>".to_owned());
+    let server_ip = state.as_ref().map(|s| s.manager.ssh_host()).unwrap_or_default();
     let context = Context {
         resolved: resolved.as_ref().map(|r| &r.0),
         server_ip: &server_ip,
@@ -160,10 +157,14 @@ fn original_fields(function: &str, answer: Value, context: &Context<'_>) -> Valu
                     data.insert(name.to_owned(), value.clone());
                 }
             }
-            if let Some(port) = record.get("ssh_port").and_then(Value::as_u64) {
+            if let Some(port) = record
+                .get("ssh_port")
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok())
+            {
                 data.insert(
                     "ssh_connection".to_owned(),
-                    json!(ssh_line(port, context.server_ip)),
+                    json!(ssh_command(context.server_ip, port)),
                 );
             }
             data.insert("container".to_owned(), record);
@@ -220,7 +221,7 @@ fn original_fields(function: &str, answer: Value, context: &Context<'_>) -> Valu
                 data.insert("user_id".to_owned(), json!(spec.user_id));
                 data.insert("container_type".to_owned(), json!(spec.container_type));
                 if let Some(port) = spec.ssh_port {
-                    let line = ssh_line(u64::from(port), context.server_ip);
+                    let line = ssh_command(context.server_ip, port);
                     data.insert("ssh_enabled".to_owned(), json!(true));
                     data.insert("ssh_port".to_owned(), json!(port));
                     data.insert("ssh_connection".to_owned(), json!(line));
@@ -273,10 +274,6 @@ fn move_docker_id(record: &mut Map<String, Value>) {
         record.insert("docker_id".to_owned(), json!(full));
         record.insert("container_id".to_owned(), json!(short));
     }
-}
-
-fn ssh_line(port: u64, server_ip: &str) -> String {
-    format!("ssh -p {port} cli@{server_ip}")
 }
 
 /// The original's `ContainerStats`.

@@ -80,6 +80,10 @@ impl Remote {
 
     /// [`Remote::call`] with its own time limit (an exec may run up to an hour).
     pub fn call_within(&self, name: &str, body: &Value, limit: Duration) -> cm_core::Result<Value> {
+        blocking(|| self.call_blocking(name, body, limit))
+    }
+
+    fn call_blocking(&self, name: &str, body: &Value, limit: Duration) -> cm_core::Result<Value> {
         let mut answer = self.send(name, body, Some(limit))?;
         let text = answer
             .body_mut()
@@ -117,7 +121,11 @@ impl Remote {
 
     /// Calls a streaming endpoint (a log follow) and hands each piece of text to `each` until the
     /// server ends the answer.
-    pub fn stream(&self, name: &str, body: &Value, mut each: impl FnMut(&str)) -> cm_core::Result<()> {
+    pub fn stream(&self, name: &str, body: &Value, each: impl FnMut(&str)) -> cm_core::Result<()> {
+        blocking(|| self.stream_blocking(name, body, each))
+    }
+
+    fn stream_blocking(&self, name: &str, body: &Value, mut each: impl FnMut(&str)) -> cm_core::Result<()> {
         let mut answer = self.send(name, body, None)?;
         let mut reader = answer.body_mut().with_config().limit(u64::MAX).reader();
         let mut buffer = [0u8; 8192];
@@ -189,6 +197,17 @@ impl Remote {
                 format!("cm-api is not reachable at {}: {other}", self.endpoints),
             ),
         }
+    }
+}
+
+/// Runs the client's blocking I/O without stalling the async runtime: on a multi-threaded runtime
+/// (`cm`'s) the worker first hands its other tasks (the spinner's, Ctrl-C) to another thread.
+fn blocking<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 

@@ -112,6 +112,11 @@ pub struct CreateOutcome {
     pub route_error: Option<String>,
 }
 
+/// The `ssh` command line that reaches a container's SSH `port` on `host`.
+pub fn ssh_command(host: &str, port: u16) -> String {
+    format!("ssh -p {port} {SSH_USER}@{host}")
+}
+
 /// A lifecycle change of a container, as the frontends offer it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lifecycle {
@@ -1238,20 +1243,25 @@ impl Manager {
         self.adapters.store.keys(&spec.container_name).await
     }
 
+    /// The host users connect to over SSH, as connection strings show it (`[ssh] server_host`,
+    /// else a `<server>` placeholder).
+    pub fn ssh_host(&self) -> String {
+        self.config
+            .ssh
+            .server_host
+            .clone()
+            .unwrap_or_else(|| "<server>".to_owned())
+    }
+
     /// How to connect to a container over SSH.
     pub async fn ssh_info(&self, reference: &str) -> Result<SshInfo> {
         let spec = self.resolve(reference).await?;
         let port = require_ssh(&spec)?;
-        let host = self
-            .config
-            .ssh
-            .server_host
-            .clone()
-            .unwrap_or_else(|| "<server>".to_owned());
+        let host = self.ssh_host();
         let keys = self.adapters.store.keys(&spec.container_name).await?;
         Ok(SshInfo {
             container_name: spec.container_name.to_string(),
-            command: format!("ssh -p {port} {SSH_USER}@{host}"),
+            command: ssh_command(&host, port),
             docksh: format!("docksh connect {host} {port}"),
             host,
             port,
