@@ -477,7 +477,13 @@ async fn the_streamlit_dev_ui_in_a_real_browser() {
     let page_says = |text: &'static str| {
         let client = client.clone();
         async move {
+            let polls = std::sync::atomic::AtomicU32::new(0);
             poll_long(|| async {
+                // On a loaded machine Streamlit's front end sometimes never renders into the
+                // first page it got: load it again every 15 s, as a person would.
+                if polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 30 == 29 {
+                    let _ = client.refresh().await;
+                }
                 client
                     .execute("return document.body ? document.body.innerText : '';", vec![])
                     .await
