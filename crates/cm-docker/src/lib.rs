@@ -47,15 +47,18 @@ pub use probe::TcpPortProbe;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `stop` waits for SIGTERM before SIGKILL.
 const STOP_GRACE_SECONDS: i32 = 10;
-/// The most output an exec collects; more is cut off with a note.
+/// The most output an exec collects, counted as the bytes it takes in a JSON answer (a control
+/// byte escapes to six), over stdout and stderr together; more is cut off with a note.
 const EXEC_OUTPUT_MAX: usize = 16 * 1024 * 1024;
+/// How often an exec whose command closed its output, but may still run, asks whether it ended.
+const EXEC_END_POLL: Duration = Duration::from_millis(100);
 
-/// The Docker engine, reached through `DOCKER_HOST` or the local socket.
 /// How often a failed network create looks for the same network made by another process (at
 /// most about two seconds in all), and the pause between looks.
 const NETWORK_RACE_CHECKS: u32 = 20;
 const NETWORK_RACE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// The Docker engine, reached through `DOCKER_HOST` or the local socket.
 pub struct DockerRuntime {
     client: Mutex<Option<Docker>>,
     /// Where size-capped volumes keep their images; `None`: caps are not offered.
@@ -69,6 +72,25 @@ impl Default for DockerRuntime {
 }
 
 impl DockerRuntime {
+    /// Waits until an exec's command has ended, or its deadline passed (`None`).
+    async fn exec_end(
+        &self,
+        docker: &Docker,
+        exec: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<bollard::models::ExecInspectResponse>> {
+        loop {
+            let inspected = self.answer(docker.inspect_exec(exec).await).await?;
+            if inspected.running != Some(true) {
+                return Ok(Some(inspected));
+            }
+            if tokio::time::Instant::now() + EXEC_END_POLL > deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(EXEC_END_POLL).await;
+        }
+    }
+
     /// A runtime that connects on first use.
     pub fn new() -> Self {
         DockerRuntime {
@@ -645,18 +667,19 @@ impl ContainerRuntime for DockerRuntime {
                 }
             }
         };
-        match ended {
-            Ended::Finished => guard.pid = None,
-            Ended::TimedOut => {
-                guard.kill_now().await;
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "the command did not finish within {} seconds and was killed",
-                        request.timeout.as_secs()
-                    ),
-                ));
+        let inspected = match ended {
+            Ended::Finished => {
+                // The output closes when the command exits, or when it closes its output and
+                // goes on (a daemonising script): then it still has its time limit.
+                match self.exec_end(&docker, &exec.id, deadline).await? {
+                    Some(inspected) => {
+                        guard.pid = None;
+                        inspected
+                    }
+                    None => return Err(timed_out(&mut guard, request).await),
+                }
             }
+            Ended::TimedOut => return Err(timed_out(&mut guard, request).await),
             Ended::Capped => {
                 // No more output is read: the command is stopped rather than left blocked.
                 guard.kill_now().await;
@@ -666,8 +689,7 @@ impl ContainerRuntime for DockerRuntime {
                     stderr: collected.stderr(),
                 });
             }
-        }
-        let inspected = self.answer(docker.inspect_exec(&exec.id).await).await?;
+        };
         Ok(ExecOutput {
             exit_code: inspected.exit_code.unwrap_or(-1),
             stdout: collected.stdout(),
@@ -943,6 +965,8 @@ struct Collected {
     pid_line: Vec<u8>,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+    /// What stdout and stderr take in a JSON answer so far.
+    answer_size: usize,
     truncated: bool,
 }
 
@@ -969,19 +993,30 @@ impl Collected {
                         }
                     }
                 }
-                Self::append(&mut self.stdout, bytes, &mut self.truncated);
+                self.append(Stream::Out, bytes);
             }
-            LogOutput::StdErr { message } => Self::append(&mut self.stderr, &message, &mut self.truncated),
+            LogOutput::StdErr { message } => self.append(Stream::Err, &message),
             LogOutput::StdIn { .. } => {}
         }
     }
 
-    fn append(buffer: &mut Vec<u8>, bytes: &[u8], truncated: &mut bool) {
-        let room = EXEC_OUTPUT_MAX.saturating_sub(buffer.len());
-        if bytes.len() > room {
-            *truncated = true;
+    /// Keeps as much of `bytes` as the answer has room for.
+    fn append(&mut self, stream: Stream, bytes: &[u8]) {
+        let mut kept = 0;
+        for &byte in bytes {
+            let size = json_size(byte);
+            if self.answer_size + size > EXEC_OUTPUT_MAX {
+                self.truncated = true;
+                break;
+            }
+            self.answer_size += size;
+            kept += 1;
         }
-        buffer.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let buffer = match stream {
+            Stream::Out => &mut self.stdout,
+            Stream::Err => &mut self.stderr,
+        };
+        buffer.extend_from_slice(&bytes[..kept]);
     }
 
     fn stdout(&self) -> String {
@@ -995,6 +1030,34 @@ impl Collected {
     fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
+}
+
+enum Stream {
+    Out,
+    Err,
+}
+
+/// The most bytes one output byte can take in a JSON answer: a control character is escaped as
+/// `\u00XX`, and a byte that is not valid UTF-8 becomes U+FFFD (three bytes).
+fn json_size(byte: u8) -> usize {
+    match byte {
+        b'"' | b'\\' | b'\n' | b'\t' | b'\r' | 0x08 | 0x0c => 2,
+        0x00..=0x1f => 6,
+        0x80..=0xff => 3,
+        _ => 1,
+    }
+}
+
+/// Kills a command past its time limit and says so.
+async fn timed_out(guard: &mut KillOnDrop, request: &ExecRequest) -> Error {
+    guard.kill_now().await;
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "the command did not finish within {} seconds and was killed",
+            request.timeout.as_secs()
+        ),
+    )
 }
 
 /// How an exec's output stream ended.

@@ -186,6 +186,40 @@ fn execs_are_bounded_killed_on_time_and_on_hang_up_and_run_as_the_exec_user() {
     });
     assert!(gone, "yes still runs:\n{}", processes(&alice_box));
 
+    // A command that closes its output and goes on still has its time limit.
+    let (status, out) = call(
+        &alice_auth,
+        "container_exec",
+        json!({"container_id": alice_box, "command": ["sh", "-c", "exec >&- 2>&-; exec sleep 59"], "timeout": 2}),
+    );
+    assert_eq!(status, 504, "{out}");
+    let gone = wait_until(Duration::from_secs(10), || {
+        !processes(&alice_box).contains("sleep 59")
+    });
+    assert!(gone, "sleep still runs:\n{}", processes(&alice_box));
+
+    // Binary output is capped by the size of the answer, not by its raw bytes (a NUL byte takes
+    // six in JSON).
+    let (status, out) = call(
+        &alice_auth,
+        "container_exec",
+        json!({"container_id": alice_box, "command": ["head", "-c", "20000000", "/dev/zero"]}),
+    );
+    assert_eq!(status, 200);
+    let answer = out.to_string().len();
+    assert!(
+        answer < 16 * 1024 * 1024 + 4096,
+        "a {answer}-byte answer for 16 MiB of output"
+    );
+    assert!(
+        out["stdout"]
+            .as_str()
+            .unwrap()
+            .ends_with("the command was stopped]\n"),
+        "{}",
+        &out["stdout"].as_str().unwrap()[..0]
+    );
+
     // A client that hangs up: its command is killed.
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let body = json!({"container_id": alice_box, "command": ["sleep", "57"], "timeout": 120}).to_string();
