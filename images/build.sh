@@ -16,9 +16,9 @@
 #
 # Environment:
 #   CM_DEBIAN_MIRROR           Debian mirror for debootstrap (default: the host's
-#                              apt source for bookworm, else http://deb.debian.org/debian)
-#   CM_DEBIAN_SECURITY_MIRROR  security mirror (default: host's, else
-#                              http://deb.debian.org/debian-security)
+#                              apt source for bookworm, else debootstrap's own default)
+#   CM_DEBIAN_SECURITY_MIRROR  security mirror (default: the host's, else the main
+#                              mirror's debian-security beside its debian)
 #   CM_SECURITY_UPDATES=0      do not apply bookworm-updates/-security to cm-base
 #   CM_BASE_IMAGE              base image name   (default cm-base:bookworm)
 #   CM_TOOLBOX_REPO            toolbox repository (default toolboxv2)
@@ -230,19 +230,32 @@ build_base() {
     [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] \
         || die "missing /usr/share/keyrings/debian-archive-keyring.gpg (apt-get install debian-archive-keyring)"
 
-    mirror="${CM_DEBIAN_MIRROR:-$(detect_mirror "$SUITE" http://deb.debian.org/debian)}"
-    security_mirror="${CM_DEBIAN_SECURITY_MIRROR:-$(detect_mirror "${SUITE}-security" http://deb.debian.org/debian-security)}"
+    # No mirror host is named here: the host's own apt sources, else debootstrap's default.
+    mirror="${CM_DEBIAN_MIRROR:-$(detect_mirror "$SUITE" "")}"
+    security_mirror="${CM_DEBIAN_SECURITY_MIRROR:-$(detect_mirror "${SUITE}-security" "")}"
     pkgs="$(packages | paste -sd, -)"
 
     mkdir -p "${CACHE_DIR}/debootstrap"
     WORKDIR="$(mktemp -d "${TMPDIR:-/var/tmp}/cm-base.XXXXXX")"
     rootdir="${WORKDIR}/rootfs"
 
-    say "debootstrap ${SUITE} (minbase) from ${mirror} ..."
+    say "debootstrap ${SUITE} (minbase) from ${mirror:-debootstrap's default mirror} ..."
     t0="$SECONDS"
     run_logged "debootstrap" "${SUDO[@]}" debootstrap --variant=minbase \
         --include="$pkgs" --cache-dir="${CACHE_DIR}/debootstrap" \
-        "$SUITE" "$rootdir" "$mirror"
+        "$SUITE" "$rootdir" ${mirror:+"$mirror"}
+    if [ -z "$mirror" ]; then
+        # The mirror debootstrap chose, as it wrote it into the new system's sources.
+        mirror="$(awk '$1 == "deb" { print $2; exit }' "${rootdir}/etc/apt/sources.list" 2>/dev/null || true)"
+        mirror="${mirror%/}"
+        [ -n "$mirror" ] || die "debootstrap wrote no apt source: set CM_DEBIAN_MIRROR"
+    fi
+    if [ -z "$security_mirror" ]; then
+        case "$mirror" in
+            */debian) security_mirror="${mirror}-security" ;;
+            *) die "no security mirror known beside ${mirror}: set CM_DEBIAN_SECURITY_MIRROR" ;;
+        esac
+    fi
 
     say "  debootstrap took $((SECONDS - t0))s"
     t0="$SECONDS"

@@ -24,7 +24,7 @@ use crate::ports::{
     Proxy, ProxyStatus, RemoveMode, Route, RouteState, RouteStatus, Store, UploadEntry, VolumePlan,
 };
 use crate::reconcile::{Outcome, ReconcileOptions};
-use crate::spec::{ContainerSpec, ContainerStatus, owner_labels, url_path};
+use crate::spec::{ContainerSpec, ContainerStatus, labels, owner_labels, url_path};
 use crate::values::{Command, CpuLimit, EnvVars, ImageRef, MemoryLimit};
 
 /// The adapters a manager drives.
@@ -52,6 +52,9 @@ pub struct Manager {
     config: Arc<Config>,
     adapters: Adapters,
     status_view: Option<Arc<StatusView>>,
+    /// The labels every object this manager makes carries: the configured extra labels and
+    /// this installation's (see [`Manager::with_installation`]).
+    own_labels: Arc<BTreeMap<String, String>>,
     running: Arc<Running>,
     /// Set when the server stops: followed logs end so that it need not wait for them.
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
@@ -279,12 +282,27 @@ impl Manager {
     /// A manager over `adapters` with `config`.
     pub fn new(config: Config, adapters: Adapters) -> Self {
         Manager {
+            own_labels: Arc::new(config.extra_labels.clone()),
             config: Arc::new(config),
             adapters,
             status_view: None,
             running: Arc::default(),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
         }
+    }
+
+    /// Labels what it makes with installation `id` (from the database), so that prune tells its
+    /// own objects from those of other installations and of the Python original.
+    pub fn with_installation(mut self, id: &str) -> Self {
+        let mut labels = self.config.extra_labels.clone();
+        labels.insert(labels::INSTALLATION.to_owned(), id.to_owned());
+        self.own_labels = Arc::new(labels);
+        self
+    }
+
+    /// This installation's id, when it has one.
+    pub fn installation(&self) -> Option<&str> {
+        self.own_labels.get(labels::INSTALLATION).map(String::as_str)
     }
 
     /// Answers listings from `view` while it is live (see [`Manager::feed_status_view`]).
@@ -526,7 +544,7 @@ impl Manager {
         let store = &self.adapters.store;
         let name = spec.container_name.clone();
         let user = spec.user_id.clone();
-        let extra = &self.config.extra_labels;
+        let extra = &self.own_labels;
 
         progress("preparing the user network");
         spec.subnet = match store.subnet_of(&user).await? {
@@ -606,7 +624,7 @@ impl Manager {
             image: spec.image.clone(),
             command: spec.command.clone(),
             env: spec.env.clone(),
-            labels: spec.labels(&self.config.extra_labels),
+            labels: spec.labels(&self.own_labels),
             network: spec.network_name.clone(),
             volume: spec.volume_name.clone(),
             ports,

@@ -767,6 +767,10 @@ impl Manager {
             {
                 continue;
             }
+            if !self.made_here(&container.labels) {
+                findings.push(self.left_alone(FindingKind::OrphanContainer, container.name, container.id));
+                continue;
+            }
             let mut finding = Finding::new(
                 FindingKind::OrphanContainer,
                 container.name.clone(),
@@ -806,6 +810,10 @@ impl Manager {
             if explained {
                 continue;
             }
+            if !self.made_here(&volume.labels) {
+                findings.push(self.left_alone(FindingKind::OrphanVolume, volume.name, volume.id));
+                continue;
+            }
             let mut finding = Finding::new(
                 FindingKind::OrphanVolume,
                 volume.name.clone(),
@@ -832,6 +840,10 @@ impl Manager {
             if users.contains(user) || busy.users.contains(user) {
                 continue;
             }
+            if !self.made_here(&network.labels) {
+                findings.push(self.left_alone(FindingKind::OrphanNetwork, network.name, network.id));
+                continue;
+            }
             let mut finding = Finding::new(
                 FindingKind::OrphanNetwork,
                 network.name.clone(),
@@ -845,6 +857,31 @@ impl Manager {
             findings.push(finding);
         }
         Ok(findings)
+    }
+
+    /// Whether this installation made an object with `labels` (any labelled object, when the
+    /// manager has no installation id).
+    fn made_here(&self, object_labels: &BTreeMap<String, String>) -> bool {
+        self.installation()
+            .is_none_or(|id| object_labels.get(labels::INSTALLATION).map(String::as_str) == Some(id))
+    }
+
+    /// The finding for an orphan another installation or the Python original made: reported,
+    /// never removed, whatever the options.
+    fn left_alone(&self, kind: FindingKind, name: String, id: String) -> Finding {
+        Finding::new(
+            kind,
+            name,
+            Some(id),
+            Outcome::Reported,
+            format!(
+                "labelled managed-by=ContainerManager but made by another installation or by the \
+                 Python original (not {}={}): left alone, also by prune; `cm adopt` takes over \
+                 the original's containers",
+                labels::INSTALLATION,
+                self.installation().unwrap_or_default()
+            ),
+        )
     }
 
     // -----------------------------------------------------------------------------------------

@@ -23,6 +23,10 @@ pub mod labels {
     pub const PORT: &str = "port";
     /// The leased SSH host port, on SSH-enabled containers.
     pub const SSH_PORT: &str = "ssh-port";
+    /// The installation that made the object (its id in the database). `reconcile --prune`
+    /// removes only objects of its own installation: the Python original's containers carry
+    /// `managed-by=ContainerManager` too, and are left for `cm adopt`.
+    pub const INSTALLATION: &str = "org.containermanager.installation";
 }
 
 /// A container as the store records it: what should exist (D2).

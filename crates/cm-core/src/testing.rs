@@ -1164,13 +1164,16 @@ pub struct FakeWorld {
     pub fail_points: Arc<PanicAt>,
 }
 
+/// The installation id of a [`FakeWorld`]'s manager.
+pub const FAKE_INSTALLATION: &str = "fake-installation";
+
 impl FakeWorld {
     /// A world with the default configuration.
     pub fn new() -> Self {
         Self::with_config(Config::defaults())
     }
 
-    /// A world with `config`.
+    /// A world with `config`; its manager is installation [`FAKE_INSTALLATION`].
     pub fn with_config(config: Config) -> Self {
         let runtime = Arc::new(FakeRuntime::new());
         let store = Arc::new(MemoryStore::default());
@@ -1188,7 +1191,7 @@ impl FakeWorld {
             clock: clock.clone(),
         };
         FakeWorld {
-            manager: Manager::new(config, adapters),
+            manager: Manager::new(config, adapters).with_installation(FAKE_INSTALLATION),
             runtime,
             store,
             proxy,

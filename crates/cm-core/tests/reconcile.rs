@@ -5,8 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use cm_core::testing::{FakeWorld, create_request};
-use cm_core::{ContainerStatus, DeleteOptions, FindingKind, ImageRef, Outcome, ReconcileOptions, Store};
+use cm_core::testing::{FAKE_INSTALLATION, FakeWorld, create_request};
+use cm_core::{
+    ContainerStatus, DeleteOptions, FindingKind, ImageRef, Outcome, ReconcileOptions, Store, labels,
+};
 
 const FIX: ReconcileOptions = ReconcileOptions {
     dry_run: false,
@@ -217,37 +219,69 @@ async fn foreign_containers_and_volumes_with_our_labels_are_reported_and_pruned_
         .create(create_request("alice", "preview_server"), &|_| {})
         .await
         .unwrap();
-    let labels = BTreeMap::from([
+    // Made by this installation (its label), and by the Python original or another installation
+    // (the same managed-by label, no installation label of ours).
+    let original = BTreeMap::from([
         ("managed-by".to_owned(), "ContainerManager".to_owned()),
         ("user-id".to_owned(), "mallory".to_owned()),
     ]);
-    let id = world.runtime.add_foreign("impostor", labels.clone());
-    world.runtime.add_volume("stray_volume", labels);
+    let mut ours = original.clone();
+    ours.insert(labels::INSTALLATION.to_owned(), FAKE_INSTALLATION.to_owned());
+    let id = world.runtime.add_foreign("impostor", ours.clone());
+    world.runtime.add_volume("stray_volume", ours);
+    world
+        .runtime
+        .add_foreign("mallory_cli_v4_1a2b3c4d", original.clone());
+    world
+        .runtime
+        .add_volume("container_mallory_cli_v4_1a2b3c4d", original);
     let report = world.manager.reconcile(FIX).await.unwrap();
     let containers = report.of_kind(FindingKind::OrphanContainer);
-    assert_eq!(containers.len(), 1);
+    assert_eq!(containers.len(), 2);
     assert_eq!(
         (containers[0].name.as_str(), containers[0].id.as_deref()),
         ("impostor", Some(id.as_str()))
     );
-    assert_eq!(containers[0].outcome, Outcome::Reported);
-    assert_eq!(report.of_kind(FindingKind::OrphanVolume)[0].name, "stray_volume");
-    assert!(
-        world.runtime.container_names().contains(&"impostor".to_owned()),
-        "left alone"
-    );
+    assert!(containers.iter().all(|f| f.outcome == Outcome::Reported));
+    assert_eq!(report.of_kind(FindingKind::OrphanVolume).len(), 2);
+    assert_eq!(world.runtime.container_names().len(), 3, "left alone");
 
     let prune = ReconcileOptions {
         dry_run: false,
         prune: true,
     };
     let report = world.manager.reconcile(prune).await.unwrap();
+    let outcomes = |kind| {
+        report
+            .of_kind(kind)
+            .iter()
+            .map(|f| (f.name.clone(), f.outcome))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
-        report.of_kind(FindingKind::OrphanContainer)[0].outcome,
-        Outcome::Removed
+        outcomes(FindingKind::OrphanContainer),
+        [
+            ("impostor".to_owned(), Outcome::Removed),
+            ("mallory_cli_v4_1a2b3c4d".to_owned(), Outcome::Reported)
+        ]
     );
-    assert_eq!(world.runtime.container_names(), ["alice_preview_server"]);
-    assert_eq!(world.runtime.volumes(), ["alice_preview_server_data"]);
+    let left = &report.of_kind(FindingKind::OrphanContainer)[1].detail;
+    assert!(left.contains("left alone") && left.contains("cm adopt"), "{left}");
+    assert_eq!(
+        outcomes(FindingKind::OrphanVolume),
+        [
+            ("container_mallory_cli_v4_1a2b3c4d".to_owned(), Outcome::Reported),
+            ("stray_volume".to_owned(), Outcome::Removed)
+        ]
+    );
+    assert_eq!(
+        world.runtime.container_names(),
+        ["alice_preview_server", "mallory_cli_v4_1a2b3c4d"]
+    );
+    assert_eq!(
+        world.runtime.volumes(),
+        ["alice_preview_server_data", "container_mallory_cli_v4_1a2b3c4d"]
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,8 @@ const SPEC_PREFIX: &str = "CONTAINER::";
 const USER_PREFIX: &str = "CONTAINER_USER::";
 const NAME_PREFIX: &str = "CONTAINER_NAME::";
 const PORT_POOL: &str = "CONTAINER_PORT_POOL";
+/// This installation's id; the original's TBEF.DB keys never use it.
+const INSTALLATION: &str = "CM_INSTALLATION";
 
 /// Reads and writes the compatibility keys.
 pub(crate) struct Keys;
@@ -37,6 +39,18 @@ impl Keys {
             .execute("DELETE FROM kv WHERE key = ?1", [key])
             .map_err(sql_error)?;
         Ok(())
+    }
+
+    /// This installation's id, drawn (16 hex digits) the first time it is asked for.
+    pub(crate) fn installation(connection: &Connection) -> Result<String> {
+        connection
+            .execute(
+                "INSERT OR IGNORE INTO kv (key, value) VALUES (?1, lower(hex(randomblob(8))))",
+                [INSTALLATION],
+            )
+            .map_err(sql_error)?;
+        Self::get(connection, INSTALLATION)?
+            .ok_or_else(|| Error::internal("the installation id was not kept"))
     }
 
     /// The id recorded for a container name.

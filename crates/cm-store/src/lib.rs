@@ -96,6 +96,13 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// This installation's id: drawn once, when the database is new, and kept in it (the label
+    /// [`cm_core::labels::INSTALLATION`] on everything the manager makes).
+    pub fn installation_id(&self) -> Result<String> {
+        let connection = self.connection.lock().map_err(|_| poisoned())?;
+        kv::Keys::installation(&connection)
+    }
+
     /// Opens (creating if needed) the database at `path`, with WAL and a busy timeout.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -487,3 +487,19 @@ async fn a_database_of_schema_version_2_keeps_its_quotas_and_gains_a_disk_quota(
     store.set_user_quota(&bob, Some(&with_disk)).await.unwrap();
     assert_eq!(store.user_quota(&bob).await.unwrap(), Some(with_disk));
 }
+
+#[tokio::test]
+async fn the_installation_id_is_drawn_once_and_kept_in_the_database() {
+    let (dir, store) = store();
+    let id = store.installation_id().unwrap();
+    assert_eq!(id.len(), 16, "{id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    assert_eq!(store.installation_id().unwrap(), id);
+    let reopened = SqliteStore::open(&dir.path().join("cm.db")).unwrap();
+    assert_eq!(reopened.installation_id().unwrap(), id);
+    // Another database is another installation.
+    let (_other_dir, other) = self::store();
+    assert_ne!(other.installation_id().unwrap(), id);
+    // The id sits beside the original's keys without being one of them.
+    assert!(store.list_all().await.unwrap().is_empty());
+}

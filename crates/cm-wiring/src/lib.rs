@@ -140,7 +140,7 @@ pub async fn build_app(settings: &Settings) -> anyhow::Result<App> {
         auth = auth.with_external(Arc::new(tokens));
     }
     Ok(App {
-        manager: manager_over(settings, store, proxy_for(settings, false).await),
+        manager: manager_over(settings, store, proxy_for(settings, false).await)?,
         auth,
     })
 }
@@ -168,7 +168,7 @@ fn credentials_over(store: Arc<SqliteStore>) -> anyhow::Result<Auth> {
 /// at once (nothing else will come to batch it with) and still shares reloads with other commands.
 pub async fn build_manager(settings: &Settings) -> anyhow::Result<Manager> {
     let store = Arc::new(SqliteStore::open(&settings.database)?);
-    Ok(manager_over(settings, store, proxy_for(settings, true).await))
+    manager_over(settings, store, proxy_for(settings, true).await)
 }
 
 /// nginx when configured and present; otherwise routing is reported as disabled, never faked.
@@ -187,7 +187,12 @@ async fn proxy_for(settings: &Settings, one_change: bool) -> Arc<dyn Proxy> {
     }
 }
 
-fn manager_over(settings: &Settings, store: Arc<SqliteStore>, proxy: Arc<dyn Proxy>) -> Manager {
+fn manager_over(
+    settings: &Settings,
+    store: Arc<SqliteStore>,
+    proxy: Arc<dyn Proxy>,
+) -> anyhow::Result<Manager> {
+    let installation = store.installation_id()?;
     let adapters = Adapters {
         runtime: Arc::new(DockerRuntime::with_disk_images(disk_image_dir(settings))),
         store,
@@ -197,7 +202,7 @@ fn manager_over(settings: &Settings, store: Arc<SqliteStore>, proxy: Arc<dyn Pro
         clock: Arc::new(SystemClock),
         fail_points: fail_points(),
     };
-    Manager::new(settings.config.clone(), adapters)
+    Ok(Manager::new(settings.config.clone(), adapters).with_installation(&installation))
 }
 
 /// Where capped volumes' disk images live: `[disk] image_dir`, else `disks/` beside the database.

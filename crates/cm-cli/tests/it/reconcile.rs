@@ -106,6 +106,40 @@ fn a_foreign_container_with_our_labels_is_reported_and_left_alone_without_prune(
         "{table}"
     );
 
+    // Without this installation's label (the Python original's containers look like this), it
+    // survives prune too; with it, prune removes it.
+    let pruned = world.cm_json(&["reconcile", "--prune"]);
+    assert_eq!(
+        findings(&pruned),
+        [("orphan_container".to_owned(), "reported".to_owned())],
+        "{pruned:#}"
+    );
+    assert!(docker(&["inspect", &impostor]).status.success(), "left alone");
+    docker_ok(&["rm", "-f", &impostor]);
+    let installation = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"org.containermanager.installation\"}}",
+        &format!("{user}_preview_server"),
+    ]);
+    assert_eq!(installation.len(), 16, "{installation:?}");
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &impostor,
+        "--label",
+        "managed-by=ContainerManager",
+        "--label",
+        &label,
+        "--label",
+        &format!("org.containermanager.installation={installation}"),
+        "--label",
+        &format!("cm.test.owner={}", cm_testkit::owner_id()),
+        "toolboxv2:latest",
+        "sleep",
+        "300",
+    ]);
     let pruned = world.cm_json(&["reconcile", "--prune"]);
     assert!(findings(&pruned).contains(&("orphan_container".to_owned(), "removed".to_owned())));
     assert!(
