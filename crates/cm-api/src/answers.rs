@@ -230,6 +230,111 @@ pub struct HealthAnswer {
     /// The proxy.
     #[schema(value_type = ProxyDoc)]
     pub proxy: Value,
+    /// How many containers the engine holds, and whose (the admin's answer only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CountsDoc>)]
+    pub containers: Option<Value>,
+}
+
+/// How many containers the engine holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountsDoc {
+    /// All of them.
+    pub total_containers: usize,
+    /// Made by a ContainerManager (this one or the Python original).
+    pub tb_managed: usize,
+    /// The host's own.
+    pub external: usize,
+}
+
+/// One container on the engine.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EngineContainerDoc {
+    /// The 12-character short id.
+    pub container_id: String,
+    /// The full id.
+    pub container_id_full: String,
+    /// The name.
+    pub name: String,
+    /// The image.
+    pub image: String,
+    /// Docker's state.
+    pub status: String,
+    /// Published ports: `"8080/tcp"` to the host port.
+    pub ports: std::collections::BTreeMap<String, u16>,
+    /// Its networks.
+    pub networks: Vec<String>,
+    /// Made by a ContainerManager.
+    pub is_tb_managed: bool,
+    /// Its labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl From<&cm_core::EngineContainer> for EngineContainerDoc {
+    fn from(c: &cm_core::EngineContainer) -> Self {
+        EngineContainerDoc {
+            container_id: c.id[..12.min(c.id.len())].to_owned(),
+            container_id_full: c.id.clone(),
+            name: c.name.clone(),
+            image: c.image.clone(),
+            status: c.status.clone(),
+            ports: c.ports.clone(),
+            networks: c.networks.clone(),
+            is_tb_managed: c.is_managed(),
+            labels: c.labels.clone(),
+        }
+    }
+}
+
+/// Every container on the engine.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EngineContainersAnswer {
+    /// The containers, by name.
+    pub containers: Vec<EngineContainerDoc>,
+    /// Always true in a 200 answer.
+    pub docker_available: bool,
+}
+
+/// An infrastructure service found on the engine.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceDoc {
+    /// The container's name.
+    pub name: String,
+    /// `redis`, `minio`, `searxng`, `opentelemetry` or `openobserve`.
+    pub service_type: String,
+    /// Its URL inside Docker networks.
+    pub internal_url: String,
+    /// Its URL from outside.
+    pub external_url: String,
+    /// The 12-character short id.
+    pub container_id: String,
+    /// The container's name (the original's field).
+    pub container_name: String,
+    /// Made by a ContainerManager.
+    pub is_tb_managed: bool,
+}
+
+impl From<&cm_core::DiscoveredService> for ServiceDoc {
+    fn from(s: &cm_core::DiscoveredService) -> Self {
+        ServiceDoc {
+            name: s.name.clone(),
+            service_type: s.service_type.to_owned(),
+            internal_url: s.internal_url.clone(),
+            external_url: s.external_url.clone(),
+            container_id: s.container_id[..12.min(s.container_id.len())].to_owned(),
+            container_name: s.name.clone(),
+            is_tb_managed: s.is_tb_managed,
+        }
+    }
+}
+
+/// The infrastructure services found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServicesAnswer {
+    /// The services.
+    pub services: Vec<ServiceDoc>,
+    /// Always true in a 200 answer.
+    pub docker_available: bool,
 }
 
 /// The configured container types.

@@ -14,9 +14,10 @@ use utoipa::openapi::{Content, Deprecated, RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
 use crate::answers::{
-    AdminKeyAnswer, ContainerAnswer, ContainerDoc, CreatedAnswer, DeletedAnswer, EngineDoc, ExecAnswer,
-    HealthAnswer, KeyAddedAnswer, KeyDoc, KeyRemovedAnswer, KeysAnswer, ListingAnswer, LiveAnswer,
-    LogsAnswer, ProxyDoc, QuotaAnswer, RevokedAnswer, SshInfoDoc, StatsAnswer, StatsDoc, StoredKeyDoc,
+    AdminKeyAnswer, ContainerAnswer, ContainerDoc, CountsDoc, CreatedAnswer, DeletedAnswer,
+    EngineContainerDoc, EngineContainersAnswer, EngineDoc, ExecAnswer, HealthAnswer, KeyAddedAnswer, KeyDoc,
+    KeyRemovedAnswer, KeysAnswer, ListingAnswer, LiveAnswer, LogsAnswer, ProxyDoc, QuotaAnswer,
+    RevokedAnswer, ServiceDoc, ServicesAnswer, SshInfoDoc, StatsAnswer, StatsDoc, StoredKeyDoc,
     TokenCreatedAnswer, TokenDoc, TokensAnswer, TypesAnswer, WhoamiAnswer,
 };
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
@@ -51,6 +52,8 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
         routes::list_ssh_containers,
         routes::list_types,
         routes::docker_health,
+        routes::list_all_docker_containers,
+        routes::discover_services,
         routes::whoami,
         routes::create_user_token,
         routes::revoke_user_token,
@@ -68,7 +71,8 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
         LogsAnswer, ExecAnswer, KeyDoc, StoredKeyDoc, KeyAddedAnswer, KeyRemovedAnswer, KeysAnswer, SshInfoDoc,
         StatsAnswer, StatsDoc,
         EngineDoc, ProxyDoc, HealthAnswer, TypesAnswer, TokenCreatedAnswer, TokenDoc, TokensAnswer, RevokedAnswer,
-        AdminKeyAnswer, WhoamiAnswer, LiveAnswer, QuotaAnswer,
+        AdminKeyAnswer, WhoamiAnswer, LiveAnswer, QuotaAnswer, CountsDoc, EngineContainerDoc,
+        EngineContainersAnswer, ServiceDoc, ServicesAnswer,
     )),
     modifiers(&Conventions),
     tags(
@@ -106,6 +110,7 @@ pub fn error_statuses(endpoint: &str) -> &'static [u16] {
         "register_ssh_key" => &[403, 404, 409, 422, 503],
         "get_my_ssh_info" => &[403, 422],
         "docker_health" => &[503],
+        "list_all_docker_containers" | "discover_services" => &[403, 503],
         "create_user_token" => &[403, 422],
         "revoke_user_token" => &[403, 404, 422],
         "list_user_tokens" => &[403],

@@ -12,15 +12,16 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Bytes, Data};
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder};
 use cm_core::{
-    Action, Command, CpuLimit, CreateForm, CreateRequest, DeleteOptions, DiskSize, Lifecycle, LogRequest,
-    MemoryLimit, Principal, UserId, UserQuota,
+    Action, Command, CpuLimit, CreateForm, CreateRequest, DeleteOptions, DiskSize, EngineCounts, Lifecycle,
+    LogRequest, MemoryLimit, Principal, UserId, UserQuota,
 };
 use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::answers::{
-    AdminKeyAnswer, ContainerAnswer, CreatedAnswer, DeletedAnswer, ExecAnswer, HealthAnswer, KeyAddedAnswer,
-    KeyRemovedAnswer, KeysAnswer, ListingAnswer, LogsAnswer, QuotaAnswer, RevokedAnswer, SshInfoDoc,
+    AdminKeyAnswer, ContainerAnswer, CreatedAnswer, DeletedAnswer, EngineContainerDoc,
+    EngineContainersAnswer, ExecAnswer, HealthAnswer, KeyAddedAnswer, KeyRemovedAnswer, KeysAnswer,
+    ListingAnswer, LogsAnswer, QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer, SshInfoDoc,
     StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, type_json,
 };
 use crate::call::{AppState, Call};
@@ -132,6 +133,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         read: true,
     },
     Endpoint {
+        name: "list_all_docker_containers",
+        read: true,
+    },
+    Endpoint {
+        name: "discover_services",
+        read: true,
+    },
+    Endpoint {
         name: "whoami",
         read: true,
     },
@@ -212,6 +221,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(read("list_ssh_containers", list_ssh_containers))
             .service(read("list_types", list_types))
             .service(read("docker_health", docker_health))
+            .service(read("list_all_docker_containers", list_all_docker_containers))
+            .service(read("discover_services", discover_services))
             .service(read("whoami", whoami))
             .service(write("create_user_token", create_user_token))
             .service(write("revoke_user_token", revoke_user_token))
@@ -934,10 +945,64 @@ pub async fn docker_health(state: Data<AppState>, call: Call) -> Answer {
     call.principal
         .authorize(Action::ReadHealth, None, state.user_actions())?;
     let engine = state.manager.engine_info().await?;
+    // How many containers the host holds, and whose, is the admin's to know.
+    let counts = match call.principal {
+        Principal::Admin => Some(EngineCounts::of(&state.manager.engine_containers().await?)),
+        Principal::User(_) => None,
+    };
     Ok(HttpResponse::Ok().json(HealthAnswer {
         ok: true,
         engine: to_json(&engine)?,
         proxy: to_json(state.manager.probe_proxy().await)?,
+        containers: counts.as_ref().map(to_json).transpose()?,
+    }))
+}
+
+/// Every container on the engine, managed or not (admin only)
+///
+/// Each is marked `is_tb_managed` when a ContainerManager (this one or the Python original) made
+/// it; the rest are the host's own.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/list_all_docker_containers",
+    tag = "system",
+    responses((status = 200, description = "The engine's containers", body = EngineContainersAnswer))
+)]
+pub async fn list_all_docker_containers(state: Data<AppState>, call: Call) -> Answer {
+    let NoParams = call.params.parse()?;
+    call.principal
+        .authorize(Action::Administer, None, state.user_actions())?;
+    let containers = state
+        .manager
+        .engine_containers()
+        .await?
+        .into_iter()
+        .map(|c| EngineContainerDoc::from(&c))
+        .collect();
+    Ok(HttpResponse::Ok().json(EngineContainersAnswer {
+        containers,
+        docker_available: true,
+    }))
+}
+
+/// Infrastructure services running on the engine (admin only)
+///
+/// Redis, MinIO, SearXNG, OpenTelemetry and OpenObserve containers, found by image name or
+/// well-known port, with their URLs inside Docker networks and from outside.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/discover_services",
+    tag = "system",
+    responses((status = 200, description = "The services found", body = ServicesAnswer))
+)]
+pub async fn discover_services(state: Data<AppState>, call: Call) -> Answer {
+    let NoParams = call.params.parse()?;
+    call.principal
+        .authorize(Action::Administer, None, state.user_actions())?;
+    let services = state.manager.discover_services().await?;
+    Ok(HttpResponse::Ok().json(ServicesAnswer {
+        services: services.iter().map(ServiceDoc::from).collect(),
+        docker_available: true,
     }))
 }
 

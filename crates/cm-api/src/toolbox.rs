@@ -237,6 +237,10 @@ fn original_fields(function: &str, answer: Value, context: &Context<'_>) -> Valu
         "docker_health" => {
             data.insert("docker_available".to_owned(), json!(true));
             data.insert("status".to_owned(), json!("online"));
+            // The original's counts sit beside the rest (the admin's answer has them).
+            if let Some(Value::Object(counts)) = data.remove("containers") {
+                data.extend(counts);
+            }
         }
         _ => {}
     }

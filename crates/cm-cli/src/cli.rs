@@ -145,6 +145,25 @@ pub enum Command {
         #[arg(long)]
         prune: bool,
     },
+    /// Take over the containers the Python original made (its labels: user-id, container-type,
+    /// port, ssh-port), keeping their ports, data and SSH key: in place, or re-created on this
+    /// installation's profile with --recreate.
+    Adopt {
+        /// Only report what would be adopted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Re-create each adopted container from its type's image and limits (same ports and
+        /// volume); a failed re-create keeps the original container.
+        #[arg(long)]
+        recreate: bool,
+        /// The original's records (its TBEF.DB export: a JSON object of CONTAINER:: keys) to
+        /// take the environment, image and creation time from.
+        #[arg(long, value_name = "FILE")]
+        records: Option<std::path::PathBuf>,
+        /// Only this user's containers (repeatable): move a host user by user.
+        #[arg(long = "user", value_name = "USER_ID")]
+        users: Vec<String>,
+    },
     /// List the configured container types.
     Types,
     /// Print a new random admin key (set it as CONTAINER_ADMIN_KEY).

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cm_core::{
-    Command as ContainerCommand, CreateForm, DeleteOptions, ErrorKind, Lifecycle, Listing, LogRequest,
-    Manager, ReconcileOptions, UserId,
+    AdoptOptions, AdoptOutcome, Command as ContainerCommand, CreateForm, DeleteOptions, ErrorKind, Lifecycle,
+    Listing, LogRequest, Manager, OriginalRecords, ReconcileOptions, UserId,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -103,9 +103,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Command::Token(command) => token(&TokenBackend::Remote(&remote), command, json).await,
             Command::Health => remote_health(&remote, url, json),
-            Command::Nginx(_) | Command::Routes { .. } | Command::Volumes { .. } => Err(anyhow::anyhow!(
-                "this command changes files or volumes on the host: run it there, without --api"
-            )),
+            Command::Nginx(_) | Command::Routes { .. } | Command::Volumes { .. } | Command::Adopt { .. } => {
+                Err(anyhow::anyhow!(
+                    "this command changes files, volumes or containers on the host: run it there, without --api"
+                ))
+            }
             command => on_backend(&Backend::Remote(remote), None, command, json).await,
         };
     }
@@ -135,6 +137,24 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Command::Volumes { action } = cli.command {
         return volumes(&manager, action, json).await;
+    }
+    if let Command::Adopt {
+        dry_run,
+        recreate,
+        records,
+        users,
+    } = cli.command
+    {
+        let users = users
+            .iter()
+            .map(|u| UserId::parse(u))
+            .collect::<cm_core::Result<_>>()?;
+        let options = AdoptOptions {
+            dry_run,
+            recreate,
+            users,
+        };
+        return adopt(&manager, &options, records.as_deref(), json).await;
     }
     let ssh_host = settings.config.ssh.server_host.clone();
     on_backend(
@@ -390,7 +410,8 @@ async fn on_backend(
         | Command::Nginx(_)
         | Command::Health
         | Command::Routes { .. }
-        | Command::Volumes { .. } => {
+        | Command::Volumes { .. }
+        | Command::Adopt { .. } => {
             unreachable!("handled before a backend is chosen")
         }
     }
@@ -530,6 +551,35 @@ async fn routes(manager: &Manager, action: Option<RoutesCommand>, json: bool) ->
 }
 
 /// `cm volumes [purge NAME]` (on the host only).
+/// `cm adopt`.
+async fn adopt(
+    manager: &Manager,
+    options: &AdoptOptions,
+    records: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let records = match records {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the original's records {}", path.display()))?;
+            OriginalRecords::parse(&text)?
+        }
+        None => OriginalRecords::default(),
+    };
+    let adoptions = manager.adopt(options, &records).await?;
+    if json {
+        output::json(&adoptions)?;
+    } else {
+        output::adoptions(&adoptions, options.dry_run);
+    }
+    let failed = adoptions.iter().any(|a| a.outcome == AdoptOutcome::Failed);
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 async fn volumes(manager: &Manager, action: Option<VolumesCommand>, json: bool) -> anyhow::Result<ExitCode> {
     match action {
         None => {

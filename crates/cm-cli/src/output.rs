@@ -269,6 +269,45 @@ pub fn reconcile(report: &ReconcileReport) {
     ));
 }
 
+/// `cm adopt`.
+pub fn adoptions(adoptions: &[cm_core::Adoption], dry_run: bool) {
+    let rows: Vec<Vec<String>> = adoptions
+        .iter()
+        .map(|a| {
+            vec![
+                serde_json::to_value(a.outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                a.name.clone(),
+                a.id[..12.min(a.id.len())].to_owned(),
+                a.adopted_as
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), ToString::to_string),
+                a.detail.clone(),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        table(&["OUTCOME", "CONTAINER", "ID", "ADOPTED AS", "DETAIL"], &rows);
+    }
+    let count = |outcome: cm_core::AdoptOutcome| adoptions.iter().filter(|a| a.outcome == outcome).count();
+    let mode = if dry_run {
+        " (dry run: nothing changed)"
+    } else {
+        ""
+    };
+    line(&format!(
+        "{} of the original's containers found{mode}: {} adopted, {} re-created, {} would be adopted, {} skipped, {} failed",
+        adoptions.len(),
+        count(cm_core::AdoptOutcome::Adopted),
+        count(cm_core::AdoptOutcome::Recreated),
+        count(cm_core::AdoptOutcome::WouldAdopt),
+        count(cm_core::AdoptOutcome::Skipped),
+        count(cm_core::AdoptOutcome::Failed)
+    ));
+}
+
 /// `cm stats`.
 pub fn stats(stats: &cm_core::ContainerStats) {
     let fields = [

@@ -5,8 +5,10 @@
 //! ones (cm-docker, cm-store, cm-nginx, cm-ssh) or, with the `testing` feature, the in-memory fakes
 //! in [`testing`].
 
+mod adopt;
 mod auth;
 mod config;
+mod engine_view;
 mod error;
 mod keys;
 mod limits;
@@ -24,6 +26,7 @@ mod values;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use adopt::{AdoptOptions, AdoptOutcome, Adoption, OriginalRecords};
 pub use auth::{
     Action, AdminKeySource, Auth, CredentialStore, Entropy, ExternalIdentity, IdentityVerifier, Principal,
     Secret, SecretHash, Ticket, TokenRecord, UserAction, UserActions,
@@ -33,6 +36,7 @@ pub use config::{
     RestartPolicy, RoutingMode, RoutingSettings, SSH_CONTAINER_PORT, SSH_USER, SshMode, SshSettings,
     ToolboxIdentity, check_exec_user, check_label,
 };
+pub use engine_view::{DiscoveredService, EngineCounts};
 pub use error::{Error, ErrorKind, Result};
 pub use keys::{
     COMMENT_MAX, ED25519, KEY_LINE_MAX, SshPublicKey, StoredKey, comment_is_safe, render_authorized_keys,
@@ -47,10 +51,11 @@ pub use names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
 pub use network::{PortProbe, PortRange, Subnet, SubnetPool};
 pub use ports::{
     Clock, ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, CreateReservation, DiskSupport,
-    DiskUsage, EngineInfo, Ensured, EventStream, ExecOutput, ExecRequest, FailPoints, KeyParser, LogChunk,
-    LogRequest, LogStream, NetworkPlan, NoFailPoints, NoProxy, ObservedContainer, ObservedObject, Operation,
-    OperationKind, OutputStream, PortBinding, PortLease, Proxy, ProxyStatus, ReloadOutcome, RemoveMode,
-    Route, RouteState, RouteStatus, Store, SystemClock, UploadEntry, VolumePlan,
+    DiskUsage, EngineContainer, EngineInfo, Ensured, EventStream, ExecOutput, ExecRequest, FailPoints,
+    ForeignContainer, KeyParser, LogChunk, LogRequest, LogStream, NetworkPlan, NoFailPoints, NoProxy,
+    ObservedContainer, ObservedObject, Operation, OperationKind, OutputStream, PortBinding, PortLease, Proxy,
+    ProxyStatus, ReloadOutcome, RemoveMode, Route, RouteState, RouteStatus, Store, SystemClock, UploadEntry,
+    VolumePlan,
 };
 pub use quota::{QuotaReport, QuotaUse, UserQuota};
 pub use reconcile::{

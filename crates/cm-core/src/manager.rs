@@ -276,7 +276,7 @@ fn nonempty(value: &Option<String>) -> Option<&str> {
 }
 
 /// The variables the manager sets itself; a request may not override them.
-const RESERVED_ENV: [&str; 4] = ["USER_ID", "CONTAINER_TYPE", "PORT", "BASE_PATH"];
+pub(crate) const RESERVED_ENV: [&str; 4] = ["USER_ID", "CONTAINER_TYPE", "PORT", "BASE_PATH"];
 
 impl Manager {
     /// A manager over `adapters` with `config`.
@@ -298,6 +298,11 @@ impl Manager {
         labels.insert(labels::INSTALLATION.to_owned(), id.to_owned());
         self.own_labels = Arc::new(labels);
         self
+    }
+
+    /// The labels of everything this manager makes (extra labels and installation).
+    pub(crate) fn own_labels(&self) -> &BTreeMap<String, String> {
+        &self.own_labels
     }
 
     /// This installation's id, when it has one.
@@ -569,9 +574,15 @@ impl Manager {
         self.fail_point(&format!("{context}:network"));
 
         progress("preparing the data volume");
+        // The original's volumes carry no labels: an adopted container's is taken as it is.
+        let volume_labels = if spec.volume_name.is_original() {
+            BTreeMap::new()
+        } else {
+            owner_labels(&user, Some(&spec.container_type), extra)
+        };
         let volume_plan = VolumePlan {
             name: spec.volume_name.clone(),
-            labels: owner_labels(&user, Some(&spec.container_type), extra),
+            labels: volume_labels,
             size: spec.disk,
         };
         if runtime.ensure_volume(&volume_plan).await? == Ensured::Created {
@@ -681,7 +692,7 @@ impl Manager {
 
     /// Activates the route of a container; returns nginx's refusal, if any. Routing problems never
     /// undo a container: it is up and reachable over its port, and the route can be re-synced.
-    async fn route(&self, spec: &ContainerSpec, kind: &ContainerType) -> Option<String> {
+    pub(crate) async fn route(&self, spec: &ContainerSpec, kind: &ContainerType) -> Option<String> {
         if !self.adapters.proxy.status().enabled {
             return None;
         }
@@ -1298,7 +1309,7 @@ impl Manager {
         Ok(listing)
     }
 
-    async fn apply_keys_if_running(&self, spec: &ContainerSpec) -> Result<bool> {
+    pub(crate) async fn apply_keys_if_running(&self, spec: &ContainerSpec) -> Result<bool> {
         let running = self
             .adapters
             .runtime
@@ -1388,14 +1399,8 @@ fn new_spec(
     let user = &request.user_id;
     let mut env = kind.env.clone();
     env.merge(&request.env);
-    env.set("USER_ID", user.as_str());
-    env.set("CONTAINER_TYPE", kind.name.as_str());
-    env.set("PORT", kind.internal_port.to_string());
-    env.set("BASE_PATH", url_path(user, &kind.name));
     let ssh_port = leased.get(1).copied();
-    if ssh_port.is_some() {
-        env.set("CM_SSH", "1");
-    }
+    set_manager_env(&mut env, user, kind, ssh_port.is_some());
     ContainerSpec {
         container_id: String::new(),
         container_name: ContainerName::of(user, &kind.name),
@@ -1417,6 +1422,17 @@ fn new_spec(
         pids_limit: kind.pids_limit,
         url_path: url_path(user, &kind.name),
         disk: kind.disk,
+    }
+}
+
+/// Sets the variables the manager gives every container (the [`RESERVED_ENV`] and `CM_SSH`).
+pub(crate) fn set_manager_env(env: &mut EnvVars, user: &UserId, kind: &ContainerType, ssh: bool) {
+    env.set("USER_ID", user.as_str());
+    env.set("CONTAINER_TYPE", kind.name.as_str());
+    env.set("PORT", kind.internal_port.to_string());
+    env.set("BASE_PATH", url_path(user, &kind.name));
+    if ssh {
+        env.set("CM_SSH", "1");
     }
 }
 

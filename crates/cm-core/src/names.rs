@@ -119,18 +119,41 @@ impl VolumeName {
         VolumeName(format!("{}_{}_data", user.0, kind.0))
     }
 
-    /// Parses a stored volume name; it must have the shape `{user_id}_{type}_data`.
+    /// Parses a stored volume name; it must have the shape `{user_id}_{type}_data`, or the
+    /// Python original's `container_{user_id}_{type}_{8 hex digits}` (kept by adoption).
     pub fn parse(raw: &str) -> Result<Self> {
-        match raw.strip_suffix("_data").map(ContainerName::parse) {
-            Some(Ok(_)) => Ok(VolumeName(raw.to_owned())),
-            _ => Err(Error::invalid(format!("invalid volume name {}", quote(raw)))),
+        let ours = raw
+            .strip_suffix("_data")
+            .is_some_and(|name| ContainerName::parse(name).is_ok());
+        if ours || is_original_volume(raw) {
+            Ok(VolumeName(raw.to_owned()))
+        } else {
+            Err(Error::invalid(format!("invalid volume name {}", quote(raw))))
         }
+    }
+
+    /// Whether the Python original made it (an adopted container's volume): it carries no labels.
+    pub fn is_original(&self) -> bool {
+        is_original_volume(&self.0)
     }
 
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The original's volume names: `container_{user_id}_{type}_{8 lowercase hex digits}`.
+fn is_original_volume(raw: &str) -> bool {
+    raw.strip_prefix("container_")
+        .and_then(|rest| rest.rsplit_once('_'))
+        .is_some_and(|(name, suffix)| {
+            suffix.len() == 8
+                && suffix
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                && ContainerName::parse(name).is_ok()
+        })
 }
 
 impl NetworkName {
@@ -243,6 +266,15 @@ mod tests {
         assert_eq!(NetworkName::of(&user).as_str(), "cm-user-usr_123");
         assert!(ContainerName::parse("usr_123_cli_v4").is_ok());
         assert!(VolumeName::parse("usr_123_cli_v4_data").is_ok());
+        assert!(VolumeName::parse("container_usr_123_cli_v4_1a2b3c4d").is_ok());
+        for bad in [
+            "container_usr_123_cli_v4_1A2B3C4D",
+            "container_usr_123_cli_v4_1a2b3c4",
+            "container_../x_1a2b3c4d",
+            "usr_123_cli_v4",
+        ] {
+            assert!(VolumeName::parse(bad).is_err(), "{bad}");
+        }
         assert!(NetworkName::parse("cm-user-usr_123").is_ok());
         assert!(ContainerName::parse("nounderscore").is_err());
         assert!(NetworkName::parse("bridge").is_err());

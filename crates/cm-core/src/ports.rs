@@ -91,6 +91,10 @@ pub trait ContainerRuntime: Send + Sync {
     async fn download(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>>;
     /// Renames a container (an update keeps the old one aside until the new one runs).
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()>;
+    /// Every container on the engine, ours or not (the admin's `list_all_docker_containers`).
+    async fn list_all_containers(&self) -> Result<Vec<EngineContainer>>;
+    /// What adoption needs to know of a container another manager made: `None` when it is gone.
+    async fn inspect_foreign(&self, id: &str) -> Result<Option<ForeignContainer>>;
 
     /// Every volume carrying `managed-by=ContainerManager`.
     async fn list_managed_volumes(&self) -> Result<Vec<ObservedObject>>;
@@ -287,6 +291,48 @@ pub struct ObservedContainer {
     pub start_error: Option<String>,
 }
 
+/// Any container on the engine, as `docker ps -a` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EngineContainer {
+    /// The engine's id.
+    pub id: String,
+    /// The name, without Docker's leading `/`.
+    pub name: String,
+    /// The image it was created from.
+    pub image: String,
+    /// Docker's state (`running`, `exited`, ...).
+    pub status: String,
+    /// All its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Published ports: `"8080/tcp"` to the host port.
+    pub ports: BTreeMap<String, u16>,
+    /// The networks it is attached to.
+    pub networks: Vec<String>,
+}
+
+impl EngineContainer {
+    /// Whether a ContainerManager (this one or the Python original) made it.
+    pub fn is_managed(&self) -> bool {
+        self.labels
+            .get(crate::spec::labels::MANAGED_BY)
+            .map(String::as_str)
+            == Some(crate::spec::labels::MANAGED_BY_VALUE)
+    }
+}
+
+/// A container another manager made (the Python original), as adoption sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignContainer {
+    /// Its id, name, state, image and labels.
+    pub observed: ObservedContainer,
+    /// Its environment, without the variables its image sets with the same values.
+    pub env: BTreeMap<String, String>,
+    /// The volume mounted at `/data`, when one is.
+    pub data_volume: Option<String>,
+    /// When the engine created it, RFC 3339.
+    pub created: String,
+}
+
 /// Which logs to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogRequest {
@@ -421,6 +467,10 @@ pub trait Store: Send + Sync {
 
     /// Replaces a record (a new container id after re-create, a new status).
     async fn put(&self, spec: &ContainerSpec) -> Result<()>;
+    /// Records a container adopted from another manager, leasing exactly its ports, in one step:
+    /// a conflict (and nothing changed) when the name is recorded, an operation on it runs, or a
+    /// port is leased to another.
+    async fn adopt(&self, spec: &ContainerSpec) -> Result<()>;
     /// The record of a container by its Docker id.
     async fn get(&self, container_id: &str) -> Result<Option<ContainerSpec>>;
     /// The record of a container by name.

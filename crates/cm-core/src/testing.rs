@@ -19,12 +19,14 @@ use crate::manager::{Adapters, Manager};
 use crate::names::{ContainerName, TypeName, UserId, VolumeName};
 use crate::network::{PortProbe, PortRange, Subnet, SubnetPool};
 use crate::ports::{
-    Clock, ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, CreateReservation, EngineInfo,
-    Ensured, EventStream, ExecOutput, ExecRequest, FailPoints, KeyParser, LogChunk, LogRequest, LogStream,
-    NetworkPlan, ObservedContainer, ObservedObject, Operation, OperationKind, OutputStream, PortLease, Proxy,
-    ProxyStatus, RemoveMode, Route, RouteState, RouteStatus, Store, UploadEntry, VolumePlan,
+    Clock, ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, CreateReservation,
+    EngineContainer, EngineInfo, Ensured, EventStream, ExecOutput, ExecRequest, FailPoints, ForeignContainer,
+    KeyParser, LogChunk, LogRequest, LogStream, NetworkPlan, ObservedContainer, ObservedObject, Operation,
+    OperationKind, OutputStream, PortLease, Proxy, ProxyStatus, RemoveMode, Route, RouteState, RouteStatus,
+    Store, UploadEntry, VolumePlan,
 };
 use crate::spec::{ContainerSpec, ContainerStatus, labels};
+use crate::values::{EnvVars, ImageRef};
 
 /// Engine operations a test can make fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -206,6 +208,27 @@ impl FakeRuntime {
                 files: BTreeMap::new(),
             },
         );
+        id
+    }
+
+    /// Adds a container as the Python original made it: `labels`, its data in `volume`, `env`.
+    pub fn add_original(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        volume: &str,
+        env: &[(&str, &str)],
+    ) -> String {
+        let id = self.add_foreign(name, labels);
+        let mut engine = self.engine();
+        let container = engine.containers.get_mut(&id).unwrap();
+        container.plan.volume = VolumeName::parse(volume).unwrap();
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        container.plan.env = EnvVars::try_from(env).unwrap();
+        container.plan.image = ImageRef::parse("toolboxv2:latest").unwrap();
         id
     }
 
@@ -523,6 +546,43 @@ impl ContainerRuntime for FakeRuntime {
         Ok(c.files.get(path).and_then(|(_, _, contents)| contents.clone()))
     }
 
+    async fn list_all_containers(&self) -> Result<Vec<EngineContainer>> {
+        let engine = self.check(FakeOp::Inspect)?;
+        Ok(engine
+            .containers
+            .values()
+            .map(|c| EngineContainer {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                image: c.plan.image.to_string(),
+                status: c.status.to_string(),
+                labels: c.plan.labels.clone(),
+                ports: c
+                    .plan
+                    .ports
+                    .iter()
+                    .map(|p| (format!("{}/tcp", p.container_port), p.host_port))
+                    .collect(),
+                networks: vec![c.plan.network.to_string()],
+            })
+            .collect())
+    }
+
+    async fn inspect_foreign(&self, id: &str) -> Result<Option<ForeignContainer>> {
+        let engine = self.check(FakeOp::Inspect)?;
+        Ok(engine.containers.get(id).map(|c| ForeignContainer {
+            observed: Self::observed(c),
+            env: c
+                .plan
+                .env
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            data_volume: Some(c.plan.volume.to_string()),
+            created: "2026-01-02T03:04:05Z".to_owned(),
+        }))
+    }
+
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         let mut engine = self.check(FakeOp::CreateContainer)?;
         if engine.containers.values().any(|c| c.name == new_name) {
@@ -786,6 +846,31 @@ impl Store for MemoryStore {
 
     async fn retained_volumes(&self) -> Result<Vec<VolumeName>> {
         Ok(self.records().retained.iter().cloned().collect())
+    }
+
+    async fn adopt(&self, spec: &ContainerSpec) -> Result<()> {
+        let mut records = self.records();
+        let name = &spec.container_name;
+        if records.specs.values().any(|s| &s.container_name == name) {
+            return Err(Error::conflict(format!("container {name} exists")));
+        }
+        if records.operations.contains_key(name) {
+            return Err(Error::conflict(format!(
+                "another operation on {name} is in progress"
+            )));
+        }
+        let ports: Vec<u16> = std::iter::once(spec.port).chain(spec.ssh_port).collect();
+        if let Some((port, owner)) = ports
+            .iter()
+            .find_map(|p| records.leases.get(p).map(|owner| (p, owner)))
+        {
+            return Err(Error::conflict(format!("port {port} is leased to {owner}")));
+        }
+        for port in ports {
+            records.leases.insert(port, name.to_string());
+        }
+        records.specs.insert(spec.container_id.clone(), spec.clone());
+        Ok(())
     }
 
     async fn put(&self, spec: &ContainerSpec) -> Result<()> {

@@ -28,9 +28,10 @@ use bollard::query_parameters::{
 };
 use cm_core::{
     ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, ContainerStatus, DiskSupport, DiskUsage,
-    EngineInfo, Ensured, Error, ErrorKind, EventStream, ExecOutput, ExecRequest, LogChunk, LogRequest,
-    LogStream, NetworkPlan, ObservedContainer, ObservedObject, OutputStream, PortRange, RemoveMode,
-    RestartPolicy, Result, Subnet, UploadEntry, VolumeName, VolumePlan, labels,
+    EngineContainer, EngineInfo, Ensured, Error, ErrorKind, EventStream, ExecOutput, ExecRequest,
+    ForeignContainer, LogChunk, LogRequest, LogStream, NetworkPlan, ObservedContainer, ObservedObject,
+    OutputStream, PortRange, RemoveMode, RestartPolicy, Result, Subnet, UploadEntry, VolumeName, VolumePlan,
+    labels,
 };
 use futures_util::StreamExt;
 use tokio::sync::Mutex;
@@ -500,6 +501,91 @@ impl ContainerRuntime for DockerRuntime {
                 e => Err(e),
             },
         }
+    }
+
+    async fn list_all_containers(&self) -> Result<Vec<EngineContainer>> {
+        let docker = self.docker().await?;
+        let options = ListContainersOptionsBuilder::new().all(true).build();
+        let summaries = self.answer(docker.list_containers(Some(options)).await).await?;
+        Ok(summaries
+            .into_iter()
+            .map(|s| EngineContainer {
+                id: s.id.unwrap_or_default(),
+                name: s
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_owned(),
+                image: s.image.unwrap_or_default(),
+                status: s.state.map(|state| state.to_string()).unwrap_or_default(),
+                labels: s.labels.unwrap_or_default().into_iter().collect(),
+                ports: s
+                    .ports
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|p| {
+                        let kind = p.typ.map_or_else(|| "tcp".to_owned(), |t| t.to_string());
+                        Some((format!("{}/{kind}", p.private_port), p.public_port?))
+                    })
+                    .collect(),
+                networks: s
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .map(|n| n.into_keys().collect())
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn inspect_foreign(&self, id: &str) -> Result<Option<ForeignContainer>> {
+        let Some(observed) = self.inspect_container(id).await? else {
+            return Ok(None);
+        };
+        let docker = self.docker().await?;
+        let inspected = self
+            .answer(
+                docker
+                    .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+                    .await,
+            )
+            .await?;
+        let data_volume = inspected
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .find(|m| m.destination.as_deref() == Some("/data"))
+            .and_then(|m| m.name);
+        // What the image sets is not the container's own: only the rest moves with it.
+        let image_env: BTreeSet<String> = match inspected.image.as_deref() {
+            Some(image) => match docker.inspect_image(image).await {
+                Ok(i) => i
+                    .config
+                    .and_then(|c| c.env)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+                Err(_) => BTreeSet::new(),
+            },
+            None => BTreeSet::new(),
+        };
+        let env = inspected
+            .config
+            .and_then(|c| c.env)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|assignment| !image_env.contains(assignment))
+            .filter_map(|assignment| {
+                let (key, value) = assignment.split_once('=')?;
+                Some((key.to_owned(), value.to_owned()))
+            })
+            .collect();
+        Ok(Some(ForeignContainer {
+            observed,
+            env,
+            data_volume,
+            created: inspected.created.unwrap_or_default(),
+        }))
     }
 
     async fn stats(&self, id: &str) -> Result<ContainerStats> {

@@ -575,6 +575,41 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn adopt(&self, spec: &ContainerSpec) -> Result<()> {
+        let spec = spec.clone();
+        self.write(move |tx| {
+            let name = &spec.container_name;
+            if Keys::id_of_name(tx, name)?.is_some() {
+                return Err(Error::conflict(format!("container {name} exists")));
+            }
+            if current_operation(tx, name)?.is_some() {
+                return Err(Error::conflict(format!(
+                    "another operation on {name} is in progress"
+                )));
+            }
+            let now = unix_seconds(SystemTime::now());
+            for port in std::iter::once(spec.port).chain(spec.ssh_port) {
+                let owner: Option<String> = tx
+                    .query_row("SELECT owner FROM port_leases WHERE port = ?1", [port], |row| {
+                        row.get(0)
+                    })
+                    .optional()
+                    .map_err(sql_error)?;
+                if let Some(owner) = owner {
+                    return Err(Error::conflict(format!("port {port} is leased to {owner}")));
+                }
+                tx.execute(
+                    "INSERT INTO port_leases (port, owner, leased_at) VALUES (?1, ?2, ?3)",
+                    params![port, name.as_str(), now],
+                )
+                .map_err(sql_error)?;
+            }
+            Keys::write_port_pool(tx)?;
+            Keys::put_spec(tx, &spec)
+        })
+        .await
+    }
+
     async fn put(&self, spec: &ContainerSpec) -> Result<()> {
         let spec = spec.clone();
         self.write(move |tx| {

@@ -149,6 +149,16 @@ const ROWS: &[Row] = &[
         expect: [401, 401, 200, 200, 200, 401],
     },
     Row {
+        endpoint: "list_all_docker_containers",
+        body: |_| json!({}),
+        expect: [401, 401, 200, 403, 403, 401],
+    },
+    Row {
+        endpoint: "discover_services",
+        body: |_| json!({}),
+        expect: [401, 401, 200, 403, 403, 401],
+    },
+    Row {
         endpoint: "whoami",
         body: |_| json!({}),
         expect: [401, 401, 200, 200, 200, 401],

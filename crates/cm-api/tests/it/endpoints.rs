@@ -562,6 +562,13 @@ async fn types_health_and_whoami() {
     assert_eq!(health["ok"], true);
     assert_eq!(health["engine"]["version"], "fake");
     assert_eq!(health["proxy"]["enabled"], true);
+    assert_eq!(
+        health["containers"],
+        json!({"total_containers": 0, "tb_managed": 0, "external": 0})
+    );
+    let alice = Cred::Bearer(app.token("alice").await);
+    let (_, seen_by_alice) = app.get(&api("docker_health"), &alice).await;
+    assert!(seen_by_alice.get("containers").is_none(), "{seen_by_alice}");
     app.world.runtime.set_down(true);
     let (status, down) = app.get(&api("docker_health"), &Cred::admin()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -569,7 +576,6 @@ async fn types_health_and_whoami() {
 
     let (_, admin) = app.get(&api("whoami"), &Cred::admin()).await;
     assert_eq!(admin, json!({"role": "admin"}));
-    let alice = Cred::Bearer(app.token("alice").await);
     let (_, user) = app.get(&api("whoami"), &alice).await;
     assert_eq!(user, json!({"role": "user", "user_id": "alice"}));
 

@@ -142,6 +142,28 @@ fn toolbox_clients_get_the_workers_envelope_and_the_original_fields() {
     let health = get("docker_health", "");
     assert_eq!(health["docker_available"], true);
     assert_eq!(health["status"], "online");
+    // The engine is shared with other suites: only the relations between the counts are fixed.
+    let (total, managed, external) = (
+        health["total_containers"].as_u64().unwrap(),
+        health["tb_managed"].as_u64().unwrap(),
+        health["external"].as_u64().unwrap(),
+    );
+    assert!(managed >= 1 && managed + external == total, "{health}");
+    let all = get("list_all_docker_containers", "");
+    assert_eq!(all["docker_available"], true);
+    let ours = all["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("{name} is not listed: {all}"));
+    assert_eq!(ours["container_id"], short.as_str());
+    assert_eq!(ours["is_tb_managed"], true);
+    assert_eq!(ours["labels"]["user-id"], user.as_str());
+    assert_eq!(ours["ports"]["2222/tcp"], ssh_port);
+    let services = get("discover_services", "");
+    assert_eq!(services["docker_available"], true);
+    assert!(services["services"].is_array(), "{services}");
 
     // The user's own calls, with a user token.
     let (status, token) = server.request(

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod adopt;
 mod failures;
 mod helpers;
 mod images;
