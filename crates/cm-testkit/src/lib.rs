@@ -21,6 +21,7 @@ pub mod nginx;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -407,29 +408,50 @@ fn remove_orphans_of_dead_runs() {
     }
 }
 
+/// How long a test run's objects are its own at most: past this, any suite on the engine may
+/// remove them, whichever machine made them (a run is bounded far below it).
+const RUN_LEASE: Duration = Duration::from_secs(6 * 3600);
+
 /// This test process, as other suites on the same engine can tell it apart:
-/// `{host}.{boot}.{pid}.{start}` (host name, the kernel's boot id, the pid and the process's
-/// start time in clock ticks since boot, so a reused pid is not taken for the same process).
+/// `{host}.{boot}.{pid}.{start}.{expires}` (host name, the kernel's boot id, the pid and the
+/// process's start time in clock ticks since boot, so a reused pid is not taken for the same
+/// process, and when its lease on its objects ends, in seconds since the epoch).
 pub fn owner_id() -> String {
+    static EXPIRES: OnceLock<u64> = OnceLock::new();
+    let expires = *EXPIRES.get_or_init(|| unix_now() + RUN_LEASE.as_secs());
     let pid = std::process::id();
     format!(
-        "{}.{}.{pid}.{}",
+        "{}.{}.{pid}.{}.{expires}",
         host_name(),
         boot_id(),
         start_time(pid).unwrap_or_default()
     )
 }
 
-/// Whether the process behind an owner label has certainly ended. Only owners of this machine
-/// (same host name) are judged: those of an earlier boot are gone, those of this boot are gone
-/// when their pid no longer runs with the same start time. Owners of other machines or
-/// containers that share the engine are left alone.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Whether the process behind an owner label has certainly ended. A lease past its expiry has
+/// ended, whichever machine holds it. Otherwise only owners of this machine (same host name) are
+/// judged: those of an earlier boot are gone, those of this boot are gone when their pid no
+/// longer runs with the same start time. Live owners of other machines or containers that share
+/// the engine are left alone.
 fn owner_is_gone(owner: &str) -> bool {
     // Labels of the earlier format held the pid alone.
     if let Ok(pid) = owner.parse::<u32>() {
         return !Path::new(&format!("/proc/{pid}")).exists();
     }
-    let parts: Vec<&str> = owner.split('.').collect();
+    let mut parts: Vec<&str> = owner.split('.').collect();
+    // Labels of the earlier format had no expiry.
+    if parts.len() == 5 {
+        let expires = parts.pop().and_then(|e| e.parse::<u64>().ok());
+        if expires.is_some_and(|e| e < unix_now()) {
+            return true;
+        }
+    }
     let [host, boot, pid, start] = parts.as_slice() else {
         return false;
     };
@@ -497,8 +519,14 @@ mod owner_tests {
         assert!(owner_is_gone(&format!("{host}.{boot}.{pid}.1")));
         // An earlier boot of this machine: over.
         assert!(owner_is_gone(&format!("{host}.000000000000.{pid}.1")));
-        // Another machine or container sharing the engine: never judged from here.
+        // Another machine or container sharing the engine: not judged from here while its lease
+        // runs, gone once it expired.
         assert!(!owner_is_gone(&format!("another-host.{boot}.999999.1")));
+        let later = unix_now() + 60;
+        assert!(!owner_is_gone(&format!("another-host.{boot}.999999.1.{later}")));
+        assert!(owner_is_gone(&format!("another-host.{boot}.999999.1.1000")));
+        // This very process, with an expired lease: its objects are fair game too.
+        assert!(owner_is_gone(&format!("{host}.{boot}.{pid}.{}.1000", parts[3])));
         assert!(!owner_is_gone("something unexpected"));
         // The earlier format, the pid alone.
         assert!(!owner_is_gone(&std::process::id().to_string()));
