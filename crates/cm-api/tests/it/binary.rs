@@ -6,7 +6,7 @@ use std::time::Duration;
 use cm_testkit::{TestEnv, docker_ok, require_docker, wait_until};
 use serde_json::{Value, json};
 
-use crate::helpers::{Server, api, empty_config, http};
+use crate::helpers::{Server, api, empty_config, http, open_stream};
 
 #[test]
 fn a_generated_admin_key_is_printed_once_works_and_is_never_logged() {
@@ -179,19 +179,16 @@ fn end_to_end_over_http_on_the_real_engine() {
     );
     assert_eq!(status, 409, "{refused}");
 
-    // follow streams new output until the container stops.
-    let api_port = server.port;
+    // follow streams new output until the container stops. The engine starts following a moment
+    // after the answer's head: requests are made until one shows in the stream.
     let follow_path = format!("{}?container_id={name}&tail=0&follow=true", api("container_logs"));
-    let follower = std::thread::spawn(move || {
-        let auth = format!("Bearer {admin}");
-        http(api_port, "GET", &follow_path, &[("Authorization", &auth)], None)
+    let mut follow = open_stream(server.port, "GET", &follow_path, &headers).expect("the follow answers");
+    assert_eq!(follow.status, 200);
+    let seen = wait_until(Duration::from_secs(30), || {
+        matches!(http(port, "GET", "/follow-marker", &[], None), Some((200, _)))
+            && follow.wait_for("/follow-marker", Duration::from_secs(1))
     });
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(matches!(
-        http(port, "GET", "/follow-marker", &[], None),
-        Some((200, _))
-    ));
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(seen, "the follow never showed a new request");
     let (status, stopped) = server.request(
         "POST",
         &api("stop_container"),
@@ -200,8 +197,9 @@ fn end_to_end_over_http_on_the_real_engine() {
     );
     assert_eq!(status, 200, "{stopped}");
     assert_eq!(stopped["container"]["status"], "exited");
-    let (status, followed) = follower.join().unwrap().expect("the follow request answered");
-    assert_eq!(status, 200);
+    let followed = follow
+        .finish(Duration::from_secs(30))
+        .expect("the follow ends when the container stops");
     assert!(followed.contains("/follow-marker"), "{followed:?}");
     assert!(
         !followed.contains("/e2e-marker"),
@@ -333,25 +331,23 @@ fn sigterm_ends_followed_logs_and_stops_the_server_promptly() {
         Some(&json!({"user_id": user, "container_type": "custom"})),
     );
     assert_eq!(status, 201, "{created}");
-    let api_port = server.port;
     let follow_path = format!(
         "{}?container_id={user}_custom&tail=1&follow=true",
         api("container_logs")
     );
-    let follower = std::thread::spawn(move || {
-        let auth = format!("Bearer {admin}");
-        http(api_port, "GET", &follow_path, &[("Authorization", &auth)], None)
-    });
-    // The follow is open once its first line came (the server's start line).
-    std::thread::sleep(Duration::from_secs(1));
+    let mut follow = open_stream(server.port, "GET", &follow_path, &headers).expect("the follow answers");
+    assert_eq!(follow.status, 200);
+    // The follow is open once the app's start line came through it.
+    assert!(
+        follow.wait_for("listening", Duration::from_secs(30)),
+        "the follow never showed the app's start line"
+    );
     let exited = server.terminate(Duration::from_secs(15));
     let status =
         exited.unwrap_or_else(|| panic!("cm-api still runs 15 s after SIGTERM:\n{}", server.stderr()));
     assert!(status.success(), "{status:?}\n{}", server.stderr());
-    let (code, followed) = follower
-        .join()
-        .unwrap()
+    let followed = follow
+        .finish(Duration::from_secs(5))
         .expect("the follow ended with a complete answer");
-    assert_eq!(code, 200, "{followed}");
     assert!(followed.contains("listening"), "{followed:?}");
 }

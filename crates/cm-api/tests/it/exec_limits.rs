@@ -119,7 +119,15 @@ fn execs_are_bounded_killed_on_time_and_on_hang_up_and_run_as_the_exec_user() {
                 spawn_exec(scope, port, &alice_auth, body)
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(1500));
+        // Once two of them run in the container, the rest have been answered or will be refused.
+        let two_run = wait_until(Duration::from_secs(30), || {
+            processes(&alice_box)
+                .lines()
+                .filter(|l| l.trim() == "sleep 3")
+                .count()
+                == 2
+        });
+        assert!(two_run, "{}", processes(&alice_box));
         let (bob_status, bob_out) = run(&bob_auth, &bob_box, json!(["echo", "served"]));
         assert_eq!(bob_out["stdout"], "served\n", "{bob_out}");
         let statuses: Vec<u16> = sleeps.into_iter().map(|h| h.join().unwrap()).collect();

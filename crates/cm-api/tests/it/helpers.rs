@@ -350,6 +350,107 @@ pub fn http(
     Some((status, body))
 }
 
+/// An answer read as it arrives, such as a log follow: the test waits for what it expects in
+/// the stream instead of sleeping.
+pub struct Streaming {
+    stream: TcpStream,
+    raw: Vec<u8>,
+    /// Where the body starts in `raw`.
+    body_at: usize,
+    /// The status.
+    pub status: u16,
+}
+
+/// Sends a request and reads until its status line and headers have come.
+pub fn open_stream(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<Streaming> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = Streaming {
+        stream,
+        raw: Vec::new(),
+        body_at: 0,
+        status: 0,
+    };
+    let head_came = answer.read_until(Duration::from_secs(60), |raw| {
+        raw.windows(4).any(|w| w == b"\r\n\r\n")
+    });
+    if !head_came {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&answer.raw).into_owned();
+    let (head, _) = text.split_once("\r\n\r\n")?;
+    answer.body_at = head.len() + 4;
+    answer.status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some(answer)
+}
+
+impl Streaming {
+    /// Reads until `done` holds for what came so far, the peer closes, or `limit` passes.
+    fn read_until(&mut self, limit: Duration, done: impl Fn(&[u8]) -> bool) -> bool {
+        let started = std::time::Instant::now();
+        let mut buffer = [0u8; 8192];
+        while !done(&self.raw) {
+            if started.elapsed() > limit {
+                return false;
+            }
+            match self.stream.read(&mut buffer) {
+                Ok(0) => return done(&self.raw),
+                Ok(n) => self.raw.extend_from_slice(&buffer[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return done(&self.raw),
+            }
+        }
+        true
+    }
+
+    /// Waits until the body holds `needle`; false when `limit` passed first.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> bool {
+        let at = self.body_at;
+        self.read_until(limit, |raw| {
+            String::from_utf8_lossy(&raw[at.min(raw.len())..]).contains(needle)
+        })
+    }
+
+    /// Reads to the end of the answer (the server closes it); the de-chunked body, or `None` when
+    /// it did not end within `limit`.
+    pub fn finish(mut self, limit: Duration) -> Option<String> {
+        let started = std::time::Instant::now();
+        let mut buffer = [0u8; 8192];
+        loop {
+            if started.elapsed() > limit {
+                return None;
+            }
+            match self.stream.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => self.raw.extend_from_slice(&buffer[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return None,
+            }
+        }
+        // A chunked answer is complete only with its last, empty chunk.
+        let head = String::from_utf8_lossy(&self.raw[..self.body_at]).to_ascii_lowercase();
+        if head.contains("transfer-encoding: chunked") && !self.raw.ends_with(b"0\r\n\r\n") {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&self.raw[self.body_at..]).into_owned();
+        Some(dechunk(&text))
+    }
+}
+
 fn dechunk(mut rest: &str) -> String {
     let mut body = String::new();
     while let Some((size, after)) = rest.split_once("\r\n") {
