@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 
 use crate::helpers::{ALICE_KEY, ALICE_KEY_FINGERPRINT, Cred, TestApp, api, with_cred};
 
-const CONTAINER: &str = "alice_cli_v4";
+pub(crate) const CONTAINER: &str = "alice_cli_v4";
 const BOB_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBobBobBobBobBobBobBobBobBobBobBobBobBobBobBo bob@home";
 
 /// Who calls, in the order of the expectation columns.
 #[derive(Debug, Clone, Copy)]
-enum Who {
+pub(crate) enum Who {
     Nobody,
     WrongKey,
     Admin,
@@ -25,7 +25,7 @@ enum Who {
     Revoked,
 }
 
-const WHO: [Who; 6] = [
+pub(crate) const WHO: [Who; 6] = [
     Who::Nobody,
     Who::WrongKey,
     Who::Admin,
@@ -34,19 +34,19 @@ const WHO: [Who; 6] = [
     Who::Revoked,
 ];
 
-struct Row {
-    endpoint: &'static str,
-    body: fn(&Context) -> Value,
+pub(crate) struct Row {
+    pub(crate) endpoint: &'static str,
+    pub(crate) body: fn(&Context) -> Value,
     /// Statuses for: nobody, wrong key, admin, owner, other user, revoked token. Another user's
     /// container is missing to a token (404, as if it did not exist).
-    expect: [u16; 6],
+    pub(crate) expect: [u16; 6],
 }
 
-struct Context {
-    spare_token_id: String,
+pub(crate) struct Context {
+    pub(crate) spare_token_id: String,
 }
 
-const ROWS: &[Row] = &[
+pub(crate) const ROWS: &[Row] = &[
     Row {
         endpoint: "create_container",
         body: |_| json!({"user_id": "alice", "container_type": "preview_server"}),

@@ -321,6 +321,17 @@ pub fn http(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Option<(u16, String)> {
+    http_full(port, method, path, headers, body).map(|(status, _, body)| (status, body))
+}
+
+/// Like [`http`], with the answer's header block (lowercase names) too.
+pub fn http_full(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Option<(u16, String, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
@@ -347,7 +358,7 @@ pub fn http(
         .lines()
         .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
     let body = if chunked { dechunk(rest) } else { rest.to_owned() };
-    Some((status, body))
+    Some((status, head.to_ascii_lowercase(), body))
 }
 
 /// An answer read as it arrives, such as a log follow: the test waits for what it expects in

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod authz;
+mod authz_binary;
 mod binary;
 mod dashboard;
 mod dashboard_browser;
