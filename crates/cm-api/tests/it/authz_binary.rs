@@ -152,3 +152,161 @@ fn every_endpoint_of_the_binary_with_every_kind_of_caller() {
     );
     assert!(calls > 4 * table.len(), "{calls} calls");
 }
+
+/// A form POST or a GET with cookies, over a plain connection; the status, the header block
+/// (lowercase names) and the body.
+fn browse(
+    port: u16,
+    method: &str,
+    path: &str,
+    cookies: &str,
+    form: &[(&str, &str)],
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let body: String = form
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    if !cookies.is_empty() {
+        request.push_str(&format!("Cookie: {cookies}\r\n"));
+    }
+    if method == "POST" {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), rest.to_owned())
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of cookie `name` set by an answer's header block.
+fn cookie_set(head: &str, name: &str) -> String {
+    head.lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: "))
+        .find_map(|c| c.strip_prefix(&format!("{name}=")))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie in {head}"))
+        .to_owned()
+}
+
+/// The text between `before` and the next `"`.
+fn after(html: &str, before: &str) -> String {
+    let start = html.find(before).unwrap_or_else(|| panic!("no {before}")) + before.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+#[test]
+fn every_dashboard_form_of_the_binary_refuses_a_missing_or_forged_csrf_token() {
+    if !require_docker() {
+        return;
+    }
+    let env = TestEnv::new();
+    let admin_key = format!("csrf-admin-key-{}", env.run);
+    let mut vars = env.vars();
+    vars.push(("CONTAINER_ADMIN_KEY", admin_key.clone()));
+    let server = Server::start(&vars, &[]);
+    let port = server.port;
+
+    // Sign in as a browser does: the sign-in form's token and cookie, then the session.
+    let (status, head, page) = browse(port, "GET", "/login", "", &[]);
+    assert_eq!(status, 200);
+    let login_cookie = format!("cm_login={}", cookie_set(&head, "cm_login"));
+    let login_token = after(&page, "name=\"login_token\" value=\"");
+    let (status, head, _) = browse(
+        port,
+        "POST",
+        "/login",
+        &login_cookie,
+        &[("login_token", &login_token), ("key", &admin_key)],
+    );
+    assert_eq!(status, 303, "{head}");
+    let session = format!("cm_session={}", cookie_set(&head, "cm_session"));
+    let (status, _, home) = browse(port, "GET", "/", &session, &[]);
+    assert_eq!(status, 200);
+    let csrf = after(&home, "name=\"csrf-token\" content=\"");
+    assert_eq!(csrf.len(), 64, "{csrf}");
+
+    let container = format!("{}_cli_v4", env.user("alice"));
+    let user = env.user("alice");
+    // Every state-changing form of the dashboard (the POST routes of `dashboard::configure`).
+    let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (format!("/containers/{container}/start"), vec![]),
+        (format!("/containers/{container}/stop"), vec![]),
+        (format!("/containers/{container}/restart"), vec![]),
+        (format!("/containers/{container}/delete"), vec![("force", "on")]),
+        (
+            "/create".into(),
+            vec![("user_id", &user), ("container_type", "cli_v4")],
+        ),
+        ("/users/tokens".into(), vec![("user_id", &user)]),
+        ("/users/tokens/revoke".into(), vec![("user_id", &user)]),
+        (
+            "/keys/add".into(),
+            vec![("container", &container), ("key", "ssh-ed25519 AAAA")],
+        ),
+        (
+            "/keys/remove".into(),
+            vec![("container", &container), ("fingerprint", "SHA256:x")],
+        ),
+        ("/settings/rotate-key".into(), vec![]),
+        ("/settings/reconcile".into(), vec![]),
+        ("/logout".into(), vec![]),
+    ];
+    let forged = "0".repeat(64);
+    for (path, fields) in &forms {
+        let (status, _, page) = browse(port, "POST", path, &session, fields);
+        assert_eq!(status, 403, "{path} without a token: {page}");
+        assert!(page.contains("no valid security token"), "{path}");
+        let mut with_forged = fields.clone();
+        with_forged.push(("csrf", &forged));
+        let (status, _, page) = browse(port, "POST", path, &session, &with_forged);
+        assert_eq!(status, 403, "{path} with a forged token: {page}");
+    }
+
+    // Nothing happened: no token, no container, the admin key and the session still work.
+    let admin = format!("Bearer {admin_key}");
+    let (status, tokens) = server.request(
+        "GET",
+        &api("list_user_tokens"),
+        &[("Authorization", &admin)],
+        None,
+    );
+    assert_eq!((status, &tokens["tokens"]), (200, &json!([])), "{tokens}");
+    let (_, listed) = server.request(
+        "GET",
+        &format!("{}?user_id={user}", api("list_containers")),
+        &[("Authorization", &admin)],
+        None,
+    );
+    assert_eq!(listed["containers"], json!([]), "{listed}");
+    let (status, _, _) = browse(port, "GET", "/", &session, &[]);
+    assert_eq!(status, 200, "the session outlived the forged sign-out");
+    // The same form with the session's token does what it says.
+    let (status, _, _) = browse(port, "POST", "/logout", &session, &[("csrf", &csrf)]);
+    assert!(matches!(status, 200 | 303), "{status}");
+    let (status, _, _) = browse(port, "GET", "/", &session, &[]);
+    assert_ne!(status, 200, "signed out");
+}
