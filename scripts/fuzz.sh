@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers and validators with cargo-fuzz (libFuzzer, AddressSanitizer): user ids and
-# other names, command lines, create forms, the TOML configuration, SSH public keys.
+# other names, command lines, create forms, the TOML configuration, SSH public keys, nginx routes.
 #
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS  how long each target runs (default 300; CI runs 20 from scripts/test.sh)
-#   TARGET   some of: names command create_request config ssh_key (default: all)
+#   TARGET   some of: names command create_request config ssh_key route (default: all)
 #
 # The corpus of each target is committed under fuzz/corpus/<target>; what a run finds that is
 # new is added there. A crash stops the script with the input under fuzz/artifacts/<target>:
@@ -19,7 +19,7 @@ seconds="${1:-300}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(names command create_request config ssh_key)
+    targets=(names command create_request config ssh_key route)
 fi
 case "$seconds" in
     '' | *[!0-9]*) echo "fuzz.sh: SECONDS must be a number, not '$seconds'" >&2; exit 2 ;;
