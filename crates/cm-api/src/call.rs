@@ -1,9 +1,11 @@
 //! The state every handler shares, and [`Call`]: an authenticated request with its parameters.
 //!
 //! Authentication happens here, once: the credential comes from `Authorization: Bearer` or, for
-//! compatibility with the original API, from the discouraged `admin_key` parameter, and is
-//! checked only through [`cm_core::Auth`] (hashes, constant time). Authorization happens in the
-//! handlers, after the container is resolved, through [`cm_core::Principal::authorize`].
+//! compatibility with the original API, from the discouraged `admin_key` parameter, or, with
+//! `[auth.toolbox] validate_url`, from ToolBox's `tb_session` cookie (same-origin requests only),
+//! and is checked only through [`cm_core::Auth`] (hashes, constant time; a ToolBox credential by
+//! its verifier). Authorization happens in the handlers, after the container is resolved,
+//! through [`cm_core::Principal::authorize`].
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -79,11 +81,30 @@ impl AppState {
             ),
             None => None,
         };
-        let principal = self.auth.authenticate(presented).await?;
-        if let Some(slot) = slot {
+        let checked = self.auth.authenticate(presented).await;
+        // Only a wrong credential counts: a dependency that could not check it (the ToolBox
+        // worker, the store) is not the caller's failure.
+        let wrong = matches!(&checked, Err(e) if e.kind() == cm_core::ErrorKind::Unauthorized);
+        if let Some(slot) = slot
+            && !wrong
+        {
             slot.succeeded();
         }
-        Ok(principal)
+        Ok(checked?)
+    }
+
+    /// The ToolBox worker's session cookie (`tb_session`) of the request, when the configuration
+    /// lets the worker vouch for it (`[auth.toolbox] validate_url`); otherwise it is nobody's
+    /// business here and never read.
+    pub(crate) fn toolbox_session(&self, req: &HttpRequest) -> Option<Secret> {
+        let toolbox = self.manager.config().toolbox_identity.as_ref()?;
+        if !toolbox.accepts_session_cookie() {
+            return None;
+        }
+        crate::dashboard::cookie_values(req, cm_core::ToolboxIdentity::SESSION_COOKIE)
+            .into_iter()
+            .find(|value| !value.is_empty())
+            .map(Secret::new)
     }
 
     /// State whose listings come from `statuses` (fed from the engine's events) and whose
@@ -143,7 +164,10 @@ impl FromRequest for Call {
             let param_key = params.take_admin_key().map_err(|_| {
                 ApiError::malformed_credentials("the admin_key parameter must be given once, as a string")
             })?;
-            let presented = credential(&req, param_key)?;
+            let presented = match credential(&req, param_key)? {
+                Some(presented) => presented,
+                None => session_credential(&state, &req).ok_or_else(ApiError::missing_credentials)??,
+            };
             let address = req.peer_addr().map(|a| a.ip());
             let principal = state.authenticate(&presented, address).await?;
             Ok(Call { principal, params })
@@ -151,8 +175,8 @@ impl FromRequest for Call {
     }
 }
 
-/// The credential: the bearer header, else the `admin_key` parameter.
-fn credential(req: &HttpRequest, param_key: Option<String>) -> Result<Secret, ApiError> {
+/// The credential: the bearer header, else the `admin_key` parameter; `None` without either.
+fn credential(req: &HttpRequest, param_key: Option<String>) -> Result<Option<Secret>, ApiError> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let text = value
             .to_str()
@@ -163,12 +187,24 @@ fn credential(req: &HttpRequest, param_key: Option<String>) -> Result<Secret, Ap
                 "the Authorization header must be 'Bearer <admin key or user token>'",
             ));
         }
-        return Ok(Secret::new(token.trim()));
+        return Ok(Some(Secret::new(token.trim())));
     }
-    match param_key {
-        Some(key) if !key.trim().is_empty() => Ok(Secret::new(key)),
-        _ => Err(ApiError::missing_credentials()),
+    Ok(param_key.filter(|key| !key.trim().is_empty()).map(Secret::new))
+}
+
+/// ToolBox's session cookie as the credential, for a request without another one: `None`
+/// without the cookie (or without `[auth.toolbox] validate_url`); refused (403) when the request
+/// came from another site's page, which a browser would send the cookie along with.
+fn session_credential(state: &AppState, req: &HttpRequest) -> Option<Result<Secret, ApiError>> {
+    let session = state.toolbox_session(req)?;
+    if !crate::gate::same_origin(req) {
+        return Some(Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the ToolBox session cookie is accepted only from this site's own pages: \
+             programs send 'Authorization: Bearer <token>'",
+        )));
     }
+    Some(Ok(session))
 }
 
 async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<Vec<u8>, ApiError> {

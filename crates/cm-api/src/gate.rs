@@ -12,7 +12,10 @@
 //!   browser goes back where it came from.
 //!
 //! Programs send `Authorization: Bearer` instead of the cookie. nginx removes both before the
-//! request reaches the app.
+//! request reaches the app. With `[auth.toolbox] validate_url`, ToolBox's own `tb_session` cookie
+//! is a credential too (the worker vouches for it), so a browser signed in at ToolBox needs no
+//! sign-in here; while the worker can not be asked, such callers get `sign_in_unavailable`
+//! (503 at `/_cm/denied`).
 
 use std::net::IpAddr;
 use std::sync::LazyLock;
@@ -25,7 +28,7 @@ use actix_web::{HttpRequest, HttpResponse, middleware};
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Deserialize;
 
-use cm_core::{Action, Principal, RouteAnswer, RouteDenial, Secret, TypeName, UserId};
+use cm_core::{Action, ErrorKind, Principal, RouteAnswer, RouteDenial, Secret, TypeName, UserId};
 
 use crate::call::AppState;
 use crate::dashboard::{asset_url, cookie_values, is_https, security_headers, serve_asset};
@@ -37,6 +40,33 @@ pub const GATE_PREFIX: &str = "/_cm";
 pub const ROUTE_COOKIE: &str = "cm_route";
 /// The refusal reason when an address made too many failed sign-ins.
 const RATE_LIMITED: &str = "rate_limited";
+/// The refusal reason when a credential could not be checked (the ToolBox worker does not answer).
+const SIGN_IN_UNAVAILABLE: &str = "sign_in_unavailable";
+
+/// Why the route check could not tell who the caller is.
+enum Undecided {
+    /// The address made too many failed sign-ins.
+    RateLimited,
+    /// The credential's verifier can not be asked now (the ToolBox worker).
+    Unavailable,
+}
+
+impl Undecided {
+    fn of(e: &crate::error::ApiError) -> Option<Self> {
+        match e.code() {
+            ErrorCode::RateLimited => Some(Undecided::RateLimited),
+            ErrorCode::Unavailable | ErrorCode::Timeout => Some(Undecided::Unavailable),
+            _ => None,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Undecided::RateLimited => RATE_LIMITED,
+            Undecided::Unavailable => SIGN_IN_UNAVAILABLE,
+        }
+    }
+}
 
 /// Registers the gate's routes (before the dashboard, whose scope takes every other path).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -78,9 +108,15 @@ fn client_address(req: &HttpRequest) -> Option<IpAddr> {
 /// counted per address; `Err` when the address is over the limit), else a `cm_route`
 /// cookie valid for `target` (a signed cookie can not be guessed, and a stale one must still
 /// lead to the sign-in; a cookie for another user's containers, planted by an app, is passed
-/// over). An `Authorization` of another scheme (an app's own) is not ours and is ignored.
-/// `Ok(None)` when nothing proves anything.
-async fn caller(state: &AppState, req: &HttpRequest, target: &UserId) -> Result<Option<Principal>, ()> {
+/// over), else, with `[auth.toolbox] validate_url`, ToolBox's `tb_session` cookie. An
+/// `Authorization` of another scheme (an app's own) is not ours and is ignored. `Ok(None)` when
+/// nothing proves anything; `Err` when the address is over the limit or the credential could not
+/// be checked.
+async fn caller(
+    state: &AppState,
+    req: &HttpRequest,
+    target: &UserId,
+) -> Result<Option<Principal>, Undecided> {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -89,18 +125,28 @@ async fn caller(state: &AppState, req: &HttpRequest, target: &UserId) -> Result<
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_owned());
     if let Some(token) = bearer {
-        return match state.authenticate(&Secret::new(token), client_address(req)).await {
-            Ok(principal) => Ok(Some(principal)),
-            Err(e) if e.code() == ErrorCode::RateLimited => Err(()),
-            Err(_) => Ok(None),
-        };
+        return checked(state.authenticate(&Secret::new(token), client_address(req)).await);
     }
     for ticket in cookie_values(req, ROUTE_COOKIE) {
         if let Ok(principal) = state.auth.redeem_ticket(&ticket, target).await {
             return Ok(Some(principal));
         }
     }
+    if let Some(session) = state.toolbox_session(req) {
+        return checked(state.authenticate(&session, client_address(req)).await);
+    }
     Ok(None)
+}
+
+/// A checked credential: who it is, nobody (refused), or undecided.
+fn checked(result: Result<Principal, crate::error::ApiError>) -> Result<Option<Principal>, Undecided> {
+    match result {
+        Ok(principal) => Ok(Some(principal)),
+        Err(e) => match Undecided::of(&e) {
+            Some(undecided) => Err(undecided),
+            None => Ok(None),
+        },
+    }
 }
 
 /// `GET /_cm/check`: nginx's per-request question.
@@ -113,10 +159,18 @@ async fn check(state: Data<AppState>, req: HttpRequest) -> HttpResponse {
     let Some((user, kind)) = target(&req) else {
         return refuse(StatusCode::FORBIDDEN, RouteDenial::Unknown);
     };
-    let Ok(principal) = caller(&state, &req, &user).await else {
-        return HttpResponse::Forbidden()
-            .insert_header(("X-CM-Reason", RATE_LIMITED))
-            .finish();
+    // nginx's auth_request passes on 401 and 403 only: other refusals are a 403 whose reason
+    // `/_cm/denied` turns into their own status (429, 503).
+    let undecided_refusal = |undecided: Undecided| {
+        HttpResponse::Forbidden()
+            .insert_header(("X-CM-Reason", undecided.reason()))
+            .finish()
+    };
+    // A credential that can not be checked now still opens a public app.
+    let (principal, unchecked) = match caller(&state, &req, &user).await {
+        Ok(principal) => (principal, false),
+        Err(Undecided::Unavailable) => (None, true),
+        Err(undecided) => return undecided_refusal(undecided),
     };
     match state.manager.check_route(principal.as_ref(), &user, &kind).await {
         Ok(RouteAnswer::Allow {
@@ -126,6 +180,9 @@ async fn check(state: Data<AppState>, req: HttpRequest) -> HttpResponse {
             .insert_header(("X-CM-Upstream", upstream.to_string()))
             .insert_header(("X-CM-Strip", if strip_prefix { "1" } else { "0" }))
             .finish(),
+        Ok(RouteAnswer::Deny {
+            denial: RouteDenial::SignIn,
+        }) if unchecked => undecided_refusal(Undecided::Unavailable),
         Ok(RouteAnswer::Deny {
             denial: RouteDenial::SignIn,
         }) => refuse(StatusCode::UNAUTHORIZED, RouteDenial::SignIn),
@@ -173,6 +230,11 @@ async fn denied(req: HttpRequest) -> HttpResponse {
             "Container stopped",
             "This container is not running. Its owner or the admin can start it again.",
         ),
+        SIGN_IN_UNAVAILABLE => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in unavailable",
+            "Your ToolBox sign-in can not be checked right now (ToolBox does not answer). Try again in a few seconds.",
+        ),
         RATE_LIMITED => (
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed sign-ins",
@@ -201,7 +263,7 @@ async fn denied(req: HttpRequest) -> HttpResponse {
         answer.insert_header((header::RETRY_AFTER, "60"));
     }
     if browser {
-        let retry = (status == StatusCode::BAD_GATEWAY).then_some(5);
+        let retry = (status == StatusCode::BAD_GATEWAY || reason == SIGN_IN_UNAVAILABLE).then_some(5);
         let page = render(
             "message.html",
             context! { status => status.as_u16(), title => title, message => message, retry => retry },
@@ -331,6 +393,14 @@ async fn login(state: Data<AppState>, req: HttpRequest, form: Form<LoginForm>) -
             }
             signed_in
         }
+        Err(e) if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout) => {
+            // Not the caller's failure: the slot is given back.
+            if let Some(slot) = slot {
+                slot.succeeded();
+            }
+            tracing::warn!(error = ?e, "route sign-in could not be checked");
+            return login_form(StatusCode::SERVICE_UNAVAILABLE, &to.next, Some(e.message()));
+        }
         Err(_) => {
             return login_form(
                 StatusCode::UNAUTHORIZED,
@@ -366,7 +436,7 @@ async fn login(state: Data<AppState>, req: HttpRequest, form: Form<LoginForm>) -
 
 /// A form post from another site is refused: browsers say where a request comes from in
 /// `Sec-Fetch-Site` (and in `Origin`, which is `null` under our `no-referrer` policy).
-fn same_origin(req: &HttpRequest) -> bool {
+pub(crate) fn same_origin(req: &HttpRequest) -> bool {
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = header("sec-fetch-site") {
         return site == "same-origin" || site == "none";

@@ -48,14 +48,35 @@ pub struct Config {
     pub types: BTreeMap<TypeName, ContainerType>,
 }
 
-/// Accepting ToolBox's identities (`[auth.toolbox]`).
+/// Accepting ToolBox's identities (`[auth.toolbox]`): CloudM access tokens verified locally with
+/// the worker's secret, and/or any ToolBox credential (also its `tb_session` cookie) checked by
+/// asking the worker itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ToolboxIdentity {
-    /// The environment variable holding the ToolBox worker's token secret (default
-    /// `TB_JWT_SECRET`); the secret itself is never in a file of ours.
-    pub jwt_secret_env: String,
+    /// The environment variable holding the ToolBox worker's token secret, for verifying access
+    /// tokens locally (default `TB_JWT_SECRET` without `validate_url`; with it, absent: no local
+    /// verification); the secret itself is never in a file of ours.
+    pub jwt_secret_env: Option<String>,
     /// Tokens whose `level` is at least this act as the admin (absent: none does).
     pub admin_level: Option<i64>,
+    /// The ToolBox worker's base URL (`http://` or `https://`, without a trailing slash), asked
+    /// `POST /validateSession` and `GET /api_user_data` about credentials (absent: never asked).
+    pub validate_url: Option<String>,
+    /// How long the worker's answer about a credential is reused (default 30 s).
+    pub validate_cache_seconds: u64,
+    /// How long the worker may take to answer (default 3000 ms).
+    pub validate_timeout_ms: u64,
+}
+
+impl ToolboxIdentity {
+    /// The cookie the ToolBox worker keeps its sessions in; accepted as a credential only when
+    /// the worker can be asked about it (`validate_url`).
+    pub const SESSION_COOKIE: &str = "tb_session";
+
+    /// Whether a `tb_session` cookie is a credential here (the worker vouches for it).
+    pub fn accepts_session_cookie(&self) -> bool {
+        self.validate_url.is_some()
+    }
 }
 
 /// The shape of the API's answers.
@@ -414,6 +435,9 @@ struct RawAuth {
 struct RawToolbox {
     jwt_secret_env: Option<String>,
     admin_level: Option<i64>,
+    validate_url: Option<String>,
+    validate_cache_seconds: Option<u64>,
+    validate_timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -589,26 +613,7 @@ impl RawConfig {
             check_label(key, value)?;
         }
         let raw_auth = self.auth.unwrap_or_default();
-        let toolbox_identity = match raw_auth.toolbox {
-            None => None,
-            Some(raw) => {
-                let jwt_secret_env = raw.jwt_secret_env.unwrap_or_else(|| "TB_JWT_SECRET".to_owned());
-                let valid_name = !jwt_secret_env.is_empty()
-                    && jwt_secret_env
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !valid_name {
-                    return Err(Error::invalid(format!(
-                        "invalid configuration: [auth.toolbox] jwt_secret_env must name an environment variable, not {}",
-                        quote(&jwt_secret_env)
-                    )));
-                }
-                Some(ToolboxIdentity {
-                    jwt_secret_env,
-                    admin_level: raw.admin_level,
-                })
-            }
-        };
+        let toolbox_identity = raw_auth.toolbox.map(RawToolbox::build).transpose()?;
         let user_actions = match raw_auth.user_actions {
             None => crate::auth::UserActions::default(),
             Some(names) => crate::auth::UserActions::only(
@@ -690,6 +695,101 @@ impl RawConfig {
             types,
         })
     }
+}
+
+impl RawToolbox {
+    fn build(self) -> Result<ToolboxIdentity> {
+        let invalid = |what: String| Error::invalid(format!("invalid configuration: [auth.toolbox] {what}"));
+        let validate_url = self
+            .validate_url
+            .as_deref()
+            .map(|url| check_worker_url(url).map_err(invalid))
+            .transpose()?;
+        if validate_url.is_none()
+            && (self.validate_cache_seconds.is_some() || self.validate_timeout_ms.is_some())
+        {
+            return Err(invalid(
+                "validate_cache_seconds and validate_timeout_ms need validate_url (the ToolBox worker to ask)"
+                    .to_owned(),
+            ));
+        }
+        // Without a worker to ask, tokens can only be verified locally: the secret's variable
+        // keeps its old default.
+        let jwt_secret_env = match (self.jwt_secret_env, &validate_url) {
+            (Some(name), _) => Some(name),
+            (None, None) => Some("TB_JWT_SECRET".to_owned()),
+            (None, Some(_)) => None,
+        };
+        if let Some(name) = &jwt_secret_env {
+            let valid_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid_name {
+                return Err(invalid(format!(
+                    "jwt_secret_env must name an environment variable, not {}",
+                    quote(name)
+                )));
+            }
+        }
+        let validate_cache_seconds = self.validate_cache_seconds.unwrap_or(30);
+        if !(1..=3600).contains(&validate_cache_seconds) {
+            return Err(invalid("validate_cache_seconds must be 1 to 3600".to_owned()));
+        }
+        let validate_timeout_ms = self.validate_timeout_ms.unwrap_or(3000);
+        if !(100..=60_000).contains(&validate_timeout_ms) {
+            return Err(invalid("validate_timeout_ms must be 100 to 60000".to_owned()));
+        }
+        Ok(ToolboxIdentity {
+            jwt_secret_env,
+            admin_level: self.admin_level,
+            validate_url,
+            validate_cache_seconds,
+            validate_timeout_ms,
+        })
+    }
+}
+
+/// Checks the ToolBox worker's base URL: `http://` or `https://`, a host (with an optional port),
+/// an optional path; no credentials, query or fragment (credentials travel in headers only).
+/// Returns it without a trailing slash.
+fn check_worker_url(text: &str) -> std::result::Result<String, String> {
+    let trimmed = text.trim();
+    let refuse = |why: &str| {
+        format!(
+            "validate_url {} {why}: give the ToolBox worker's base URL, such as \"http://127.0.0.1:5000\"",
+            quote(text)
+        )
+    };
+    let (scheme, rest) = ["http://", "https://"]
+        .into_iter()
+        .find_map(|scheme| Some((scheme, trimmed.strip_prefix(scheme)?)))
+        .ok_or_else(|| refuse("is not an http:// or https:// URL"))?;
+    let rest = rest.trim_end_matches('/');
+    let url = format!("{scheme}{rest}");
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(refuse("contains spaces or control characters"));
+    }
+    if rest.contains(['?', '#']) {
+        return Err(refuse("has a query or fragment"));
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(refuse("carries credentials"));
+    }
+    // An IPv6 address is bracketed: `[::1]:5000`.
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':'))
+    {
+        return Err(refuse("has no valid host"));
+    }
+    if port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
+        return Err(refuse("has an invalid port"));
+    }
+    Ok(url)
 }
 
 impl RawType {
@@ -982,6 +1082,70 @@ mod tests {
                 .contains("cli_v4, custom, preview_server, project_dev"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn toolbox_identities_are_local_tokens_or_the_worker_or_both() {
+        let toolbox = |text: &str| Config::from_toml(text).unwrap().toolbox_identity.unwrap();
+        // Old files keep working: the secret's variable has its default, no worker is asked.
+        let old = toolbox("[auth.toolbox]\nadmin_level = 10\n");
+        assert_eq!(old.jwt_secret_env.as_deref(), Some("TB_JWT_SECRET"));
+        assert_eq!(old.admin_level, Some(10));
+        assert_eq!(old.validate_url, None);
+        assert!(!old.accepts_session_cookie());
+        // The worker alone: no local secret needed; the defaults of the new keys.
+        let worker = toolbox("[auth.toolbox]\nvalidate_url = \"http://127.0.0.1:5000/\"\n");
+        assert_eq!(worker.jwt_secret_env, None);
+        assert_eq!(worker.validate_url.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(
+            (worker.validate_cache_seconds, worker.validate_timeout_ms),
+            (30, 3000)
+        );
+        assert!(worker.accepts_session_cookie());
+        // Both, with everything set.
+        let both = toolbox(
+            "[auth.toolbox]\njwt_secret_env = \"TB_SECRET\"\nvalidate_url = \"https://tb.example.org/worker\"\n\
+             validate_cache_seconds = 5\nvalidate_timeout_ms = 800\n",
+        );
+        assert_eq!(both.jwt_secret_env.as_deref(), Some("TB_SECRET"));
+        assert_eq!(
+            both.validate_url.as_deref(),
+            Some("https://tb.example.org/worker")
+        );
+        assert_eq!((both.validate_cache_seconds, both.validate_timeout_ms), (5, 800));
+        assert_eq!(
+            toolbox("[auth.toolbox]\nvalidate_url = \"http://[::1]:5000\"\n")
+                .validate_url
+                .as_deref(),
+            Some("http://[::1]:5000")
+        );
+        for (bad, says) in [
+            ("validate_url = \"ftp://tb.example\"", "http:// or https://"),
+            ("validate_url = \"127.0.0.1:5000\"", "http:// or https://"),
+            ("validate_url = \"http://\"", "no valid host"),
+            ("validate_url = \"http://user:pw@tb.example\"", "credentials"),
+            ("validate_url = \"http://tb.example/?x=1\"", "query"),
+            ("validate_url = \"http://tb.example:99999\"", "invalid port"),
+            ("validate_url = \"http://tb example\"", "spaces"),
+            ("validate_cache_seconds = 10", "need validate_url"),
+            (
+                "validate_url = \"http://tb\"\nvalidate_cache_seconds = 0",
+                "1 to 3600",
+            ),
+            (
+                "validate_url = \"http://tb\"\nvalidate_timeout_ms = 10",
+                "100 to 60000",
+            ),
+            ("jwt_secret_env = \"A B\"", "environment variable"),
+            ("validate_link = \"http://tb\"", "unknown field"),
+        ] {
+            let err = Config::from_toml(&format!("[auth.toolbox]\n{bad}\n")).unwrap_err();
+            assert!(err.message().contains(says), "{bad}: {err}");
+            assert!(
+                err.message().contains("auth") || says == "unknown field",
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

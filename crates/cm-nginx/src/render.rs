@@ -16,15 +16,19 @@ const ROUTE_TEMPLATE: &str = "route.conf";
 const MAP_TEMPLATE: &str = "cm-map.conf";
 const SITE_TEMPLATE: &str = "site.conf";
 
-/// The cookies nginx removes from what it forwards to apps: the route sign-in and the
-/// dashboard's session. Each is removed twice (a browser may hold two of one name for different
-/// paths); every step is one `map` from `source` to `target`. A last map (in the template) fails
-/// closed: if one is still there (an app planted more), the app gets no cookies at all.
-const COOKIE_STEPS: [(&str, &str, &str); 4] = [
+/// The cookies nginx removes from what it forwards to apps: the route sign-in, the dashboard's
+/// session and the ToolBox worker's session (`tb_session`, a credential of the host's ToolBox
+/// that the route check may accept). Each is removed twice (a browser may hold two of one name
+/// for different paths); every step is one `map` from `source` to `target`. A last map (in the
+/// template) fails closed: if one is still there (an app planted more), the app gets no cookies
+/// at all.
+const COOKIE_STEPS: [(&str, &str, &str); 6] = [
     ("http_cookie", "cm_cookie_1", "cm_route"),
     ("cm_cookie_1", "cm_cookie_2", "cm_route"),
     ("cm_cookie_2", "cm_cookie_3", "cm_session"),
     ("cm_cookie_3", "cm_cookie_4", "cm_session"),
+    ("cm_cookie_4", "cm_cookie_5", "tb_session"),
+    ("cm_cookie_5", "cm_cookie_6", "tb_session"),
 ];
 
 fn cookie_steps() -> Vec<minijinja::Value> {

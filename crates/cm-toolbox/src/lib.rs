@@ -7,13 +7,45 @@
 //! signature checks with the shared secret, its algorithm is HS256, its `type` is `access`, it has
 //! not expired and its user id is a valid ContainerManager user id. CloudM's blacklist (logouts)
 //! is not visible from here: an access token lives 15 minutes.
+//!
+//! With `[auth.toolbox] validate_url`, [`WorkerSessions`] asks the ToolBox worker itself about
+//! access tokens and about its `tb_session` cookie (see [`worker`]); [`VerifierChain`] puts the
+//! local check first, so tokens it can check never cost a request to the worker.
 
+pub mod worker;
+
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use cm_core::{Error, ErrorKind, ExternalIdentity, IdentityVerifier, Secret, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+
+pub use worker::WorkerSessions;
+
+/// Several verifiers asked in order: the first that recognises a credential (vouches for it or
+/// refuses it) decides; the rest are not asked.
+pub struct VerifierChain(Vec<Arc<dyn IdentityVerifier>>);
+
+impl VerifierChain {
+    /// Asks `verifiers` in this order.
+    pub fn new(verifiers: Vec<Arc<dyn IdentityVerifier>>) -> Self {
+        VerifierChain(verifiers)
+    }
+}
+
+#[async_trait]
+impl IdentityVerifier for VerifierChain {
+    async fn verify(&self, presented: &Secret) -> cm_core::Result<Option<ExternalIdentity>> {
+        for verifier in &self.0 {
+            if let Some(identity) = verifier.verify(presented).await? {
+                return Ok(Some(identity));
+            }
+        }
+        Ok(None)
+    }
+}
 
 /// Verifies CloudM access tokens.
 pub struct CloudmTokens {
@@ -161,6 +193,58 @@ mod tests {
         assert!(boss.admin);
         // Not a JWT at all: not this verifier's business.
         assert!(tokens.verify(&Secret::new("cmu_abc")).await.unwrap().is_none());
+    }
+
+    /// A verifier that vouches for everything it is asked about, counting.
+    struct Everyone(std::sync::atomic::AtomicUsize);
+
+    #[async_trait]
+    impl IdentityVerifier for Everyone {
+        async fn verify(&self, _: &Secret) -> cm_core::Result<Option<ExternalIdentity>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Some(ExternalIdentity {
+                user: UserId::parse("someone").unwrap(),
+                admin: false,
+                expires: SystemTime::now() + Duration::from_secs(60),
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_chain_asks_the_next_only_about_what_the_first_does_not_recognise() {
+        let local = Arc::new(CloudmTokens::new(SECRET, None).unwrap());
+        let next = Arc::new(Everyone(Default::default()));
+        let chain = VerifierChain::new(vec![local, next.clone()]);
+        let exp = 4_102_444_800.0;
+        let alice = chain
+            .verify(&token(claims("alice", 1, exp), SECRET, Algorithm::HS256))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(alice.user.as_str(), "alice");
+        // A token the local check refuses is refused: nobody else is asked.
+        let forged = token(
+            claims("alice", 1, exp),
+            b"another-secret-entirely",
+            Algorithm::HS256,
+        );
+        assert!(chain.verify(&forged).await.is_err());
+        assert_eq!(next.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // What it does not recognise (a session cookie) goes on.
+        let cookie = chain
+            .verify(&Secret::new("eyJ1c2VyIjoiYSJ9.c2ln"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(cookie.user.as_str(), "someone");
+        assert_eq!(next.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(
+            VerifierChain::new(Vec::new())
+                .verify(&forged)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]

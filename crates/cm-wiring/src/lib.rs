@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use cm_core::{
-    Adapters, Auth, Config, Entropy, FailPoints, Manager, PortRange, Proxy, RoutingMode, Secret, SystemClock,
+    Adapters, Auth, Config, Entropy, FailPoints, IdentityVerifier, Manager, PortRange, Proxy, RoutingMode,
+    Secret, SystemClock, ToolboxIdentity,
 };
 use cm_docker::{DockerRuntime, TcpPortProbe};
 use cm_nginx::{DynamicProxy, NginxProxy};
@@ -126,23 +127,44 @@ pub async fn build_app(settings: &Settings) -> anyhow::Result<App> {
     let store = Arc::new(SqliteStore::open(&settings.database)?);
     let mut auth = credentials_over(store.clone())?;
     if let Some(toolbox) = &settings.config.toolbox_identity {
-        // The worker's secret comes from the environment only (like the admin key).
-        let secret = std::env::var(&toolbox.jwt_secret_env)
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-            .with_context(|| {
-                format!(
-                    "[auth.toolbox] is set but {} is empty: set it to the ToolBox worker's token secret",
-                    toolbox.jwt_secret_env
-                )
-            })?;
-        let tokens = cm_toolbox::CloudmTokens::new(secret.trim().as_bytes(), toolbox.admin_level)?;
-        auth = auth.with_external(Arc::new(tokens));
+        auth = auth.with_external(toolbox_verifier(toolbox)?);
     }
     Ok(App {
         manager: manager_over(settings, store, proxy_for(settings, false).await)?,
         auth,
     })
+}
+
+/// The verifier of `[auth.toolbox]`: CloudM access tokens checked locally with the worker's
+/// secret (when `jwt_secret_env` names it), then whatever that does not recognise (the
+/// `tb_session` cookie, or every token without a local secret) asked of the worker (when
+/// `validate_url` names it).
+fn toolbox_verifier(toolbox: &ToolboxIdentity) -> anyhow::Result<Arc<dyn IdentityVerifier>> {
+    let mut chain: Vec<Arc<dyn IdentityVerifier>> = Vec::new();
+    if let Some(variable) = &toolbox.jwt_secret_env {
+        // The worker's secret comes from the environment only (like the admin key).
+        let secret = std::env::var(variable)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .with_context(|| {
+                format!(
+                    "[auth.toolbox] jwt_secret_env names {variable}, but it is empty: set it to the ToolBox worker's token secret{}",
+                    if toolbox.validate_url.is_some() {
+                        ", or leave jwt_secret_env out to have the worker check every token"
+                    } else {
+                        ""
+                    }
+                )
+            })?;
+        chain.push(Arc::new(cm_toolbox::CloudmTokens::new(
+            secret.trim().as_bytes(),
+            toolbox.admin_level,
+        )?));
+    }
+    if let Some(worker) = cm_toolbox::WorkerSessions::from_config(toolbox) {
+        chain.push(Arc::new(worker));
+    }
+    Ok(Arc::new(cm_toolbox::VerifierChain::new(chain)))
 }
 
 /// The admin key and user tokens of the database, for `cm token` (which authenticates no one, so

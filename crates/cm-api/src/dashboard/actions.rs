@@ -34,6 +34,10 @@ pub struct LoginFields {
     key: String,
     #[serde(default)]
     login_token: String,
+    /// Set by the "Continue with your ToolBox session" button: the credential is the request's
+    /// `tb_session` cookie (with `[auth.toolbox] validate_url` only).
+    #[serde(default)]
+    toolbox_session: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -104,7 +108,22 @@ pub async fn login(req: HttpRequest, state: Data<AppState>, body: actix_web::web
             Some("the login form expired or came from another site: please try again"),
         );
     }
-    let secret = Secret::new(fields.key.trim());
+    let secret = if fields.key.trim().is_empty() && fields.toolbox_session.is_some() {
+        match state.toolbox_session(&req) {
+            Some(session) => session,
+            None => {
+                return login_form(
+                    &req,
+                    StatusCode::UNAUTHORIZED,
+                    Some(
+                        "no ToolBox session came with this request: sign in at ToolBox first, or use a token",
+                    ),
+                );
+            }
+        }
+    } else {
+        Secret::new(fields.key.trim())
+    };
     let slot = match req
         .peer_addr()
         .map(|a| state.attempts.begin(a.ip(), Instant::now()))
@@ -120,11 +139,15 @@ pub async fn login(req: HttpRequest, state: Data<AppState>, body: actix_web::web
         Some(Ok(slot)) => Some(slot),
         None => None,
     };
-    match state.auth.authenticate(&secret).await {
+    let checked = state.auth.authenticate(&secret).await;
+    // Only a wrong credential counts against the address, not a dependency that could not check it.
+    if let Some(slot) = slot
+        && !matches!(&checked, Err(e) if e.kind() == ErrorKind::Unauthorized)
+    {
+        slot.succeeded();
+    }
+    match checked {
         Ok(principal) => {
-            if let Some(slot) = slot {
-                slot.succeeded();
-            }
             tracing::info!(who = %who(&principal), "dashboard login");
             let https = is_https(&req);
             let Some(id) = state.sessions.create(principal, secret, Instant::now()) else {
@@ -164,11 +187,16 @@ pub async fn login(req: HttpRequest, state: Data<AppState>, body: actix_web::web
 /// The login form with a fresh login token (in a cookie and a hidden field).
 fn login_form(req: &HttpRequest, status: StatusCode, error: Option<&str>) -> HttpResponse {
     let token = random_token();
+    // Someone signed in at ToolBox may use that session instead of a token.
+    let toolbox_session = req
+        .app_data::<Data<AppState>>()
+        .is_some_and(|state| state.toolbox_session(req).is_some());
     let ctx = context! {
         chrome => Value::from(()),
         flashes => Vec::<Value>::new(),
         error => error,
         login_token => token.clone(),
+        toolbox_session => toolbox_session,
     };
     let mut answer = html(status, render("login.html", ctx));
     if let Ok(value) = header::HeaderValue::from_str(&login_cookie(&token, is_https(req))) {

@@ -342,11 +342,13 @@ fn dynamic_routes_let_only_the_owner_and_the_admin_through() {
         "the cookie never carries the token"
     );
     let route_cookie = set_cookie.split(';').next().unwrap();
-    // The app sees its own cookies only: no route sign-in, no dashboard session.
+    // The app sees its own cookies only: no route sign-in, no dashboard session, no ToolBox
+    // session of the host.
     for cookies in [
         format!("{route_cookie}; app=1; cm_session=dashboard-secret"),
         format!("cm_session=dashboard-secret; app=1; {route_cookie}"),
         format!("app=1; {route_cookie}; cm_session=dashboard-secret; cm_route=stale"),
+        format!("tb_session=host-toolbox; {route_cookie}; app=1; tb_session=other-path"),
     ] {
         let answer = gate.get(&format!("{alice_path}/cookies"), &[("Cookie", &cookies)]);
         assert_eq!(answer.status, 200, "{cookies}: {answer:?}");
@@ -354,10 +356,14 @@ fn dynamic_routes_let_only_the_owner_and_the_admin_through() {
     }
     // An app that planted more sign-in cookies than nginx strips one by one (browsers send the
     // longest paths first) gets no cookies at all, never the real one.
-    let planted = format!("cm_route=x; cm_route=y; {route_cookie}; app=1");
-    let answer = gate.get(&format!("{alice_path}/cookies"), &[("Cookie", &planted)]);
-    assert_eq!(answer.status, 200, "{answer:?}");
-    assert_eq!(json_of(&answer)["cookie"], "", "{planted}");
+    for planted in [
+        format!("cm_route=x; cm_route=y; {route_cookie}; app=1"),
+        format!("tb_session=x; tb_session=y; {route_cookie}; tb_session=host; app=1"),
+    ] {
+        let answer = gate.get(&format!("{alice_path}/cookies"), &[("Cookie", &planted)]);
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert_eq!(json_of(&answer)["cookie"], "", "{planted}");
+    }
     // No service worker may be registered on a tenant's origin.
     let worker = gate.get(
         &format!("{alice_path}/sw.js"),

@@ -19,3 +19,4 @@ mod logging;
 mod openapi;
 mod schemathesis;
 mod toolbox;
+mod toolbox_worker;
