@@ -127,6 +127,21 @@ async fn adoption_takes_over_the_originals_containers_and_says_why_it_leaves_oth
         world.runtime.container_names().contains(&"bob_custom".to_owned()),
         "renamed"
     );
+    // Routed at once, to its own port, for its owner.
+    let bob_user = cm_core::UserId::parse("bob").unwrap();
+    let answer = world
+        .manager
+        .check_route(
+            Some(&cm_core::Principal::User(bob_user.clone())),
+            &bob_user,
+            &cm_core::TypeName::parse("custom").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer, cm_core::RouteAnswer::Allow { upstream, .. } if upstream.port() == 8001),
+        "{answer:?}"
+    );
     let leases: Vec<u16> = world
         .store
         .port_leases()
