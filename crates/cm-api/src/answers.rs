@@ -398,6 +398,42 @@ pub struct AdminKeyAnswer {
     pub admin_key: String,
 }
 
+/// One entry of the audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntryDoc {
+    /// Its number; newer entries have larger ones.
+    pub id: i64,
+    /// When, RFC 3339 UTC.
+    pub at: String,
+    /// Who: `{"kind": "admin"}`, `{"kind": "user", "name": "alice"}`, `{"kind": "local", "name":
+    /// "root"}` (`cm` on the host) or `{"kind": "anonymous"}`.
+    #[schema(value_type = Object)]
+    pub actor: Value,
+    /// `api`, `dashboard`, `route` or `cli`.
+    pub source: String,
+    /// The function or command (`create_container`, `sign_in`, ...).
+    pub action: String,
+    /// The container, user or token acted on.
+    pub target: Option<String>,
+    /// Whose that is.
+    pub subject: Option<String>,
+    /// The parameters, secrets replaced by `***`.
+    #[schema(value_type = Object)]
+    pub params: Value,
+    /// `ok`, or the error code.
+    pub result: String,
+    /// The client's address.
+    pub address: Option<String>,
+}
+
+/// The answer of `audit_log`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditAnswer {
+    /// Newest first.
+    #[schema(value_type = Vec<AuditEntryDoc>)]
+    pub entries: Vec<Value>,
+}
+
 /// Who the credentials belong to.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WhoamiAnswer {

@@ -42,6 +42,8 @@ pub struct AppState {
     pub(crate) sessions: Arc<crate::dashboard::Sessions>,
     /// Failed sign-ins per client address (shared by the API, the dashboard and the gate).
     pub(crate) attempts: Arc<Attempts>,
+    /// The audit trail, when the server keeps one.
+    pub(crate) auditor: Option<cm_core::Auditor>,
 }
 
 /// An authenticated request: who calls, and the parameters they sent.
@@ -63,6 +65,20 @@ impl AppState {
             statuses: None,
             sessions: Arc::default(),
             attempts,
+            auditor: None,
+        }
+    }
+
+    /// State that records every change and sign-in in `auditor`.
+    pub fn with_auditor(mut self, auditor: cm_core::Auditor) -> Self {
+        self.auditor = Some(auditor);
+        self
+    }
+
+    /// Writes an audit entry, when the server keeps a trail.
+    pub(crate) async fn audit(&self, entry: cm_core::AuditEntry) {
+        if let Some(auditor) = &self.auditor {
+            auditor.record(entry).await;
         }
     }
 
@@ -170,6 +186,11 @@ impl FromRequest for Call {
             };
             let address = req.peer_addr().map(|a| a.ip());
             let principal = state.authenticate(&presented, address).await?;
+            // What the audit trail records of this call once it is answered (see `audit.rs`).
+            actix_web::HttpMessage::extensions_mut(&req).insert(crate::audit::Caller {
+                principal: principal.clone(),
+                params: params.to_json(),
+            });
             Ok(Call { principal, params })
         })
     }

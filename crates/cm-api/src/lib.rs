@@ -8,6 +8,7 @@
 
 mod answers;
 mod attempts;
+mod audit;
 mod background;
 mod call;
 mod dashboard;

@@ -14,10 +14,10 @@ use utoipa::openapi::{Content, Deprecated, RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
 use crate::answers::{
-    AdminKeyAnswer, ContainerAnswer, ContainerDoc, CountsDoc, CreatedAnswer, DeletedAnswer,
-    EngineContainerDoc, EngineContainersAnswer, EngineDoc, ExecAnswer, HealthAnswer, KeyAddedAnswer, KeyDoc,
-    KeyRemovedAnswer, KeysAnswer, ListingAnswer, LiveAnswer, LogsAnswer, ProxyDoc, QuotaAnswer,
-    RevokedAnswer, ServiceDoc, ServicesAnswer, SshInfoDoc, StatsAnswer, StatsDoc, StoredKeyDoc,
+    AdminKeyAnswer, AuditAnswer, AuditEntryDoc, ContainerAnswer, ContainerDoc, CountsDoc, CreatedAnswer,
+    DeletedAnswer, EngineContainerDoc, EngineContainersAnswer, EngineDoc, ExecAnswer, HealthAnswer,
+    KeyAddedAnswer, KeyDoc, KeyRemovedAnswer, KeysAnswer, ListingAnswer, LiveAnswer, LogsAnswer, ProxyDoc,
+    QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer, SshInfoDoc, StatsAnswer, StatsDoc, StoredKeyDoc,
     TokenCreatedAnswer, TokenDoc, TokensAnswer, TypesAnswer, WhoamiAnswer,
 };
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
@@ -54,6 +54,7 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
         routes::docker_health,
         routes::list_all_docker_containers,
         routes::discover_services,
+        routes::audit_log,
         routes::whoami,
         routes::create_user_token,
         routes::revoke_user_token,
@@ -71,7 +72,7 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
         LogsAnswer, ExecAnswer, KeyDoc, StoredKeyDoc, KeyAddedAnswer, KeyRemovedAnswer, KeysAnswer, SshInfoDoc,
         StatsAnswer, StatsDoc,
         EngineDoc, ProxyDoc, HealthAnswer, TypesAnswer, TokenCreatedAnswer, TokenDoc, TokensAnswer, RevokedAnswer,
-        AdminKeyAnswer, WhoamiAnswer, LiveAnswer, QuotaAnswer, CountsDoc, EngineContainerDoc,
+        AdminKeyAnswer, WhoamiAnswer, LiveAnswer, QuotaAnswer, AuditAnswer, AuditEntryDoc, CountsDoc, EngineContainerDoc,
         EngineContainersAnswer, ServiceDoc, ServicesAnswer,
     )),
     modifiers(&Conventions),
@@ -111,6 +112,7 @@ pub fn error_statuses(endpoint: &str) -> &'static [u16] {
         "get_my_ssh_info" => &[403, 422],
         "docker_health" => &[503],
         "list_all_docker_containers" | "discover_services" => &[403, 503],
+        "audit_log" => &[403, 422],
         "create_user_token" => &[403, 422],
         "revoke_user_token" => &[403, 404, 422],
         "list_user_tokens" => &[403],

@@ -82,6 +82,11 @@ impl Params {
     }
 
     /// Removes and returns the `admin_key` parameter, if given.
+    /// The parameters as one JSON object (for the audit trail, which removes secrets).
+    pub fn to_json(&self) -> Value {
+        Value::Object(self.values.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
     pub fn take_admin_key(&mut self) -> Result<Option<String>, ApiError> {
         self.string(ADMIN_KEY_PARAM)
     }

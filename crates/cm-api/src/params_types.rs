@@ -213,6 +213,20 @@ pub struct UserParams {
     pub user_id: String,
 }
 
+/// Parameters of `audit_log`: which entries, newest first.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only those by or about this user (their own actions and those on their containers).
+    pub user_id: Option<String>,
+    /// Only those about this container (its name, id or id prefix).
+    pub container_id: Option<String>,
+    /// Only those since: a duration ago (`10m`, `2h`, `7d`) or a time (RFC 3339).
+    pub since: Option<String>,
+    /// At most this many (default 100, at most 10000).
+    pub limit: Option<u64>,
+}
+
 /// Parameters of `create_user_token`.
 #[derive(Debug, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
@@ -447,6 +461,19 @@ impl FromParams for UserParams {
     fn from_params(p: &mut Params) -> Result<Self, ApiError> {
         Ok(UserParams {
             user_id: p.required_string("user_id")?,
+        })
+    }
+}
+
+impl FromParams for AuditParams {
+    const FIELDS: &'static [&'static str] = &["user_id", "container_id", "since", "limit"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(AuditParams {
+            user_id: p.string("user_id")?,
+            container_id: p.string("container_id")?,
+            since: p.string("since")?,
+            limit: p.uint("limit")?,
         })
     }
 }

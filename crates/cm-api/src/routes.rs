@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::answers::{
-    AdminKeyAnswer, ContainerAnswer, CreatedAnswer, DeletedAnswer, EngineContainerDoc,
+    AdminKeyAnswer, AuditAnswer, ContainerAnswer, CreatedAnswer, DeletedAnswer, EngineContainerDoc,
     EngineContainersAnswer, ExecAnswer, HealthAnswer, KeyAddedAnswer, KeyRemovedAnswer, KeysAnswer,
     ListingAnswer, LogsAnswer, QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer, SshInfoDoc,
     StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, type_json,
@@ -28,9 +28,9 @@ use crate::call::{AppState, Call};
 use crate::error::{ApiError, ErrorCode};
 use crate::params::CommandParam;
 use crate::params_types::{
-    AddKeyParams, ContainerRef, CreateParams, DeleteParams, ExecParams, ListParams, LogsParams, MySshParams,
-    NoParams, QuotaParams, ReconcileParams, RegisterKeyParams, RemoveKeyParams, RevokeParams, TokenParams,
-    UpdateParams, UserParams,
+    AddKeyParams, AuditParams, ContainerRef, CreateParams, DeleteParams, ExecParams, ListParams, LogsParams,
+    MySshParams, NoParams, QuotaParams, ReconcileParams, RegisterKeyParams, RemoveKeyParams, RevokeParams,
+    TokenParams, UpdateParams, UserParams,
 };
 
 /// A value as JSON for an answer: a failure is an internal error, never a silent `null`.
@@ -141,6 +141,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         read: true,
     },
     Endpoint {
+        name: "audit_log",
+        read: true,
+    },
+    Endpoint {
         name: "whoami",
         read: true,
     },
@@ -197,6 +201,8 @@ const LOGS_MAX_BYTES: usize = 16 * 1024 * 1024;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(API_PREFIX)
+            // The audit trail sees the answer as the handler gave it (the envelope wraps it).
+            .wrap(actix_web::middleware::from_fn(crate::audit::record))
             // The ToolBox answer mode rewrites finished answers; native ones pass untouched.
             .wrap(actix_web::middleware::from_fn(crate::toolbox::envelope))
             .service(write("create_container", create_container))
@@ -223,6 +229,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(read("docker_health", docker_health))
             .service(read("list_all_docker_containers", list_all_docker_containers))
             .service(read("discover_services", discover_services))
+            .service(read("audit_log", audit_log))
             .service(read("whoami", whoami))
             .service(write("create_user_token", create_user_token))
             .service(write("revoke_user_token", revoke_user_token))
@@ -1004,6 +1011,58 @@ pub async fn discover_services(state: Data<AppState>, call: Call) -> Answer {
         services: services.iter().map(ServiceDoc::from).collect(),
         docker_available: true,
     }))
+}
+
+/// The audit trail (admin only)
+///
+/// Every change through the API, the dashboard and `cm`, and every sign-in (failed ones too):
+/// who, what, on what, with which parameters (secrets replaced by `***`), the result, when and
+/// from where. Newest first.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/audit_log",
+    tag = "system",
+    params(AuditParams),
+    responses((status = 200, description = "The entries", body = AuditAnswer))
+)]
+pub async fn audit_log(state: Data<AppState>, call: Call) -> Answer {
+    let p: AuditParams = call.params.parse()?;
+    call.principal
+        .authorize(Action::Administer, None, state.user_actions())?;
+    let Some(auditor) = &state.auditor else {
+        return Ok(HttpResponse::Ok().json(AuditAnswer { entries: Vec::new() }));
+    };
+    let user = p
+        .user_id
+        .as_deref()
+        .map(|u| UserId::parse(u.trim()).map_err(|e| e.for_field("user_id")))
+        .transpose()?;
+    let target = match p.container_id.as_deref().map(str::trim) {
+        // A container named by id is recorded by its name.
+        Some(reference) => Some(match state.manager.resolve(reference).await {
+            Ok(spec) => spec.container_name.to_string(),
+            Err(_) => reference.to_owned(),
+        }),
+        None => None,
+    };
+    let since = p
+        .since
+        .as_deref()
+        .map(|s| LogRequest::parse_since(s).map_err(|e| e.for_field("since")))
+        .transpose()?;
+    let query = cm_core::AuditQuery {
+        user,
+        target,
+        since,
+        limit: p.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+    };
+    let entries = auditor
+        .query(&query)
+        .await?
+        .iter()
+        .map(to_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(AuditAnswer { entries }))
 }
 
 /// Who the credentials belong to

@@ -50,8 +50,21 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let interval = reconcile_interval()?;
     let reconciler = Reconciler::new(interval);
     let statuses = StatusView::new();
-    let state =
-        AppState::new(wired.manager, wired.auth).with_background(reconciler.clone(), statuses.clone());
+    // Entries past the retention go at every start and then daily.
+    let auditor = wired.auditor.clone();
+    tokio::spawn(async move {
+        loop {
+            match auditor.prune().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "audit entries past their retention removed"),
+                Err(e) => tracing::warn!(error = %e, "the audit trail could not be pruned"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)).await;
+        }
+    });
+    let state = AppState::new(wired.manager, wired.auth)
+        .with_background(reconciler.clone(), statuses.clone())
+        .with_auditor(wired.auditor);
     // The event feed and the reconciler: a reconcile as soon as the engine answers, every
     // `interval`, and whenever the engine comes back.
     reconciler.spawn(state.manager.clone(), statuses);

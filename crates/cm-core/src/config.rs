@@ -42,6 +42,8 @@ pub struct Config {
     /// Where size-capped data volumes keep their filesystem images (`[disk] image_dir`; default:
     /// `disks/` beside the database).
     pub disk_image_dir: Option<PathBuf>,
+    /// How long the audit trail keeps entries (`[audit] retention_days`; default 90 days).
+    pub audit_retention: std::time::Duration,
     /// Extra labels put on every Docker object the manager creates (for example to group a deployment).
     pub extra_labels: BTreeMap<String, String>,
     /// The configured container types, by name.
@@ -371,6 +373,7 @@ struct RawConfig {
     quota: Option<RawQuota>,
     database: Option<PathBuf>,
     disk: Option<RawDisk>,
+    audit: Option<RawAudit>,
     auth: Option<RawAuth>,
     api: Option<RawApi>,
     #[serde(default)]
@@ -444,6 +447,12 @@ struct RawToolbox {
 #[serde(deny_unknown_fields)]
 struct RawDisk {
     image_dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    retention_days: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -691,6 +700,14 @@ impl RawConfig {
             },
             database: self.database,
             disk_image_dir: self.disk.unwrap_or_default().image_dir,
+            audit_retention: match self.audit.unwrap_or_default().retention_days.unwrap_or(90) {
+                0 => {
+                    return Err(Error::invalid(
+                        "invalid configuration: [audit] retention_days must be at least 1",
+                    ));
+                }
+                days => std::time::Duration::from_secs(u64::from(days) * 24 * 3600),
+            },
             extra_labels: self.labels,
             types,
         })

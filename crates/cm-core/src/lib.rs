@@ -6,6 +6,7 @@
 //! in [`testing`].
 
 mod adopt;
+mod audit;
 mod auth;
 mod config;
 mod engine_view;
@@ -27,6 +28,7 @@ mod values;
 pub mod testing;
 
 pub use adopt::{AdoptOptions, AdoptOutcome, Adoption, OriginalRecords};
+pub use audit::{Actor, AuditEntry, AuditLog, AuditQuery, Auditor, Source as AuditSource};
 pub use auth::{
     Action, AdminKeySource, Auth, CredentialStore, Entropy, ExternalIdentity, IdentityVerifier, Principal,
     Secret, SecretHash, Ticket, TokenRecord, UserAction, UserActions,

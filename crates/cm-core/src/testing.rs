@@ -1249,6 +1249,58 @@ pub struct FakeWorld {
     pub fail_points: Arc<PanicAt>,
 }
 
+/// The audit trail in memory.
+#[derive(Default)]
+pub struct MemoryAudit {
+    entries: Mutex<Vec<crate::audit::AuditEntry>>,
+}
+
+impl MemoryAudit {
+    /// Every entry, oldest first.
+    pub fn entries(&self) -> Vec<crate::audit::AuditEntry> {
+        self.entries.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl crate::audit::AuditLog for MemoryAudit {
+    async fn append(&self, entry: &crate::audit::AuditEntry) -> Result<()> {
+        let mut entries = self.entries.lock().unwrap();
+        let mut entry = entry.clone();
+        entry.id = i64::try_from(entries.len()).unwrap_or(i64::MAX) + 1;
+        entries.push(entry);
+        Ok(())
+    }
+
+    async fn query(&self, query: &crate::audit::AuditQuery) -> Result<Vec<crate::audit::AuditEntry>> {
+        let about = |e: &crate::audit::AuditEntry| match &query.user {
+            None => true,
+            Some(user) => {
+                e.subject.as_ref() == Some(user) || e.actor == crate::audit::Actor::User(user.clone())
+            }
+        };
+        Ok(self
+            .entries
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .filter(|e| about(e) && query.target.as_ref().is_none_or(|t| e.target.as_ref() == Some(t)))
+            .filter(|e| {
+                query
+                    .since
+                    .is_none_or(|since| humantime::parse_rfc3339_weak(&e.at).is_ok_and(|at| at >= since))
+            })
+            .take(query.limit())
+            .cloned()
+            .collect())
+    }
+
+    async fn prune(&self, _before: SystemTime) -> Result<usize> {
+        Ok(0)
+    }
+}
+
 /// The installation id of a [`FakeWorld`]'s manager.
 pub const FAKE_INSTALLATION: &str = "fake-installation";
 

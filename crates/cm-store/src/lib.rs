@@ -30,6 +30,7 @@ use cm_core::{
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
+mod audit;
 mod claims;
 mod credentials;
 mod kv;
@@ -195,7 +196,7 @@ fn poisoned() -> Error {
 }
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// The steps that bring a file of an earlier version to the next: `MIGRATIONS[v - 1]` takes
 /// version `v` to `v + 1`. A new file gets [`SCHEMA`], then every step.
@@ -217,6 +218,26 @@ PRAGMA user_version = 2;
 -- Version 3: a disk quota beside the others (NULL: the configured default).
 ALTER TABLE quotas ADD COLUMN disk_bytes INTEGER;
 PRAGMA user_version = 3;
+",
+    "
+-- Version 4: the audit trail, appended to, pruned by age.
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    at_unix INTEGER NOT NULL,
+    actor_kind TEXT NOT NULL,
+    actor_name TEXT,
+    source TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    subject TEXT,
+    params TEXT NOT NULL,
+    result TEXT NOT NULL,
+    address TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at_unix);
+CREATE INDEX IF NOT EXISTS audit_subject ON audit (subject, at_unix);
+PRAGMA user_version = 4;
 ",
 ];
 

@@ -450,7 +450,7 @@ async fn a_database_of_schema_version_1_opens_keeps_its_data_and_gains_quotas_an
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 #[tokio::test]
@@ -502,4 +502,94 @@ async fn the_installation_id_is_drawn_once_and_kept_in_the_database() {
     assert_ne!(other.installation_id().unwrap(), id);
     // The id sits beside the original's keys without being one of them.
     assert!(store.list_all().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_database_of_schema_version_3_keeps_its_data_and_gains_the_audit_trail() {
+    use cm_core::{Actor, AuditEntry, AuditLog, AuditQuery, AuditSource};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.pragma_update(None, "journal_mode", "WAL").unwrap();
+        connection
+            .execute_batch(include_str!("fixtures/schema_v3.sql"))
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO quotas (user_id, containers, memory_bytes, nano_cpus, disk_bytes) VALUES ('bob', 2, NULL, NULL, 1073741824)",
+                [],
+            )
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let bob = UserId::parse("bob").unwrap();
+    let kept = store.user_quota(&bob).await.unwrap().unwrap();
+    assert_eq!(kept.containers, Some(2));
+    assert_eq!(kept.disk, Some(cm_core::DiskSize::parse("1g").unwrap()));
+
+    // The trail: appended, read newest first, by user, target and time, pruned by age.
+    let alice = UserId::parse("alice").unwrap();
+    let entries = [
+        AuditEntry::new(Actor::Admin, AuditSource::Api, "create_container")
+            .on("alice_cli_v4", Some(&alice))
+            .with_params(serde_json::json!({"user_id": "alice"})),
+        AuditEntry::new(
+            Actor::User(alice.clone()),
+            AuditSource::Dashboard,
+            "stop_container",
+        )
+        .on("alice_cli_v4", None)
+        .from(Some("192.0.2.7".parse().unwrap())),
+        AuditEntry::new(Actor::Local("root".into()), AuditSource::Cli, "delete_container")
+            .on("bob_custom", Some(&bob))
+            .failed("conflict"),
+        AuditEntry::new(Actor::Anonymous, AuditSource::Route, "sign_in").failed("unauthorized"),
+    ];
+    for entry in &entries {
+        store.append(entry).await.unwrap();
+    }
+    let all = store.query(&AuditQuery::default()).await.unwrap();
+    let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "sign_in",
+            "delete_container",
+            "stop_container",
+            "create_container"
+        ]
+    );
+    assert_eq!(all[1].result, "conflict");
+    assert_eq!(all[1].actor, Actor::Local("root".into()));
+    assert_eq!(all[2].address, Some("192.0.2.7".parse().unwrap()));
+    assert_eq!(all[3].params["user_id"], "alice");
+    let alices = store
+        .query(&AuditQuery {
+            user: Some(alice.clone()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(alices.len(), 2, "{alices:?}");
+    let on_bobs = store
+        .query(&AuditQuery {
+            target: Some("bob_custom".into()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(on_bobs.len(), 1);
+    let later = SystemTime::now() + std::time::Duration::from_secs(3600);
+    let none = store
+        .query(&AuditQuery {
+            since: Some(later),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(store.prune(later).await.unwrap(), 4);
+    assert!(store.query(&AuditQuery::default()).await.unwrap().is_empty());
 }

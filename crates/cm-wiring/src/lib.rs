@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use cm_core::{
-    Adapters, Auth, Config, Entropy, FailPoints, IdentityVerifier, Manager, PortRange, Proxy, RoutingMode,
-    Secret, SystemClock, ToolboxIdentity,
+    Adapters, Auditor, Auth, Config, Entropy, FailPoints, IdentityVerifier, Manager, PortRange, Proxy,
+    RoutingMode, Secret, SystemClock, ToolboxIdentity,
 };
 use cm_docker::{DockerRuntime, TcpPortProbe};
 use cm_nginx::{DynamicProxy, NginxProxy};
@@ -105,6 +105,8 @@ pub struct App {
     pub manager: Manager,
     /// Credentials.
     pub auth: Auth,
+    /// The audit trail.
+    pub auditor: Auditor,
 }
 
 /// Random bytes from the operating system.
@@ -130,6 +132,7 @@ pub async fn build_app(settings: &Settings) -> anyhow::Result<App> {
         auth = auth.with_external(toolbox_verifier(toolbox)?);
     }
     Ok(App {
+        auditor: Auditor::new(store.clone(), settings.config.audit_retention),
         manager: manager_over(settings, store, proxy_for(settings, false).await)?,
         auth,
     })
@@ -165,6 +168,12 @@ fn toolbox_verifier(toolbox: &ToolboxIdentity) -> anyhow::Result<Arc<dyn Identit
         chain.push(Arc::new(worker));
     }
     Ok(Arc::new(cm_toolbox::VerifierChain::new(chain)))
+}
+
+/// The audit trail of the database, for `cm`.
+pub fn build_auditor(settings: &Settings) -> anyhow::Result<Auditor> {
+    let store = Arc::new(SqliteStore::open(&settings.database)?);
+    Ok(Auditor::new(store, settings.config.audit_retention))
 }
 
 /// The admin key and user tokens of the database, for `cm token` (which authenticates no one, so

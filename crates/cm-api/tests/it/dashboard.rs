@@ -874,8 +874,7 @@ async fn the_container_page_and_get_container_show_disk_use_against_the_cap() {
     let config =
         cm_core::Config::from_toml("[types.capped]\nimage = \"toolboxv2:latest\"\ndisk = \"64m\"\n").unwrap();
     let world = cm_core::testing::FakeWorld::with_config(config);
-    let state = cm_api::AppState::new(world.manager.clone(), cm_core::testing::fake_auth(Some(ADMIN)));
-    let app = TestApp { state, world };
+    let app = TestApp::over(world, cm_core::testing::fake_auth(Some(ADMIN)));
     create(&app, json!({"user_id": "alice", "container_type": "capped"})).await;
     create(&app, json!({"user_id": "alice", "container_type": "custom"})).await;
     let browser = login(&app, ADMIN).await;

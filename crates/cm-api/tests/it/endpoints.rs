@@ -111,8 +111,7 @@ async fn create_reports_engine_down_as_503_and_an_empty_pool_as_507() {
 
     let config = Config::from_toml("port_pool = { start = 9000, end = 9000 }").unwrap();
     let world = FakeWorld::with_config(config);
-    let state = cm_api::AppState::new(world.manager.clone(), fake_auth(Some(ADMIN)));
-    let small = TestApp { state, world };
+    let small = TestApp::over(world, fake_auth(Some(ADMIN)));
     let (status, full) = small
         .post(
             &api("create_container"),

@@ -50,6 +50,8 @@ impl Cred {
 pub struct TestApp {
     pub state: AppState,
     pub world: FakeWorld,
+    /// Its audit trail.
+    pub audit: std::sync::Arc<cm_core::testing::MemoryAudit>,
 }
 
 impl TestApp {
@@ -60,18 +62,24 @@ impl TestApp {
 
     /// An app whose admin key is [`ADMIN`], over `config` (TOML).
     pub fn with_config(config: &str) -> Self {
-        init_test_log();
-        let world = FakeWorld::with_config(cm_core::Config::from_toml(config).unwrap());
-        let state = AppState::new(world.manager.clone(), fake_auth(Some(ADMIN)));
-        TestApp { state, world }
+        Self::over(
+            FakeWorld::with_config(cm_core::Config::from_toml(config).unwrap()),
+            fake_auth(Some(ADMIN)),
+        )
     }
 
     /// An app over `auth`.
     pub fn with_auth(auth: cm_core::Auth) -> Self {
+        Self::over(FakeWorld::new(), auth)
+    }
+
+    /// An app over `world` and `auth`.
+    pub fn over(world: FakeWorld, auth: cm_core::Auth) -> Self {
         init_test_log();
-        let world = FakeWorld::new();
-        let state = AppState::new(world.manager.clone(), auth);
-        TestApp { state, world }
+        let audit = std::sync::Arc::new(cm_core::testing::MemoryAudit::default());
+        let auditor = cm_core::Auditor::new(audit.clone(), Duration::from_secs(90 * 24 * 3600));
+        let state = AppState::new(world.manager.clone(), auth).with_auditor(auditor);
+        TestApp { state, world, audit }
     }
 
     /// Sends a request; the status and the body as JSON (`Value::String` when it is not JSON).

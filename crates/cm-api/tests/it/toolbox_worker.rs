@@ -497,8 +497,7 @@ fn app_with(toolbox: &str) -> TestApp {
     let config = cm_core::Config::from_toml(&format!("[auth.toolbox]\n{toolbox}\n")).unwrap();
     let world = cm_core::testing::FakeWorld::with_config(config);
     let auth = cm_core::testing::fake_auth(Some(ADMIN)).with_external(std::sync::Arc::new(StandIn));
-    let state = cm_api::AppState::new(world.manager.clone(), auth);
-    TestApp { state, world }
+    TestApp::over(world, auth)
 }
 
 fn from(address: [u8; 4], req: actix_web::test::TestRequest) -> actix_web::test::TestRequest {
