@@ -2,7 +2,8 @@
 //! one entry: who (from the credential the call was authenticated with), what (the function and
 //! its parameters, without secrets), on what (the container, user or token it names, and whose
 //! that is), the result and the client's address. A refused credential is recorded as a failed
-//! sign-in. Reads are not recorded.
+//! sign-in. Reads are not recorded. The dashboard's forms are recorded the same way
+//! ([`record_dashboard`]), its sign-ins and the route sign-ins where they happen.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -22,6 +23,10 @@ pub(crate) struct Caller {
     pub(crate) principal: Principal,
     pub(crate) params: Value,
 }
+
+/// Marks an answer whose action failed although its status does not say so (a dashboard form
+/// answers with a redirect and a message either way).
+pub(crate) struct Failed;
 
 /// The actor of a principal.
 pub(crate) fn actor_of(principal: &Principal) -> Actor {
@@ -87,6 +92,71 @@ pub async fn record(
         }
         _ => return Ok(res),
     };
+    state.audit(entry).await;
+    Ok(res)
+}
+
+/// The action of a dashboard form, by its route.
+fn dashboard_action(pattern: &str) -> Option<&'static str> {
+    Some(match pattern {
+        "/create" => "create_container",
+        "/containers/{name}/start" => "start_container",
+        "/containers/{name}/stop" => "stop_container",
+        "/containers/{name}/restart" => "restart_container",
+        "/containers/{name}/delete" => "delete_container",
+        "/users/tokens" => "create_user_token",
+        "/users/tokens/revoke" => "revoke_user_token",
+        "/keys/add" => "add_ssh_key_to_container",
+        "/keys/remove" => "remove_ssh_key_from_container",
+        "/settings/rotate-key" => "rotate_admin_key",
+        "/settings/reconcile" => "reconcile",
+        "/logout" => "sign_out",
+        _ => return None,
+    })
+}
+
+/// Records a dashboard form once it is answered (a middleware of the dashboard's scope).
+pub async fn record_dashboard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let state = req.app_data::<Data<AppState>>().cloned();
+    let action = (req.method() == actix_web::http::Method::POST)
+        .then(|| req.match_pattern())
+        .flatten()
+        .and_then(|pattern| dashboard_action(&pattern));
+    let address = req.peer_addr().map(|a| a.ip());
+    let res = next.call(req).await?.map_into_boxed_body();
+    // The path's parameters are known once the route inside the scope has matched.
+    let name = res.request().match_info().get("name").map(str::to_owned);
+    let (Some(state), Some(action)) = (state.filter(|s| s.auditor.is_some()), action) else {
+        return Ok(res);
+    };
+    // A form refused before it was read (no session, no valid token) did nothing.
+    let Some(caller) = res.request().extensions().get::<Caller>().cloned() else {
+        return Ok(res);
+    };
+    let status = res.status();
+    let mut entry =
+        AuditEntry::new(actor_of(&caller.principal), AuditSource::Dashboard, action).from(address);
+    let mut params = caller.params;
+    if let (Some(name), Value::Object(map)) = (&name, &mut params) {
+        map.insert("container_id".to_owned(), Value::String(name.clone()));
+    }
+    if let Some(container) = params.get("container").cloned()
+        && let Value::Object(map) = &mut params
+    {
+        map.insert("container_id".to_owned(), container);
+    }
+    if let Some((target, subject)) = target_of(&state, action, &params).await {
+        entry = entry.on(target, subject.as_ref());
+    }
+    entry = entry.with_params(params);
+    if res.response().extensions().get::<Failed>().is_some() {
+        entry = entry.failed("failed");
+    } else if status.is_client_error() || status.is_server_error() {
+        entry = entry.failed(code_of(status));
+    }
     state.audit(entry).await;
     Ok(res)
 }

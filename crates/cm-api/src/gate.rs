@@ -28,7 +28,10 @@ use actix_web::{HttpRequest, HttpResponse, middleware};
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Deserialize;
 
-use cm_core::{Action, ErrorKind, Principal, RouteAnswer, RouteDenial, Secret, TypeName, UserId};
+use cm_core::{
+    Action, Actor, AuditEntry, AuditSource, ErrorKind, Principal, RouteAnswer, RouteDenial, Secret, TypeName,
+    UserId,
+};
 
 use crate::call::AppState;
 use crate::dashboard::{asset_url, cookie_values, is_https, security_headers, serve_asset};
@@ -386,7 +389,22 @@ async fn login(state: Data<AppState>, req: HttpRequest, form: Form<LoginForm>) -
         Some(Ok(slot)) => Some(slot),
         None => None,
     };
-    let (principal, ticket) = match state.auth.issue_ticket(&presented, &to.user, lifetime).await {
+    let issued = state.auth.issue_ticket(&presented, &to.user, lifetime).await;
+    let attempt = match &issued {
+        Ok((principal, _)) => {
+            AuditEntry::new(crate::audit::actor_of(principal), AuditSource::Route, "sign_in")
+        }
+        Err(e) => AuditEntry::new(Actor::Anonymous, AuditSource::Route, "sign_in")
+            .failed(crate::error::ErrorCode::of_kind(e.kind()).code()),
+    };
+    state
+        .audit(
+            attempt
+                .on(format!("/container/{}/", to.user), Some(&to.user))
+                .from(client_address(&req)),
+        )
+        .await;
+    let (principal, ticket) = match issued {
         Ok(signed_in) => {
             if let Some(slot) = slot {
                 slot.succeeded();

@@ -146,6 +146,21 @@ pub async fn login(req: HttpRequest, state: Data<AppState>, body: actix_web::web
     {
         slot.succeeded();
     }
+    let address = req.peer_addr().map(|a| a.ip());
+    let attempt = match &checked {
+        Ok(principal) => cm_core::AuditEntry::new(
+            crate::audit::actor_of(principal),
+            cm_core::AuditSource::Dashboard,
+            "sign_in",
+        ),
+        Err(e) => cm_core::AuditEntry::new(
+            cm_core::Actor::Anonymous,
+            cm_core::AuditSource::Dashboard,
+            "sign_in",
+        )
+        .failed(crate::error::ErrorCode::of_kind(e.kind()).code()),
+    };
+    state.audit(attempt.from(address)).await;
     match checked {
         Ok(principal) => {
             tracing::info!(who = %who(&principal), "dashboard login");

@@ -36,6 +36,7 @@ pub use session::Sessions;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("")
+            .wrap(middleware::from_fn(crate::audit::record_dashboard))
             .wrap(middleware::from_fn(render::security_headers))
             .route("/", web::get().to(pages::dashboard))
             .route("/login", web::get().to(actions::login_page))

@@ -127,8 +127,14 @@ impl Viewer {
 
     /// Queues a message and answers 303 to `location`.
     pub fn redirect_with(&self, location: &str, flash: Flash) -> HttpResponse {
+        let failed = flash.kind == "error";
         self.flash(flash);
-        see_other(location)
+        let mut response = see_other(location);
+        if failed {
+            // The audit trail records the action as failed (its answer is a redirect either way).
+            response.extensions_mut().insert(crate::audit::Failed);
+        }
+        response
     }
 
     /// Refuses unless the viewer may do `action` (on a container of `owner`): a 403 page.
@@ -253,7 +259,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
         let req = req.clone();
         let body = Bytes::from_request(&req, payload);
         Box::pin(async move {
-            let viewer = Viewer::extract(req).await?;
+            let viewer = Viewer::extract(req.clone()).await?;
             let body = body
                 .await
                 .map_err(|_| viewer.refuse(StatusCode::BAD_REQUEST, "the form could not be read"))?;
@@ -271,6 +277,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
                      reload the page and try again",
                 ));
             }
+            // What the audit trail records of this form once it is answered.
+            let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+            let params = fields
+                .into_iter()
+                .filter(|(name, _)| name != "csrf")
+                .map(|(name, value)| (name, serde_json::Value::String(value)))
+                .collect();
+            actix_web::HttpMessage::extensions_mut(&req).insert(crate::audit::Caller {
+                principal: viewer.principal.clone(),
+                params: serde_json::Value::Object(params),
+            });
             let form = serde_urlencoded::from_bytes::<T>(&body).map_err(|e| {
                 viewer.refuse(
                     StatusCode::BAD_REQUEST,

@@ -894,3 +894,71 @@ async fn the_container_page_and_get_container_show_disk_use_against_the_cap() {
     assert_eq!(got["container"]["disk"], "64m");
     assert_eq!(got["container"]["disk_usage"]["size_bytes"], 64 << 20);
 }
+
+#[actix_web::test]
+async fn sign_ins_and_forms_go_into_the_audit_trail() {
+    let app = TestApp::new();
+    app.create("alice", "cli_v4").await;
+    let refused = try_login(&app, "not-the-key", &[]).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let browser = login(&app, ADMIN).await;
+    let page = browser.post(&app, "/containers/alice_cli_v4/stop", &[]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    // Refused for a missing container: recorded as failed.
+    let page = browser
+        .post(
+            &app,
+            "/keys/add",
+            &[("container", "alice_cli_v4"), ("key", "ssh-rsa AAAA")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    // A form without its token did nothing and is not an action.
+    let forged = browser.post_without_csrf(&app, "/settings/reconcile", &[]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    let seen: Vec<(String, String, String, Option<String>, String)> = app
+        .audit
+        .entries()
+        .iter()
+        .map(|e| {
+            (
+                e.source.as_str().to_owned(),
+                e.action.clone(),
+                serde_json::to_value(&e.actor).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                e.target.clone(),
+                e.result.clone(),
+            )
+        })
+        .collect();
+    let row = |source: &str, action: &str, actor: &str, target: Option<&str>, result: &str| {
+        (
+            source.to_owned(),
+            action.to_owned(),
+            actor.to_owned(),
+            target.map(str::to_owned),
+            result.to_owned(),
+        )
+    };
+    assert_eq!(
+        seen,
+        [
+            row("api", "create_container", "admin", Some("alice_cli_v4"), "ok"),
+            row("dashboard", "sign_in", "anonymous", None, "unauthorized"),
+            row("dashboard", "sign_in", "admin", None, "ok"),
+            row("dashboard", "stop_container", "admin", Some("alice_cli_v4"), "ok"),
+            row(
+                "dashboard",
+                "add_ssh_key_to_container",
+                "admin",
+                Some("alice_cli_v4"),
+                "failed"
+            ),
+        ]
+    );
+    let text = serde_json::to_string(&app.audit.entries()).unwrap();
+    assert!(!text.contains(ADMIN) && !text.contains(&browser.csrf), "{text}");
+}
