@@ -164,6 +164,21 @@ pub enum Command {
         #[arg(long = "user", value_name = "USER_ID")]
         users: Vec<String>,
     },
+    /// The audit trail: who changed what (API, dashboard, cm) and every sign-in, newest first.
+    Audit {
+        /// Only entries by or about this user.
+        #[arg(long = "user", value_name = "USER_ID")]
+        user: Option<String>,
+        /// Only entries about this container (name, id or id prefix).
+        #[arg(long, value_name = "CONTAINER")]
+        container: Option<String>,
+        /// Only entries since a duration ago (10m, 2h, 7d) or a time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// List the configured container types.
     Types,
     /// Print a new random admin key (set it as CONTAINER_ADMIN_KEY).

@@ -103,6 +103,17 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Command::Token(command) => token(&TokenBackend::Remote(&remote), command, json).await,
             Command::Health => remote_health(&remote, url, json),
+            Command::Audit {
+                user,
+                container,
+                since,
+                limit,
+            } => {
+                let body =
+                    json!({"user_id": user, "container_id": container, "since": since, "limit": limit});
+                let entries: Vec<cm_core::AuditEntry> = remote.fetch("audit_log", &body, Some("entries"))?;
+                print_audit(&entries, json)
+            }
             Command::Nginx(_) | Command::Routes { .. } | Command::Volumes { .. } | Command::Adopt { .. } => {
                 Err(anyhow::anyhow!(
                     "this command changes files, volumes or containers on the host: run it there, without --api"
@@ -121,21 +132,89 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             .collect::<Result<Vec<_>, _>>()?;
         return print_types(&types, json);
     }
-    if let Command::Token(command) = cli.command {
+    if let Command::Audit {
+        user,
+        container,
+        since,
+        limit,
+    } = &cli.command
+    {
+        let auditor = cm_wiring::build_auditor(&settings)?;
+        let target = match container {
+            // A container named by id is recorded by its name.
+            Some(reference) => Some(match build_manager(&settings).await?.resolve(reference).await {
+                Ok(spec) => spec.container_name.to_string(),
+                Err(_) => reference.clone(),
+            }),
+            None => None,
+        };
+        let query = cm_core::AuditQuery {
+            user: user.as_deref().map(UserId::parse).transpose()?,
+            target,
+            since: since.as_deref().map(LogRequest::parse_since).transpose()?,
+            limit: Some(*limit),
+        };
+        return print_audit(&auditor.query(&query).await?, json);
+    }
+    // Tokens and nginx need no manager (nginx setup may run before any database exists).
+    let manager = match cli.command {
+        Command::Token(_) | Command::Nginx(_) => None,
+        _ => Some(build_manager(&settings).await?),
+    };
+    let planned = crate::audit::planned(&cli.command, manager.as_ref()).await;
+    let auditor = match planned {
+        Some(_) => Some(cm_wiring::build_auditor(&settings)?),
+        None => None,
+    };
+    let outcome = execute_local(settings, manager, cli.command, json).await;
+    if let (Some(entry), Some(auditor)) = (planned, auditor) {
+        let entry = match &outcome {
+            Ok(code) if *code == ExitCode::SUCCESS => entry,
+            Ok(_) => entry.failed("failed"),
+            Err(e) => entry.failed(
+                e.downcast_ref::<cm_core::Error>()
+                    .map_or("failed", |e| e.kind().code()),
+            ),
+        };
+        auditor.record(entry).await;
+    }
+    outcome
+}
+
+/// `cm audit`.
+fn print_audit(entries: &[cm_core::AuditEntry], json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        output::json(&entries)?;
+    } else {
+        output::audit(entries);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The commands that run on this host, against its database and engine.
+async fn execute_local(
+    settings: Settings,
+    manager: Option<Manager>,
+    command: Command,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if let Command::Token(command) = command {
         let auth = cm_wiring::build_credentials(&settings)?;
         return token(&TokenBackend::Local(&auth), command, json).await;
     }
-    if let Command::Nginx(command) = cli.command {
+    if let Command::Nginx(command) = command {
         return nginx(settings, command, json).await;
     }
-    let manager = build_manager(&settings).await?;
-    if let Command::Health = cli.command {
+    let Some(manager) = manager else {
+        return Err(anyhow::anyhow!("internal: no manager for this command"));
+    };
+    if let Command::Health = command {
         return local_health(&manager, &settings, json).await;
     }
-    if let Command::Routes { action } = cli.command {
+    if let Command::Routes { action } = command {
         return routes(&manager, action, json).await;
     }
-    if let Command::Volumes { action } = cli.command {
+    if let Command::Volumes { action } = command {
         return volumes(&manager, action, json).await;
     }
     if let Command::Adopt {
@@ -143,7 +222,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         recreate,
         records,
         users,
-    } = cli.command
+    } = command
     {
         let users = users
             .iter()
@@ -157,13 +236,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         return adopt(&manager, &options, records.as_deref(), json).await;
     }
     let ssh_host = settings.config.ssh.server_host.clone();
-    on_backend(
-        &Backend::Local(Box::new(manager)),
-        Some(ssh_host),
-        cli.command,
-        json,
-    )
-    .await
+    on_backend(&Backend::Local(Box::new(manager)), Some(ssh_host), command, json).await
 }
 
 /// The commands that run the same on this host and through a remote cm-api. `ssh_host`: the
@@ -411,7 +484,8 @@ async fn on_backend(
         | Command::Health
         | Command::Routes { .. }
         | Command::Volumes { .. }
-        | Command::Adopt { .. } => {
+        | Command::Adopt { .. }
+        | Command::Audit { .. } => {
             unreachable!("handled before a backend is chosen")
         }
     }

@@ -1,6 +1,7 @@
 //! The `cm` admin CLI: command line parsing, wiring of the real adapters, and output. Business rules
 //! live in cm-core; this crate only translates.
 
+mod audit;
 mod backend;
 pub mod cli;
 mod commands;

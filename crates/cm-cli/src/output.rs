@@ -269,6 +269,38 @@ pub fn reconcile(report: &ReconcileReport) {
     ));
 }
 
+/// `cm audit`: one line per entry, newest first.
+pub fn audit(entries: &[cm_core::AuditEntry]) {
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            let actor = match &e.actor {
+                cm_core::Actor::Admin => "admin".to_owned(),
+                cm_core::Actor::User(user) => format!("user {user}"),
+                cm_core::Actor::Local(name) => format!("local {name}"),
+                cm_core::Actor::Anonymous => "anonymous".to_owned(),
+            };
+            vec![
+                e.at.clone(),
+                actor,
+                e.source.as_str().to_owned(),
+                e.action.clone(),
+                e.target.clone().unwrap_or_else(|| "-".to_owned()),
+                e.result.clone(),
+                e.address.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        line("no entries");
+    } else {
+        table(
+            &["WHEN", "WHO", "VIA", "ACTION", "TARGET", "RESULT", "FROM"],
+            &rows,
+        );
+    }
+}
+
 /// `cm adopt`.
 pub fn adoptions(adoptions: &[cm_core::Adoption], dry_run: bool) {
     let rows: Vec<Vec<String>> = adoptions

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod adopt;
+mod audit;
 mod failures;
 mod helpers;
 mod images;
