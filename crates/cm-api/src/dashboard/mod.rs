@@ -57,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/keys/add", web::post().to(actions::add_key))
             .route("/keys/remove", web::post().to(actions::remove_key))
             .route("/settings", web::get().to(pages::settings))
+            .route("/audit", web::get().to(pages::audit))
             .route("/settings/rotate-key", web::post().to(actions::rotate_key))
             .route("/settings/reconcile", web::post().to(actions::reconcile))
             .route("/logs/{name}", web::get().to(pages::logs))

@@ -166,7 +166,9 @@ pub async fn container(viewer: Viewer, name: Path<String>) -> PageResult {
         Ok(usage) => usage.map(DiskView::of),
         Err(e) => return Err(viewer.fail(e, "containers")),
     };
+    let history = audit_views(&viewer, spec.container_name.as_str(), None, 20).await;
     let page = minijinja::context! {
+        history => to_value(&history),
         c => to_value(ContainerView::of(&spec)),
         disk_cap => spec.disk.map(|d| d.to_string()),
         disk => to_value(&disk),
@@ -176,6 +178,120 @@ pub async fn container(viewer: Viewer, name: Path<String>) -> PageResult {
         routing => manager.proxy_status().enabled,
     };
     viewer.render("containers", "container.html", page)
+}
+
+/// One audit entry as the pages show it.
+#[derive(Serialize)]
+struct AuditView {
+    at: String,
+    actor: String,
+    source: &'static str,
+    action: String,
+    target: Option<String>,
+    result: String,
+    ok: bool,
+    address: Option<String>,
+}
+
+impl AuditView {
+    fn of(entry: &cm_core::AuditEntry) -> Self {
+        AuditView {
+            at: entry.at.chars().take(19).collect::<String>().replace('T', " "),
+            actor: match &entry.actor {
+                cm_core::Actor::Admin => "admin".to_owned(),
+                cm_core::Actor::User(user) => user.to_string(),
+                cm_core::Actor::Local(name) => format!("{name} (cm)"),
+                cm_core::Actor::Anonymous => "nobody".to_owned(),
+            },
+            source: entry.source.as_str(),
+            action: entry.action.clone(),
+            target: entry.target.clone(),
+            ok: entry.result == "ok",
+            result: entry.result.clone(),
+            address: entry.address.map(|a| a.to_string()),
+        }
+    }
+}
+
+/// The newest audit entries about a container (or a user), as shown to `viewer`: only the
+/// admin sees addresses. Empty when the server keeps no trail or it can not be read.
+async fn audit_views(
+    viewer: &Viewer,
+    container: &str,
+    user: Option<cm_core::UserId>,
+    limit: usize,
+) -> Vec<AuditView> {
+    let Some(auditor) = &viewer.state().auditor else {
+        return Vec::new();
+    };
+    let query = cm_core::AuditQuery {
+        user,
+        target: (!container.is_empty()).then(|| container.to_owned()),
+        since: None,
+        limit: Some(limit),
+    };
+    match auditor.query(&query).await {
+        Ok(entries) => entries
+            .iter()
+            .map(AuditView::of)
+            .map(|mut view| {
+                if !viewer.is_admin() {
+                    view.address = None;
+                }
+                view
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "the audit trail could not be read");
+            Vec::new()
+        }
+    }
+}
+
+/// Query parameters of `/audit`.
+#[derive(serde::Deserialize)]
+pub struct AuditFilter {
+    user: Option<String>,
+    container: Option<String>,
+}
+
+/// `GET /audit`: the trail, newest first, by user or container (admin only).
+pub async fn audit(viewer: Viewer, filter: actix_web::web::Query<AuditFilter>) -> PageResult {
+    viewer.require(Action::Administer, None)?;
+    let user_text = filter.user.as_deref().map(str::trim).filter(|u| !u.is_empty());
+    let container_text = filter
+        .container
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let (user, error) = match user_text.map(cm_core::UserId::parse) {
+        None => (None, None),
+        Some(Ok(user)) => (Some(user), None),
+        Some(Err(e)) => (None, Some(e.message().to_owned())),
+    };
+    // A container named by id is recorded by its name.
+    let container = match container_text {
+        Some(reference) => match viewer.state().manager.resolve(reference).await {
+            Ok(spec) => spec.container_name.to_string(),
+            Err(_) => reference.to_owned(),
+        },
+        None => String::new(),
+    };
+    let entries = if error.is_some() {
+        Vec::new()
+    } else {
+        audit_views(&viewer, &container, user, 200).await
+    };
+    let retention_days = viewer.state().manager.config().audit_retention.as_secs() / 86_400;
+    let page = minijinja::context! {
+        entries => to_value(&entries),
+        show_address => true,
+        user => user_text,
+        container => container_text,
+        error => error,
+        retention_days => retention_days,
+    };
+    viewer.render("audit", "audit.html", page)
 }
 
 /// The SSH connection details and keys of an SSH-enabled container the viewer may read.
@@ -470,7 +586,9 @@ pub async fn logs(viewer: Viewer, name: Path<String>, query: Query<TailQuery>) -
         tails.push(tail);
         tails.sort_unstable();
     }
+    let history = audit_views(&viewer, spec.container_name.as_str(), None, 20).await;
     let page = minijinja::context! {
+        history => to_value(&history),
         c => to_value(ContainerView::of(&spec)),
         status => status.as_str(),
         status_class => status_class(status),

@@ -37,6 +37,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("keys.html", include_str!("../../templates/keys.html")),
     ("settings.html", include_str!("../../templates/settings.html")),
     ("logs.html", include_str!("../../templates/logs.html")),
+    ("audit.html", include_str!("../../templates/audit.html")),
+    ("audit_rows.html", include_str!("../../templates/audit_rows.html")),
     ("error.html", include_str!("../../templates/error.html")),
 ];
 

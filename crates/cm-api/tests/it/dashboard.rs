@@ -962,3 +962,46 @@ async fn sign_ins_and_forms_go_into_the_audit_trail() {
     let text = serde_json::to_string(&app.audit.entries()).unwrap();
     assert!(!text.contains(ADMIN) && !text.contains(&browser.csrf), "{text}");
 }
+
+#[actix_web::test]
+async fn the_audit_page_and_a_containers_history_show_the_trail_to_whom_they_may() {
+    let app = TestApp::new();
+    app.create("alice", "cli_v4").await;
+    app.create("bob", "cli_v4").await;
+    let admin = login(&app, ADMIN).await;
+    admin.post(&app, "/containers/alice_cli_v4/stop", &[]).await;
+
+    let page = admin.get(&app, "/audit").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("stop_container") && page.body.contains("bob_cli_v4"),
+        "{}",
+        page.body
+    );
+    let page = admin.get(&app, "/audit?user=alice").await;
+    assert!(
+        page.body.contains("stop_container") && !page.body.contains("bob_cli_v4"),
+        "{}",
+        page.body
+    );
+    let page = admin.get(&app, "/audit?user=Not%20A%20User").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("invalid user id"), "{}", page.body);
+
+    // A container's history: on its page, for its owner too, without addresses.
+    let page = admin.get(&app, "/containers/alice_cli_v4").await;
+    assert!(
+        page.body.contains("id=\"history\"") && page.body.contains("stop_container"),
+        "{}",
+        page.body
+    );
+    let token = app.token("alice").await;
+    let alice = login(&app, &token).await;
+    let page = alice.get(&app, "/containers/alice_cli_v4").await;
+    assert!(
+        page.body.contains("stop_container") && !page.body.contains("<th>From</th>"),
+        "{}",
+        page.body
+    );
+    assert_eq!(alice.get(&app, "/audit").await.status, StatusCode::FORBIDDEN);
+}
