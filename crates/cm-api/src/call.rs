@@ -196,6 +196,11 @@ impl FromRequest for Call {
     }
 }
 
+/// The bearer credential of `Authorization`, `None` without the header.
+pub(crate) fn bearer(req: &HttpRequest) -> Result<Option<Secret>, ApiError> {
+    credential(req, None)
+}
+
 /// The credential: the bearer header, else the `admin_key` parameter; `None` without either.
 fn credential(req: &HttpRequest, param_key: Option<String>) -> Result<Option<Secret>, ApiError> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {

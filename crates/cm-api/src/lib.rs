@@ -60,6 +60,7 @@ pub fn app(
         .app_data(Data::new(state))
         .wrap(middleware::from_fn(logging::log_requests))
         .service(get_only("/healthz").route(web::get().to(routes::healthz)))
+        .service(get_only("/metrics").route(web::get().to(routes::metrics)))
         .service(get_only("/api/openapi.json").route(web::get().to(openapi_document)))
         .configure(routes::configure)
         // The gate of container routes under `/_cm/` (nginx's route check and the sign-in page).

@@ -66,6 +66,7 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
         routes::get_user_quota,
         routes::set_user_quota,
         routes::healthz,
+        routes::metrics,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, ContainerDoc, ContainerAnswer, CreatedAnswer, ListingAnswer, DeletedAnswer,

@@ -279,6 +279,28 @@ pub async fn unknown_endpoint(req: HttpRequest) -> Answer {
     ))
 }
 
+/// Prometheus metrics (admin only): `Authorization: Bearer <admin key>`
+///
+/// Containers by state and type, operations (count, result, duration histogram), route checks,
+/// quota refusals, the engine not answering, the port and subnet pools, execs and log follows in
+/// flight; Prometheus' text format 0.0.4.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "system",
+    responses((status = 200, description = "The metrics", body = String, content_type = "text/plain"))
+)]
+pub async fn metrics(state: Data<AppState>, req: HttpRequest) -> Answer {
+    let presented = crate::call::bearer(&req)?.ok_or_else(ApiError::missing_credentials)?;
+    let address = req.peer_addr().map(|a| a.ip());
+    let principal = state.authenticate(&presented, address).await?;
+    principal.authorize(Action::Administer, None, state.user_actions())?;
+    let text = state.manager.metrics_text().await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
+
 /// Liveness: answers without credentials and without asking the engine.
 #[utoipa::path(
     get,

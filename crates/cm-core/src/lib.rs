@@ -15,6 +15,7 @@ mod keys;
 mod limits;
 mod live;
 mod manager;
+mod metrics;
 mod names;
 mod network;
 mod ports;

@@ -34,6 +34,13 @@ pub struct Slot {
 }
 
 impl Running {
+    /// Commands and followed logs running now, in all.
+    pub(crate) fn in_flight(&self) -> (usize, usize) {
+        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let all = |work| counts.get(&(work, None)).copied().unwrap_or(0);
+        (all(Work::Exec), all(Work::Follow))
+    }
+
     /// Takes a slot of `work` for `user`'s container, or refuses when the user or everyone has
     /// as many running as the limits allow.
     pub(crate) fn take(self: &Arc<Self>, work: Work, user: &UserId, limits: &LimitSettings) -> Result<Slot> {

@@ -56,6 +56,8 @@ pub struct Manager {
     /// this installation's (see [`Manager::with_installation`]).
     own_labels: Arc<BTreeMap<String, String>>,
     running: Arc<Running>,
+    /// What it counted since it started (see [`Manager::metrics_text`]).
+    metrics: Arc<crate::metrics::Metrics>,
     /// Set when the server stops: followed logs end so that it need not wait for them.
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -287,6 +289,7 @@ impl Manager {
             adapters,
             status_view: None,
             running: Arc::default(),
+            metrics: Arc::default(),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
@@ -298,6 +301,16 @@ impl Manager {
         labels.insert(labels::INSTALLATION.to_owned(), id.to_owned());
         self.own_labels = Arc::new(labels);
         self
+    }
+
+    /// What the manager counted since it started.
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// Commands and followed logs running now.
+    pub(crate) fn in_flight(&self) -> (usize, usize) {
+        self.running.in_flight()
     }
 
     /// The labels of everything this manager makes (extra labels and installation).
@@ -354,6 +367,17 @@ impl Manager {
     /// `progress` hears a short line at each step. On failure everything this call made is undone:
     /// no container, no new volume, no new network, no record and no lease is left behind.
     pub async fn create(
+        &self,
+        request: CreateRequest,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<CreateOutcome> {
+        let started = std::time::Instant::now();
+        let outcome = self.create_measured(request, progress).await;
+        self.metrics.observe("create", &outcome, started.elapsed());
+        outcome
+    }
+
+    async fn create_measured(
         &self,
         request: CreateRequest,
         progress: &(dyn Fn(&str) + Send + Sync),
@@ -1133,6 +1157,13 @@ impl Manager {
     /// Records are dropped only after the engine removed the container: with the engine down,
     /// nothing changes.
     pub async fn delete(&self, reference: &str, options: DeleteOptions) -> Result<ContainerSpec> {
+        let started = std::time::Instant::now();
+        let outcome = self.delete_measured(reference, options).await;
+        self.metrics.observe("delete", &outcome, started.elapsed());
+        outcome
+    }
+
+    async fn delete_measured(&self, reference: &str, options: DeleteOptions) -> Result<ContainerSpec> {
         let spec = self.resolve(reference).await?;
         let runtime = &self.adapters.runtime;
         let store = &self.adapters.store;

@@ -191,6 +191,13 @@ fn noop(_: &str) {}
 impl Manager {
     /// Converges the world toward the store; see the module documentation.
     pub async fn reconcile(&self, options: ReconcileOptions) -> Result<ReconcileReport> {
+        let started = std::time::Instant::now();
+        let outcome = self.reconcile_measured(options).await;
+        self.metrics().observe("reconcile", &outcome, started.elapsed());
+        outcome
+    }
+
+    async fn reconcile_measured(&self, options: ReconcileOptions) -> Result<ReconcileReport> {
         let clock = &self.adapters().clock;
         let started = clock.now();
         let runtime = &self.adapters().runtime;
@@ -891,6 +898,13 @@ impl Manager {
     /// ports, volume, environment, limits, keys and route. The old container is kept aside until
     /// the new one runs; if the new one fails, the old one comes back and the error is reported.
     pub async fn update(&self, reference: &str, image: Option<ImageRef>) -> Result<ContainerSpec> {
+        let started = std::time::Instant::now();
+        let outcome = self.update_measured(reference, image).await;
+        self.metrics().observe("update", &outcome, started.elapsed());
+        outcome
+    }
+
+    async fn update_measured(&self, reference: &str, image: Option<ImageRef>) -> Result<ContainerSpec> {
         let spec = self.resolve(reference).await?;
         let kind = self
             .config()

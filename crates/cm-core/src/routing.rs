@@ -87,6 +87,21 @@ impl Manager {
         user: &UserId,
         kind: &TypeName,
     ) -> Result<RouteAnswer> {
+        let answer = self.check_route_unmeasured(caller, user, kind).await;
+        self.metrics().route_check(match &answer {
+            Ok(RouteAnswer::Allow { .. }) => "allow",
+            Ok(RouteAnswer::Deny { denial }) => denial.code(),
+            Err(_) => "error",
+        });
+        answer
+    }
+
+    async fn check_route_unmeasured(
+        &self,
+        caller: Option<&Principal>,
+        user: &UserId,
+        kind: &TypeName,
+    ) -> Result<RouteAnswer> {
         let deny = |denial| Ok(RouteAnswer::Deny { denial });
         // A type removed from the configuration keeps the safe default: owner only.
         let access = self.config().types.get(kind).map_or(Access::Owner, |t| t.access);

@@ -17,6 +17,7 @@ mod exec_limits;
 mod gate;
 mod helpers;
 mod logging;
+mod metrics;
 mod openapi;
 mod schemathesis;
 mod toolbox;
