@@ -145,6 +145,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         read: true,
     },
     Endpoint {
+        name: "container_events",
+        read: true,
+    },
+    Endpoint {
         name: "whoami",
         read: true,
     },
@@ -230,6 +234,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(read("list_all_docker_containers", list_all_docker_containers))
             .service(read("discover_services", discover_services))
             .service(read("audit_log", audit_log))
+            .service(read("container_events", container_events))
             .service(read("whoami", whoami))
             .service(write("create_user_token", create_user_token))
             .service(write("revoke_user_token", revoke_user_token))
@@ -1086,6 +1091,68 @@ pub async fn audit_log(state: Data<AppState>, call: Call) -> Answer {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(AuditAnswer { entries }))
 }
+
+/// Live container events (server-sent events)
+///
+/// A `text/event-stream`: first `event: snapshot` with every container the caller may see (the
+/// admin all, a user their own), then `event: changed` for each state change
+/// (`{"container_name", "container_id", "user_id", "container_type", "status"}`, `status`
+/// `removed` when it is gone; key by `container_id`: an update removes the old id and starts a
+/// new one), a new snapshot when the client fell behind, and a comment every 20 s. A user's stream
+/// counts as one of their followed logs (429 over the limit).
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/container_events",
+    tag = "containers",
+    responses((status = 200, description = "The event stream", body = String, content_type = "text/event-stream"))
+)]
+pub async fn container_events(state: Data<AppState>, call: Call) -> Answer {
+    let NoParams = call.params.parse()?;
+    call.principal
+        .authorize(Action::ReadContainer, None, state.user_actions())?;
+    let user = match &call.principal {
+        Principal::Admin => None,
+        Principal::User(user) => Some(user.clone()),
+    };
+    let events = state.manager.live_events(user.as_ref()).await?;
+    enum Item {
+        Event(cm_core::LiveEvent),
+        Tick,
+        End,
+    }
+    let ticks = futures_util::stream::unfold((), |()| async {
+        tokio::time::sleep(EVENTS_KEEPALIVE).await;
+        Some((Item::Tick, ()))
+    });
+    let events = events
+        .map(Item::Event)
+        .chain(futures_util::stream::once(async { Item::End }));
+    let body = futures_util::stream::select(events, ticks)
+        .take_while(|item| std::future::ready(!matches!(item, Item::End)))
+        .map(|item| {
+            let text = match item {
+                Item::Event(event) => {
+                    let name = match &event {
+                        cm_core::LiveEvent::Snapshot { .. } => "snapshot",
+                        cm_core::LiveEvent::Changed(_) => "changed",
+                    };
+                    let data = serde_json::to_string(&event).map_err(std::io::Error::other)?;
+                    format!("event: {name}\ndata: {data}\n\n")
+                }
+                Item::Tick | Item::End => ": keep-alive\n\n".to_owned(),
+            };
+            Ok::<_, std::io::Error>(Bytes::from(text))
+        });
+    let first = futures_util::stream::once(async { Ok(Bytes::from_static(b"retry: 3000\n\n")) });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(first.chain(body)))
+}
+
+/// How often an idle event stream sends a comment, so proxies and clients know it lives.
+const EVENTS_KEEPALIVE: Duration = Duration::from_secs(20);
 
 /// Who the credentials belong to
 #[utoipa::path(

@@ -387,7 +387,9 @@ impl Manager {
             labels: owner_labels(&user, None, self.own_labels()),
         };
         runtime.ensure_network(&plan).await?;
-        store.adopt(spec).await
+        store.adopt(spec).await?;
+        self.announce(spec);
+        Ok(())
     }
 
     /// Stores the original's SSH key of an adopted container; says what became of it.

@@ -11,6 +11,7 @@ mod auth;
 mod config;
 mod engine_view;
 mod error;
+mod events;
 mod keys;
 mod limits;
 mod live;
@@ -41,6 +42,7 @@ pub use config::{
 };
 pub use engine_view::{DiscoveredService, EngineCounts};
 pub use error::{Error, ErrorKind, Result};
+pub use events::{ContainerState, LiveEvent, LiveEvents};
 pub use keys::{
     COMMENT_MAX, ED25519, KEY_LINE_MAX, SshPublicKey, StoredKey, comment_is_safe, render_authorized_keys,
 };

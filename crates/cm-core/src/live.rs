@@ -17,11 +17,26 @@ use crate::manager::Manager;
 use crate::spec::ContainerStatus;
 
 /// The statuses of our containers by id, as the event feed last saw them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StatusView {
     statuses: RwLock<BTreeMap<String, ContainerStatus>>,
     live: AtomicBool,
+    /// Every change of a status (`None`: the container is gone), for live event streams.
+    changes: tokio::sync::broadcast::Sender<(String, Option<ContainerStatus>)>,
 }
+
+impl Default for StatusView {
+    fn default() -> Self {
+        StatusView {
+            statuses: RwLock::default(),
+            live: AtomicBool::default(),
+            changes: tokio::sync::broadcast::channel(CHANGES_BUFFERED).0,
+        }
+    }
+}
+
+/// How many changes a slow event stream may fall behind before it starts over with a snapshot.
+const CHANGES_BUFFERED: usize = 1024;
 
 /// The longest wait between reconnection attempts of the feed.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -56,6 +71,15 @@ impl StatusView {
 
     fn replace(&self, statuses: BTreeMap<String, ContainerStatus>) {
         if let Ok(mut current) = self.statuses.write() {
+            // What changed while the feed was away reaches the event streams too.
+            for (id, status) in &statuses {
+                if current.get(id) != Some(status) {
+                    let _ = self.changes.send((id.clone(), Some(*status)));
+                }
+            }
+            for id in current.keys().filter(|id| !statuses.contains_key(*id)) {
+                let _ = self.changes.send((id.clone(), None));
+            }
             *current = statuses;
         }
         self.live.store(true, Ordering::Release);
@@ -65,11 +89,25 @@ impl StatusView {
     /// a listing right after a create or a stop does not wait for the event).
     pub(crate) fn set(&self, id: &str, status: Option<ContainerStatus>) {
         if let Ok(mut current) = self.statuses.write() {
-            match status {
+            let before = match status {
                 Some(status) => current.insert(id.to_owned(), status),
                 None => current.remove(id),
             };
+            if before != status {
+                let _ = self.changes.send((id.to_owned(), status));
+            }
         }
+    }
+
+    /// Tells the event streams a container's status again, changed or not (its record was just
+    /// written, and a stream may have skipped its change for not knowing whose it was).
+    pub(crate) fn announce(&self, id: &str, status: ContainerStatus) {
+        let _ = self.changes.send((id.to_owned(), Some(status)));
+    }
+
+    /// The changes from now on.
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<(String, Option<ContainerStatus>)> {
+        self.changes.subscribe()
     }
 
     fn mark_stale(&self) {

@@ -308,6 +308,21 @@ impl Manager {
         &self.metrics
     }
 
+    /// The live status view, when this process keeps one.
+    pub(crate) fn status_view(&self) -> Option<&Arc<StatusView>> {
+        self.status_view.as_ref()
+    }
+
+    /// The slots of running execs and follows.
+    pub(crate) fn running(&self) -> &Arc<Running> {
+        &self.running
+    }
+
+    /// Turns true when the server stops.
+    pub(crate) fn stopping_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
     /// Commands and followed logs running now.
     pub(crate) fn in_flight(&self) -> (usize, usize) {
         self.running.in_flight()
@@ -554,6 +569,7 @@ impl Manager {
         self.materialize(&mut spec, kind, undo, progress, "create")
             .await?;
         self.adapters.store.finish_create(&spec).await?;
+        self.announce(&spec);
         self.fail_point("create:recorded");
         Ok(spec)
     }
@@ -1043,12 +1059,21 @@ impl Manager {
         spec.status = observed.map_or(ContainerStatus::Missing, |c| c.status);
         self.note_status(&spec.container_id, Some(spec.status));
         self.adapters.store.put(&spec).await?;
+        self.announce(&spec);
         Ok(spec)
     }
 
     /// Tells the live status view what an inspection right after our own change saw, so the
     /// next listing does not show the state before it while the engine's event is on its way.
     /// (Each event is applied by inspecting again, so a late event can not undo this.)
+    /// Tells live event streams about a record just written: its container's change may have
+    /// come before the record, when they could not yet tell whose it is.
+    pub(crate) fn announce(&self, spec: &ContainerSpec) {
+        if let Some(view) = &self.status_view {
+            view.announce(&spec.container_id, spec.status);
+        }
+    }
+
     fn note_status(&self, id: &str, status: Option<ContainerStatus>) {
         if let Some(view) = &self.status_view {
             view.set(id, status);

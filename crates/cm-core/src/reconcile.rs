@@ -365,6 +365,7 @@ impl Manager {
             (None, None) => "no container left; the record check re-creates it".to_owned(),
         };
         store.put(&spec).await?;
+        self.announce(&spec);
         store.end_operation(name).await?;
         Ok(detail)
     }
@@ -486,13 +487,16 @@ impl Manager {
                 )];
             }
             return match self.adapters().store.put(&adopted).await {
-                Ok(()) => vec![Finding::new(
-                    FindingKind::AdoptedContainer,
-                    name,
-                    Some(container.id.clone()),
-                    Outcome::Fixed,
-                    detail,
-                )],
+                Ok(()) => {
+                    self.announce(&adopted);
+                    vec![Finding::new(
+                        FindingKind::AdoptedContainer,
+                        name,
+                        Some(container.id.clone()),
+                        Outcome::Fixed,
+                        detail,
+                    )]
+                }
                 Err(e) => vec![failed(
                     FindingKind::AdoptedContainer,
                     name,
@@ -558,6 +562,7 @@ impl Manager {
             return Err(e);
         }
         self.adapters().store.put(&next).await?;
+        self.announce(&next);
         Ok(next.container_id)
     }
 
@@ -968,6 +973,7 @@ impl Manager {
                     runtime.remove_container(&old.id, RemoveMode::Force).await?;
                 }
                 store.put(&next).await?;
+                self.announce(&next);
                 store.end_operation(&name).await?;
                 Ok(next)
             }

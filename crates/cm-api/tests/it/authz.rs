@@ -164,6 +164,11 @@ pub(crate) const ROWS: &[Row] = &[
         expect: [401, 401, 200, 403, 403, 401],
     },
     Row {
+        endpoint: "container_events",
+        body: |_| json!({}),
+        expect: [401, 401, 503, 503, 503, 401],
+    },
+    Row {
         endpoint: "whoami",
         body: |_| json!({}),
         expect: [401, 401, 200, 200, 200, 401],

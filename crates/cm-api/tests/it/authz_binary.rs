@@ -99,9 +99,12 @@ fn every_endpoint_of_the_binary_with_every_kind_of_caller() {
         let body = (row.body)(&context);
         let needs_container = body.to_string().contains(CONTAINER);
         for (who, expected) in WHO.iter().zip(row.expect) {
+            // A stream that never ends by itself (events.rs tests it) only with refused credentials.
+            let endless = row.endpoint == "container_events";
             let credential = match who {
                 Who::Nobody => None,
                 Who::WrongKey => Some(format!("Bearer {WRONG_KEY}")),
+                Who::OtherUser | Who::Admin | Who::Owner if endless => continue,
                 Who::OtherUser => Some(other.clone()),
                 Who::Revoked => Some(revoked.clone()),
                 // Allowed calls change things or need alice's container: only reads without one.

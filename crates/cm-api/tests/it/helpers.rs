@@ -432,6 +432,11 @@ impl Streaming {
         true
     }
 
+    /// The body received so far (as it came, chunk framing included).
+    pub fn received(&self) -> String {
+        String::from_utf8_lossy(&self.raw[self.body_at..]).into_owned()
+    }
+
     /// Waits until the body holds `needle`; false when `limit` passed first.
     pub fn wait_for(&mut self, needle: &str, limit: Duration) -> bool {
         let at = self.body_at;

@@ -13,6 +13,7 @@ mod dashboard_browser;
 mod endpoints;
 mod engine;
 mod errors;
+mod events;
 mod exec_limits;
 mod gate;
 mod helpers;
