@@ -71,9 +71,38 @@
         }
       });
   }
-  if ($("[data-poll-statuses]")) {
+  function startPolling() {
     window.setInterval(poll, POLL_MS);
     document.addEventListener("visibilitychange", function () { if (!document.hidden) { poll(); } });
+  }
+  // Changes are pushed as they happen (server-sent events); where the server can not push
+  // (no live view, an old browser, a proxy in the way), the page polls instead.
+  function listen() {
+    var indicator = $("#live-indicator");
+    var source = new EventSource("/ui/events");
+    var opened = false;
+    source.addEventListener("statuses", function (event) {
+      opened = true;
+      applyStatuses(JSON.parse(event.data));
+      if (indicator) {
+        indicator.classList.remove("paused");
+        indicator.textContent = "Live · updated " + new Date().toLocaleTimeString();
+      }
+    });
+    source.addEventListener("error", function () {
+      if (source.readyState === EventSource.CLOSED) {
+        // Refused (503, a signed-out session): poll, which also notices the end of a session.
+        source.close();
+        startPolling();
+        poll();
+      } else if (opened && indicator) {
+        indicator.classList.add("paused");
+        indicator.textContent = "Reconnecting to live updates";
+      }
+    });
+  }
+  if ($("[data-poll-statuses]")) {
+    if (window.EventSource) { listen(); } else { startPolling(); }
   }
 
   // ---- Copy buttons ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ mod params;
 mod params_types;
 mod routes;
 mod server;
+mod sse;
 mod toolbox;
 
 use actix_web::body::MessageBody;

@@ -1115,44 +1115,14 @@ pub async fn container_events(state: Data<AppState>, call: Call) -> Answer {
         Principal::User(user) => Some(user.clone()),
     };
     let events = state.manager.live_events(user.as_ref()).await?;
-    enum Item {
-        Event(cm_core::LiveEvent),
-        Tick,
-        End,
-    }
-    let ticks = futures_util::stream::unfold((), |()| async {
-        tokio::time::sleep(EVENTS_KEEPALIVE).await;
-        Some((Item::Tick, ()))
-    });
-    let events = events
-        .map(Item::Event)
-        .chain(futures_util::stream::once(async { Item::End }));
-    let body = futures_util::stream::select(events, ticks)
-        .take_while(|item| std::future::ready(!matches!(item, Item::End)))
-        .map(|item| {
-            let text = match item {
-                Item::Event(event) => {
-                    let name = match &event {
-                        cm_core::LiveEvent::Snapshot { .. } => "snapshot",
-                        cm_core::LiveEvent::Changed(_) => "changed",
-                    };
-                    let data = serde_json::to_string(&event).map_err(std::io::Error::other)?;
-                    format!("event: {name}\ndata: {data}\n\n")
-                }
-                Item::Tick | Item::End => ": keep-alive\n\n".to_owned(),
-            };
-            Ok::<_, std::io::Error>(Bytes::from(text))
-        });
-    let first = futures_util::stream::once(async { Ok(Bytes::from_static(b"retry: 3000\n\n")) });
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(first.chain(body)))
+    Ok(crate::sse::response(events, |event| {
+        let name = match event {
+            cm_core::LiveEvent::Snapshot { .. } => "snapshot",
+            cm_core::LiveEvent::Changed(_) => "changed",
+        };
+        serde_json::to_string(event).ok().map(|data| (name, data))
+    }))
 }
-
-/// How often an idle event stream sends a comment, so proxies and clients know it lives.
-const EVENTS_KEEPALIVE: Duration = Duration::from_secs(20);
 
 /// Who the credentials belong to
 #[utoipa::path(

@@ -62,6 +62,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/settings/reconcile", web::post().to(actions::reconcile))
             .route("/logs/{name}", web::get().to(pages::logs))
             .route(viewer::STATUS_POLL_PATH, web::get().to(ui::statuses))
+            .route("/ui/events", web::get().to(ui::events))
             .route("/ui/check-key", web::post().to(ui::check_key))
             .route("/ui/logs/{name}", web::get().to(ui::follow_logs))
             .route("/assets/{file}", web::get().to(assets::serve))

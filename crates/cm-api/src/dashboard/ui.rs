@@ -45,6 +45,39 @@ pub async fn statuses(viewer: Viewer) -> PageResult {
         .json(json!({ "containers": containers, "stale": listing.stale })))
 }
 
+/// `GET /ui/events`: the viewer's container statuses as server-sent events, each an event
+/// `statuses` with the shape of `/ui/statuses` (`{"containers": {name: {status, class}}}`): all
+/// of them first, then each change. 503 where the server keeps no live view (the page then polls).
+pub async fn events(viewer: Viewer) -> PageResult {
+    let user = match &viewer.principal {
+        cm_core::Principal::Admin => None,
+        cm_core::Principal::User(user) => Some(user.clone()),
+    };
+    let events = viewer
+        .state()
+        .manager
+        .live_events(user.as_ref())
+        .await
+        .map_err(|e| as_json(viewer.fail(e, "containers")))?;
+    Ok(crate::sse::response(events, |event| {
+        let entry = |c: &cm_core::ContainerState| {
+            let status = cm_core::ContainerStatus::from_engine(&c.status);
+            (
+                c.container_name.clone(),
+                json!({ "status": c.status, "class": status_class(status) }),
+            )
+        };
+        let containers: serde_json::Map<String, serde_json::Value> = match event {
+            cm_core::LiveEvent::Snapshot { containers } => containers.iter().map(entry).collect(),
+            cm_core::LiveEvent::Changed(container) => std::iter::once(entry(container)).collect(),
+        };
+        Some((
+            "statuses",
+            json!({ "containers": containers, "stale": null }).to_string(),
+        ))
+    }))
+}
+
 /// `POST /ui/check-key` (the key as the text body, the CSRF token in `X-CSRF-Token`): the real
 /// parser's verdict, `{"ok": true, "algorithm", "fingerprint", "comment"}` or `{"ok": false,
 /// "error"}`. Nothing is stored.

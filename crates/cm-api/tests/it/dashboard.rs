@@ -1005,3 +1005,18 @@ async fn the_audit_page_and_a_containers_history_show_the_trail_to_whom_they_may
     );
     assert_eq!(alice.get(&app, "/audit").await.status, StatusCode::FORBIDDEN);
 }
+
+#[actix_web::test]
+async fn live_events_without_a_live_view_answer_503_so_the_page_polls() {
+    let app = TestApp::new();
+    app.create("alice", "cli_v4").await;
+    let browser = login(&app, ADMIN).await;
+    let page = browser.get(&app, "/ui/events").await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{}", page.body);
+    assert!(page.body.contains("event feed"), "{}", page.body);
+    let home = browser.get(&app, "/").await;
+    assert!(
+        home.body.contains("data-poll-statuses"),
+        "the page still knows how to poll"
+    );
+}

@@ -415,6 +415,12 @@ async fn scenario(env: &TestEnv, server: &Server, client: &Client, shots: &Scree
     docker_ok(&["stop", "-t", "1", &web_name]);
     wait_text(client, &format!("{web_row} [data-status-for]"), "exited").await;
     wait_until_js(client, "return window.notReloaded === true;").await;
+    // Pushed by the server (server-sent events), not polled.
+    wait_until_js(
+        client,
+        "return !performance.getEntriesByType('resource').some(function (e) { return e.name.indexOf('/ui/statuses') >= 0; });",
+    )
+    .await;
     wait_for(
         client,
         &format!("{web_row} button[data-when=stopped]:not([hidden])"),
