@@ -205,6 +205,15 @@ fn to_hash(map: &BTreeMap<String, String>) -> HashMap<String, String> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+/// A listed container's name, without Docker's leading `/`.
+fn name_of(names: Option<Vec<String>>) -> String {
+    names
+        .and_then(|n| n.into_iter().next())
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .to_owned()
+}
+
 fn owner_of(labels: &HashMap<String, String>) -> (Option<&str>, Option<&str>, Option<&str>) {
     (
         labels.get(labels::MANAGED_BY).map(String::as_str),
@@ -511,12 +520,7 @@ impl ContainerRuntime for DockerRuntime {
             .into_iter()
             .map(|s| EngineContainer {
                 id: s.id.unwrap_or_default(),
-                name: s
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .unwrap_or_default()
-                    .trim_start_matches('/')
-                    .to_owned(),
+                name: name_of(s.names),
                 image: s.image.unwrap_or_default(),
                 status: s.state.map(|state| state.to_string()).unwrap_or_default(),
                 labels: s.labels.unwrap_or_default().into_iter().collect(),
@@ -627,12 +631,7 @@ impl ContainerRuntime for DockerRuntime {
             .into_iter()
             .map(|s| ObservedContainer {
                 id: s.id.unwrap_or_default(),
-                name: s
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .unwrap_or_default()
-                    .trim_start_matches('/')
-                    .to_owned(),
+                name: name_of(s.names),
                 status: status_of(s.state.as_ref().map(|s| s.as_ref())),
                 image: s.image.unwrap_or_default(),
                 labels: s.labels.unwrap_or_default().into_iter().collect(),
