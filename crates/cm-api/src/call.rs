@@ -222,6 +222,16 @@ fn credential(req: &HttpRequest, param_key: Option<String>) -> Result<Option<Sec
 /// without the cookie (or without `[auth.toolbox] validate_url`); refused (403) when the request
 /// came from another site's page, which a browser would send the cookie along with.
 fn session_credential(state: &AppState, req: &HttpRequest) -> Option<Result<Secret, ApiError>> {
+    // Only where no tenant's app shares the API's origin (`session_cookie_on_api`).
+    let on_api = state
+        .manager
+        .config()
+        .toolbox_identity
+        .as_ref()
+        .is_some_and(|t| t.session_cookie_on_api);
+    if !on_api {
+        return None;
+    }
     let session = state.toolbox_session(req)?;
     if !crate::gate::same_origin(req) {
         return Some(Err(ApiError::new(

@@ -34,6 +34,20 @@ pub fn raw(text: &str) {
 
 /// An aligned table with a header row.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    // A cell never carries a control character to the terminal (text others chose may be in it).
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| {
+                    cell.chars()
+                        .map(|c| if c.is_control() { '?' } else { c })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

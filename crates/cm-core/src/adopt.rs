@@ -213,7 +213,13 @@ impl Manager {
                 });
                 continue;
             }
-            report.push(self.take_over(&container, candidate, options.recreate).await);
+            // Without this installation's labels the reconciler can not see it: it may only stay
+            // adopted once re-created.
+            let must_recreate = !missing.is_empty();
+            report.push(
+                self.take_over(&container, candidate, options.recreate, must_recreate)
+                    .await,
+            );
         }
         Ok(report)
     }
@@ -257,6 +263,19 @@ impl Manager {
                     Error::invalid(format!("its ssh-port label {} is not a port", quote(raw)))
                 })?),
             };
+        if ssh_port == Some(port) {
+            return Err(Error::invalid(format!(
+                "its port and ssh-port labels are both {port}"
+            )));
+        }
+        // Leased to another container: refused here, before anything changes (and in a dry run).
+        let leases = self.adapters().store.port_leases().await?;
+        if let Some(lease) = leases.iter().find(|l| l.port == port || Some(l.port) == ssh_port) {
+            return Err(Error::conflict(format!(
+                "port {} is leased to {}",
+                lease.port, lease.owner
+            )));
+        }
         let name = ContainerName::of(&user, &kind_name);
         if taken.contains(&name) {
             return Err(Error::conflict(format!(
@@ -318,6 +337,7 @@ impl Manager {
         container: &ObservedContainer,
         candidate: Candidate,
         recreate: bool,
+        must_recreate: bool,
     ) -> Adoption {
         let Candidate { mut spec, kind, key } = candidate;
         let name = spec.container_name.clone();
@@ -356,6 +376,20 @@ impl Manager {
                     adoption.id = updated.container_id;
                     notes.push(format!("re-created from {}", updated.image));
                 }
+                Err(e) if must_recreate => {
+                    adoption.outcome = AdoptOutcome::Failed;
+                    notes = vec![match self.undo_adoption(&spec, container).await {
+                        Ok(()) => format!(
+                            "re-creating it failed, so it was not adopted (the original runs as before): {}",
+                            e.message()
+                        ),
+                        Err(undo) => format!(
+                            "re-creating it failed ({}) and undoing the adoption failed too: {}",
+                            e.message(),
+                            undo.message()
+                        ),
+                    }];
+                }
                 Err(e) => notes.push(format!(
                     "adopted in place; re-creating it failed and it was kept: {}",
                     e.message()
@@ -364,6 +398,21 @@ impl Manager {
         }
         adoption.detail = notes.join("; ");
         adoption
+    }
+
+    /// Forgets an adoption: the record, its leases and keys go, the container gets its old name
+    /// back, the user's subnet goes when nothing else of theirs holds it.
+    async fn undo_adoption(&self, spec: &ContainerSpec, container: &ObservedContainer) -> Result<()> {
+        let store = &self.adapters().store;
+        store.finish_delete(spec).await?;
+        store.forget_retained(&spec.volume_name).await?;
+        if container.name != spec.container_name.as_str() {
+            self.adapters()
+                .runtime
+                .rename_container(&container.id, &container.name)
+                .await?;
+        }
+        self.release_subnet_if_unused(&spec.user_id).await
     }
 
     /// Leases the user's subnet, prepares the user network for later re-creates and writes the

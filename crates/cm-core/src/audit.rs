@@ -212,6 +212,14 @@ impl Auditor {
 /// Parameter names whose values are credentials: never stored, whatever their shape.
 const CREDENTIAL_PARAMS: [&str; 4] = ["admin_key", "key", "token", "csrf"];
 
+/// Parameters holding `KEY=VALUE` assignments (as text or a list), whose values are judged by
+/// their variable's name.
+const ENV_PARAMS: [&str; 2] = ["env", "environment"];
+
+/// Parameters holding a command line: only the program is kept (its arguments may carry
+/// anything, passwords included).
+const COMMAND_PARAMS: [&str; 1] = ["command"];
+
 /// `params` with secret-looking values replaced, at any depth.
 pub fn redacted(params: &Value) -> Value {
     match params {
@@ -221,6 +229,10 @@ pub fn redacted(params: &Value) -> Value {
                     let hidden = CREDENTIAL_PARAMS.contains(&k.as_str()) || is_secret_name(k);
                     let shown = if hidden && !v.is_null() {
                         Value::String(REDACTED.to_owned())
+                    } else if ENV_PARAMS.contains(&k.as_str()) {
+                        assignments_redacted(v)
+                    } else if COMMAND_PARAMS.contains(&k.as_str()) {
+                        program_only(v)
                     } else {
                         redacted(v)
                     };
@@ -231,6 +243,51 @@ pub fn redacted(params: &Value) -> Value {
         Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
         other => other.clone(),
     }
+}
+
+/// `KEY=VALUE` assignments with the values of secret-looking names replaced (an object of
+/// variables is handled like any object).
+fn assignments_redacted(value: &Value) -> Value {
+    let line = |text: &str| match text.split_once('=') {
+        Some((name, _)) if is_secret_name(name.trim()) => format!("{name}={REDACTED}"),
+        _ => text.to_owned(),
+    };
+    match value {
+        Value::String(text) => Value::String(text.lines().map(line).collect::<Vec<_>>().join("\n")),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| match item {
+                    Value::String(text) => Value::String(line(text)),
+                    other => redacted(other),
+                })
+                .collect(),
+        ),
+        other => redacted(other),
+    }
+}
+
+/// A command line reduced to its program, `…` standing for the arguments.
+fn program_only(value: &Value) -> Value {
+    let (program, more) = match value {
+        Value::String(text) => {
+            let mut words = text.split_whitespace();
+            (
+                words.next().unwrap_or_default().to_owned(),
+                words.next().is_some(),
+            )
+        }
+        Value::Array(items) => (
+            items
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            items.len() > 1,
+        ),
+        other => return redacted(other),
+    };
+    Value::String(if more { format!("{program} …") } else { program })
 }
 
 #[cfg(test)]
@@ -247,6 +304,8 @@ mod tests {
             "env": {"API_TOKEN": "t0ps3cret", "GREETING": "hi"},
             "items": [{"private_key": "x"}],
             "csrf": "c",
+            "environment": ["DB_PASSWORD=hunter2", "MODE=dev"],
+            "command": "mysql -uroot -phunter2",
         });
         assert_eq!(
             redacted(&params),
@@ -256,8 +315,13 @@ mod tests {
                 "env": {"API_TOKEN": "***", "GREETING": "hi"},
                 "items": [{"private_key": "***"}],
                 "csrf": "***",
+                "environment": ["DB_PASSWORD=***", "MODE=dev"],
+                "command": "mysql …",
             })
         );
+        let text_env = redacted(&json!({"env": "GREETING=hi\nAPI_SECRET=s"}));
+        assert_eq!(text_env["env"], "GREETING=hi\nAPI_SECRET=***");
+        assert_eq!(redacted(&json!({"command": ["ls"]}))["command"], "ls");
     }
 
     #[test]

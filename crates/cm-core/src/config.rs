@@ -68,6 +68,11 @@ pub struct ToolboxIdentity {
     pub validate_cache_seconds: u64,
     /// How long the worker may take to answer (default 3000 ms).
     pub validate_timeout_ms: u64,
+    /// Whether the REST API accepts the `tb_session` cookie too (default false). Only where
+    /// cm-api's origin serves no tenant's app (subdomain routing, or apps on another host or
+    /// port): a script of an app on the same origin would otherwise call the API as whoever
+    /// visits it. The route check and the dashboard's sign-in accept it regardless.
+    pub session_cookie_on_api: bool,
 }
 
 impl ToolboxIdentity {
@@ -441,6 +446,7 @@ struct RawToolbox {
     validate_url: Option<String>,
     validate_cache_seconds: Option<u64>,
     validate_timeout_ms: Option<u64>,
+    session_cookie_on_api: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -754,12 +760,17 @@ impl RawToolbox {
         if !(100..=60_000).contains(&validate_timeout_ms) {
             return Err(invalid("validate_timeout_ms must be 100 to 60000".to_owned()));
         }
+        let session_cookie_on_api = self.session_cookie_on_api.unwrap_or(false);
+        if session_cookie_on_api && validate_url.is_none() {
+            return Err(invalid("session_cookie_on_api needs validate_url".to_owned()));
+        }
         Ok(ToolboxIdentity {
             jwt_secret_env,
             admin_level: self.admin_level,
             validate_url,
             validate_cache_seconds,
             validate_timeout_ms,
+            session_cookie_on_api,
         })
     }
 }

@@ -68,14 +68,13 @@ struct Watch {
     /// The viewer's containers it has told about, by id.
     known: HashMap<String, ContainerSpec>,
     snapshot_due: bool,
-    /// A user's stream counts as one of their followed logs.
+    /// A user may hold a bounded number of streams.
     _slot: Option<Slot>,
 }
 
 impl Manager {
     /// The live events of `user`'s containers (`None`: everyone's, for the admin). Only a server
-    /// that keeps a live status view (cm-api) has them; a user's stream takes one of their
-    /// log-follow slots for as long as it lives.
+    /// that keeps a live status view (cm-api) has them; a user holds at most 16 streams at once.
     pub async fn live_events(&self, user: Option<&UserId>) -> Result<LiveEvents> {
         let Some(view) = self.status_view() else {
             return Err(Error::new(
@@ -84,7 +83,7 @@ impl Manager {
             ));
         };
         let slot = match user {
-            Some(user) => Some(self.running().take(Work::Follow, user, &self.config().limits)?),
+            Some(user) => Some(self.running().take(Work::Events, user, &self.config().limits)?),
             None => None,
         };
         let watch = Watch {

@@ -17,7 +17,13 @@ pub(crate) enum Work {
     Exec,
     /// A followed log.
     Follow,
+    /// A live event stream (a dashboard tab, an API client).
+    Events,
 }
+
+/// Live event streams one user may hold open at once (a tab each), and all users together.
+const EVENTS_PER_USER: usize = 16;
+const EVENTS_TOTAL: usize = 1024;
 
 /// The counts of running execs and follows.
 #[derive(Debug, Default)]
@@ -47,6 +53,7 @@ impl Running {
         let (per_user, total, what) = match work {
             Work::Exec => (limits.exec_per_user, limits.exec_total, "commands"),
             Work::Follow => (limits.follow_per_user, limits.follow_total, "followed logs"),
+            Work::Events => (EVENTS_PER_USER, EVENTS_TOTAL, "live event streams"),
         };
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let mine = counts.get(&(work, Some(user.clone()))).copied().unwrap_or(0);

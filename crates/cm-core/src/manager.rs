@@ -723,7 +723,7 @@ impl Manager {
         clean
     }
 
-    async fn release_subnet_if_unused(&self, user: &UserId) -> Result<()> {
+    pub(crate) async fn release_subnet_if_unused(&self, user: &UserId) -> Result<()> {
         if self.adapters.store.list_user(user).await?.is_empty() {
             self.adapters.store.release_subnet(user).await?;
         }

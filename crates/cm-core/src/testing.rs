@@ -1296,8 +1296,11 @@ impl crate::audit::AuditLog for MemoryAudit {
             .collect())
     }
 
-    async fn prune(&self, _before: SystemTime) -> Result<usize> {
-        Ok(0)
+    async fn prune(&self, before: SystemTime) -> Result<usize> {
+        let mut entries = self.entries.lock().unwrap();
+        let count = entries.len();
+        entries.retain(|e| humantime::parse_rfc3339_weak(&e.at).is_ok_and(|at| at >= before));
+        Ok(count - entries.len())
     }
 }
 

@@ -92,7 +92,11 @@ async fn adoption_takes_over_the_originals_containers_and_says_why_it_leaves_oth
         .filter(|a| a.outcome == AdoptOutcome::WouldAdopt)
         .map(|a| a.name.as_str())
         .collect();
-    assert_eq!(would, ["bob_custom_1a2b3c4d", "erin_custom_22222222"]);
+    assert_eq!(
+        would,
+        ["bob_custom_1a2b3c4d"],
+        "a dry run sees the port conflict too"
+    );
 
     let report = world
         .manager
@@ -113,7 +117,7 @@ async fn adoption_takes_over_the_originals_containers_and_says_why_it_leaves_oth
     assert!(outcome("Bad User_cli_v4_00000000").1.contains("user-id"));
     assert!(outcome("alice_preview_server_11111111").1.contains("already has"));
     let (erin, why) = outcome("erin_custom_22222222");
-    assert_eq!(erin, AdoptOutcome::Failed);
+    assert_eq!(erin, AdoptOutcome::Skipped, "refused before anything changed");
     assert!(why.contains(&format!("port {} is leased", alice.port)), "{why}");
     assert_eq!(report.len(), 5);
 
@@ -204,4 +208,87 @@ fn the_originals_records_are_read_from_its_export() {
     for bad in ["[]", "{\"CONTAINER::x\": \"not json\"}", "{\"CONTAINER::x\": {}}"] {
         assert!(OriginalRecords::parse(bad).is_err(), "{bad}");
     }
+}
+
+#[tokio::test]
+async fn without_the_installations_labels_only_a_successful_re_create_adopts() {
+    let config = cm_core::Config::from_toml("[labels]\nteam = \"blue\"\n").unwrap();
+    let world = FakeWorld::with_config(config);
+    world
+        .manager
+        .create(create_request("alice", "preview_server"), &|_| {})
+        .await
+        .unwrap();
+    let id = world.runtime.add_original(
+        "bob_custom_1a2b3c4d",
+        original_labels("bob", "custom", 8001, None),
+        "container_bob_custom_1a2b3c4d",
+        &[],
+    );
+    // In place it would be invisible to the reconciler: refused.
+    let report = world
+        .manager
+        .adopt(&adopt(), &OriginalRecords::default())
+        .await
+        .unwrap();
+    assert_eq!(report[0].outcome, AdoptOutcome::Skipped);
+    assert!(report[0].detail.contains("--recreate"), "{}", report[0].detail);
+
+    // A re-create that fails leaves nothing adopted: no record, no lease, the old name.
+    world.runtime.fail(
+        cm_core::testing::FakeOp::EnsureVolume,
+        cm_core::ErrorKind::Unavailable,
+    );
+    let recreate = AdoptOptions {
+        recreate: true,
+        ..adopt()
+    };
+    let report = world
+        .manager
+        .adopt(&recreate, &OriginalRecords::default())
+        .await
+        .unwrap();
+    assert_eq!(report[0].outcome, AdoptOutcome::Failed, "{report:?}");
+    assert!(report[0].detail.contains("not adopted"), "{}", report[0].detail);
+    assert!(
+        world
+            .store
+            .get_by_name(&cm_core::ContainerName::parse("bob_custom").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        world
+            .store
+            .port_leases()
+            .await
+            .unwrap()
+            .iter()
+            .all(|l| l.port != 8001)
+    );
+    assert!(
+        world
+            .runtime
+            .container_names()
+            .contains(&"bob_custom_1a2b3c4d".to_owned())
+    );
+    assert!(
+        world
+            .store
+            .subnet_of(&cm_core::UserId::parse("bob").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Once the engine works, the re-create adopts it.
+    world.runtime.heal();
+    let report = world
+        .manager
+        .adopt(&recreate, &OriginalRecords::default())
+        .await
+        .unwrap();
+    assert_eq!(report[0].outcome, AdoptOutcome::Recreated, "{report:?}");
+    assert_ne!(report[0].id, id);
 }

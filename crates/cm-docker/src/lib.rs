@@ -81,14 +81,20 @@ impl DockerRuntime {
         deadline: tokio::time::Instant,
     ) -> Result<Option<bollard::models::ExecInspectResponse>> {
         loop {
-            let inspected = self.answer(docker.inspect_exec(exec).await).await?;
+            // Each question is bounded by the deadline too: a hung engine does not extend it.
+            let Ok(asked) = tokio::time::timeout_at(deadline, docker.inspect_exec(exec)).await else {
+                return Ok(None);
+            };
+            let inspected = self.answer(asked).await?;
             if inspected.running != Some(true) {
                 return Ok(Some(inspected));
             }
-            if tokio::time::Instant::now() + EXEC_END_POLL > deadline {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return Ok(None);
             }
-            tokio::time::sleep(EXEC_END_POLL).await;
+            // The last look comes at the deadline itself.
+            tokio::time::sleep((deadline - now).min(EXEC_END_POLL)).await;
         }
     }
 
@@ -755,7 +761,8 @@ impl ContainerRuntime for DockerRuntime {
         let inspected = match ended {
             Ended::Finished => {
                 // The output closes when the command exits, or when it closes its output and
-                // goes on (a daemonising script): then it still has its time limit.
+                // goes on (`exec >&- 2>&-; sleep 60`): then it still has its time limit. (What
+                // it started and left behind when it exited is not followed.)
                 match self.exec_end(&docker, &exec.id, deadline).await? {
                     Some(inspected) => {
                         guard.pid = None;

@@ -237,6 +237,7 @@ CREATE TABLE IF NOT EXISTS audit (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at_unix);
 CREATE INDEX IF NOT EXISTS audit_subject ON audit (subject, at_unix);
+CREATE INDEX IF NOT EXISTS audit_target ON audit (target, id);
 PRAGMA user_version = 4;
 ",
 ];

@@ -278,7 +278,7 @@ impl Client {
             .limit(ANSWER_LIMIT)
             .read_to_string()
             .map_err(|e| self.transport_error(e))?;
-        interpret(kind, status, &text).map_err(|why| self.unavailable(why))
+        Ok(interpret(kind, status, &text).unwrap_or_else(Answer::Unusable))
     }
 
     fn transport_error(&self, error: ureq::Error) -> Error {
@@ -305,6 +305,9 @@ struct Who {
 enum Answer {
     Known(Who),
     Refused(String),
+    /// It answered, but with no verdict (a server error on this credential): this credential
+    /// gets 503, the worker is not rested for everyone else.
+    Unusable(String),
 }
 
 /// The worker's envelope: `{"error": "none", "result": {"data": {...}}, ...}`.
@@ -438,6 +441,11 @@ impl IdentityVerifier for WorkerSessions {
             }
         };
         let (verdict, keep) = match answer {
+            Answer::Unusable(why) => {
+                let e = self.client.unavailable(why);
+                tracing::warn!(error = %e.message(), "the ToolBox worker gave no verdict");
+                return Err(e);
+            }
             Answer::Known(who) => {
                 let verdict = self.identity(kind, text, who, SystemTime::now());
                 let keep = match &verdict {

@@ -230,9 +230,16 @@ async fn audit_views(
         since: None,
         limit: Some(limit),
     };
+    // A user sees what they and the admin did, not other users' tries.
+    let shown = |entry: &&cm_core::AuditEntry| match (&viewer.principal, &entry.actor) {
+        (cm_core::Principal::User(me), cm_core::Actor::User(actor)) => me == actor,
+        (cm_core::Principal::User(_), cm_core::Actor::Anonymous) => false,
+        _ => true,
+    };
     match auditor.query(&query).await {
         Ok(entries) => entries
             .iter()
+            .filter(shown)
             .map(AuditView::of)
             .map(|mut view| {
                 if !viewer.is_admin() {

@@ -269,7 +269,7 @@ fn the_toolbox_worker_vouches_for_its_tokens_and_sessions() {
         &config,
         format!(
             "[nginx]\nenabled = false\n[labels]\n\"cm.test\" = \"tbw-{run}\"\n\
-             [auth.toolbox]\nvalidate_url = \"{}/\"\nadmin_level = 10\nvalidate_timeout_ms = 2000\n",
+             [auth.toolbox]\nvalidate_url = \"{}/\"\nadmin_level = 10\nvalidate_timeout_ms = 2000\nsession_cookie_on_api = true\n",
             worker.url()
         ),
     )
@@ -533,7 +533,17 @@ async fn reason(app: &TestApp, req: actix_web::test::TestRequest) -> (u16, Strin
 
 #[actix_web::test]
 async fn the_session_cookie_counts_only_with_validate_url_and_a_silent_worker_is_503() {
-    let app = app_with("validate_url = \"http://127.0.0.1:9\"\n[types.preview_server]\naccess = \"public\"");
+    // The API reads the cookie only when told no tenant app shares its origin.
+    let shared = app_with("validate_url = \"http://127.0.0.1:9\"");
+    let (status, _) = shared.send(whoami_with_cookie(GOOD)).await;
+    assert_eq!(
+        status.as_u16(),
+        401,
+        "the cookie is not a credential on a shared origin"
+    );
+    let app = app_with(
+        "validate_url = \"http://127.0.0.1:9\"\nsession_cookie_on_api = true\n[types.preview_server]\naccess = \"public\"",
+    );
     app.create("alice", "preview_server").await;
     // The API: the cookie stands for its user; refused is 401; unchecked is 503, naming the worker.
     let (status, me) = app.send(whoami_with_cookie(GOOD)).await;
