@@ -369,6 +369,13 @@ impl Manager {
             notes.push(format!("its route was refused: {refused}"));
         }
         adoption.outcome = AdoptOutcome::Adopted;
+        if !recreate {
+            notes.push(
+                "its ports stay published as the original made them (maybe on every interface, \
+                 past the route's owner check) until `cm update` re-creates it"
+                    .to_owned(),
+            );
+        }
         if recreate {
             match self.update(name.as_str(), None).await {
                 Ok(updated) => {
