@@ -25,7 +25,16 @@
 
   // ---- Live statuses --------------------------------------------------------------------
   var POLL_MS = 5000;
+  // While the engine can not be asked, statuses are greyed and actions wait (they would fail).
+  function markStale(stale) {
+    $all("[data-poll-statuses]").forEach(function (area) {
+      area.classList.toggle("stale", stale);
+      $all("[data-actions-for] button", area).forEach(function (b) { b.disabled = stale; });
+    });
+  }
+  if ($("[data-stale]")) { markStale(true); }
   function applyStatuses(data) {
+    markStale(Boolean(data.stale));
     var containers = data.containers || {};
     $all("[data-status-for]").forEach(function (badge) {
       var name = badge.getAttribute("data-status-for");

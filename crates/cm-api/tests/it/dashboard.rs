@@ -1020,3 +1020,31 @@ async fn live_events_without_a_live_view_answer_503_so_the_page_polls() {
         "the page still knows how to poll"
     );
 }
+
+#[actix_web::test]
+async fn while_the_engine_is_away_statuses_are_marked_old_and_actions_wait() {
+    let app = TestApp::new();
+    app.create("alice", "cli_v4").await;
+    let browser = login(&app, ADMIN).await;
+    let page = browser.get(&app, "/").await;
+    assert!(!page.body.contains("data-stale"), "{}", page.body);
+    app.world.runtime.set_down(true);
+    for path in ["/", "/containers/alice_cli_v4"] {
+        let page = browser.get(&app, path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(
+            page.body.contains("data-stale")
+                && page.body.contains("class=\"")
+                && page.body.contains(" stale"),
+            "{path}: {}",
+            page.body
+        );
+    }
+    let script = browser
+        .get(&app, &attribute_after(&page.body, "<script src=\""))
+        .await;
+    assert!(
+        script.body.contains("b.disabled = stale"),
+        "the script disables actions while stale"
+    );
+}
