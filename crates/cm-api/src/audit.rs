@@ -10,7 +10,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web::Data;
 use actix_web::{Error, HttpMessage};
-use cm_core::{Actor, AuditEntry, AuditSource, Principal, UserId};
+use cm_core::{Actor, AuditEntry, AuditSource, Principal, UserId, name_like};
 use serde_json::Value;
 
 use crate::call::AppState;
@@ -175,29 +175,10 @@ async fn target_of(state: &AppState, function: &str, params: &Value) -> Option<(
         }
     }
     if let Some(reference) = text("container_id").or_else(|| text("container_name")) {
-        return Some(match state.manager.resolve(reference).await {
-            Ok(spec) => (spec.container_name.to_string(), Some(spec.user_id)),
-            // Gone (a delete), or never there: as the caller named it, if it has a name's shape.
-            Err(_) => (name_like(reference), None),
-        });
+        return Some(state.manager.audit_target(reference).await);
     }
     if let Some(user) = text("user_id") {
         return Some((name_like(user), UserId::parse(user).ok()));
     }
     text("token_id").map(|token| (name_like(token), None))
-}
-
-/// `text` when it has the shape of a name or id (letters, digits, `_ - .`, at most 128), else a
-/// placeholder: what a caller typed reaches terminals and pages only in a harmless form.
-fn name_like(text: &str) -> String {
-    let shaped = !text.is_empty()
-        && text.len() <= 128
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if shaped {
-        text.to_owned()
-    } else {
-        "(not a name)".to_owned()
-    }
 }

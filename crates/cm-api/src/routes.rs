@@ -1064,12 +1064,8 @@ pub async fn audit_log(state: Data<AppState>, call: Call) -> Answer {
         .as_deref()
         .map(|u| UserId::parse(u.trim()).map_err(|e| e.for_field("user_id")))
         .transpose()?;
-    let target = match p.container_id.as_deref().map(str::trim) {
-        // A container named by id is recorded by its name.
-        Some(reference) => Some(match state.manager.resolve(reference).await {
-            Ok(spec) => spec.container_name.to_string(),
-            Err(_) => reference.to_owned(),
-        }),
+    let target = match p.container_id.as_deref() {
+        Some(reference) => Some(state.manager.audit_target(reference).await.0),
         None => None,
     };
     let since = p

@@ -105,15 +105,14 @@ pub async fn planned(command: &Command, manager: Option<&Manager>) -> Option<Aud
         _ => None,
     };
     if named_user.is_some() {
-        return Some(entry.on(target, named_user.as_ref()));
+        return Some(entry.on(cm_core::name_like(&target), named_user.as_ref()));
     }
-    let resolved = match manager {
-        Some(manager) => manager.resolve(&target).await.ok(),
-        None => None,
-    };
-    Some(match resolved {
-        Some(spec) => entry.on(spec.container_name.to_string(), Some(&spec.user_id)),
-        None => entry.on(target, None),
+    Some(match manager {
+        Some(manager) => {
+            let (target, owner) = manager.audit_target(&target).await;
+            entry.on(target, owner.as_ref())
+        }
+        None => entry.on(cm_core::name_like(&target), None),
     })
 }
 

@@ -141,11 +141,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     {
         let auditor = cm_wiring::build_auditor(&settings)?;
         let target = match container {
-            // A container named by id is recorded by its name.
-            Some(reference) => Some(match build_manager(&settings).await?.resolve(reference).await {
-                Ok(spec) => spec.container_name.to_string(),
-                Err(_) => reference.clone(),
-            }),
+            Some(reference) => Some(build_manager(&settings).await?.audit_target(reference).await.0),
             None => None,
         };
         let query = cm_core::AuditQuery {

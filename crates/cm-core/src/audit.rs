@@ -212,6 +212,32 @@ impl Auditor {
 /// Parameter names whose values are credentials: never stored, whatever their shape.
 const CREDENTIAL_PARAMS: [&str; 4] = ["admin_key", "key", "token", "csrf"];
 
+/// `text` when it has the shape of a name or id (letters, digits, `_ - .`, at most 128), else a
+/// placeholder: what a caller typed reaches terminals and pages only in a harmless form.
+pub fn name_like(text: &str) -> String {
+    let shaped = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if shaped {
+        text.to_owned()
+    } else {
+        "(not a name)".to_owned()
+    }
+}
+
+impl crate::manager::Manager {
+    /// How the trail names a container `reference` (a name, an id or an id prefix): by its
+    /// name, with its owner; one that is gone or never was, as given (in a name's shape).
+    pub async fn audit_target(&self, reference: &str) -> (String, Option<UserId>) {
+        match self.resolve(reference.trim()).await {
+            Ok(spec) => (spec.container_name.to_string(), Some(spec.user_id)),
+            Err(_) => (name_like(reference.trim()), None),
+        }
+    }
+}
+
 /// Parameters holding `KEY=VALUE` assignments (as text or a list), whose values are judged by
 /// their variable's name.
 const ENV_PARAMS: [&str; 2] = ["env", "environment"];

@@ -30,7 +30,7 @@ mod values;
 pub mod testing;
 
 pub use adopt::{AdoptOptions, AdoptOutcome, Adoption, OriginalRecords};
-pub use audit::{Actor, AuditEntry, AuditLog, AuditQuery, Auditor, Source as AuditSource};
+pub use audit::{Actor, AuditEntry, AuditLog, AuditQuery, Auditor, Source as AuditSource, name_like};
 pub use auth::{
     Action, AdminKeySource, Auth, CredentialStore, Entropy, ExternalIdentity, IdentityVerifier, Principal,
     Secret, SecretHash, Ticket, TokenRecord, UserAction, UserActions,

@@ -276,12 +276,8 @@ pub async fn audit(viewer: Viewer, filter: actix_web::web::Query<AuditFilter>) -
         Some(Ok(user)) => (Some(user), None),
         Some(Err(e)) => (None, Some(e.message().to_owned())),
     };
-    // A container named by id is recorded by its name.
     let container = match container_text {
-        Some(reference) => match viewer.state().manager.resolve(reference).await {
-            Ok(spec) => spec.container_name.to_string(),
-            Err(_) => reference.to_owned(),
-        },
+        Some(reference) => viewer.state().manager.audit_target(reference).await.0,
         None => String::new(),
     };
     let entries = if error.is_some() {
