@@ -239,7 +239,7 @@ build_base() {
     WORKDIR="$(mktemp -d "${TMPDIR:-/var/tmp}/cm-base.XXXXXX")"
     rootdir="${WORKDIR}/rootfs"
 
-    say "debootstrap ${SUITE} (minbase) from ${mirror:-debootstrap's default mirror} ..."
+    say "debootstrap ${SUITE} (minbase) from ${mirror:-the default mirror of debootstrap} ..."
     t0="$SECONDS"
     run_logged "debootstrap" "${SUDO[@]}" debootstrap --variant=minbase \
         --include="$pkgs" --cache-dir="${CACHE_DIR}/debootstrap" \
