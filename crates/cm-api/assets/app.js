@@ -49,7 +49,7 @@
     $all("[data-actions-for]").forEach(function (group) {
       var now = containers[group.getAttribute("data-actions-for")];
       if (!now) { return; }
-      var running = now.status === "running";
+      var running = ["running", "restarting", "crash-looping"].indexOf(now.status) >= 0;
       $all('button[data-when="running"]', group).forEach(function (b) { b.hidden = !running; });
       $all('button[data-when="stopped"]', group).forEach(function (b) { b.hidden = running; });
     });

@@ -480,8 +480,9 @@ pub struct ContainerDoc {
     pub image: String,
     /// The data volume mounted at `/data`.
     pub volume_name: String,
-    /// `created`, `running`, `restarting`, `paused`, `exited`, `removing`, `dead`, `missing`
-    /// (recorded but gone from the engine) or `unknown`.
+    /// `created`, `running`, `restarting`, `crash-looping` (the engine is restarting it for the
+    /// third time in a row), `paused`, `exited`, `removing`, `dead`, `missing` (recorded but gone
+    /// from the engine) or `unknown`.
     pub status: String,
     /// When it was created, RFC 3339 UTC.
     pub created_at: String,
@@ -509,6 +510,48 @@ pub struct ContainerDoc {
     /// The cap and the bytes the volume takes on the host now (`get_container` only, capped
     /// volumes only).
     pub disk_usage: Option<DiskUsageDoc>,
+    /// How it is doing (`get_container` with `health=true` only).
+    pub health: Option<HealthDoc>,
+}
+
+/// How a container is doing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthDoc {
+    /// Its status now (as `status`).
+    pub status: String,
+    /// Seconds since it last started, while it runs.
+    pub uptime_seconds: Option<u64>,
+    /// When it last started, RFC 3339.
+    pub started_at: Option<String>,
+    /// How often the engine restarted it since it was last started on purpose.
+    pub restart_count: i64,
+    /// The exit code of its last run.
+    pub exit_code: i64,
+    /// Whether the kernel killed it for memory on its last run.
+    pub oom_killed: bool,
+    /// CPU use over about a second, in percent of one CPU.
+    pub cpu_percent: f64,
+    /// Memory in use (without the page cache), in bytes.
+    pub memory_bytes: u64,
+    /// Its memory limit, in bytes.
+    pub memory_limit_bytes: u64,
+    /// Its last output lines (at most 20), only when it is crash-looping, was killed for memory
+    /// or its last run failed.
+    pub last_log_lines: Option<Vec<String>>,
+    /// The last minutes of use, oldest first, as cm-api samples them (`[health]
+    /// sample_seconds`); absent before the first sample.
+    pub history: Option<Vec<UsagePointDoc>>,
+}
+
+/// One sample of a container's use.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsagePointDoc {
+    /// When, in seconds since the Unix epoch.
+    pub at: u64,
+    /// CPU use, in percent of one CPU.
+    pub cpu_percent: f64,
+    /// Memory in use, in bytes.
+    pub memory_bytes: u64,
 }
 
 /// A capped data volume's use.

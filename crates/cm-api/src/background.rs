@@ -1,6 +1,7 @@
 //! What `cm-api` does besides answering requests: it keeps a live view of container statuses from
 //! the engine's event stream (so listings do not ask the engine per request), and it runs the
-//! reconciler at start, periodically, and whenever the engine comes back after being away.
+//! reconciler at start, periodically, and whenever the engine comes back after being away; and it
+//! samples running containers' CPU and memory use for the dashboard's charts.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -111,6 +112,21 @@ impl Reconciler {
             let wake = || reconciler.wake.notify_one();
             feeder.feed_status_view(view, &wake).await;
         });
+        if let Some(every) = manager.config().health.sample_every {
+            let sampler = manager.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(every);
+                // A round that takes longer than the interval (hundreds of containers) is
+                // followed by the next one at once, not by a burst of missed ones.
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticks.tick().await;
+                    if let Err(e) = sampler.sample_usage().await {
+                        tracing::debug!(error = ?e, "no usage samples this round");
+                    }
+                }
+            });
+        }
         let reconciler = self.clone();
         tokio::spawn(async move {
             loop {

@@ -16,9 +16,9 @@ use utoipa::{Modify, OpenApi};
 use crate::answers::{
     AdminKeyAnswer, AuditAnswer, AuditEntryDoc, ContainerAnswer, ContainerDoc, CountsDoc, CreatedAnswer,
     DeletedAnswer, EngineContainerDoc, EngineContainersAnswer, EngineDoc, ExecAnswer, HealthAnswer,
-    KeyAddedAnswer, KeyDoc, KeyRemovedAnswer, KeysAnswer, ListingAnswer, LiveAnswer, LogsAnswer, ProxyDoc,
-    QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer, SshInfoDoc, StatsAnswer, StatsDoc, StoredKeyDoc,
-    TokenCreatedAnswer, TokenDoc, TokensAnswer, TypesAnswer, WhoamiAnswer,
+    HealthDoc, KeyAddedAnswer, KeyDoc, KeyRemovedAnswer, KeysAnswer, ListingAnswer, LiveAnswer, LogsAnswer,
+    ProxyDoc, QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer, SshInfoDoc, StatsAnswer, StatsDoc,
+    StoredKeyDoc, TokenCreatedAnswer, TokenDoc, TokensAnswer, TypesAnswer, UsagePointDoc, WhoamiAnswer,
 };
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::routes;
@@ -72,7 +72,7 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
     components(schemas(
         ErrorBody, ErrorDetail, ContainerDoc, ContainerAnswer, CreatedAnswer, ListingAnswer, DeletedAnswer,
         LogsAnswer, ExecAnswer, KeyDoc, StoredKeyDoc, KeyAddedAnswer, KeyRemovedAnswer, KeysAnswer, SshInfoDoc,
-        StatsAnswer, StatsDoc,
+        StatsAnswer, StatsDoc, HealthDoc, UsagePointDoc,
         EngineDoc, ProxyDoc, HealthAnswer, TypesAnswer, TokenCreatedAnswer, TokenDoc, TokensAnswer, RevokedAnswer,
         AdminKeyAnswer, WhoamiAnswer, LiveAnswer, QuotaAnswer, AuditAnswer, AuditEntryDoc, CountsDoc, EngineContainerDoc,
         EngineContainersAnswer, ServiceDoc, ServicesAnswer,

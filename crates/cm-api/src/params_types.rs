@@ -73,6 +73,24 @@ pub struct ContainerRef {
     pub user_id: Option<String>,
 }
 
+/// Parameters of `get_container`.
+#[derive(Debug, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct GetParams {
+    /// The container: its Docker id, a unique id prefix, or its name `{user_id}_{type}`.
+    pub container_id: String,
+    /// Also report how it is doing (`health`): uptime, restarts, last exit code, OOM kill, CPU
+    /// and memory use (the engine samples for about a second), recent use, and the last output
+    /// lines of a failing container.
+    pub health: Option<bool>,
+    /// Accepted and ignored (compatibility).
+    #[allow(
+        dead_code,
+        reason = "read only to accept it; ownership comes from the credentials"
+    )]
+    pub user_id: Option<String>,
+}
+
 /// Parameters of `delete_container`.
 #[derive(Debug, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
@@ -333,6 +351,18 @@ impl FromParams for ContainerRef {
     fn from_params(p: &mut Params) -> Result<Self, ApiError> {
         Ok(ContainerRef {
             container_id: p.required_string("container_id")?,
+            user_id: p.string("user_id")?,
+        })
+    }
+}
+
+impl FromParams for GetParams {
+    const FIELDS: &'static [&'static str] = &["container_id", "health"];
+
+    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
+        Ok(GetParams {
+            container_id: p.required_string("container_id")?,
+            health: p.bool("health")?,
             user_id: p.string("user_id")?,
         })
     }

@@ -28,9 +28,9 @@ use crate::call::{AppState, Call};
 use crate::error::{ApiError, ErrorCode};
 use crate::params::CommandParam;
 use crate::params_types::{
-    AddKeyParams, AuditParams, ContainerRef, CreateParams, DeleteParams, ExecParams, ListParams, LogsParams,
-    MySshParams, NoParams, QuotaParams, ReconcileParams, RegisterKeyParams, RemoveKeyParams, RevokeParams,
-    TokenParams, UpdateParams, UserParams,
+    AddKeyParams, AuditParams, ContainerRef, CreateParams, DeleteParams, ExecParams, GetParams, ListParams,
+    LogsParams, MySshParams, NoParams, QuotaParams, ReconcileParams, RegisterKeyParams, RemoveKeyParams,
+    RevokeParams, TokenParams, UpdateParams, UserParams,
 };
 
 /// A value as JSON for an answer: a failure is an internal error, never a silent `null`.
@@ -432,17 +432,17 @@ pub async fn list_containers(state: Data<AppState>, call: Call) -> Answer {
 
 /// Get a container
 ///
-/// One container with its live status.
+/// One container with its live status; with `health=true` also how it is doing.
 #[utoipa::path(
     method(get, post),
     path = "/api/ContainerManager/get_container",
     tag = "containers",
-    params(ContainerRef),
-    request_body(content = Option<ContainerRef>, description = "The same parameters as a JSON object"),
+    params(GetParams),
+    request_body(content = Option<GetParams>, description = "The same parameters as a JSON object"),
     responses((status = 200, description = "The container", body = ContainerAnswer))
 )]
 pub async fn get_container(state: Data<AppState>, call: Call) -> Answer {
-    let p: ContainerRef = call.params.parse()?;
+    let p: GetParams = call.params.parse()?;
     let spec = state
         .authorized(&call.principal, &p.container_id, Action::ReadContainer)
         .await?;
@@ -450,6 +450,9 @@ pub async fn get_container(state: Data<AppState>, call: Call) -> Answer {
     let mut container = container_json(&spec);
     if let Some(usage) = state.manager.disk_usage(&spec).await? {
         container["disk_usage"] = json!(usage);
+    }
+    if p.health == Some(true) {
+        container["health"] = json!(state.manager.health(&spec).await?);
     }
     Ok(about(
         HttpResponse::Ok().json(ContainerAnswer { container }),

@@ -82,17 +82,42 @@ impl Backend {
 
     /// One container with its live status and disk use. Remotely, secret-looking environment
     /// values come back as `***` (the API never sends them).
-    pub async fn get(&self, id: &str) -> cm_core::Result<(ContainerSpec, Option<DiskUsage>)> {
+    /// One container, its disk use when capped, and how it is doing (`None` when the engine can
+    /// not tell, such as for a container missing from it).
+    pub async fn get(&self, id: &str) -> cm_core::Result<Found> {
         match self {
             Backend::Local(m) => {
                 let spec = m.get(id).await?;
                 let usage = m.disk_usage(&spec).await?;
-                Ok((spec, usage))
+                let health = match m.health(&spec).await {
+                    Ok(health) => Some(health),
+                    Err(e) if e.kind() == cm_core::ErrorKind::NotFound => None,
+                    Err(e) => return Err(e),
+                };
+                Ok(Found { spec, usage, health })
             }
             Backend::Remote(r) => {
-                let answer: Value = r.fetch("get_container", &container(id), Some("container"))?;
+                let params = json!({ "container_id": id, "health": true });
+                let answer: Value = match r.fetch("get_container", &params, Some("container")) {
+                    // A container missing from the engine has no health, and a cm-api older
+                    // than health refuses the parameter: ask again without it.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            cm_core::ErrorKind::NotFound | cm_core::ErrorKind::InvalidInput
+                        ) =>
+                    {
+                        r.fetch("get_container", &container(id), Some("container"))?
+                    }
+                    answer => answer?,
+                };
                 let usage = serde_json::from_value(answer["disk_usage"].clone()).ok();
-                Ok((shape(answer, "get_container")?, usage))
+                let health = serde_json::from_value(answer["health"].clone()).ok();
+                Ok(Found {
+                    spec: shape(answer, "get_container")?,
+                    usage,
+                    health,
+                })
             }
         }
     }
@@ -329,6 +354,16 @@ impl Backend {
 }
 
 /// The body that names one container.
+/// What `get` found.
+pub struct Found {
+    /// The record with its live status.
+    pub spec: ContainerSpec,
+    /// The capped volume's use.
+    pub usage: Option<DiskUsage>,
+    /// How it is doing.
+    pub health: Option<cm_core::ContainerHealth>,
+}
+
 fn container(id: &str) -> Value {
     json!({ "container_id": id })
 }

@@ -257,7 +257,7 @@ async fn on_backend(
             if show_secrets && matches!(backend, Backend::Remote(_)) {
                 anyhow::bail!("--show-secrets works only on the host: the API never sends secret values");
             }
-            let (spec, usage) = match backend.get(&id).await {
+            let found = match backend.get(&id).await {
                 Ok(found) => found,
                 // `cm get alice`: a user's id names no container, but the user's containers.
                 Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -275,21 +275,24 @@ async fn on_backend(
             // Secret-looking values stay hidden, as in the API and the dashboard, unless asked for
             // (`cm` runs with the database's rights: whoever runs it may read them anyway).
             let spec = if show_secrets {
-                spec
+                found.spec
             } else {
                 cm_core::ContainerSpec {
-                    env: spec.env.redacted(),
-                    ..spec
+                    env: found.spec.env.redacted(),
+                    ..found.spec
                 }
             };
             if json {
                 let mut value = serde_json::to_value(&spec)?;
-                if let Some(usage) = usage {
+                if let Some(usage) = found.usage {
                     value["disk_usage"] = serde_json::to_value(usage)?;
+                }
+                if let Some(health) = &found.health {
+                    value["health"] = serde_json::to_value(health)?;
                 }
                 output::json(&value)?;
             } else {
-                output::container(&spec, usage);
+                output::container(&spec, found.usage, found.health.as_ref());
             }
         }
         Command::Start { id } => lifecycle(backend.lifecycle(&id, Lifecycle::Start).await?, "started", json)?,

@@ -104,7 +104,11 @@ pub fn containers(specs: &[ContainerSpec], stale: bool) {
 }
 
 /// One container, as `key: value` lines.
-pub fn container(spec: &ContainerSpec, disk: Option<cm_core::DiskUsage>) {
+pub fn container(
+    spec: &ContainerSpec,
+    disk: Option<cm_core::DiskUsage>,
+    health: Option<&cm_core::ContainerHealth>,
+) {
     // The caller hides secret-looking values (`EnvVars::redacted`).
     let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let fields = [
@@ -155,6 +159,49 @@ pub fn container(spec: &ContainerSpec, disk: Option<cm_core::DiskUsage>) {
     ];
     for (key, value) in fields {
         line(&format!("{key:<9} {value}"));
+    }
+    if let Some(health) = health {
+        container_health(health);
+    }
+}
+
+/// The health lines of `cm get`.
+fn container_health(health: &cm_core::ContainerHealth) {
+    let uptime = health.uptime_seconds.map_or_else(
+        || "-".to_owned(),
+        |s| humantime::format_duration(std::time::Duration::from_secs(s)).to_string(),
+    );
+    let last_exit = format!(
+        "code {}{}",
+        health.exit_code,
+        if health.oom_killed {
+            ", killed for memory (OOM)"
+        } else {
+            ""
+        }
+    );
+    let fields = [
+        ("uptime", uptime),
+        ("restarts", health.restart_count.to_string()),
+        ("last exit", last_exit),
+        ("cpu", format!("{:.1} % of one CPU", health.cpu_percent)),
+        (
+            "memory",
+            format!(
+                "{} of {}",
+                mebibytes(health.memory_bytes),
+                mebibytes(health.memory_limit_bytes)
+            ),
+        ),
+    ];
+    for (key, value) in fields {
+        line(&format!("{key:<9} {value}"));
+    }
+    if !health.last_log_lines.is_empty() {
+        line("last lines of its output:");
+        for text in &health.last_log_lines {
+            line(&format!("  {text}"));
+        }
     }
 }
 

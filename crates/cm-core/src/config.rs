@@ -44,10 +44,24 @@ pub struct Config {
     pub disk_image_dir: Option<PathBuf>,
     /// How long the audit trail keeps entries (`[audit] retention_days`; default 90 days).
     pub audit_retention: std::time::Duration,
+    /// Watching new containers for an early exit, and sampling their use (`[health]`).
+    pub health: HealthSettings,
     /// Extra labels put on every Docker object the manager creates (for example to group a deployment).
     pub extra_labels: BTreeMap<String, String>,
     /// The configured container types, by name.
     pub types: BTreeMap<TypeName, ContainerType>,
+}
+
+/// Watching containers' health (`[health]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HealthSettings {
+    /// How long a create watches the new container for an exit before it reports success
+    /// (`exit_check_ms`, default 1000; zero: not at all). A container that exits within it makes
+    /// the create fail, undone, with its exit code and last output lines.
+    pub exit_check: std::time::Duration,
+    /// How often cm-api samples the CPU and memory use of running containers for the
+    /// dashboard's charts (`sample_seconds`, default 30; `None`: never).
+    pub sample_every: Option<std::time::Duration>,
 }
 
 /// Accepting ToolBox's identities (`[auth.toolbox]`): CloudM access tokens verified locally with
@@ -379,6 +393,7 @@ struct RawConfig {
     database: Option<PathBuf>,
     disk: Option<RawDisk>,
     audit: Option<RawAudit>,
+    health: Option<RawHealth>,
     auth: Option<RawAuth>,
     api: Option<RawApi>,
     #[serde(default)]
@@ -459,6 +474,34 @@ struct RawDisk {
 #[serde(deny_unknown_fields)]
 struct RawAudit {
     retention_days: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    exit_check_ms: Option<u64>,
+    sample_seconds: Option<u64>,
+}
+
+impl RawHealth {
+    fn build(self) -> Result<HealthSettings> {
+        let invalid = |what: &str| Error::invalid(format!("invalid configuration: [health] {what}"));
+        let exit_check_ms = self.exit_check_ms.unwrap_or(1000);
+        if exit_check_ms > 60_000 {
+            return Err(invalid(
+                "exit_check_ms must be at most 60000 (0 turns the check off)",
+            ));
+        }
+        let sample_every = match self.sample_seconds.unwrap_or(30) {
+            0 => None,
+            seconds @ 5..=3600 => Some(std::time::Duration::from_secs(seconds)),
+            _ => return Err(invalid("sample_seconds must be 0 (off) or 5 to 3600")),
+        };
+        Ok(HealthSettings {
+            exit_check: std::time::Duration::from_millis(exit_check_ms),
+            sample_every,
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -714,6 +757,7 @@ impl RawConfig {
                 }
                 days => std::time::Duration::from_secs(u64::from(days) * 24 * 3600),
             },
+            health: self.health.unwrap_or_default().build()?,
             extra_labels: self.labels,
             types,
         })

@@ -12,6 +12,7 @@ mod config;
 mod engine_view;
 mod error;
 mod events;
+mod health;
 mod keys;
 mod limits;
 mod live;
@@ -36,13 +37,14 @@ pub use auth::{
     Secret, SecretHash, Ticket, TokenRecord, UserAction, UserActions,
 };
 pub use config::{
-    Access, Config, ContainerType, DATA_PATH, Envelope, HostMode, LimitSettings, NginxSettings,
-    RestartPolicy, RoutingMode, RoutingSettings, SSH_CONTAINER_PORT, SSH_USER, SshMode, SshSettings,
-    ToolboxIdentity, check_exec_user, check_label,
+    Access, Config, ContainerType, DATA_PATH, Envelope, HealthSettings, HostMode, LimitSettings,
+    NginxSettings, RestartPolicy, RoutingMode, RoutingSettings, SSH_CONTAINER_PORT, SSH_USER, SshMode,
+    SshSettings, ToolboxIdentity, check_exec_user, check_label,
 };
 pub use engine_view::{DiscoveredService, EngineCounts};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{ContainerState, LiveEvent, LiveEvents};
+pub use health::{ContainerHealth, HISTORY_POINTS, LAST_LOG_LINES, UsagePoint};
 pub use keys::{
     COMMENT_MAX, ED25519, KEY_LINE_MAX, SshPublicKey, StoredKey, comment_is_safe, render_authorized_keys,
 };
@@ -68,7 +70,7 @@ pub use reconcile::{
     ReconcileReport,
 };
 pub use routing::{RouteAnswer, RouteDenial};
-pub use spec::{ContainerSpec, ContainerStatus, labels, owner_labels, url_path};
+pub use spec::{CRASH_LOOP_RESTARTS, ContainerSpec, ContainerStatus, labels, owner_labels, url_path};
 pub use values::{
     Command, CpuLimit, DiskSize, EnvVars, ImageRef, LogRotation, MemoryLimit, REDACTED, SECRET_MARKERS,
     is_secret_name,

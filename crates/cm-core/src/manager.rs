@@ -58,6 +58,8 @@ pub struct Manager {
     running: Arc<Running>,
     /// What it counted since it started (see [`Manager::metrics_text`]).
     metrics: Arc<crate::metrics::Metrics>,
+    /// The last minutes of each running container's use (see [`Manager::sample_usage`]).
+    usage: Arc<crate::health::UsageHistory>,
     /// Set when the server stops: followed logs end so that it need not wait for them.
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -290,6 +292,7 @@ impl Manager {
             status_view: None,
             running: Arc::default(),
             metrics: Arc::default(),
+            usage: Arc::default(),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
@@ -306,6 +309,11 @@ impl Manager {
     /// What the manager counted since it started.
     pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
         &self.metrics
+    }
+
+    /// The sampled use of running containers.
+    pub(crate) fn usage_history(&self) -> &crate::health::UsageHistory {
+        &self.usage
     }
 
     /// The live status view, when this process keeps one.
@@ -642,10 +650,15 @@ impl Manager {
         }
         progress("starting");
         runtime.start_container(&id).await?;
-        spec.status = runtime
-            .inspect_container(&id)
-            .await?
-            .map_or(ContainerStatus::Missing, |c| c.status);
+        spec.status = if self.config.health.exit_check.is_zero() {
+            runtime
+                .inspect_container(&id)
+                .await?
+                .map_or(ContainerStatus::Missing, |c| c.status)
+        } else {
+            progress("watching it start");
+            self.watch_for_early_exit(spec).await?
+        };
         self.note_status(&id, Some(spec.status));
         self.fail_point(&format!("{context}:started"));
         Ok(())
@@ -1193,9 +1206,7 @@ impl Manager {
         let runtime = &self.adapters.runtime;
         let store = &self.adapters.store;
         let observed = runtime.inspect_container(&spec.container_id).await?;
-        let running = observed
-            .as_ref()
-            .is_some_and(|c| matches!(c.status, ContainerStatus::Running | ContainerStatus::Restarting));
+        let running = observed.as_ref().is_some_and(|c| c.status.is_active());
         if running && !options.force {
             return Err(Error::conflict(format!(
                 "container {} is running: stop it first or delete with force",

@@ -289,6 +289,14 @@ pub struct ObservedContainer {
     /// only a single container's inspection reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_error: Option<String>,
+    /// How often the engine restarted it since it was last started on purpose; only a single
+    /// container's inspection reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_count: Option<i64>,
+    /// The exit code of its last run (0 while it runs); only a single container's inspection
+    /// reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
 }
 
 /// Any container on the engine, as `docker ps -a` shows it.

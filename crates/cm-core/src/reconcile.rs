@@ -985,7 +985,7 @@ impl Manager {
                 }
                 if let Some(old) = &old {
                     runtime.rename_container(&old.id, name.as_str()).await?;
-                    if matches!(old.status, ContainerStatus::Running | ContainerStatus::Restarting) {
+                    if old.status.is_active() {
                         runtime.start_container(&old.id).await?;
                         if spec.ssh_port.is_some() {
                             self.install_keys(&spec).await?;

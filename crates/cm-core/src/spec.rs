@@ -88,6 +88,10 @@ pub enum ContainerStatus {
     Running,
     /// Being restarted by the engine (for example after a crash).
     Restarting,
+    /// Exiting again and again: the engine is restarting it for at least the
+    /// [`CRASH_LOOP_RESTARTS`]th time in a row since it was last started on purpose.
+    #[serde(rename = "crash-looping")]
+    CrashLooping,
     /// Paused.
     Paused,
     /// Stopped or exited.
@@ -102,7 +106,30 @@ pub enum ContainerStatus {
     Unknown,
 }
 
+/// How many restarts in a row (the engine's restart count, which a deliberate start resets) make
+/// a container the engine is restarting again [`ContainerStatus::CrashLooping`].
+pub const CRASH_LOOP_RESTARTS: i64 = 3;
+
 impl ContainerStatus {
+    /// Maps the engine's state text and restart count: a container the engine is restarting for
+    /// the [`CRASH_LOOP_RESTARTS`]th time in a row is crash-looping.
+    pub fn observed(state: &str, restart_count: i64) -> Self {
+        match Self::from_engine(state) {
+            ContainerStatus::Restarting if restart_count >= CRASH_LOOP_RESTARTS => {
+                ContainerStatus::CrashLooping
+            }
+            status => status,
+        }
+    }
+
+    /// Whether a process of it is up or about to be (delete refuses it without `force`).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            ContainerStatus::Running | ContainerStatus::Restarting | ContainerStatus::CrashLooping
+        )
+    }
+
     /// Maps Docker's state text (`running`, `exited`, ...).
     pub fn from_engine(state: &str) -> Self {
         match state {
@@ -123,6 +150,7 @@ impl ContainerStatus {
             ContainerStatus::Created => "created",
             ContainerStatus::Running => "running",
             ContainerStatus::Restarting => "restarting",
+            ContainerStatus::CrashLooping => "crash-looping",
             ContainerStatus::Paused => "paused",
             ContainerStatus::Exited => "exited",
             ContainerStatus::Removing => "removing",

@@ -68,6 +68,10 @@ pub struct FakeContainer {
     pub status: ContainerStatus,
     /// Files uploaded into it, by absolute path, with their mode and owner.
     pub files: BTreeMap<String, (u32, u64, Option<Vec<u8>>)>,
+    /// How often the engine restarted it since its last deliberate start.
+    pub restart_count: i64,
+    /// Its last run's exit code.
+    pub exit_code: i64,
 }
 
 #[derive(Default)]
@@ -75,6 +79,8 @@ struct Engine {
     down: bool,
     failing: BTreeMap<FakeOp, ErrorKind>,
     images: BTreeSet<String>,
+    /// Images whose containers exit at once, again and again (see [`FakeRuntime::add_crashing_image`]).
+    crashing_images: BTreeSet<String>,
     next_id: u64,
     containers: BTreeMap<String, FakeContainer>,
     networks: BTreeMap<String, NetworkPlan>,
@@ -120,6 +126,14 @@ impl FakeRuntime {
     /// Makes an image available.
     pub fn add_image(&self, image: &str) {
         self.engine().images.insert(image.to_owned());
+    }
+
+    /// Makes `image` known, with a program that exits with code 1 at once: its containers
+    /// crash-loop from their first start.
+    pub fn add_crashing_image(&self, image: &str) {
+        let mut engine = self.engine();
+        engine.images.insert(image.to_owned());
+        engine.crashing_images.insert(image.to_owned());
     }
 
     /// Makes `op` fail with `kind` until [`FakeRuntime::heal`].
@@ -206,6 +220,8 @@ impl FakeRuntime {
                 plan,
                 status: ContainerStatus::Running,
                 files: BTreeMap::new(),
+                restart_count: 0,
+                exit_code: 0,
             },
         );
         id
@@ -256,6 +272,8 @@ impl FakeRuntime {
             image: c.plan.image.to_string(),
             labels: c.plan.labels.clone(),
             start_error: None,
+            restart_count: Some(c.restart_count),
+            exit_code: Some(c.exit_code),
         }
     }
 }
@@ -363,6 +381,8 @@ impl ContainerRuntime for FakeRuntime {
             plan: plan.clone(),
             status: ContainerStatus::Created,
             files: BTreeMap::new(),
+            restart_count: 0,
+            exit_code: 0,
         };
         engine.containers.insert(id.clone(), container);
         Ok(id)
@@ -371,10 +391,12 @@ impl ContainerRuntime for FakeRuntime {
     async fn start_container(&self, id: &str) -> Result<()> {
         let mut engine = self.check(FakeOp::StartContainer)?;
         let grabbed = engine.grabbed_ports.clone();
+        let crashing_images = engine.crashing_images.clone();
         let c = engine
             .containers
             .get_mut(id)
             .ok_or_else(|| Error::not_found(format!("no such container: {id}")))?;
+        let crashing = crashing_images.contains(c.plan.image.as_str());
         if let Some(port) = c
             .plan
             .ports
@@ -387,7 +409,15 @@ impl ContainerRuntime for FakeRuntime {
             ))
             .for_field(crate::PORT_TAKEN_FIELD));
         }
-        c.status = ContainerStatus::Running;
+        if crashing {
+            c.status = ContainerStatus::observed("restarting", crate::spec::CRASH_LOOP_RESTARTS);
+            c.restart_count = crate::spec::CRASH_LOOP_RESTARTS;
+            c.exit_code = 1;
+        } else {
+            c.status = ContainerStatus::Running;
+            c.restart_count = 0;
+            c.exit_code = 0;
+        }
         engine.emit(id, "start");
         Ok(())
     }
@@ -468,9 +498,15 @@ impl ContainerRuntime for FakeRuntime {
             .containers
             .get(id)
             .ok_or_else(|| Error::not_found(format!("no container {id} (fake)")))?;
+        let running = c.status == ContainerStatus::Running;
         Ok(ContainerStats {
             memory_limit_bytes: c.plan.memory.bytes(),
-            pids: u64::from(c.status == ContainerStatus::Running),
+            memory_bytes: if running { 1 << 24 } else { 0 },
+            cpu_percent: if running { 1.5 } else { 0.0 },
+            pids: u64::from(running),
+            restart_count: c.restart_count,
+            exit_code: c.exit_code,
+            started_at: running.then(|| "2026-01-01T00:00:00Z".to_owned()),
             ..ContainerStats::default()
         })
     }
@@ -1314,7 +1350,10 @@ impl FakeWorld {
     }
 
     /// A world with `config`; its manager is installation [`FAKE_INSTALLATION`].
-    pub fn with_config(config: Config) -> Self {
+    pub fn with_config(mut config: Config) -> Self {
+        // The fake engine's containers crash as they start or never: a millisecond's watch for
+        // an early exit sees it, and keeps every create of the tests fast.
+        config.health.exit_check = config.health.exit_check.min(Duration::from_millis(1));
         let runtime = Arc::new(FakeRuntime::new());
         let store = Arc::new(MemoryStore::default());
         let proxy = Arc::new(FakeProxy::default());

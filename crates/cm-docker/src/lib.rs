@@ -500,15 +500,18 @@ impl ContainerRuntime for DockerRuntime {
                 Ok(Some(ObservedContainer {
                     id: c.id.unwrap_or_default(),
                     name: c.name.unwrap_or_default().trim_start_matches('/').to_owned(),
-                    status: status_of(
-                        c.state
-                            .as_ref()
-                            .and_then(|s| s.status.as_ref())
-                            .map(|s| s.as_ref()),
-                    ),
+                    status: c
+                        .state
+                        .as_ref()
+                        .and_then(|s| s.status.as_ref())
+                        .map_or(ContainerStatus::Unknown, |state| {
+                            ContainerStatus::observed(state.as_ref(), c.restart_count.unwrap_or(0))
+                        }),
                     image: config.image.unwrap_or_default(),
                     labels: config.labels.unwrap_or_default().into_iter().collect(),
                     start_error,
+                    restart_count: c.restart_count,
+                    exit_code: c.state.as_ref().and_then(|s| s.exit_code),
                 }))
             }
             Err(e) => match self.on_error(e).await {
@@ -633,7 +636,7 @@ impl ContainerRuntime for DockerRuntime {
             .filters(&filters)
             .build();
         let summaries = self.answer(docker.list_containers(Some(options)).await).await?;
-        Ok(summaries
+        let mut observed: Vec<ObservedContainer> = summaries
             .into_iter()
             .map(|s| ObservedContainer {
                 id: s.id.unwrap_or_default(),
@@ -642,8 +645,20 @@ impl ContainerRuntime for DockerRuntime {
                 image: s.image.unwrap_or_default(),
                 labels: s.labels.unwrap_or_default().into_iter().collect(),
                 start_error: None,
+                restart_count: None,
+                exit_code: None,
             })
-            .collect())
+            .collect();
+        // A listing carries no restart count: whether a restarting container is crash-looping
+        // takes one inspection (only of those, which are few).
+        for container in &mut observed {
+            if container.status == ContainerStatus::Restarting
+                && let Some(inspected) = self.inspect_container(&container.id).await?
+            {
+                container.status = inspected.status;
+            }
+        }
+        Ok(observed)
     }
 
     async fn published_ports(&self, range: PortRange) -> Result<BTreeSet<u16>> {

@@ -136,7 +136,7 @@ impl ContainerView {
             network: spec.network_name.to_string(),
             subnet: spec.subnet.to_string(),
             volume: spec.volume_name.to_string(),
-            running: spec.status == ContainerStatus::Running,
+            running: spec.status.is_active(),
         }
     }
 }
@@ -190,17 +190,18 @@ pub fn status_class(status: ContainerStatus) -> &'static str {
         ContainerStatus::Running => "ok",
         ContainerStatus::Created => "info",
         ContainerStatus::Restarting | ContainerStatus::Paused | ContainerStatus::Removing => "warn",
-        ContainerStatus::Dead | ContainerStatus::Missing => "bad",
+        ContainerStatus::CrashLooping | ContainerStatus::Dead | ContainerStatus::Missing => "bad",
         ContainerStatus::Exited | ContainerStatus::Unknown => "off",
     }
 }
 
 /// Every status, for the filter.
-pub const STATUSES: [ContainerStatus; 9] = [
+pub const STATUSES: [ContainerStatus; 10] = [
     ContainerStatus::Running,
     ContainerStatus::Exited,
     ContainerStatus::Created,
     ContainerStatus::Restarting,
+    ContainerStatus::CrashLooping,
     ContainerStatus::Paused,
     ContainerStatus::Removing,
     ContainerStatus::Dead,

@@ -534,3 +534,40 @@ fn a_capped_data_volume_fills_up_inside_its_container_and_never_past_its_cap_on_
     assert_eq!(disk_images(&world), vec![]);
     assert!(loops_of(&world).is_empty(), "{:?}", loops_of(&world));
 }
+
+#[test]
+fn an_early_exit_fails_the_create_and_a_crash_loop_is_named_with_its_last_lines() {
+    let Some(world) = World::new() else { return };
+    let user = world.env.user("early");
+    let name = format!("{user}_custom");
+    let failing = "python3 -c \"print('no config found'); raise SystemExit(3)\"";
+    let out = world.cm(&["create", &user, "custom", "--command", failing]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("exited at once with code 3"), "{err}");
+    assert!(err.contains("no config found"), "{err}");
+    // Undone: nothing of it is left.
+    assert_eq!(world.objects(), (vec![], vec![], vec![]));
+    assert_eq!(world.cm_json(&["list", "--all"]), serde_json::json!([]));
+
+    // Without the watch the create succeeds, and the container is soon seen crash-looping.
+    world.env.set_config_extra("[health]\nexit_check_ms = 0\n");
+    world.cm_ok(&["create", &user, "custom", "--command", failing]);
+    let looping = wait_until(Duration::from_secs(60), || {
+        world.cm_json(&["get", &name])["status"] == "crash-looping"
+    });
+    assert!(looping, "{}", world.cm_ok(&["get", &name]));
+    let found = world.cm_json(&["get", &name]);
+    let health = &found["health"];
+    assert_eq!(health["exit_code"], 3, "{found}");
+    assert!(health["restart_count"].as_i64().unwrap() >= 3, "{found}");
+    let lines = health["last_log_lines"].as_array().unwrap();
+    assert!(lines.iter().any(|l| l == "no config found"), "{found}");
+    let shown = world.cm_ok(&["get", &name]);
+    assert!(shown.contains("crash-looping"), "{shown}");
+    assert!(shown.contains("last lines of its output:\n  no config found"), "{shown}");
+    // The engine keeps starting it: a delete without force is refused.
+    assert!(!world.cm(&["delete", &name]).status.success());
+    world.cm_ok(&["delete", &name, "--force", "--purge"]);
+    assert_eq!(world.objects(), (vec![], vec![], vec![]));
+}
