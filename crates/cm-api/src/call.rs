@@ -44,6 +44,8 @@ pub struct AppState {
     pub(crate) attempts: Arc<Attempts>,
     /// The audit trail, when the server keeps one.
     pub(crate) auditor: Option<cm_core::Auditor>,
+    /// `list_containers` answers kept while nothing changes.
+    pub(crate) listings: Arc<crate::listings::ListingAnswers>,
 }
 
 /// An authenticated request: who calls, and the parameters they sent.
@@ -66,6 +68,7 @@ impl AppState {
             sessions: Arc::default(),
             attempts,
             auditor: None,
+            listings: Arc::default(),
         }
     }
 

@@ -15,6 +15,7 @@ mod dashboard;
 mod error;
 mod gate;
 mod hangup;
+mod listings;
 mod logging;
 mod openapi;
 mod params;

@@ -420,14 +420,33 @@ pub async fn list_containers(state: Data<AppState>, call: Call) -> Answer {
     call.principal
         .authorize(Action::ReadContainer, None, state.user_actions())?;
     let scope = listing_scope(&call.principal, p.user_id.as_deref(), p.all.unwrap_or(false))?;
+    // Taken before the listing is read: a change in between only makes the next request build anew.
+    let revision = state.manager.listing_revision().await?;
+    if let Some(body) = revision.and_then(|at| state.listings.get(&scope, at)) {
+        return Ok(json_body(body));
+    }
     let listing = match &scope {
         Some(user) => state.manager.list_user(user).await?,
         None => state.manager.list_all().await?,
     };
-    Ok(HttpResponse::Ok().json(ListingAnswer {
-        containers: listing.containers.iter().map(container_json).collect(),
-        stale: listing.stale,
-    }))
+    let body = Bytes::from(
+        serde_json::to_vec(&ListingAnswer {
+            containers: listing.containers.iter().map(container_json).collect(),
+            stale: listing.stale,
+        })
+        .map_err(|e| cm_core::Error::internal("the listing could not be written as JSON").with_source(e))?,
+    );
+    if let Some(at) = revision {
+        state.listings.keep(scope, at, body.clone());
+    }
+    Ok(json_body(body))
+}
+
+/// A 200 answer of JSON already written.
+fn json_body(body: Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(body)
 }
 
 /// Get a container

@@ -52,7 +52,7 @@ pub use limits::Slot;
 pub use live::StatusView;
 pub use manager::{
     Adapters, CreateForm, CreateOutcome, CreateRequest, DEFAULT_EXEC_TIMEOUT, DeleteOptions, KeyAdded,
-    Lifecycle, Listing, Manager, PORT_TAKEN_FIELD, SshInfo, ssh_command,
+    Lifecycle, Listing, ListingRevision, Manager, PORT_TAKEN_FIELD, SshInfo, ssh_command,
 };
 pub use names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
 pub use network::{PortProbe, PortRange, Subnet, SubnetPool};

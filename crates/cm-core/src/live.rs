@@ -6,7 +6,7 @@
 //! stale and listings fall back to asking the engine (which then says it is unavailable).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,6 +21,8 @@ use crate::spec::ContainerStatus;
 pub struct StatusView {
     statuses: RwLock<BTreeMap<String, ContainerStatus>>,
     live: AtomicBool,
+    /// Counts the changes of `statuses` (see [`StatusView::generation`]).
+    generation: AtomicU64,
     /// Every change of a status (`None`: the container is gone), for live event streams.
     changes: tokio::sync::broadcast::Sender<(String, Option<ContainerStatus>)>,
 }
@@ -30,6 +32,7 @@ impl Default for StatusView {
         StatusView {
             statuses: RwLock::default(),
             live: AtomicBool::default(),
+            generation: AtomicU64::default(),
             changes: tokio::sync::broadcast::channel(CHANGES_BUFFERED).0,
         }
     }
@@ -50,6 +53,12 @@ impl StatusView {
     /// Whether the feed is connected and the view current.
     pub fn is_live(&self) -> bool {
         self.live.load(Ordering::Acquire)
+    }
+
+    /// A number that changes whenever a status changes (or the view is seeded again): equal
+    /// generations of a live view mean equal statuses.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The statuses, when live.
@@ -81,6 +90,7 @@ impl StatusView {
                 let _ = self.changes.send((id.clone(), None));
             }
             *current = statuses;
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
         self.live.store(true, Ordering::Release);
     }
@@ -94,6 +104,7 @@ impl StatusView {
                 None => current.remove(id),
             };
             if before != status {
+                self.generation.fetch_add(1, Ordering::AcqRel);
                 let _ = self.changes.send((id.to_owned(), status));
             }
         }
@@ -111,6 +122,7 @@ impl StatusView {
     }
 
     fn mark_stale(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.live.store(false, Ordering::Release);
     }
 }

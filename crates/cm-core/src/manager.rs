@@ -171,6 +171,15 @@ pub struct DeleteOptions {
     pub purge: bool,
 }
 
+/// The state a listing was made from (see [`Manager::listing_revision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListingRevision {
+    /// The store's revision.
+    pub store: u64,
+    /// The status view's generation.
+    pub statuses: u64,
+}
+
 /// The containers of a listing and whether their statuses are live.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Listing {
@@ -934,6 +943,23 @@ impl Manager {
             .await?
             .map_or(ContainerStatus::Missing, |c| c.status);
         Ok(spec)
+    }
+
+    /// What listings are made of right now, while the status view is live and the store can
+    /// tell its revision: an equal revision means an equal listing, so a server may answer again
+    /// what it answered before (cm-api keeps its listing answers by it). Taken before the listing
+    /// it keys, so a change in between only makes the next request build anew.
+    pub async fn listing_revision(&self) -> Result<Option<ListingRevision>> {
+        let Some(view) = self.status_view.as_ref().filter(|v| v.is_live()) else {
+            return Ok(None);
+        };
+        let statuses = view.generation();
+        Ok(self
+            .adapters
+            .store
+            .revision()
+            .await?
+            .map(|store| ListingRevision { store, statuses }))
     }
 
     /// Every container, with live statuses from one engine call.

@@ -485,6 +485,12 @@ pub trait Store: Send + Sync {
     async fn get_by_name(&self, name: &ContainerName) -> Result<Option<ContainerSpec>>;
     /// Every record.
     async fn list_all(&self) -> Result<Vec<ContainerSpec>>;
+    /// A number that changes whenever anyone (this process or another) commits a change, when
+    /// the store can tell: equal revisions mean equal contents, so answers made from them may be
+    /// reused. `None`: it can not tell, nothing is reused.
+    async fn revision(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
     /// The records of one user.
     async fn list_user(&self, user: &UserId) -> Result<Vec<ContainerSpec>>;
 

@@ -84,6 +84,9 @@ CREATE TABLE IF NOT EXISTS tokens (
 PRAGMA user_version = 1;
 ";
 
+/// Every record, and the revision it was read at.
+type KeptSpecs = (u64, Vec<ContainerSpec>);
+
 /// The SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -92,6 +95,12 @@ pub struct SqliteStore {
     /// concurrent API requests do not queue behind one connection.
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: Arc<AtomicUsize>,
+    /// A read-only connection that only asks `PRAGMA data_version`, which changes whenever any
+    /// other connection (this process's writer, another process) commits: the store's revision.
+    watcher: Arc<Mutex<Connection>>,
+    /// Every record as of a revision: listings at hundreds of containers are answered from it
+    /// while nothing changed, without reading and decoding every record again.
+    all_specs: Arc<Mutex<Option<KeptSpecs>>>,
     path: PathBuf,
     claims: Claims,
 }
@@ -125,9 +134,25 @@ impl SqliteStore {
             connection: Arc::new(Mutex::new(connection)),
             readers: Arc::new(readers),
             next_reader: Arc::new(AtomicUsize::new(0)),
+            watcher: Arc::new(Mutex::new(open_reader(path)?)),
+            all_specs: Arc::default(),
             path: path.to_owned(),
             claims: Claims::beside(path)?,
         })
+    }
+
+    /// `PRAGMA data_version` of the watcher: it changes with every commit of any other
+    /// connection, and the watcher never writes.
+    async fn data_version(&self) -> Result<u64> {
+        let watcher = self.watcher.clone();
+        blocking(move || {
+            let connection = watcher.lock().map_err(|_| poisoned())?;
+            let version: i64 = connection
+                .pragma_query_value(None, "data_version", |row| row.get(0))
+                .map_err(sql_error)?;
+            Ok(version.cast_unsigned())
+        })
+        .await
     }
 
     /// The database file.
@@ -660,7 +685,24 @@ impl Store for SqliteStore {
     }
 
     async fn list_all(&self) -> Result<Vec<ContainerSpec>> {
-        self.run(|connection| Keys::all_specs(connection)).await
+        // The revision is taken before the read: a commit in between only makes the next
+        // listing read again.
+        let revision = self.data_version().await?;
+        if let Ok(cached) = self.all_specs.lock()
+            && let Some((at, specs)) = cached.as_ref()
+            && *at == revision
+        {
+            return Ok(specs.clone());
+        }
+        let specs = self.run(|connection| Keys::all_specs(connection)).await?;
+        if let Ok(mut cached) = self.all_specs.lock() {
+            *cached = Some((revision, specs.clone()));
+        }
+        Ok(specs)
+    }
+
+    async fn revision(&self) -> Result<Option<u64>> {
+        self.data_version().await.map(Some)
     }
 
     async fn list_user(&self, user: &UserId) -> Result<Vec<ContainerSpec>> {

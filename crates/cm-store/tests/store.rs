@@ -181,6 +181,42 @@ async fn a_put_with_a_new_id_replaces_the_old_record() {
 }
 
 #[tokio::test]
+async fn listings_kept_between_changes_see_every_commit_of_this_and_other_processes() {
+    let (dir, store) = store();
+    let other = SqliteStore::open(&dir.path().join("cm.db")).unwrap();
+    let ids =
+        |specs: Vec<ContainerSpec>| -> Vec<String> { specs.into_iter().map(|s| s.container_id).collect() };
+    assert!(store.list_all().await.unwrap().is_empty());
+    let before = store.revision().await.unwrap().unwrap();
+    assert_eq!(store.revision().await.unwrap(), Some(before), "nothing changed");
+
+    store
+        .finish_create(&spec("alice", "cli_v4", "a", 9000))
+        .await
+        .unwrap();
+    let after_own = store.revision().await.unwrap().unwrap();
+    assert_ne!(after_own, before, "its own writer's commit");
+    assert_eq!(ids(store.list_all().await.unwrap()), ["a"]);
+
+    other
+        .finish_create(&spec("bob", "cli_v4", "b", 9001))
+        .await
+        .unwrap();
+    assert_ne!(
+        store.revision().await.unwrap().unwrap(),
+        after_own,
+        "another process's commit"
+    );
+    assert_eq!(ids(store.list_all().await.unwrap()), ["a", "b"]);
+    let unchanged = store.revision().await.unwrap();
+    assert_eq!(ids(store.list_all().await.unwrap()), ["a", "b"]);
+    assert_eq!(store.revision().await.unwrap(), unchanged, "reads change nothing");
+
+    other.put(&spec("bob", "cli_v4", "b2", 9001)).await.unwrap();
+    assert_eq!(ids(store.list_all().await.unwrap()), ["a", "b2"]);
+}
+
+#[tokio::test]
 async fn two_stores_on_one_file_never_lease_one_port_twice() {
     let (dir, first) = store();
     let second = SqliteStore::open(&dir.path().join("cm.db")).unwrap();

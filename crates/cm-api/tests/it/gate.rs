@@ -32,7 +32,8 @@ pub(crate) struct Gate {
 const PUBLIC_TYPE: &str = "[types.open_web]\ndescription = \"public\"\nimage = \"toolboxv2:latest\"\n\
                            internal_port = 8080\naccess = \"public\"\n\
                            [types.silent_web]\ndescription = \"an app that never answers\"\n\
-                           image = \"toolboxv2:latest\"\ninternal_port = 9\naccess = \"public\"\n";
+                           image = \"toolboxv2:latest\"\ninternal_port = 9\naccess = \"public\"\n\
+                           command = [\"sleep\", \"infinity\"]\n";
 
 impl Gate {
     pub fn start(test: &str, mode: RoutingMode, host: HostMode) -> Option<Gate> {

@@ -66,5 +66,27 @@ async fn the_container_schema_lists_exactly_the_fields_of_an_answer() {
     // Only a capped volume's answers carry these (cm-cli's capped-volume test shows them).
     let capped_only = ["disk".to_owned(), "disk_usage".to_owned()];
     answered.extend(capped_only.iter());
+    // `get_container` with `health=true` adds its health, documented field by field.
+    let name = container["container_name"].as_str().unwrap();
+    let (_, got) = app
+        .get(
+            &format!("/api/ContainerManager/get_container?container_id={name}&health=true"),
+            &Cred::admin(),
+        )
+        .await;
+    let health = &got["container"]["health"];
+    assert!(health.is_object(), "{got}");
+    let health_field = "health".to_owned();
+    answered.insert(&health_field);
+    let health_documented: BTreeSet<&String> = doc["components"]["schemas"]["HealthDoc"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    let mut health_answered: BTreeSet<&String> = health.as_object().unwrap().keys().collect();
+    // Only a failing container's health has its last lines; history comes with the sampler.
+    let sometimes = ["last_log_lines".to_owned(), "history".to_owned()];
+    health_answered.extend(sometimes.iter());
+    assert_eq!(health_documented, health_answered);
     assert_eq!(documented, answered);
 }

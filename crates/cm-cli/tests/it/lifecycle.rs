@@ -565,7 +565,10 @@ fn an_early_exit_fails_the_create_and_a_crash_loop_is_named_with_its_last_lines(
     assert!(lines.iter().any(|l| l == "no config found"), "{found}");
     let shown = world.cm_ok(&["get", &name]);
     assert!(shown.contains("crash-looping"), "{shown}");
-    assert!(shown.contains("last lines of its output:\n  no config found"), "{shown}");
+    assert!(
+        shown.contains("last lines of its output:\n  no config found"),
+        "{shown}"
+    );
     // The engine keeps starting it: a delete without force is refused.
     assert!(!world.cm(&["delete", &name]).status.success());
     world.cm_ok(&["delete", &name, "--force", "--purge"]);
