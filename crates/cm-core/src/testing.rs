@@ -128,6 +128,21 @@ impl FakeRuntime {
         self.engine().images.insert(image.to_owned());
     }
 
+    /// Makes the container named `name` exit with code 1 again and again from now on, as if
+    /// its program started failing: the engine restarts it and it crash-loops.
+    pub fn crash_loop(&self, name: &str) {
+        let mut engine = self.engine();
+        let id = engine.containers.values_mut().find(|c| c.name == name).map(|c| {
+            c.status = ContainerStatus::CrashLooping;
+            c.restart_count = crate::spec::CRASH_LOOP_RESTARTS;
+            c.exit_code = 1;
+            c.id.clone()
+        });
+        if let Some(id) = id {
+            engine.emit(&id, "die");
+        }
+    }
+
     /// Makes `image` known, with a program that exits with code 1 at once: its containers
     /// crash-loop from their first start.
     pub fn add_crashing_image(&self, image: &str) {

@@ -16,6 +16,7 @@
 
 mod actions;
 mod assets;
+mod health;
 mod pages;
 mod render;
 mod session;

@@ -167,7 +167,17 @@ pub async fn container(viewer: Viewer, name: Path<String>) -> PageResult {
         Err(e) => return Err(viewer.fail(e, "containers")),
     };
     let history = audit_views(&viewer, spec.container_name.as_str(), None, 20).await;
+    // How it is doing: the page shows it without it when the engine can not tell.
+    let health = match stale {
+        Some(_) => None,
+        None => manager
+            .health(&spec)
+            .await
+            .ok()
+            .map(|h| super::health::HealthView::of(&h)),
+    };
     let page = minijinja::context! {
+        health => to_value(&health),
         history => to_value(&history),
         c => to_value(ContainerView::of(&spec)),
         disk_cap => spec.disk.map(|d| d.to_string()),

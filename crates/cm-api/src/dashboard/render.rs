@@ -31,6 +31,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("../../templates/login.html")),
     ("dashboard.html", include_str!("../../templates/dashboard.html")),
     ("container.html", include_str!("../../templates/container.html")),
+    (
+        "health_card.html",
+        include_str!("../../templates/health_card.html"),
+    ),
     ("delete.html", include_str!("../../templates/delete.html")),
     ("create.html", include_str!("../../templates/create.html")),
     ("users.html", include_str!("../../templates/users.html")),

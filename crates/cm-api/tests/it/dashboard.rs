@@ -1048,3 +1048,38 @@ async fn while_the_engine_is_away_statuses_are_marked_old_and_actions_wait() {
         "the script disables actions while stale"
     );
 }
+
+#[actix_web::test]
+async fn the_container_page_shows_health_charts_and_a_crash_loops_last_lines() {
+    let app = TestApp::new();
+    app.create("alice", "custom").await;
+    let browser = login(&app, ADMIN).await;
+    let page = browser.get(&app, "/containers/alice_custom").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let card = fragment(&page.body, "<section class=\"card\" id=\"health\">", "</section>");
+    assert!(card.contains("id=\"health-restarts\">0<"), "{card}");
+    assert!(card.contains("16.0 MiB of 512.0 MiB"), "{card}");
+    assert!(card.contains("Charts appear once"), "{card}");
+    assert!(!card.contains("<svg"), "{card}");
+
+    // Two samples make the charts.
+    app.world.manager.sample_usage().await.unwrap();
+    app.world.manager.sample_usage().await.unwrap();
+    let page = browser.get(&app, "/containers/alice_custom").await;
+    let card = fragment(&page.body, "<section class=\"card\" id=\"health\">", "</section>");
+    assert_eq!(card.matches("<polyline").count(), 2, "{card}");
+    assert!(card.contains("(2 samples)"), "{card}");
+
+    // A crash-looping container says so, offers Stop rather than Start, and shows its last lines.
+    app.world.runtime.crash_loop("alice_custom");
+    let page = browser.get(&app, "/containers/alice_custom").await;
+    assert!(page.body.contains(">crash-looping<"), "{}", page.body);
+    let card = fragment(&page.body, "<section class=\"card\" id=\"health\">", "</section>");
+    assert!(card.contains("id=\"health-exit\">code 1<"), "{card}");
+    assert!(card.contains("alice_custom line 5"), "{card}");
+    let actions = fragment(&page.body, "data-poll-statuses", "</div>");
+    assert!(
+        actions.contains(">Start</button>") && actions.contains("data-when=\"stopped\" hidden"),
+        "{actions}"
+    );
+}

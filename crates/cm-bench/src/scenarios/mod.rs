@@ -150,6 +150,23 @@ pub fn summary(report: &Report) -> String {
             ratios.join(", "),
             goal(met)
         ));
+        // The absolute goal at the largest population (#15): p50 under 2 ms, p99 under 10 ms.
+        let at_300 = |prefix: &str| {
+            rows(report, "list", prefix)
+                .into_iter()
+                .find(|r| n_of(r) == "300")
+                .map(cm_median)
+        };
+        if let (Some(p50), Some(p99)) = (
+            at_300("API list_containers, 16 connections: latency p50"),
+            at_300("API list_containers, 16 connections: latency p99"),
+        ) {
+            line(format!(
+                "API `list_containers` at 300 containers under 16 connections: p50 {p50:.2} ms, p99 \
+                 {p99:.2} ms (goal: under 2 ms and 10 ms: {}).",
+                goal(p50 < 2.0 && p99 < 10.0)
+            ));
+        }
     }
     let api_get = rows(report, "list", "API get_container, 16 connections: latency p50");
     if !api_get.is_empty() {
