@@ -92,10 +92,13 @@
     var opened = false;
     source.addEventListener("statuses", function (event) {
       opened = true;
-      applyStatuses(JSON.parse(event.data));
+      var data = JSON.parse(event.data);
+      applyStatuses(data);
       if (indicator) {
-        indicator.classList.remove("paused");
-        indicator.textContent = "Live · updated " + new Date().toLocaleTimeString();
+        indicator.classList.toggle("paused", Boolean(data.stale));
+        indicator.textContent = data.stale
+          ? "Engine unreachable: statuses may be old"
+          : "Live · updated " + new Date().toLocaleTimeString();
       }
     });
     source.addEventListener("error", function () {

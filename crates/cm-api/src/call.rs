@@ -54,6 +54,9 @@ pub struct Call {
     pub principal: Principal,
     /// The parameters from the query string and the body (without `admin_key`).
     pub params: Params,
+    /// The credential it signed in with, for answers that outlive the request (event streams end
+    /// once it stops signing in).
+    pub(crate) credential: Secret,
 }
 
 impl AppState {
@@ -194,7 +197,11 @@ impl FromRequest for Call {
                 principal: principal.clone(),
                 params: params.to_json(),
             });
-            Ok(Call { principal, params })
+            Ok(Call {
+                principal,
+                params,
+                credential: presented,
+            })
         })
     }
 }

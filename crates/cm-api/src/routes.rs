@@ -1133,13 +1133,43 @@ pub async fn container_events(state: Data<AppState>, call: Call) -> Answer {
         Principal::User(user) => Some(user.clone()),
     };
     let events = state.manager.live_events(user.as_ref()).await?;
+    let events = while_signed_in(state.clone(), call.credential, events);
     Ok(crate::sse::response(events, |event| {
         let name = match event {
             cm_core::LiveEvent::Snapshot { .. } => "snapshot",
             cm_core::LiveEvent::Changed(_) => "changed",
+            cm_core::LiveEvent::Engine { .. } => "engine",
         };
         serde_json::to_string(event).ok().map(|data| (name, data))
     }))
+}
+
+/// How often an event stream checks that its credential still signs in.
+const STREAM_CREDENTIAL_CHECK: Duration = Duration::from_secs(5);
+
+/// Ends `events` once the credential that opened them no longer signs in (a revoked or expired
+/// token, a rotated admin key), checked every [`STREAM_CREDENTIAL_CHECK`]: a stream must not
+/// outlive the right to read it.
+fn while_signed_in(
+    state: Data<AppState>,
+    credential: cm_core::Secret,
+    events: cm_core::LiveEvents,
+) -> cm_core::LiveEvents {
+    let signed_out = async move {
+        let mut ticks = tokio::time::interval(STREAM_CREDENTIAL_CHECK);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            // Only a refusal ends it: a dependency that can not check now (the ToolBox worker)
+            // is asked again at the next tick.
+            if let Err(e) = state.auth.authenticate(&credential).await
+                && e.kind() == cm_core::ErrorKind::Unauthorized
+            {
+                return;
+            }
+        }
+    };
+    Box::pin(events.take_until(signed_out))
 }
 
 /// Who the credentials belong to

@@ -42,6 +42,12 @@ pub enum LiveEvent {
     },
     /// One container changed.
     Changed(ContainerState),
+    /// The engine went away (statuses are old and actions fail until it is back) or came back
+    /// (a snapshot follows).
+    Engine {
+        /// Whether the engine's events arrive again.
+        available: bool,
+    },
 }
 
 /// The events of one viewer.
@@ -65,6 +71,8 @@ struct Watch {
     user: Option<UserId>,
     changes: tokio::sync::broadcast::Receiver<(String, Option<ContainerStatus>)>,
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// Whether the engine's events arrive.
+    engine: tokio::sync::watch::Receiver<bool>,
     /// The viewer's containers it has told about, by id.
     known: HashMap<String, ContainerSpec>,
     snapshot_due: bool,
@@ -91,6 +99,12 @@ impl Manager {
             user: user.cloned(),
             changes: view.subscribe(),
             stopping: self.stopping_signal(),
+            engine: {
+                let mut engine = view.availability();
+                // The first snapshot tells the state of now; only changes after it are events.
+                engine.borrow_and_update();
+                engine
+            },
             known: HashMap::new(),
             snapshot_due: true,
             _slot: slot,
@@ -119,6 +133,15 @@ impl Watch {
             let received = tokio::select! {
                 received = self.changes.recv() => received,
                 _ = self.stopping.changed() => return None,
+                changed = self.engine.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    let available = *self.engine.borrow_and_update();
+                    // Back: what changed meanwhile arrives as a fresh snapshot.
+                    self.snapshot_due = available;
+                    return Some(LiveEvent::Engine { available });
+                }
             };
             match received {
                 Ok((id, status)) => {

@@ -25,6 +25,9 @@ pub struct StatusView {
     generation: AtomicU64,
     /// Every change of a status (`None`: the container is gone), for live event streams.
     changes: tokio::sync::broadcast::Sender<(String, Option<ContainerStatus>)>,
+    /// Whether the engine's event stream is connected, for live event streams (they tell their
+    /// viewers when the engine goes away and comes back).
+    availability: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for StatusView {
@@ -34,6 +37,7 @@ impl Default for StatusView {
             live: AtomicBool::default(),
             generation: AtomicU64::default(),
             changes: tokio::sync::broadcast::channel(CHANGES_BUFFERED).0,
+            availability: tokio::sync::watch::channel(false).0,
         }
     }
 }
@@ -93,6 +97,8 @@ impl StatusView {
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
         self.live.store(true, Ordering::Release);
+        self.availability
+            .send_if_modified(|live| !std::mem::replace(live, true));
     }
 
     /// Records what an inspection just saw (the feed's events, and the manager's own changes, so
@@ -116,6 +122,11 @@ impl StatusView {
         let _ = self.changes.send((id.to_owned(), Some(status)));
     }
 
+    /// Whether the engine's events arrive, from now on.
+    pub(crate) fn availability(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.availability.subscribe()
+    }
+
     /// The changes from now on.
     pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<(String, Option<ContainerStatus>)> {
         self.changes.subscribe()
@@ -124,6 +135,8 @@ impl StatusView {
     fn mark_stale(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.live.store(false, Ordering::Release);
+        self.availability
+            .send_if_modified(|live| std::mem::replace(live, false));
     }
 }
 

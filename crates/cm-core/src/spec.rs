@@ -144,6 +144,26 @@ impl ContainerStatus {
         }
     }
 
+    /// The status named `name` as [`ContainerStatus::as_str`] writes it (`Unknown` for any
+    /// other text).
+    pub fn from_name(name: &str) -> Self {
+        const ALL: [ContainerStatus; 10] = [
+            ContainerStatus::Created,
+            ContainerStatus::Running,
+            ContainerStatus::Restarting,
+            ContainerStatus::CrashLooping,
+            ContainerStatus::Paused,
+            ContainerStatus::Exited,
+            ContainerStatus::Removing,
+            ContainerStatus::Dead,
+            ContainerStatus::Missing,
+            ContainerStatus::Unknown,
+        ];
+        ALL.into_iter()
+            .find(|s| s.as_str() == name)
+            .unwrap_or(ContainerStatus::Unknown)
+    }
+
     /// The lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -163,7 +163,12 @@ impl FakeRuntime {
 
     /// Takes the whole engine down (every call is `Unavailable`) or brings it back.
     pub fn set_down(&self, down: bool) {
-        self.engine().down = down;
+        let mut engine = self.engine();
+        engine.down = down;
+        if down {
+            // As a real engine's: its event streams end when it goes away.
+            engine.events = None;
+        }
     }
 
     /// Pretends someone binds `port` on the host unseen by the probe, just before our start: a

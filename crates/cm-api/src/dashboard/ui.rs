@@ -61,19 +61,24 @@ pub async fn events(viewer: Viewer) -> PageResult {
         .map_err(|e| as_json(viewer.fail(e, "containers")))?;
     Ok(crate::sse::response(events, |event| {
         let entry = |c: &cm_core::ContainerState| {
-            let status = cm_core::ContainerStatus::from_engine(&c.status);
+            let status = cm_core::ContainerStatus::from_name(&c.status);
             (
                 c.container_name.clone(),
                 json!({ "status": c.status, "class": status_class(status) }),
             )
         };
-        let containers: serde_json::Map<String, serde_json::Value> = match event {
-            cm_core::LiveEvent::Snapshot { containers } => containers.iter().map(entry).collect(),
-            cm_core::LiveEvent::Changed(container) => std::iter::once(entry(container)).collect(),
+        let (containers, stale): (serde_json::Map<String, serde_json::Value>, Option<&str>) = match event {
+            cm_core::LiveEvent::Snapshot { containers } => (containers.iter().map(entry).collect(), None),
+            cm_core::LiveEvent::Changed(container) => (std::iter::once(entry(container)).collect(), None),
+            cm_core::LiveEvent::Engine { available: true } => (serde_json::Map::new(), None),
+            cm_core::LiveEvent::Engine { available: false } => (
+                serde_json::Map::new(),
+                Some("the Docker engine can not be asked; statuses may be old"),
+            ),
         };
         Some((
             "statuses",
-            json!({ "containers": containers, "stale": null }).to_string(),
+            json!({ "containers": containers, "stale": stale }).to_string(),
         ))
     }))
 }

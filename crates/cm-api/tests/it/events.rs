@@ -80,4 +80,16 @@ fn containers_changes_stream_to_the_admin_and_to_their_owner_only() {
     ]
     .map(|needle| alice_saw.find(needle).unwrap_or(usize::MAX));
     assert!(order.is_sorted() && order[3] != usize::MAX, "{alice_saw}");
+
+    // A stream ends once its token is revoked.
+    let token = call("create_user_token", json!({"user_id": alice}));
+    let alice_auth = format!("Bearer {}", token["token"].as_str().unwrap());
+    let mut revoked = open_stream(server.port, "GET", &events, &[("Authorization", &alice_auth)]).unwrap();
+    assert_eq!(revoked.status, 200);
+    assert!(revoked.wait_for("event: snapshot", limit));
+    call("revoke_user_token", json!({"token_id": token["id"]}));
+    assert!(
+        revoked.finish(Duration::from_secs(30)).is_some(),
+        "the stream of a revoked token ended"
+    );
 }
