@@ -12,6 +12,7 @@ mod config;
 mod engine_view;
 mod error;
 mod events;
+mod idle;
 mod keys;
 mod limits;
 mod live;
@@ -36,13 +37,14 @@ pub use auth::{
     Secret, SecretHash, Ticket, TokenRecord, UserAction, UserActions,
 };
 pub use config::{
-    Access, Config, ContainerType, DATA_PATH, Envelope, HostMode, LimitSettings, NginxSettings,
+    Access, Config, ContainerType, DATA_PATH, Envelope, HostMode, IdleSettings, LimitSettings, NginxSettings,
     RestartPolicy, RoutingMode, RoutingSettings, SSH_CONTAINER_PORT, SSH_USER, SshMode, SshSettings,
     ToolboxIdentity, check_exec_user, check_label,
 };
 pub use engine_view::{DiscoveredService, EngineCounts};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{ContainerState, LiveEvent, LiveEvents};
+pub use idle::{IdleStop, IdleSweep, WakeOutcome, Woken};
 pub use keys::{
     COMMENT_MAX, ED25519, KEY_LINE_MAX, SshPublicKey, StoredKey, comment_is_safe, render_authorized_keys,
 };
@@ -55,12 +57,12 @@ pub use manager::{
 pub use names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
 pub use network::{PortProbe, PortRange, Subnet, SubnetPool};
 pub use ports::{
-    Clock, ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, CreateReservation, DiskSupport,
-    DiskUsage, EngineContainer, EngineInfo, Ensured, EventStream, ExecOutput, ExecRequest, FailPoints,
-    ForeignContainer, KeyParser, LogChunk, LogRequest, LogStream, NetworkPlan, NoFailPoints, NoProxy,
-    ObservedContainer, ObservedObject, Operation, OperationKind, OutputStream, PortBinding, PortLease, Proxy,
-    ProxyStatus, ReloadOutcome, RemoveMode, Route, RouteState, RouteStatus, Store, SystemClock, UploadEntry,
-    VolumePlan,
+    AppProbe, Clock, ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, CreateReservation,
+    DiskSupport, DiskUsage, EngineContainer, EngineInfo, Ensured, EventStream, ExecOutput, ExecRequest,
+    FailPoints, ForeignContainer, KeyParser, LogChunk, LogRequest, LogStream, NetworkPlan, NoFailPoints,
+    NoProxy, ObservedContainer, ObservedObject, Operation, OperationKind, OutputStream, PortBinding,
+    PortLease, Proxy, ProxyStatus, ReloadOutcome, RemoveMode, Route, RouteState, RouteStatus, Store,
+    SystemClock, UploadEntry, VolumePlan,
 };
 pub use quota::{QuotaReport, QuotaUse, UserQuota};
 pub use reconcile::{

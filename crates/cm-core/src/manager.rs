@@ -60,6 +60,8 @@ pub struct Manager {
     metrics: Arc<crate::metrics::Metrics>,
     /// Set when the server stops: followed logs end so that it need not wait for them.
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Activity and wakes of idle-stopped containers (see `idle.rs`).
+    pub(crate) idle: Arc<crate::idle::Idle>,
 }
 
 /// A validated create request.
@@ -291,6 +293,7 @@ impl Manager {
             running: Arc::default(),
             metrics: Arc::default(),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
+            idle: Arc::new(crate::idle::Idle::new(None)),
         }
     }
 
@@ -992,6 +995,7 @@ impl Manager {
         self.require_present(&spec).await?;
         self.prepare_disk(&spec).await?;
         self.adapters.runtime.start_container(&spec.container_id).await?;
+        self.forget_idle_stop(&spec).await?;
         self.after_start(spec).await
     }
 
@@ -1000,6 +1004,7 @@ impl Manager {
         let spec = self.resolve(reference).await?;
         self.require_present(&spec).await?;
         self.adapters.runtime.stop_container(&spec.container_id).await?;
+        self.forget_idle_stop(&spec).await?;
         self.record_status(spec).await
     }
 
@@ -1012,6 +1017,7 @@ impl Manager {
             .runtime
             .restart_container(&spec.container_id)
             .await?;
+        self.forget_idle_stop(&spec).await?;
         self.after_start(spec).await
     }
 
@@ -1050,7 +1056,7 @@ impl Manager {
         self.record_status(spec).await
     }
 
-    async fn record_status(&self, mut spec: ContainerSpec) -> Result<ContainerSpec> {
+    pub(crate) async fn record_status(&self, mut spec: ContainerSpec) -> Result<ContainerSpec> {
         let observed = self
             .adapters
             .runtime
@@ -1111,8 +1117,9 @@ impl Manager {
         let stopped = async move {
             let _ = stopping.wait_for(|stop| *stop).await;
         };
+        let in_use = self.in_use(&spec.container_name);
         let held = futures_util::StreamExt::map(stream, move |chunk| {
-            let _held = &slot;
+            let _held = (&slot, &in_use);
             chunk
         });
         Ok(Box::pin(futures_util::StreamExt::take_until(held, stopped)))
@@ -1154,6 +1161,7 @@ impl Manager {
         let _slot = self
             .running
             .take(Work::Exec, &spec.user_id, &self.config.limits)?;
+        let _in_use = self.in_use(&spec.container_name);
         let observed = self.require_present(&spec).await?;
         if observed.status != ContainerStatus::Running {
             return Err(Error::conflict(format!(

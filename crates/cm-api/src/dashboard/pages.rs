@@ -202,6 +202,7 @@ impl AuditView {
                 cm_core::Actor::User(user) => user.to_string(),
                 cm_core::Actor::Local(name) => format!("{name} (cm)"),
                 cm_core::Actor::Anonymous => "nobody".to_owned(),
+                cm_core::Actor::System => "system".to_owned(),
             },
             source: entry.source.as_str(),
             action: entry.action.clone(),
