@@ -376,8 +376,19 @@ impl Manager {
         if !wait {
             return Ok((answer, None));
         }
-        let Some(woken) = self.wake(user, kind).await? else {
-            return Ok((answer, None));
+        let woken = match self.wake(user, kind).await {
+            Ok(Some(woken)) => woken,
+            Ok(None) => return Ok((answer, None)),
+            // The store or the engine could not be asked: the answer stays what it was.
+            Err(e) => {
+                tracing::warn!(%user, %kind, error = ?e, "a wake could not be tried");
+                self.metrics().wake("failed");
+                Woken {
+                    container_name: ContainerName::of(user, kind),
+                    started_here: false,
+                    outcome: WakeOutcome::Failed(e),
+                }
+            }
         };
         let answer = match woken.outcome {
             WakeOutcome::Ready => self.check_route(caller, user, kind).await?,
