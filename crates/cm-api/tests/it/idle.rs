@@ -108,3 +108,86 @@ fn an_idle_container_is_stopped_and_its_owners_request_wakes_it() {
     assert!(refused.body.contains("Container stopped"), "{}", refused.body);
     assert_eq!(status_of(&gate, &name), "exited");
 }
+
+/// Types for the second test: one with SSH, one whose app never answers; a wake waits 2 s.
+const IDLE_SSH_TYPES: &str = "[types.idle_ssh]\ndescription = \"SSH, stops when idle\"\n\
+                              image = \"toolboxv2:latest\"\ninternal_port = 8080\nssh = \"on\"\n\
+                              idle_stop_after = \"3s\"\n\
+                              [types.idle_silent]\ndescription = \"never answers, stops when idle\"\n\
+                              image = \"toolboxv2:latest\"\ninternal_port = 8080\n\
+                              command = [\"sleep\", \"infinity\"]\nidle_stop_after = \"3s\"\n\
+                              [idle]\nwake_wait_seconds = 2\n";
+
+/// A TCP connection to sshd, once it sent its banner.
+fn ssh_connection(port: u16) -> Option<std::net::TcpStream> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut banner = [0u8; 8];
+    stream.read_exact(&mut banner).ok()?;
+    (&banner == b"SSH-2.0-").then_some(stream)
+}
+
+#[test]
+fn an_open_ssh_connection_keeps_a_container_running_and_a_slow_app_gets_the_starting_page() {
+    let Some(gate) = Gate::start_with(
+        "idle ssh and starting",
+        RoutingMode::Dynamic,
+        HostMode::Path,
+        IDLE_SSH_TYPES,
+    ) else {
+        return;
+    };
+    let alice = gate.env.user("alice");
+    let (status, created) = gate.call(
+        "create_container",
+        json!({"user_id": alice, "container_type": "idle_ssh"}),
+    );
+    assert_eq!(status, 201, "{created}");
+    let ssh_port = u16::try_from(created["container"]["ssh_port"].as_u64().unwrap()).unwrap();
+    gate.create(&alice, "idle_silent");
+    let with_ssh = format!("{alice}_idle_ssh");
+    let silent = format!("{alice}_idle_silent");
+
+    // An open connection to sshd is a session: the container keeps running for more than twice
+    // its idle time (nothing to wait for but time here), while the silent one is stopped.
+    let mut connection = None;
+    assert!(
+        wait_until(STOPPED_WITHIN, || {
+            connection = ssh_connection(ssh_port);
+            connection.is_some()
+        }),
+        "sshd never answered on {ssh_port}"
+    );
+    assert!(
+        wait_until(STOPPED_WITHIN, || status_of(&gate, &silent) == "exited"),
+        "the silent one was not stopped"
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(status_of(&gate, &with_ssh), "running", "stopped during a session");
+    // The session ends: the container is stopped (its TCP table is read in the real image).
+    drop(connection);
+    assert!(
+        wait_until(STOPPED_WITHIN, || status_of(&gate, &with_ssh) == "exited"),
+        "not stopped after the session ended: {}",
+        status_of(&gate, &with_ssh)
+    );
+
+    // A woken app that does not answer within the wait: 503 and a page that asks again.
+    let auth = format!("Bearer {}", gate.token(&alice));
+    let path = format!("/container/{alice}/idle_silent/");
+    let page = gate.get(&path, &[("Authorization", &auth), ("Accept", "text/html")]);
+    assert_eq!(page.status, 503, "{page:?}");
+    assert!(page.body.contains("Starting"), "{}", page.body);
+    assert!(
+        page.body.contains(r#"<meta http-equiv="refresh" content="5">"#),
+        "{}",
+        page.body
+    );
+    assert_eq!(status_of(&gate, &silent), "running", "woken all the same");
+    assert!(
+        audited(&gate, &silent).contains(&("wake_container".to_owned(), "user".to_owned(), "ok".to_owned())),
+        "{:?}",
+        audited(&gate, &silent)
+    );
+}
