@@ -270,7 +270,9 @@ impl Manager {
                         continue;
                     }
                     Err(e) => {
+                        // Asked again after another idle period, not at every sweep.
                         tracing::warn!(container = %spec.container_name, error = ?e, "idle, but its SSH sessions can not be counted: not stopped");
+                        self.idle.touch(&spec.container_name, self.adapters().clock.now());
                         continue;
                     }
                 }

@@ -328,10 +328,13 @@ async fn an_open_ssh_session_keeps_a_container_active_and_an_unreadable_table_ke
     assert!(sweep.stopped.is_empty() && sweep.failed.is_empty());
     assert_eq!(idle.status(&spec).await, ContainerStatus::Running);
 
-    // A session: active now.
+    // It is asked again only after another idle period, then with a session: active now.
     idle.world
         .runtime
         .put_file(&spec.container_id, "/proc/net/tcp", &tcp_table(true));
+    idle.advance(9 * MINUTE);
+    assert!(idle.sweep().await.is_empty());
+    idle.advance(MINUTE);
     assert!(idle.sweep().await.is_empty());
     idle.world
         .runtime
