@@ -1,6 +1,7 @@
 //! Idle stop and wake-on-request end to end: the real `cm-api` stops an idle container of a type
 //! with a short `idle_stop_after`, and a request through the real nginx starts it again and gets
-//! the app's answer; a container stopped on purpose stays stopped.
+//! the app's answer (also after a restart of cm-api); a container stopped on purpose stays
+//! stopped.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use cm_testkit::wait_until;
 use serde_json::{Value, json};
 
 use crate::gate::Gate;
+use crate::helpers::Server;
 
 /// A type whose containers stop after 3 idle seconds; a wake may wait up to 50 s for the app
 /// (a loaded machine starts it slowly).
@@ -47,7 +49,7 @@ fn audited(gate: &Gate, name: &str) -> Vec<(String, String, String)> {
 
 #[test]
 fn an_idle_container_is_stopped_and_its_owners_request_wakes_it() {
-    let Some(gate) = Gate::start_with(
+    let Some(mut gate) = Gate::start_with(
         "idle stop and wake",
         RoutingMode::Dynamic,
         HostMode::Path,
@@ -79,6 +81,13 @@ fn an_idle_container_is_stopped_and_its_owners_request_wakes_it() {
         "{:?}",
         audited(&gate, &name)
     );
+
+    // The mark outlives a restart of cm-api.
+    let port = gate.server.port;
+    gate.server.terminate(Duration::from_secs(30));
+    let mut vars = gate.env.vars();
+    vars.push(("CONTAINER_ADMIN_KEY", gate.admin.clone()));
+    gate.server = Server::start_on(port, &vars, &[]);
 
     // Another user's request wakes nothing.
     let foreign = gate.get(&format!("{path}/x"), &[("Authorization", &bob_auth)]);
