@@ -5,12 +5,14 @@
 //!
 //! Activity is what this process sees, kept in memory: route checks that let a request through,
 //! commands run through the manager (while they run), followed logs (while they are open), and
-//! SSH sessions. sshd runs inside the container on a published port, so the manager sees no SSH
-//! traffic itself: before it stops a container with SSH, the sweep reads the container's
+//! open connections. sshd runs inside the container on a published port, so the manager sees no
+//! SSH traffic itself, and a WebSocket through nginx passes one route check when it opens and
+//! none while it stays open: before it stops a container, the sweep reads the container's
 //! `/proc/net/tcp` and `/proc/net/tcp6` (with `cat`, through the engine) and counts established
-//! connections on sshd's port; any open session counts as activity. A container whose table can
-//! not be read is not stopped. After the process starts, every running container gets a full
-//! idle period before it can be stopped.
+//! connections to the app's port and to sshd's; any open one (an SSH session, a WebSocket, a
+//! request in progress) counts as activity. A container whose table can not be read is not
+//! stopped. After the process starts, every running container gets a full idle period before it
+//! can be stopped.
 //!
 //! A container stopped for being idle carries a mark in the store, so the wake survives restarts
 //! of the process; an explicit stop, start or restart drops the mark, so a container someone
@@ -261,20 +263,18 @@ impl Manager {
             let Some(idle_for) = self.idle_for(spec, after) else {
                 continue;
             };
-            if spec.ssh_port.is_some() {
-                match self.ssh_sessions(spec).await {
-                    Ok(0) => {}
-                    Ok(sessions) => {
-                        tracing::debug!(container = %spec.container_name, sessions, "idle but for SSH sessions");
-                        self.idle.touch(&spec.container_name, self.adapters().clock.now());
-                        continue;
-                    }
-                    Err(e) => {
-                        // Asked again after another idle period, not at every sweep.
-                        tracing::warn!(container = %spec.container_name, error = ?e, "idle, but its SSH sessions can not be counted: not stopped");
-                        self.idle.touch(&spec.container_name, self.adapters().clock.now());
-                        continue;
-                    }
+            match self.open_connections(spec).await {
+                Ok(0) => {}
+                Ok(connections) => {
+                    tracing::debug!(container = %spec.container_name, connections, "idle but for open connections");
+                    self.idle.touch(&spec.container_name, self.adapters().clock.now());
+                    continue;
+                }
+                Err(e) => {
+                    // Asked again after another idle period, not at every sweep.
+                    tracing::warn!(container = %spec.container_name, error = ?e, "idle, but its open connections can not be counted: not stopped");
+                    self.idle.touch(&spec.container_name, self.adapters().clock.now());
+                    continue;
                 }
             }
             let stop = IdleStop {
@@ -329,8 +329,9 @@ impl Manager {
         Ok(true)
     }
 
-    /// Established connections to sshd in the container, from its TCP tables.
-    async fn ssh_sessions(&self, spec: &ContainerSpec) -> Result<usize> {
+    /// Established connections to the app's port and to sshd's in the container, from its TCP
+    /// tables.
+    async fn open_connections(&self, spec: &ContainerSpec) -> Result<usize> {
         let request = ExecRequest {
             command: Command::from_args(vec![
                 "cat".to_owned(),
@@ -349,7 +350,11 @@ impl Manager {
                 output.stderr.trim()
             )));
         }
-        Ok(established_on(&output.stdout, SSH_CONTAINER_PORT))
+        let ssh = match spec.ssh_port {
+            Some(_) => established_on(&output.stdout, SSH_CONTAINER_PORT),
+            None => 0,
+        };
+        Ok(established_on(&output.stdout, spec.internal_port) + ssh)
     }
 
     /// The route check of [`Manager::check_route`], which also wakes an idle-stopped container

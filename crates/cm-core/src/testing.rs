@@ -370,7 +370,11 @@ impl ContainerRuntime for FakeRuntime {
             name: plan.name.to_string(),
             plan: plan.clone(),
             status: ContainerStatus::Created,
-            files: BTreeMap::new(),
+            // Its TCP table: nothing connected (see [`FakeRuntime::put_file`]).
+            files: BTreeMap::from([(
+                "/proc/net/tcp".to_owned(),
+                (0o444, 0, Some(FAKE_TCP_TABLE.as_bytes().to_vec())),
+            )]),
         };
         engine.containers.insert(id.clone(), container);
         Ok(id)
@@ -1147,6 +1151,10 @@ impl PortProbe for FakeProbe {
         !self.busy.lock().unwrap().contains(&port)
     }
 }
+
+/// The header of `/proc/net/tcp` in a fake container: no connection at all.
+pub const FAKE_TCP_TABLE: &str =
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 
 /// An app probe whose apps answer on the ports a test says (none at first).
 #[derive(Default)]

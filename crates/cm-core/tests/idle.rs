@@ -303,15 +303,17 @@ async fn commands_and_followed_logs_keep_a_container_active() {
     assert_eq!(idle.sweep().await, [spec.container_name.to_string()]);
 }
 
-/// `/proc/net/tcp` of a container with sshd listening on 2222 and, optionally, one session.
-fn tcp_table(session: bool) -> String {
+/// `/proc/net/tcp` of a container with sshd listening on 2222 (hex 08AE) and the app on 8080
+/// (1F90), with a connection established to the port `connected` (hex), if any.
+fn tcp_table(connected: Option<&str>) -> String {
     let mut table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-                     0: 00000000:08AE 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1\n"
+                     0: 00000000:08AE 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1\n\
+                     1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1\n"
         .to_owned();
-    if session {
-        table.push_str(
-            "   1: 0B00A8C0:08AE 0100A8C0:D2F4 01 00000000:00000000 02:000A7B1C 00000000     0        0 2\n",
-        );
+    if let Some(port) = connected {
+        table.push_str(&format!(
+            "   2: 0B00A8C0:{port} 0100A8C0:D2F4 01 00000000:00000000 02:000A7B1C 00000000     0        0 2\n"
+        ));
     }
     table
 }
@@ -323,6 +325,9 @@ async fn an_open_ssh_session_keeps_a_container_active_and_an_unreadable_table_ke
     assert!(spec.ssh_port.is_some());
     assert!(idle.sweep().await.is_empty());
     idle.advance(11 * MINUTE);
+    idle.world
+        .runtime
+        .put_file(&spec.container_id, "/proc/net/tcp", "");
     // No table to read (an image without cat, say): not stopped.
     let sweep = idle.manager.idle_sweep().await.unwrap();
     assert!(sweep.stopped.is_empty() && sweep.failed.is_empty());
@@ -331,14 +336,14 @@ async fn an_open_ssh_session_keeps_a_container_active_and_an_unreadable_table_ke
     // It is asked again only after another idle period, then with a session: active now.
     idle.world
         .runtime
-        .put_file(&spec.container_id, "/proc/net/tcp", &tcp_table(true));
+        .put_file(&spec.container_id, "/proc/net/tcp", &tcp_table(Some("08AE")));
     idle.advance(9 * MINUTE);
     assert!(idle.sweep().await.is_empty());
     idle.advance(MINUTE);
     assert!(idle.sweep().await.is_empty());
     idle.world
         .runtime
-        .put_file(&spec.container_id, "/proc/net/tcp", &tcp_table(false));
+        .put_file(&spec.container_id, "/proc/net/tcp", &tcp_table(None));
     idle.advance(9 * MINUTE);
     assert!(
         idle.sweep().await.is_empty(),
@@ -389,4 +394,23 @@ async fn concurrent_requests_start_a_container_once_and_wait_for_its_app() {
         .unwrap();
     assert!(matches!(answer, RouteAnswer::Allow { .. }), "{answer:?}");
     assert!(woken.is_none());
+}
+
+#[tokio::test]
+async fn an_open_connection_to_the_app_keeps_a_container_active() {
+    // A WebSocket through nginx passes one route check when it opens, none while it is open.
+    let idle = Idle::new("");
+    let spec = idle.create("alice", "custom").await;
+    assert!(idle.sweep().await.is_empty());
+    idle.world
+        .runtime
+        .put_file(&spec.container_id, "/proc/net/tcp", &tcp_table(Some("1F90")));
+    idle.advance(11 * MINUTE);
+    assert!(idle.sweep().await.is_empty(), "a connection to the app is open");
+    // A connection from another port (the app's own outgoing one, say) is not activity.
+    idle.world
+        .runtime
+        .put_file(&spec.container_id, "/proc/net/tcp", &tcp_table(Some("D2F4")));
+    idle.advance(10 * MINUTE);
+    assert_eq!(idle.sweep().await, [spec.container_name.to_string()]);
 }
