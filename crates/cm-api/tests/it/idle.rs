@@ -1,7 +1,7 @@
 //! Idle stop and wake-on-request end to end: the real `cm-api` stops an idle container of a type
 //! with a short `idle_stop_after`, and a request through the real nginx starts it again and gets
-//! the app's answer (also after a restart of cm-api); a container stopped on purpose stays
-//! stopped.
+//! the app's answer (also after a restart of cm-api); an open WebSocket or SSH connection keeps
+//! a container running; a container stopped on purpose stays stopped.
 
 use std::time::Duration;
 
@@ -45,6 +45,29 @@ fn audited(gate: &Gate, name: &str) -> Vec<(String, String, String)> {
             )
         })
         .collect()
+}
+
+/// A WebSocket through nginx, open once the app switched protocols.
+fn open_websocket(port: u16, path: &str, auth: &str) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Authorization: {auth}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    stream
 }
 
 #[test]
@@ -104,6 +127,22 @@ fn an_idle_container_is_stopped_and_its_owners_request_wakes_it() {
         audited(&gate, &name).contains(&("wake_container".to_owned(), "user".to_owned(), "ok".to_owned())),
         "{:?}",
         audited(&gate, &name)
+    );
+
+    // A WebSocket open through the route keeps it running for more than twice its idle time (it
+    // passed one route check when it opened, none since; nothing to wait for but time here),
+    // and once it closes the container is stopped again.
+    let socket = open_websocket(gate.nginx.port, &format!("{path}/ws"), &alice_auth);
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        status_of(&gate, &name),
+        "running",
+        "stopped while a WebSocket was open"
+    );
+    drop(socket);
+    assert!(
+        wait_until(STOPPED_WITHIN, || status_of(&gate, &name) == "exited"),
+        "not stopped after the WebSocket closed"
     );
 
     // Stopped on purpose, it stays stopped: the owner gets the "stopped" page.
