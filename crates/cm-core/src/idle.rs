@@ -218,10 +218,25 @@ impl Manager {
         Ok(self.adapters().store.idle_stopped().await?.into_keys().collect())
     }
 
-    /// A start, stop or restart on purpose: it counts as activity, and drops the container's
-    /// idle mark (a container stopped on purpose is never woken).
-    pub(crate) async fn forget_idle_stop(&self, spec: &ContainerSpec) -> Result<()> {
+    /// Before a stop on purpose: it counts as activity, and the container's idle mark goes
+    /// first (a container stopped on purpose is never woken; when the mark can not be dropped,
+    /// nothing is stopped).
+    pub(crate) async fn stopping_on_purpose(&self, spec: &ContainerSpec) -> Result<()> {
         self.note_activity(&spec.container_name, &spec.container_type);
+        self.forget_idle_stop(spec).await
+    }
+
+    /// After a start or restart on purpose: it counts as activity, and the idle mark goes (a
+    /// mark that can not be dropped now is dropped by the next sweep, which finds it running).
+    pub(crate) async fn started_on_purpose(&self, spec: &ContainerSpec) {
+        self.note_activity(&spec.container_name, &spec.container_type);
+        if let Err(e) = self.forget_idle_stop(spec).await {
+            tracing::warn!(container = %spec.container_name, error = ?e, "the idle mark of a started container was not dropped");
+        }
+    }
+
+    /// Drops a container's idle mark, if it has one.
+    async fn forget_idle_stop(&self, spec: &ContainerSpec) -> Result<()> {
         if self
             .adapters()
             .store

@@ -995,7 +995,7 @@ impl Manager {
         self.require_present(&spec).await?;
         self.prepare_disk(&spec).await?;
         self.adapters.runtime.start_container(&spec.container_id).await?;
-        self.forget_idle_stop(&spec).await?;
+        self.started_on_purpose(&spec).await;
         self.after_start(spec).await
     }
 
@@ -1003,8 +1003,8 @@ impl Manager {
     pub async fn stop(&self, reference: &str) -> Result<ContainerSpec> {
         let spec = self.resolve(reference).await?;
         self.require_present(&spec).await?;
+        self.stopping_on_purpose(&spec).await?;
         self.adapters.runtime.stop_container(&spec.container_id).await?;
-        self.forget_idle_stop(&spec).await?;
         self.record_status(spec).await
     }
 
@@ -1017,7 +1017,7 @@ impl Manager {
             .runtime
             .restart_container(&spec.container_id)
             .await?;
-        self.forget_idle_stop(&spec).await?;
+        self.started_on_purpose(&spec).await;
         self.after_start(spec).await
     }
 
