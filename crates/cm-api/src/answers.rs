@@ -406,10 +406,11 @@ pub struct AuditEntryDoc {
     /// When, RFC 3339 UTC.
     pub at: String,
     /// Who: `{"kind": "admin"}`, `{"kind": "user", "name": "alice"}`, `{"kind": "local", "name":
-    /// "root"}` (`cm` on the host) or `{"kind": "anonymous"}`.
+    /// "root"}` (`cm` on the host), `{"kind": "anonymous"}` or `{"kind": "system"}` (the idle
+    /// sweep).
     #[schema(value_type = Object)]
     pub actor: Value,
-    /// `api`, `dashboard`, `route` or `cli`.
+    /// `api`, `dashboard`, `route`, `cli` or `system`.
     pub source: String,
     /// The function or command (`create_container`, `sign_in`, ...).
     pub action: String,

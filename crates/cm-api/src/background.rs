@@ -1,12 +1,15 @@
 //! What `cm-api` does besides answering requests: it keeps a live view of container statuses from
-//! the engine's event stream (so listings do not ask the engine per request), and it runs the
-//! reconciler at start, periodically, and whenever the engine comes back after being away; and it
-//! samples running containers' CPU and memory use for the dashboard's charts.
+//! the engine's event stream (so listings do not ask the engine per request), it runs the
+//! reconciler at start, periodically, and whenever the engine comes back after being away, it
+//! stops idle containers of types with `idle_stop_after`, and it samples running containers' CPU
+//! and memory use for the dashboard's charts.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use cm_core::{Manager, ReconcileOptions, ReconcileReport, StatusView};
+use cm_core::{
+    Actor, AuditEntry, AuditSource, Auditor, Manager, ReconcileOptions, ReconcileReport, StatusView,
+};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -139,4 +142,55 @@ impl Reconciler {
             }
         });
     }
+}
+
+/// How often the idle sweep runs: a quarter of the shortest `idle_stop_after`, between 1 and 60
+/// seconds (a container stops at most that much later than its idle time says); `None` when no
+/// type stops idle containers.
+pub fn idle_sweep_interval(manager: &Manager) -> Option<Duration> {
+    manager
+        .types()
+        .iter()
+        .filter_map(|t| t.idle_stop_after)
+        .min()
+        .map(|shortest| (shortest / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)))
+}
+
+/// Runs the idle sweep on the current runtime every [`idle_sweep_interval`] (nothing when no
+/// type stops idle containers), recording each stop in the audit trail as the system's.
+pub fn spawn_idle_sweep(manager: Manager, auditor: Option<Auditor>) {
+    let Some(interval) = idle_sweep_interval(&manager) else {
+        return;
+    };
+    tracing::info!(interval_ms = interval.as_millis(), "idle containers are stopped");
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let sweep = match manager.idle_sweep().await {
+                Ok(sweep) => sweep,
+                Err(e) => {
+                    tracing::debug!(error = ?e, "idle sweep could not run");
+                    continue;
+                }
+            };
+            let Some(auditor) = &auditor else {
+                continue;
+            };
+            let entry = |stop: &cm_core::IdleStop| {
+                AuditEntry::new(Actor::System, AuditSource::System, "idle_stop_container")
+                    .on(stop.container_name.as_str(), Some(&stop.user_id))
+                    .with_params(serde_json::json!({"idle_seconds": stop.idle_seconds}))
+            };
+            for stop in &sweep.stopped {
+                auditor.record(entry(stop)).await;
+            }
+            for (stop, e) in &sweep.failed {
+                auditor
+                    .record(entry(stop).failed(crate::error::ErrorCode::of_kind(e.kind()).code()))
+                    .await;
+            }
+        }
+    });
 }

@@ -5,8 +5,11 @@
 //!   container named by `X-CM-User`/`X-CM-Type` (set by nginx from the URL as it routes it) and
 //!   where it listens. 200 with `X-CM-Upstream` and `X-CM-Strip`; 401 or 403 with `X-CM-Reason`.
 //!   Answered from the store and the status view ([`cm_core::Manager::check_route`]).
+//!   An idle-stopped container the caller may reach is started first, and the answer waits for
+//!   its app (at most `[idle] wake_wait_seconds`; then 403 with reason `starting`).
 //! - `/_cm/denied`: what nginx shows for a refused request: a redirect to the sign-in page for a
-//!   browser without credentials, else 401, 403, 404, 502 or 503 with a small page.
+//!   browser without credentials, else 401, 403, 404, 502 or 503 with a small page (a starting
+//!   container's asks again by itself).
 //! - `GET/POST /_cm/login`: the sign-in page. A user token or the admin key becomes a signed,
 //!   expiring `cm_route` cookie scoped to `/container/{user_id}/` (`/` on a subdomain), and the
 //!   browser goes back where it came from.
@@ -30,7 +33,7 @@ use serde::Deserialize;
 
 use cm_core::{
     Action, Actor, AuditEntry, AuditSource, ErrorKind, Principal, RouteAnswer, RouteDenial, Secret, TypeName,
-    UserId,
+    UserId, WakeOutcome, Woken,
 };
 
 use crate::call::AppState;
@@ -175,7 +178,16 @@ async fn check(state: Data<AppState>, req: HttpRequest) -> HttpResponse {
         Err(Undecided::Unavailable) => (None, true),
         Err(undecided) => return undecided_refusal(undecided),
     };
-    match state.manager.check_route(principal.as_ref(), &user, &kind).await {
+    // An idle-stopped container the caller may reach is started here, and the answer waits
+    // (bounded) for its app.
+    let checked = state
+        .manager
+        .check_route_waking(principal.as_ref(), &user, &kind)
+        .await;
+    if let Ok((_, Some(woken))) = &checked {
+        audit_wake(&state, &req, principal.as_ref(), &user, woken).await;
+    }
+    match checked.map(|(answer, _)| answer) {
         Ok(RouteAnswer::Allow {
             upstream,
             strip_prefix,
@@ -195,6 +207,29 @@ async fn check(state: Data<AppState>, req: HttpRequest) -> HttpResponse {
             HttpResponse::InternalServerError().finish()
         }
     }
+}
+
+/// Records the wake a request caused (once, by the request that started the container).
+async fn audit_wake(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: Option<&Principal>,
+    user: &UserId,
+    woken: &Woken,
+) {
+    if !woken.started_here {
+        return;
+    }
+    let actor = principal.map_or(Actor::Anonymous, crate::audit::actor_of);
+    let entry = AuditEntry::new(actor, AuditSource::Route, "wake_container")
+        .on(woken.container_name.as_str(), Some(user))
+        .from(client_address(req));
+    let entry = match &woken.outcome {
+        WakeOutcome::Ready => entry.with_params(serde_json::json!({"app": "answers"})),
+        WakeOutcome::Starting => entry.with_params(serde_json::json!({"app": "starting"})),
+        WakeOutcome::Failed(e) => entry.failed(ErrorCode::of_kind(e.kind()).code()),
+    };
+    state.audit(entry).await;
 }
 
 /// `/_cm/denied`: the answer to a refused request, for people and programs.
@@ -233,6 +268,11 @@ async fn denied(req: HttpRequest) -> HttpResponse {
             "Container stopped",
             "This container is not running. Its owner or the admin can start it again.",
         ),
+        "starting" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Starting",
+            "This container was stopped while nobody used it and is starting again now. It is ready in a few seconds.",
+        ),
         SIGN_IN_UNAVAILABLE => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-in unavailable",
@@ -266,7 +306,9 @@ async fn denied(req: HttpRequest) -> HttpResponse {
         answer.insert_header((header::RETRY_AFTER, "60"));
     }
     if browser {
-        let retry = (status == StatusCode::BAD_GATEWAY || reason == SIGN_IN_UNAVAILABLE).then_some(5);
+        let retry =
+            (status == StatusCode::BAD_GATEWAY || reason == SIGN_IN_UNAVAILABLE || reason == "starting")
+                .then_some(5);
         let page = render(
             "message.html",
             context! { status => status.as_u16(), title => title, message => message, retry => retry },

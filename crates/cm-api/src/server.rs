@@ -68,6 +68,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // The event feed and the reconciler: a reconcile as soon as the engine answers, every
     // `interval`, and whenever the engine comes back.
     reconciler.spawn(state.manager.clone(), statuses);
+    // Idle containers of types with `idle_stop_after` are stopped (a request wakes them).
+    crate::background::spawn_idle_sweep(state.manager.clone(), state.auditor.clone());
     let proxy = state.manager.probe_proxy().await;
     if !proxy.enabled {
         tracing::warn!(detail = %proxy.detail, "HTTP exposure is disabled");

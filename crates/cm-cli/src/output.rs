@@ -340,6 +340,7 @@ pub fn audit(entries: &[cm_core::AuditEntry]) {
                 cm_core::Actor::User(user) => format!("user {user}"),
                 cm_core::Actor::Local(name) => format!("local {name}"),
                 cm_core::Actor::Anonymous => "anonymous".to_owned(),
+                cm_core::Actor::System => "system".to_owned(),
             };
             vec![
                 e.at.clone(),

@@ -24,8 +24,10 @@ pub enum Actor {
     User(UserId),
     /// `cm` on the host, as this operating-system user.
     Local(String),
-    /// Nobody signed in (a failed sign-in).
+    /// Nobody signed in (a failed sign-in, a request to a public app).
     Anonymous,
+    /// The manager itself, on its own account (the idle sweep).
+    System,
 }
 
 /// Where the action came from.
@@ -40,6 +42,8 @@ pub enum Source {
     Route,
     /// `cm` on the host.
     Cli,
+    /// The manager's own background work (the idle sweep).
+    System,
 }
 
 impl Source {
@@ -50,14 +54,21 @@ impl Source {
             Source::Dashboard => "dashboard",
             Source::Route => "route",
             Source::Cli => "cli",
+            Source::System => "system",
         }
     }
 
     /// Parses the lowercase name.
     pub fn parse(text: &str) -> Option<Self> {
-        [Source::Api, Source::Dashboard, Source::Route, Source::Cli]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        [
+            Source::Api,
+            Source::Dashboard,
+            Source::Route,
+            Source::Cli,
+            Source::System,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 
@@ -357,6 +368,7 @@ mod tests {
             Actor::User(UserId::parse("alice").unwrap()),
             Actor::Local("root".into()),
             Actor::Anonymous,
+            Actor::System,
         ] {
             let text = serde_json::to_string(&actor).unwrap();
             assert_eq!(serde_json::from_str::<Actor>(&text).unwrap(), actor, "{text}");

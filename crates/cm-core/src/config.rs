@@ -46,6 +46,9 @@ pub struct Config {
     pub audit_retention: std::time::Duration,
     /// Watching new containers for an early exit, and sampling their use (`[health]`).
     pub health: HealthSettings,
+    /// Stopping idle containers and waking them on request (`[idle]`; the per-type switch is
+    /// [`ContainerType::idle_stop_after`]).
+    pub idle: IdleSettings,
     /// Extra labels put on every Docker object the manager creates (for example to group a deployment).
     pub extra_labels: BTreeMap<String, String>,
     /// The configured container types, by name.
@@ -209,6 +212,35 @@ pub struct LimitSettings {
     pub follow_total: usize,
 }
 
+/// How idle-stopped containers are woken (`[idle]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleSettings {
+    /// How long a request that woke a container (or came while it starts) waits for its app to
+    /// answer before it gets the "starting" page instead (`wake_wait_seconds`, 1 to 50, default
+    /// 20; below nginx's 60 s for the route check).
+    #[serde(serialize_with = "seconds")]
+    pub wake_wait: std::time::Duration,
+}
+
+/// A duration as whole seconds, for JSON answers.
+fn seconds<S: serde::Serializer>(
+    duration: &std::time::Duration,
+    to: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    to.serialize_u64(duration.as_secs())
+}
+
+/// An optional duration as whole seconds (or `null`), for JSON answers.
+fn optional_seconds<S: serde::Serializer>(
+    duration: &Option<std::time::Duration>,
+    to: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match duration {
+        Some(duration) => to.serialize_some(&duration.as_secs()),
+        None => to.serialize_none(),
+    }
+}
+
 /// Who may reach a type's app through the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -283,6 +315,12 @@ pub struct ContainerType {
     pub logs: LogRotation,
     /// The data volume's size cap (`disk = "2g"`); `None`: the volume shares the engine's disk.
     pub disk: Option<DiskSize>,
+    /// Containers of this type that saw no activity (route checks that let a request through,
+    /// commands, followed logs, SSH sessions) for this long are stopped, their data and leases
+    /// kept, and started again by the next request through their route (`idle_stop_after =
+    /// "30m"`, or seconds; `None`, the default: never). In JSON as seconds.
+    #[serde(serialize_with = "optional_seconds")]
+    pub idle_stop_after: Option<std::time::Duration>,
 }
 
 /// The user a user token's commands run as when the type names none and has no SSH login.
@@ -394,6 +432,7 @@ struct RawConfig {
     disk: Option<RawDisk>,
     audit: Option<RawAudit>,
     health: Option<RawHealth>,
+    idle: Option<RawIdle>,
     auth: Option<RawAuth>,
     api: Option<RawApi>,
     #[serde(default)]
@@ -506,6 +545,41 @@ impl RawHealth {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawIdle {
+    wake_wait_seconds: Option<u64>,
+}
+
+/// A duration as TOML writes it: whole seconds, or text such as `"30m"`, `"2h 30m"` or `"off"`.
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum RawDuration {
+    Seconds(u64),
+    Text(String),
+}
+
+impl RawDuration {
+    /// The duration, `None` for `"off"`; at least a second and at most a year.
+    fn resolve(&self, key: &str) -> Result<Option<std::time::Duration>> {
+        let duration = match self {
+            RawDuration::Seconds(seconds) => std::time::Duration::from_secs(*seconds),
+            RawDuration::Text(text) if text.trim() == "off" => return Ok(None),
+            RawDuration::Text(text) => humantime::parse_duration(text.trim()).map_err(|_| {
+                Error::invalid(format!(
+                    "invalid {key} {}: a duration such as \"30m\" or \"2h\", seconds, or \"off\"",
+                    quote(text)
+                ))
+            })?,
+        };
+        let year = std::time::Duration::from_secs(365 * 24 * 3600);
+        if duration < std::time::Duration::from_secs(1) || duration > year {
+            return Err(Error::invalid(format!("{key} must be 1 second to 365 days")));
+        }
+        Ok(Some(duration))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawLimits {
     auth_failures_per_minute: Option<u32>,
     exec_per_user: Option<usize>,
@@ -544,6 +618,7 @@ struct RawType {
     log_max_size: Option<String>,
     log_max_files: Option<u32>,
     disk: Option<String>,
+    idle_stop_after: Option<RawDuration>,
 }
 
 /// The seed's types. `MODE` is what the original set; the default images start the type's app
@@ -758,6 +833,16 @@ impl RawConfig {
                 days => std::time::Duration::from_secs(u64::from(days) * 24 * 3600),
             },
             health: self.health.unwrap_or_default().build()?,
+            idle: IdleSettings {
+                wake_wait: match self.idle.unwrap_or_default().wake_wait_seconds.unwrap_or(20) {
+                    seconds @ 1..=50 => std::time::Duration::from_secs(seconds),
+                    _ => {
+                        return Err(Error::invalid(
+                            "invalid configuration: [idle] wake_wait_seconds must be 1 to 50",
+                        ));
+                    }
+                },
+            },
             extra_labels: self.labels,
             types,
         })
@@ -886,6 +971,7 @@ impl RawType {
             log_max_size: self.log_max_size.or(base.log_max_size),
             log_max_files: self.log_max_files.or(base.log_max_files),
             disk: self.disk.or(base.disk),
+            idle_stop_after: self.idle_stop_after.or(base.idle_stop_after),
         }
     }
 
@@ -950,6 +1036,13 @@ impl RawType {
             .map(DiskSize::parse)
             .transpose()
             .map_err(in_type)?;
+        let idle_stop_after = self
+            .idle_stop_after
+            .as_ref()
+            .map(|raw| raw.resolve("idle_stop_after"))
+            .transpose()
+            .map_err(in_type)?
+            .flatten();
         Ok(ContainerType {
             name,
             description: self.description.unwrap_or_default(),
@@ -968,6 +1061,7 @@ impl RawType {
             exec_user,
             logs,
             disk,
+            idle_stop_after,
         })
     }
 }
@@ -1217,6 +1311,40 @@ mod tests {
                 err.message().contains("auth") || says == "unknown field",
                 "{bad}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn idle_stop_is_off_by_default_and_takes_durations_or_seconds() {
+        let defaults = Config::defaults();
+        assert!(defaults.types.values().all(|t| t.idle_stop_after.is_none()));
+        assert_eq!(defaults.idle.wake_wait, std::time::Duration::from_secs(20));
+        let config = Config::from_toml(
+            "[idle]\nwake_wait_seconds = 5\n[types.custom]\nidle_stop_after = \"1h 30m\"\n\
+             [types.cli_v4]\nidle_stop_after = 90\n[types.project_dev]\nidle_stop_after = \"off\"\n",
+        )
+        .unwrap();
+        let after = |name: &str| config.container_type(name).unwrap().idle_stop_after;
+        assert_eq!(after("custom"), Some(std::time::Duration::from_secs(5400)));
+        assert_eq!(after("cli_v4"), Some(std::time::Duration::from_secs(90)));
+        assert_eq!(after("project_dev"), None);
+        assert_eq!(after("preview_server"), None);
+        assert_eq!(config.idle.wake_wait, std::time::Duration::from_secs(5));
+        let json = serde_json::to_value(config.container_type("custom").unwrap()).unwrap();
+        assert_eq!(json["idle_stop_after"], 5400, "seconds in JSON");
+        for (bad, says) in [
+            ("[types.custom]\nidle_stop_after = \"soon\"", "a duration such as"),
+            ("[types.custom]\nidle_stop_after = 0", "1 second to 365 days"),
+            (
+                "[types.custom]\nidle_stop_after = \"400days\"",
+                "1 second to 365 days",
+            ),
+            ("[idle]\nwake_wait_seconds = 0", "1 to 50"),
+            ("[idle]\nwake_wait_seconds = 61", "1 to 50"),
+            ("[idle]\nwake_wait = 5", "unknown field"),
+        ] {
+            let err = Config::from_toml(bad).unwrap_err();
+            assert!(err.message().contains(says), "{bad}: {err}");
         }
     }
 

@@ -13,6 +13,7 @@ mod engine_view;
 mod error;
 mod events;
 mod health;
+mod idle;
 mod keys;
 mod limits;
 mod live;
@@ -37,14 +38,15 @@ pub use auth::{
     Secret, SecretHash, Ticket, TokenRecord, UserAction, UserActions,
 };
 pub use config::{
-    Access, Config, ContainerType, DATA_PATH, Envelope, HealthSettings, HostMode, LimitSettings,
-    NginxSettings, RestartPolicy, RoutingMode, RoutingSettings, SSH_CONTAINER_PORT, SSH_USER, SshMode,
-    SshSettings, ToolboxIdentity, check_exec_user, check_label,
+    Access, Config, ContainerType, DATA_PATH, Envelope, HealthSettings, HostMode, IdleSettings,
+    LimitSettings, NginxSettings, RestartPolicy, RoutingMode, RoutingSettings, SSH_CONTAINER_PORT, SSH_USER,
+    SshMode, SshSettings, ToolboxIdentity, check_exec_user, check_label,
 };
 pub use engine_view::{DiscoveredService, EngineCounts};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{ContainerState, LiveEvent, LiveEvents};
 pub use health::{ContainerHealth, HISTORY_POINTS, LAST_LOG_LINES, UsagePoint};
+pub use idle::{IdleStop, IdleSweep, WakeOutcome, Woken};
 pub use keys::{
     COMMENT_MAX, ED25519, KEY_LINE_MAX, SshPublicKey, StoredKey, comment_is_safe, render_authorized_keys,
 };
@@ -57,12 +59,12 @@ pub use manager::{
 pub use names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
 pub use network::{PortProbe, PortRange, Subnet, SubnetPool};
 pub use ports::{
-    Clock, ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, CreateReservation, DiskSupport,
-    DiskUsage, EngineContainer, EngineInfo, Ensured, EventStream, ExecOutput, ExecRequest, FailPoints,
-    ForeignContainer, KeyParser, LogChunk, LogRequest, LogStream, NetworkPlan, NoFailPoints, NoProxy,
-    ObservedContainer, ObservedObject, Operation, OperationKind, OutputStream, PortBinding, PortLease, Proxy,
-    ProxyStatus, ReloadOutcome, RemoveMode, Route, RouteState, RouteStatus, Store, SystemClock, UploadEntry,
-    VolumePlan,
+    AppProbe, Clock, ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, CreateReservation,
+    DiskSupport, DiskUsage, EngineContainer, EngineInfo, Ensured, EventStream, ExecOutput, ExecRequest,
+    FailPoints, ForeignContainer, KeyParser, LogChunk, LogRequest, LogStream, NetworkPlan, NoFailPoints,
+    NoProxy, ObservedContainer, ObservedObject, Operation, OperationKind, OutputStream, PortBinding,
+    PortLease, Proxy, ProxyStatus, ReloadOutcome, RemoveMode, Route, RouteState, RouteStatus, Store,
+    SystemClock, UploadEntry, VolumePlan,
 };
 pub use quota::{QuotaReport, QuotaUse, UserQuota};
 pub use reconcile::{

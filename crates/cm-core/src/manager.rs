@@ -62,6 +62,8 @@ pub struct Manager {
     usage: Arc<crate::health::UsageHistory>,
     /// Set when the server stops: followed logs end so that it need not wait for them.
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Activity and wakes of idle-stopped containers (see `idle.rs`).
+    pub(crate) idle: Arc<crate::idle::Idle>,
 }
 
 /// A validated create request.
@@ -303,6 +305,7 @@ impl Manager {
             metrics: Arc::default(),
             usage: Arc::default(),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
+            idle: Arc::new(crate::idle::Idle::new(None)),
         }
     }
 
@@ -1031,6 +1034,7 @@ impl Manager {
         self.require_present(&spec).await?;
         self.prepare_disk(&spec).await?;
         self.adapters.runtime.start_container(&spec.container_id).await?;
+        self.started_on_purpose(&spec).await;
         self.after_start(spec).await
     }
 
@@ -1038,6 +1042,7 @@ impl Manager {
     pub async fn stop(&self, reference: &str) -> Result<ContainerSpec> {
         let spec = self.resolve(reference).await?;
         self.require_present(&spec).await?;
+        self.stopping_on_purpose(&spec).await?;
         self.adapters.runtime.stop_container(&spec.container_id).await?;
         self.record_status(spec).await
     }
@@ -1051,6 +1056,7 @@ impl Manager {
             .runtime
             .restart_container(&spec.container_id)
             .await?;
+        self.started_on_purpose(&spec).await;
         self.after_start(spec).await
     }
 
@@ -1089,7 +1095,7 @@ impl Manager {
         self.record_status(spec).await
     }
 
-    async fn record_status(&self, mut spec: ContainerSpec) -> Result<ContainerSpec> {
+    pub(crate) async fn record_status(&self, mut spec: ContainerSpec) -> Result<ContainerSpec> {
         let observed = self
             .adapters
             .runtime
@@ -1150,8 +1156,9 @@ impl Manager {
         let stopped = async move {
             let _ = stopping.wait_for(|stop| *stop).await;
         };
+        let in_use = self.in_use(&spec.container_name);
         let held = futures_util::StreamExt::map(stream, move |chunk| {
-            let _held = &slot;
+            let _held = (&slot, &in_use);
             chunk
         });
         Ok(Box::pin(futures_util::StreamExt::take_until(held, stopped)))
@@ -1193,6 +1200,7 @@ impl Manager {
         let _slot = self
             .running
             .take(Work::Exec, &spec.user_id, &self.config.limits)?;
+        let _in_use = self.in_use(&spec.container_name);
         let observed = self.require_present(&spec).await?;
         if observed.status != ContainerStatus::Running {
             return Err(Error::conflict(format!(

@@ -52,6 +52,10 @@ pub struct Metrics {
     route_checks: Mutex<BTreeMap<&'static str, u64>>,
     quota_refusals: AtomicU64,
     engine_unavailable: AtomicU64,
+    /// Containers the idle sweep stopped.
+    idle_stops: AtomicU64,
+    /// Wakes of idle-stopped containers by outcome (`ready`, `starting`, `failed`).
+    wakes: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -85,6 +89,21 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(answer)
+            .or_default() += 1;
+    }
+
+    /// Counts one container the idle sweep stopped.
+    pub(crate) fn idle_stop(&self) {
+        self.idle_stops.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one wake that ended `outcome` (`ready`, `starting` or `failed`).
+    pub(crate) fn wake(&self, outcome: &'static str) {
+        *self
+            .wakes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(outcome)
             .or_default() += 1;
     }
 
@@ -182,6 +201,27 @@ impl Metrics {
             "cm_engine_unavailable_total {}",
             self.engine_unavailable.load(Ordering::Relaxed)
         );
+        family(
+            out,
+            "cm_idle_stops_total",
+            "counter",
+            "Containers stopped for being idle.",
+        );
+        let _ = writeln!(
+            out,
+            "cm_idle_stops_total {}",
+            self.idle_stops.load(Ordering::Relaxed)
+        );
+        family(
+            out,
+            "cm_idle_wakes_total",
+            "counter",
+            "Requests that started an idle-stopped container, by outcome (ready, starting, failed).",
+        );
+        let wakes = self.wakes.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        for (outcome, count) in wakes {
+            let _ = writeln!(out, "cm_idle_wakes_total{{outcome=\"{outcome}\"}} {count}");
+        }
     }
 }
 
@@ -300,6 +340,8 @@ mod tests {
             Duration::from_millis(10),
         );
         metrics.route_check("allow");
+        metrics.idle_stop();
+        metrics.wake("ready");
         let mut out = String::new();
         metrics.render(&mut out);
         for line in [
@@ -313,6 +355,8 @@ mod tests {
             "cm_route_checks_total{answer=\"allow\"} 1",
             "cm_quota_refusals_total 1",
             "cm_engine_unavailable_total 1",
+            "cm_idle_stops_total 1",
+            "cm_idle_wakes_total{outcome=\"ready\"} 1",
         ] {
             assert!(out.lines().any(|l| l == line), "{line} not in:\n{out}");
         }

@@ -527,6 +527,14 @@ pub trait Store: Send + Sync {
     async fn remove_key(&self, name: &ContainerName, fingerprint: &str) -> Result<bool>;
     /// The keys of a container, oldest first.
     async fn keys(&self, name: &ContainerName) -> Result<Vec<StoredKey>>;
+
+    /// Marks a container as stopped for being idle at `at`: a request through its route may start
+    /// it again (an explicitly stopped container has no mark). Deleting the record drops it.
+    async fn mark_idle_stopped(&self, name: &ContainerName, at: SystemTime) -> Result<()>;
+    /// Drops the mark; `false` when there was none.
+    async fn clear_idle_stopped(&self, name: &ContainerName) -> Result<bool>;
+    /// Every container marked as stopped for being idle, with when it was stopped.
+    async fn idle_stopped(&self) -> Result<BTreeMap<ContainerName, SystemTime>>;
 }
 
 /// What `begin_create` needs.
@@ -719,6 +727,16 @@ impl Proxy for NoProxy {
     async fn sync(&self, _routes: &[Route]) -> Result<Vec<RouteStatus>> {
         Err(crate::Error::unavailable(self.status().detail))
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whether an app answers.
+
+/// Asks whether a container's app answers on its published HTTP port, the way nginx reaches it.
+#[async_trait]
+pub trait AppProbe: Send + Sync {
+    /// True when something answers HTTP on `127.0.0.1:{port}` within a short time.
+    async fn answers(&self, port: u16) -> bool;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -47,17 +47,21 @@ pub enum RouteDenial {
     Unknown,
     /// The container exists but does not run (503).
     NotRunning(ContainerStatus),
+    /// The container was idle-stopped and is starting: its app did not answer within the wake's
+    /// wait (503, a page that asks again).
+    Starting,
 }
 
 impl RouteDenial {
     /// A short machine-readable word for the reason (`sign_in`, `forbidden`, `unknown`,
-    /// `not_running`), as nginx passes it on.
+    /// `not_running`, `starting`), as nginx passes it on.
     pub fn code(&self) -> &'static str {
         match self {
             RouteDenial::SignIn => "sign_in",
             RouteDenial::Forbidden => "forbidden",
             RouteDenial::Unknown => "unknown",
             RouteDenial::NotRunning(_) => "not_running",
+            RouteDenial::Starting => "starting",
         }
     }
 
@@ -68,6 +72,7 @@ impl RouteDenial {
             "forbidden" => RouteDenial::Forbidden,
             "unknown" => RouteDenial::Unknown,
             "not_running" => RouteDenial::NotRunning(ContainerStatus::Unknown),
+            "starting" => RouteDenial::Starting,
             _ => return None,
         })
     }
@@ -133,6 +138,7 @@ impl Manager {
             Some(other) => return deny(RouteDenial::NotRunning(other)),
         }
         let strip_prefix = self.config().types.get(kind).is_none_or(|t| t.strip_prefix);
+        self.note_activity(&name, kind);
         Ok(RouteAnswer::Allow {
             upstream: SocketAddr::from((Ipv4Addr::LOCALHOST, spec.port)),
             strip_prefix,
@@ -151,6 +157,7 @@ mod tests {
             RouteDenial::Forbidden,
             RouteDenial::Unknown,
             RouteDenial::NotRunning(ContainerStatus::Unknown),
+            RouteDenial::Starting,
         ] {
             assert_eq!(RouteDenial::from_code(denial.code()), Some(denial));
         }

@@ -123,6 +123,14 @@ impl FakeRuntime {
         self.engine.lock().unwrap()
     }
 
+    /// Puts a file into a container (such as `/proc/net/tcp`, which `cat` then shows).
+    pub fn put_file(&self, id: &str, path: &str, contents: &str) {
+        if let Some(c) = self.engine().containers.get_mut(id) {
+            c.files
+                .insert(path.to_owned(), (0o444, 0, Some(contents.as_bytes().to_vec())));
+        }
+    }
+
     /// Makes an image available.
     pub fn add_image(&self, image: &str) {
         self.engine().images.insert(image.to_owned());
@@ -400,9 +408,13 @@ impl ContainerRuntime for FakeRuntime {
             name: plan.name.to_string(),
             plan: plan.clone(),
             status: ContainerStatus::Created,
-            files: BTreeMap::new(),
             restart_count: 0,
             exit_code: 0,
+            // Its TCP table: nothing connected (see [`FakeRuntime::put_file`]).
+            files: BTreeMap::from([(
+                "/proc/net/tcp".to_owned(),
+                (0o444, 0, Some(FAKE_TCP_TABLE.as_bytes().to_vec())),
+            )]),
         };
         engine.containers.insert(id.clone(), container);
         Ok(id)
@@ -570,6 +582,27 @@ impl ContainerRuntime for FakeRuntime {
                 ErrorKind::Timeout,
                 format!("command did not finish within {:?}", request.timeout),
             )),
+            // The files uploaded or put into the container (see [`FakeRuntime::put_file`]).
+            "cat" => {
+                let files = &engine.containers[id].files;
+                let mut output = ExecOutput {
+                    exit_code: 0,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                };
+                for path in &args[1..] {
+                    match files.get(path) {
+                        Some((_, _, Some(bytes))) => output.stdout.push_str(&String::from_utf8_lossy(bytes)),
+                        _ => {
+                            output.exit_code = 1;
+                            output
+                                .stderr
+                                .push_str(&format!("cat: {path}: No such file or directory\n"));
+                        }
+                    }
+                }
+                Ok(output)
+            }
             other => Ok(ExecOutput {
                 exit_code: 127,
                 stdout: String::new(),
@@ -707,6 +740,7 @@ struct Records {
     subnets: BTreeMap<UserId, Subnet>,
     keys: BTreeMap<ContainerName, Vec<StoredKey>>,
     quotas: BTreeMap<UserId, crate::quota::UserQuota>,
+    idle_stopped: BTreeMap<ContainerName, SystemTime>,
 }
 
 /// An in-memory store with the same semantics as the SQLite one.
@@ -836,6 +870,7 @@ impl Store for MemoryStore {
         records.specs.retain(|_, s| &s.container_name != name);
         records.leases.retain(|_, owner| owner != name.as_str());
         records.keys.remove(name);
+        records.idle_stopped.remove(name);
         match records.operations.get(name).map(|op| op.kind) {
             Some(OperationKind::Purge) => {
                 records.retained.remove(&spec.volume_name);
@@ -1036,6 +1071,19 @@ impl Store for MemoryStore {
     async fn keys(&self, name: &ContainerName) -> Result<Vec<StoredKey>> {
         Ok(self.records().keys.get(name).cloned().unwrap_or_default())
     }
+
+    async fn mark_idle_stopped(&self, name: &ContainerName, at: SystemTime) -> Result<()> {
+        self.records().idle_stopped.insert(name.clone(), at);
+        Ok(())
+    }
+
+    async fn clear_idle_stopped(&self, name: &ContainerName) -> Result<bool> {
+        Ok(self.records().idle_stopped.remove(name).is_some())
+    }
+
+    async fn idle_stopped(&self) -> Result<BTreeMap<ContainerName, SystemTime>> {
+        Ok(self.records().idle_stopped.clone())
+    }
 }
 
 /// A proxy that remembers its routes.
@@ -1157,6 +1205,37 @@ impl FakeProbe {
 impl PortProbe for FakeProbe {
     fn is_free(&self, port: u16) -> bool {
         !self.busy.lock().unwrap().contains(&port)
+    }
+}
+
+/// The header of `/proc/net/tcp` in a fake container: no connection at all.
+pub const FAKE_TCP_TABLE: &str =
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+
+/// An app probe whose apps answer on the ports a test says (none at first).
+#[derive(Default)]
+pub struct FakeAppProbe {
+    answering: Mutex<BTreeSet<u16>>,
+    asked: Mutex<usize>,
+}
+
+impl FakeAppProbe {
+    /// The app on `port` answers from now on.
+    pub fn answer_on(&self, port: u16) {
+        self.answering.lock().unwrap().insert(port);
+    }
+
+    /// How often it was asked.
+    pub fn asked(&self) -> usize {
+        *self.asked.lock().unwrap()
+    }
+}
+
+#[async_trait]
+impl crate::ports::AppProbe for FakeAppProbe {
+    async fn answers(&self, port: u16) -> bool {
+        *self.asked.lock().unwrap() += 1;
+        self.answering.lock().unwrap().contains(&port)
     }
 }
 

@@ -42,7 +42,7 @@ mod probe;
 
 pub use disk::{DiskImages, FIRST_LOOP};
 pub use errors::engine_error;
-pub use probe::TcpPortProbe;
+pub use probe::{HttpAppProbe, TcpPortProbe};
 
 /// How long a single engine request may take before it counts as hung.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);

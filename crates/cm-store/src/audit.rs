@@ -15,6 +15,7 @@ fn actor_columns(actor: &Actor) -> (&'static str, Option<&str>) {
         Actor::User(user) => ("user", Some(user.as_str())),
         Actor::Local(name) => ("local", Some(name.as_str())),
         Actor::Anonymous => ("anonymous", None),
+        Actor::System => ("system", None),
     }
 }
 
@@ -24,6 +25,7 @@ fn actor_of(kind: &str, name: Option<String>) -> Result<Actor> {
         ("user", Some(name)) => Actor::User(UserId::parse(&name)?),
         ("local", Some(name)) => Actor::Local(name),
         ("anonymous", _) => Actor::Anonymous,
+        ("system", _) => Actor::System,
         (other, _) => return Err(Error::internal(format!("unknown audit actor kind {other}"))),
     })
 }

@@ -12,11 +12,12 @@
 //! - `subnets`: each user's network subnet.
 //! - `ssh_keys`: the authorized keys of each container.
 //! - `tokens` and the kv key `ADMIN_KEY_HASH`: credentials, as SHA-256 hashes only.
+//! - `idle_stops`: containers stopped for being idle (a request through their route starts them).
 //!
 //! Only this crate knows these key strings and tables. Every call runs on tokio's blocking pool, so
 //! a busy database never stalls the async runtime.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -221,7 +222,7 @@ fn poisoned() -> Error {
 }
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// The steps that bring a file of an earlier version to the next: `MIGRATIONS[v - 1]` takes
 /// version `v` to `v + 1`. A new file gets [`SCHEMA`], then every step.
@@ -264,6 +265,14 @@ CREATE INDEX IF NOT EXISTS audit_at ON audit (at_unix);
 CREATE INDEX IF NOT EXISTS audit_subject ON audit (subject, at_unix);
 CREATE INDEX IF NOT EXISTS audit_target ON audit (target, id);
 PRAGMA user_version = 4;
+",
+    "
+-- Version 5: containers stopped for being idle, which a request through their route may start.
+CREATE TABLE IF NOT EXISTS idle_stops (
+    container_name TEXT PRIMARY KEY,
+    stopped_at INTEGER NOT NULL
+) STRICT;
+PRAGMA user_version = 5;
 ",
 ];
 
@@ -563,6 +572,11 @@ impl Store for SqliteStore {
             release_ports(tx, name)?;
             tx.execute("DELETE FROM ssh_keys WHERE container_name = ?1", [name.as_str()])
                 .map_err(sql_error)?;
+            tx.execute(
+                "DELETE FROM idle_stops WHERE container_name = ?1",
+                [name.as_str()],
+            )
+            .map_err(sql_error)?;
             if current_operation(tx, name)? == Some(OperationKind::Purge) {
                 tx.execute(
                     "DELETE FROM retained_volumes WHERE name = ?1",
@@ -986,6 +1000,53 @@ impl Store for SqliteStore {
                 });
             }
             Ok(keys)
+        })
+        .await
+    }
+
+    async fn mark_idle_stopped(&self, name: &ContainerName, at: SystemTime) -> Result<()> {
+        let name = name.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO idle_stops (container_name, stopped_at) VALUES (?1, ?2)
+                 ON CONFLICT(container_name) DO UPDATE SET stopped_at = excluded.stopped_at",
+                params![name.as_str(), unix_seconds(at)],
+            )
+            .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_idle_stopped(&self, name: &ContainerName) -> Result<bool> {
+        let name = name.clone();
+        self.write(move |tx| {
+            let removed = tx
+                .execute(
+                    "DELETE FROM idle_stops WHERE container_name = ?1",
+                    [name.as_str()],
+                )
+                .map_err(sql_error)?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn idle_stopped(&self) -> Result<BTreeMap<ContainerName, SystemTime>> {
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare("SELECT container_name, stopped_at FROM idle_stops")
+                .map_err(sql_error)?;
+            let rows = statement
+                .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
+                .map_err(sql_error)?;
+            let mut marks = BTreeMap::new();
+            for row in rows {
+                let (name, at) = row.map_err(sql_error)?;
+                let at = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(at).unwrap_or(0));
+                marks.insert(ContainerName::parse(&name)?, at);
+            }
+            Ok(marks)
         })
         .await
     }

@@ -486,7 +486,7 @@ async fn a_database_of_schema_version_1_opens_keeps_its_data_and_gains_quotas_an
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 #[tokio::test]
@@ -628,4 +628,64 @@ async fn a_database_of_schema_version_3_keeps_its_data_and_gains_the_audit_trail
     assert!(none.is_empty());
     assert_eq!(store.prune(later).await.unwrap(), 4);
     assert!(store.query(&AuditQuery::default()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_database_of_schema_version_4_keeps_its_trail_and_gains_idle_marks_that_outlive_a_restart() {
+    use cm_core::{AuditLog, AuditQuery, OperationKind};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.pragma_update(None, "journal_mode", "WAL").unwrap();
+        connection
+            .execute_batch(include_str!("fixtures/schema_v4.sql"))
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO audit (at, at_unix, actor_kind, actor_name, source, action, target, subject, params, result, address)
+                 VALUES ('2026-12-01T10:00:00Z', 1796119200, 'admin', NULL, 'api', 'stop_container', 'alice_custom', 'alice', '{}', 'ok', NULL)",
+                [],
+            )
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let kept = store.query(&AuditQuery::default()).await.unwrap();
+    assert_eq!(kept.len(), 1, "the version-4 trail is still there");
+    assert_eq!(kept[0].action, "stop_container");
+    assert!(store.idle_stopped().await.unwrap().is_empty());
+
+    // Marks: set (again is fine), listed with their time, kept across a reopen (a restart of
+    // cm-api), dropped on purpose or with the record.
+    let alice = name("alice", "custom");
+    let bob = name("bob", "custom");
+    let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+    store.mark_idle_stopped(&alice, at).await.unwrap();
+    store.mark_idle_stopped(&alice, at).await.unwrap();
+    store.mark_idle_stopped(&bob, at).await.unwrap();
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let marks = store.idle_stopped().await.unwrap();
+    assert_eq!(marks.keys().collect::<Vec<_>>(), [&alice, &bob]);
+    assert_eq!(marks[&alice], at);
+    assert!(store.clear_idle_stopped(&alice).await.unwrap());
+    assert!(!store.clear_idle_stopped(&alice).await.unwrap(), "gone already");
+    let record = spec("bob", "custom", "b0b", 20001);
+    store.put(&record).await.unwrap();
+    store
+        .begin_operation(&record, OperationKind::Delete, SystemTime::now())
+        .await
+        .unwrap();
+    store.finish_delete(&record).await.unwrap();
+    assert!(
+        store.idle_stopped().await.unwrap().is_empty(),
+        "deleted with its record"
+    );
+    drop(store);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 5);
 }

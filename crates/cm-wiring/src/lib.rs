@@ -133,7 +133,9 @@ pub async fn build_app(settings: &Settings) -> anyhow::Result<App> {
     }
     Ok(App {
         auditor: Auditor::new(store.clone(), settings.config.audit_retention),
-        manager: manager_over(settings, store, proxy_for(settings, false).await)?,
+        // Woken containers are answered once their app answers (the `cm` binary never wakes).
+        manager: manager_over(settings, store, proxy_for(settings, false).await)?
+            .with_app_probe(Arc::new(cm_docker::HttpAppProbe::default())),
         auth,
     })
 }

@@ -126,6 +126,7 @@ pub async fn dashboard(viewer: Viewer, filters: Query<Filters>) -> PageResult {
         .iter()
         .map(|t| t.name.to_string())
         .collect();
+    let idle = viewer.state().manager.idle_stopped().await.unwrap_or_default();
     let rows: Vec<ContainerView> = listing
         .containers
         .iter()
@@ -133,6 +134,7 @@ pub async fn dashboard(viewer: Viewer, filters: Query<Filters>) -> PageResult {
         .filter(|c| filters.user.is_empty() || c.user == filters.user)
         .filter(|c| filters.kind.is_empty() || c.kind == filters.kind)
         .filter(|c| filters.status.is_empty() || c.status == filters.status)
+        .map(|c| c.idle_marked(&idle))
         .collect();
     let page = minijinja::context! {
         containers => to_value(&rows),
@@ -179,7 +181,7 @@ pub async fn container(viewer: Viewer, name: Path<String>) -> PageResult {
     let page = minijinja::context! {
         health => to_value(&health),
         history => to_value(&history),
-        c => to_value(ContainerView::of(&spec)),
+        c => to_value(ContainerView::of(&spec).idle_marked(&manager.idle_stopped().await.unwrap_or_default())),
         disk_cap => spec.disk.map(|d| d.to_string()),
         disk => to_value(&disk),
         ssh => ssh,
@@ -212,6 +214,7 @@ impl AuditView {
                 cm_core::Actor::User(user) => user.to_string(),
                 cm_core::Actor::Local(name) => format!("{name} (cm)"),
                 cm_core::Actor::Anonymous => "nobody".to_owned(),
+                cm_core::Actor::System => "system".to_owned(),
             },
             source: entry.source.as_str(),
             action: entry.action.clone(),

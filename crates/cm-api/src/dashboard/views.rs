@@ -141,6 +141,20 @@ impl ContainerView {
     }
 }
 
+impl ContainerView {
+    /// Says `stopped (idle)` for a stopped container in `idle` (stopped for being idle: a
+    /// request through its route starts it again).
+    pub fn idle_marked(mut self, idle: &std::collections::BTreeSet<cm_core::ContainerName>) -> Self {
+        if !self.running && idle.iter().any(|name| name.as_str() == self.name) {
+            self.status = IDLE_STOPPED;
+        }
+        self
+    }
+}
+
+/// The status shown for a container stopped for being idle.
+pub const IDLE_STOPPED: &str = "stopped (idle)";
+
 impl TypeView {
     /// The view of a configured type.
     pub fn of(kind: &ContainerType) -> Self {

@@ -1083,3 +1083,34 @@ async fn the_container_page_shows_health_charts_and_a_crash_loops_last_lines() {
         "{actions}"
     );
 }
+
+#[actix_web::test]
+async fn a_container_stopped_for_being_idle_says_so_and_one_stopped_on_purpose_does_not() {
+    let app = TestApp::with_config("[types.custom]\nidle_stop_after = \"10m\"\n");
+    create(&app, json!({"user_id": "alice", "container_type": "custom"})).await;
+    create(&app, json!({"user_id": "bob", "container_type": "custom"})).await;
+    let manager = &app.world.manager;
+    assert!(manager.idle_sweep().await.unwrap().stopped.is_empty());
+    app.world.clock.advance(std::time::Duration::from_secs(11 * 60));
+    let sweep = manager.idle_sweep().await.unwrap();
+    assert_eq!(sweep.stopped.len(), 2, "{sweep:?}");
+    manager.stop("bob_custom").await.unwrap();
+    let browser = login(&app, ADMIN).await;
+    let list = browser.get(&app, "/").await;
+    assert_eq!(list.status, StatusCode::OK);
+    let row = |name: &str| {
+        fragment(
+            &list.body,
+            &format!("data-status-for=\"{name}\""),
+            "</span></span>",
+        )
+    };
+    assert!(
+        row("alice_custom").contains("stopped (idle)"),
+        "{}",
+        row("alice_custom")
+    );
+    assert!(row("bob_custom").contains("exited"), "{}", row("bob_custom"));
+    let page = browser.get(&app, "/containers/alice_custom").await;
+    assert!(page.body.contains("stopped (idle)"), "{}", page.body);
+}

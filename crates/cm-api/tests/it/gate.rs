@@ -37,6 +37,11 @@ const PUBLIC_TYPE: &str = "[types.open_web]\ndescription = \"public\"\nimage = \
 
 impl Gate {
     pub fn start(test: &str, mode: RoutingMode, host: HostMode) -> Option<Gate> {
+        Self::start_with(test, mode, host, "")
+    }
+
+    /// [`Gate::start`] with `extra` configuration (TOML) after the gate's own.
+    pub fn start_with(test: &str, mode: RoutingMode, host: HostMode, extra: &str) -> Option<Gate> {
         if !require_docker() {
             return None;
         }
@@ -74,7 +79,7 @@ impl Gate {
             HostMode::Path => String::new(),
             HostMode::Subdomain => format!("[routing]\nhost = \"subdomain\"\nbase_domain = \"{DOMAIN}\"\n"),
         };
-        env.set_config_extra(&format!("{nginx_toml}{routing}{PUBLIC_TYPE}"));
+        env.set_config_extra(&format!("{nginx_toml}{routing}{PUBLIC_TYPE}{extra}"));
         let admin = format!("gate-admin-key-{}", env.run);
         let mut vars = env.vars();
         vars.push(("CONTAINER_ADMIN_KEY", admin.clone()));
@@ -111,7 +116,7 @@ impl Gate {
         answer["token"].as_str().unwrap().to_owned()
     }
 
-    fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
         http::get(self.nginx.port, path, headers).unwrap_or_else(|e| {
             panic!(
                 "nginx did not answer {path}: {e}\n{}",
@@ -121,7 +126,7 @@ impl Gate {
     }
 
     /// GETs until the answer has `status` (an app starting answers 502 first).
-    fn get_until(&self, path: &str, headers: &[(&str, &str)], status: u16) -> Response {
+    pub fn get_until(&self, path: &str, headers: &[(&str, &str)], status: u16) -> Response {
         let mut last = None;
         wait_until(READY, || {
             let answer = self.get(path, headers);

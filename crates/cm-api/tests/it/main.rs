@@ -17,6 +17,7 @@ mod events;
 mod exec_limits;
 mod gate;
 mod helpers;
+mod idle;
 mod logging;
 mod metrics;
 mod openapi;
