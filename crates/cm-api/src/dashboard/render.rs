@@ -32,6 +32,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("dashboard.html", include_str!("../../templates/dashboard.html")),
     ("container.html", include_str!("../../templates/container.html")),
     ("delete.html", include_str!("../../templates/delete.html")),
+    ("confirm.html", include_str!("../../templates/confirm.html")),
     ("create.html", include_str!("../../templates/create.html")),
     ("users.html", include_str!("../../templates/users.html")),
     ("keys.html", include_str!("../../templates/keys.html")),
