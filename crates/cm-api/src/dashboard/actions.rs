@@ -500,7 +500,7 @@ pub fn safe_back(back: Option<&str>) -> &str {
                 && path.len() <= 300
                 && path
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "/_-.?=&%+".contains(c)) =>
+                    .all(|c| c.is_ascii_alphanumeric() || "/_-.?=&%+*".contains(c)) =>
         {
             path
         }

@@ -1442,6 +1442,12 @@ async fn create_shows_every_error_at_once_and_keeps_what_was_typed() {
             page.body
         );
     }
+    assert!(
+        page.body
+            .contains("Nothing was created: 5 field(s) need a change"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("value=\"Not A Valid Id!\""));
     assert!(page.body.contains("value=\"lots\"") && page.body.contains("value=\"many\""));
     assert!(page.body.contains(">NOEQUALS</textarea>"));
