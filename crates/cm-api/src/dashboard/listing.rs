@@ -10,8 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use super::views::ContainerView;
 
-/// Rows per page.
+/// Rows per page, unless `per` says otherwise.
 pub const PAGE_SIZE: usize = 50;
+/// The most rows one page may show.
+pub const MAX_PAGE_SIZE: usize = 500;
+/// The page sizes the list offers (any size from 1 to [`MAX_PAGE_SIZE`] works as `per`).
+pub const PAGE_SIZES: [usize; 4] = [25, 50, 100, 200];
 /// The longest search text used (longer text is cut).
 const SEARCH_LIMIT: usize = 200;
 
@@ -35,6 +39,8 @@ pub struct ListParams {
     dir: String,
     #[serde(default)]
     page: String,
+    #[serde(default)]
+    per: String,
 }
 
 /// The query once read: only known sort keys and directions, a page number from 1.
@@ -48,6 +54,8 @@ pub struct ListQuery {
     pub sort: &'static str,
     pub desc: bool,
     pub page: usize,
+    /// Rows per page.
+    pub per: usize,
 }
 
 /// What the query left aside, for a notice on the page.
@@ -59,6 +67,8 @@ pub struct Ignored {
     pub dir: bool,
     /// The page was not a number from 1 (page 1 instead), or past the last page (the last).
     pub page: bool,
+    /// The page size was not a number from 1 to 500 (50 instead).
+    pub per: bool,
 }
 
 /// One page of rows, and the links around it.
@@ -123,6 +133,16 @@ impl ListQuery {
                 }
             },
         };
+        let per = match params.per.trim() {
+            "" => PAGE_SIZE,
+            text => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+                _ => {
+                    ignored.per = true;
+                    PAGE_SIZE
+                }
+            },
+        };
         let q: String = params.q.trim().chars().take(SEARCH_LIMIT).collect();
         let query = ListQuery {
             user: params.user.trim().to_owned(),
@@ -132,6 +152,7 @@ impl ListQuery {
             sort,
             desc,
             page,
+            per,
         };
         (query, ignored)
     }
@@ -194,15 +215,15 @@ impl ListQuery {
             if self.desc { ordered.reverse() } else { ordered }
         });
         let matching = rows.len();
-        let pages = matching.div_ceil(PAGE_SIZE).max(1);
+        let pages = matching.div_ceil(self.per).max(1);
         let page = if self.page > pages {
             ignored.page = true;
             pages
         } else {
             self.page
         };
-        let start = (page - 1) * PAGE_SIZE;
-        let rows: Vec<ContainerView> = rows.into_iter().skip(start).take(PAGE_SIZE).collect();
+        let start = (page - 1) * self.per;
+        let rows: Vec<ContainerView> = rows.into_iter().skip(start).take(self.per).collect();
         let (first, last) = if rows.is_empty() {
             (0, 0)
         } else {
@@ -251,6 +272,7 @@ impl ListQuery {
     /// parameters and defaults are left out.
     pub fn link(&self, sort: &str, desc: bool, page: usize) -> String {
         let page_text = page.to_string();
+        let per_text = self.per.to_string();
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         for (name, value) in [
             ("user", self.user.as_str()),
@@ -267,6 +289,9 @@ impl ListQuery {
         }
         if desc {
             pairs.push(("dir", "desc"));
+        }
+        if self.per != PAGE_SIZE {
+            pairs.push(("per", &per_text));
         }
         if page > 1 {
             pairs.push(("page", &page_text));
@@ -309,6 +334,7 @@ mod tests {
             ("sort", "<script>"),
             ("dir", "sideways"),
             ("page", "-3"),
+            ("per", "100000"),
         ]));
         assert_eq!((query.sort, query.desc, query.page), ("name", false, 1));
         assert_eq!(
@@ -316,7 +342,8 @@ mod tests {
             Ignored {
                 sort: true,
                 dir: true,
-                page: true
+                page: true,
+                per: true
             }
         );
         let (query, ignored) =

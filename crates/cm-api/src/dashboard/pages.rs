@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use minijinja::Value;
 use serde::{Deserialize, Serialize};
 
-use super::listing::{ListParams, ListQuery, SORT_KEYS};
+use super::listing::{ListParams, ListQuery, PAGE_SIZES, SORT_KEYS};
 use super::render::PageError;
 use super::viewer::{PageResult, Viewer};
 use super::views::{
@@ -214,6 +214,7 @@ pub async fn dashboard(viewer: Viewer, params: Query<ListParams>) -> PageResult 
         filters => to_value(&query),
         ignored => to_value(&ignored),
         sort_keys => to_value(SORT_KEYS),
+        page_sizes => to_value(PAGE_SIZES),
         here => here,
         users => to_value(&users),
         types => to_value(&types),

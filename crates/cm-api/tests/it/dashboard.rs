@@ -1119,6 +1119,21 @@ async fn the_list_searches_sorts_and_pages_on_the_server() {
     assert!(rows(&none.body).is_empty());
     assert!(none.body.contains("value=\"&lt;b&gt;x&quot;\""), "{}", none.body);
     assert!(none.body.contains("No container matches"));
+    // The page size: any from 1 to 500, carried by the links; others ignored, and said so.
+    let small = browser.get(&app, "/?per=20&page=3").await;
+    assert_eq!(rows(&small.body).len(), 16);
+    assert!(small.body.contains("Page 3 of 3"));
+    assert!(
+        small.body.contains("href=\"/?per=20&amp;page=2\""),
+        "{}",
+        small.body
+    );
+    let huge = browser.get(&app, "/?per=100000").await;
+    assert_eq!(rows(&huge.body).len(), 50);
+    assert!(huge.body.contains("Rows per page go from 1 to 500: showing 50."));
+    let all = browser.get(&app, "/?per=100").await;
+    assert_eq!(rows(&all.body).len(), 56);
+    assert!(!all.body.contains("id=\"pager\""));
     // The sort and the search travel together in the page links.
     let page = browser.get(&app, "/?q=custom&sort=created&dir=desc").await;
     assert!(

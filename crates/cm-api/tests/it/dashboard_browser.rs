@@ -620,6 +620,20 @@ async fn at_a_laptop(client: &Client, base: &str, three: &Three, shots: &Screens
     );
     shots.take_viewport(client, "laptop-sorted").await;
 
+    // Pages: two rows a page, sorted by user the other way round, the next page and back.
+    visit(client, &format!("{base}/?sort=user&dir=desc&per=2"), "#pager").await;
+    assert_eq!(
+        listed(client).await,
+        [three.bob_cli.as_str(), three.alice_dev.as_str()]
+    );
+    go(client, "#page-next", "#page-prev", None).await;
+    wait_until_js(client, "return location.search.indexOf('page=2') >= 0;").await;
+    assert_eq!(listed(client).await, [three.alice_cli.as_str()]);
+    assert!(text(client, "#pager").await.contains("Page 2 of 2"));
+    shots.take_viewport(client, "laptop-page-2").await;
+    go(client, "#page-prev", "#page-next", None).await;
+    assert_eq!(listed(client).await.len(), 2);
+
     // Stop asks first; Cancel changes nothing; the confirmed form stops it.
     visit(client, &format!("{base}/"), "#containers").await;
     let stop = format!(
@@ -763,6 +777,7 @@ async fn on_a_phone(client: &Client, base: &str, three: &Three, shots: &Screensh
     assert_light_or_dark(client, true).await;
     // Every other page fits too.
     for path in [
+        "/?per=1&page=2".to_owned(),
         format!("/containers/{}", three.alice_cli),
         format!("/containers/{}/stop", three.alice_cli),
         format!("/containers/{}/delete", three.bob_cli),
