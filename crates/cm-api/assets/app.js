@@ -23,6 +23,36 @@
     select.addEventListener("change", function () { select.form.submit(); });
   });
 
+  // ---- Containers list: tick all on the page, count the ticked ones ---------------------
+  var bulkForm = $("#bulk-form");
+  if (bulkForm) {
+    var boxes = $all('input[type="checkbox"][form="bulk-form"]');
+    var all = $("#select-all");
+    var count = $("#bulk-count");
+    var syncTicks = function () {
+      var ticked = boxes.filter(function (b) { return b.checked; }).length;
+      boxes.forEach(function (b) {
+        var row = b.closest("tr");
+        if (row) { row.classList.toggle("selected", b.checked); }
+      });
+      if (all) { all.checked = ticked > 0 && ticked === boxes.length; all.indeterminate = ticked > 0 && ticked < boxes.length; }
+      if (count) {
+        count.textContent = ticked === 0
+          ? "Tick containers in the list; nothing happens before you confirm."
+          : ticked + " selected; you confirm on the next page.";
+      }
+    };
+    boxes.forEach(function (b) { b.addEventListener("change", syncTicks); });
+    if (all) {
+      $("#select-all-row").hidden = false;
+      all.addEventListener("change", function () {
+        boxes.forEach(function (b) { b.checked = all.checked; });
+        syncTicks();
+      });
+    }
+    syncTicks();
+  }
+
   // ---- Live statuses --------------------------------------------------------------------
   var POLL_MS = 5000;
   // While the engine can not be asked, statuses are greyed and actions wait (they would fail).

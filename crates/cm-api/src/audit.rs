@@ -161,6 +161,31 @@ pub async fn record_dashboard(
     Ok(res)
 }
 
+/// Records one container's part of a dashboard bulk form (`/bulk`): the middleware records one
+/// entry per form, but a bulk form is one action per container, each authorized on its own, so
+/// each is recorded as if it had been that container's own form (`params` says it came in bulk).
+pub(crate) async fn record_dashboard_each(
+    state: &AppState,
+    principal: &Principal,
+    action: &str,
+    container: &str,
+    failure: Option<&str>,
+    address: Option<std::net::IpAddr>,
+) {
+    if state.auditor.is_none() {
+        return;
+    }
+    let (target, subject) = state.manager.audit_target(container).await;
+    let mut entry = AuditEntry::new(actor_of(principal), AuditSource::Dashboard, action)
+        .from(address)
+        .on(target, subject.as_ref())
+        .with_params(serde_json::json!({ "container_id": container, "bulk": "on" }));
+    if let Some(code) = failure {
+        entry = entry.failed(code);
+    }
+    state.audit(entry).await;
+}
+
 /// What a call acts on: the container it names or creates (by its name, and its owner), else
 /// the user or token it names.
 async fn target_of(state: &AppState, function: &str, params: &Value) -> Option<(String, Option<UserId>)> {

@@ -10,13 +10,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::web::{Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
-use cm_core::{
-    Action, CreateForm, CreateRequest, DeleteOptions, ErrorKind, Lifecycle, Principal, Secret, UserId,
-};
+use cm_core::{Action, DeleteOptions, ErrorKind, Lifecycle, Principal, Secret, UserId};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::pages::{CreateFields, FieldErrors, create_form};
+use super::pages::{CreateFields, FieldErrors, create_form, keys_page};
 use super::render::{html, render, see_other};
 use super::session::{
     Flash, LOGIN_COOKIE, SESSION_COOKIE, clear_session_cookie, cookie, is_https, login_cookie, random_token,
@@ -238,27 +236,11 @@ pub async fn logout(posted: Posted<NoFields>) -> HttpResponse {
 pub async fn create(posted: Posted<CreateFields>) -> PageResult {
     let Posted { viewer, form: fields } = posted;
     viewer.require(Action::CreateContainer, None)?;
-    let form = CreateForm {
-        user_id: fields.user_id.clone(),
-        container_type: fields.container_type.clone(),
-        image: Some(fields.image.clone()),
-        command: Some(fields.command.clone()),
-        env: fields.env.lines().map(str::to_owned).collect(),
-        memory: Some(fields.memory.clone()),
-        cpus: Some(fields.cpus.clone()),
-        enable_ssh: fields.enable_ssh.is_some(),
-        ssh_keys: vec![fields.ssh_key.clone()],
-    };
     let manager = viewer.state().manager.clone();
-    let request = match CreateRequest::parse(&form, manager.config()) {
+    let request = match fields.parse_all(&manager) {
         Ok(request) => request,
-        Err(e) => {
-            return create_form(
-                &viewer,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &fields,
-                &FieldErrors::of(&e),
-            );
+        Err(errors) => {
+            return create_form(&viewer, StatusCode::UNPROCESSABLE_ENTITY, &fields, &errors);
         }
     };
     let outcome = detached(async move {
@@ -313,7 +295,7 @@ async fn lifecycle(posted: Posted<BackField>, reference: &str, what: Lifecycle) 
     let verb = what.done();
     let flash = match result {
         Ok(spec) => Flash::success(format!("Container {name} was {verb}; it is {}.", spec.status)),
-        Err(e) => Flash::error(format!("{name} was not {verb}: {}", e.message())),
+        Err(e) => Flash::error(format!("Container {name} was not {verb}: {}", e.message())),
     };
     Ok(viewer.redirect_with(safe_back(form.back.as_deref()), flash))
 }
@@ -348,7 +330,7 @@ pub async fn delete(posted: Posted<DeleteFields>, name: Path<String>) -> PageRes
         }
         Err(e) => Ok(viewer.redirect_with(
             &format!("/containers/{name}/delete"),
-            Flash::error(format!("{name} was not deleted: {}", e.message())),
+            Flash::error(format!("Container {name} was not deleted: {}", e.message())),
         )),
     }
 }
@@ -409,11 +391,12 @@ pub async fn add_key(posted: Posted<AddKeyFields>) -> PageResult {
     let manager = viewer.state().manager.clone();
     let name = spec.container_name.to_string();
     let target = name.clone();
-    let key = form.key;
+    let key = form.key.clone();
     let flash = match detached(async move { manager.add_ssh_key(&target, &key).await }).await {
-        Ok(added) if !added.added => {
-            Flash::warning(format!("{name} already has the key {}.", added.key.fingerprint()))
-        }
+        Ok(added) if !added.added => Flash::warning(format!(
+            "Container {name} already has the key {}.",
+            added.key.fingerprint()
+        )),
         Ok(added) => Flash::success(format!(
             "Key {} was added to {name}; {}.",
             added.key.fingerprint(),
@@ -423,7 +406,12 @@ pub async fn add_key(posted: Posted<AddKeyFields>) -> PageResult {
                 "it is written into the container at its next start"
             }
         )),
-        Err(e) => Flash::error(format!("the key was not added: {}", e.message())),
+        Err(e) => {
+            // The page again, the key as typed and the reason next to it.
+            let status = crate::error::ErrorCode::of_kind(e.kind()).status();
+            let reason = format!("The key was not added: {}", e.message());
+            return keys_page(&viewer, status, Some(&name), &form.key, Some(&reason)).await;
+        }
     };
     Ok(viewer.redirect_with(&format!("/keys?container={name}"), flash))
 }
@@ -439,7 +427,7 @@ pub async fn remove_key(posted: Posted<RemoveKeyFields>) -> PageResult {
     let shown = fingerprint.clone();
     let flash = match detached(async move { manager.remove_ssh_key(&target, &fingerprint).await }).await {
         Ok(_) => Flash::success(format!("Key {shown} was removed from {name}.")),
-        Err(e) => Flash::error(format!("the key was not removed: {}", e.message())),
+        Err(e) => Flash::error(format!("The key was not removed: {}", e.message())),
     };
     Ok(viewer.redirect_with(&format!("/keys?container={name}"), flash))
 }
@@ -504,7 +492,7 @@ pub async fn detached<T: 'static>(
 }
 
 /// A page of ours to go back to; anything else (another site, `//host`) becomes `/`.
-fn safe_back(back: Option<&str>) -> &str {
+pub fn safe_back(back: Option<&str>) -> &str {
     match back {
         Some(path)
             if path.starts_with('/')
@@ -512,7 +500,7 @@ fn safe_back(back: Option<&str>) -> &str {
                 && path.len() <= 300
                 && path
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "/_-.?=&%".contains(c)) =>
+                    .all(|c| c.is_ascii_alphanumeric() || "/_-.?=&%+*".contains(c)) =>
         {
             path
         }

@@ -10,13 +10,17 @@
 //! - Every answer carries a strict Content-Security-Policy (self only, no inline script) and the
 //!   usual hardening headers ([`render::security_headers`]).
 //!
-//! Pages: `/login`, `/` (containers), `/create`, `/users`, `/keys`, `/settings`, `/logs/{name}`
-//! and `/containers/{name}` (details, delete confirmation). Small JSON and text endpoints for the
+//! Pages: `/login`, `/` (containers: search, sort and pages as query parameters), `/create`,
+//! `/users`, `/keys`, `/settings`, `/logs/{name}` and `/containers/{name}` (details, delete
+//! confirmation). Every destructive action has a confirmation page (GET) before its form
+//! (POST), bulk actions included (`/bulk`, [`confirm`]). Small JSON and text endpoints for the
 //! scripts live under `/ui/`; the embedded files under `/assets/`.
 
 mod actions;
 mod assets;
+mod confirm;
 mod health;
+mod listing;
 mod pages;
 mod render;
 mod session;
@@ -45,20 +49,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/logout", web::post().to(actions::logout))
             .route("/create", web::get().to(pages::create_page))
             .route("/create", web::post().to(actions::create))
+            .route("/bulk", web::get().to(confirm::bulk_page))
+            .route("/bulk", web::post().to(confirm::bulk))
             .route("/containers/{name}", web::get().to(pages::container))
             .route("/containers/{name}/start", web::post().to(actions::start))
+            .route("/containers/{name}/stop", web::get().to(confirm::stop_page))
             .route("/containers/{name}/stop", web::post().to(actions::stop))
+            .route("/containers/{name}/restart", web::get().to(confirm::restart_page))
             .route("/containers/{name}/restart", web::post().to(actions::restart))
             .route("/containers/{name}/delete", web::get().to(pages::delete_page))
             .route("/containers/{name}/delete", web::post().to(actions::delete))
             .route("/users", web::get().to(pages::users))
             .route("/users/tokens", web::post().to(actions::create_token))
+            .route("/users/tokens/revoke", web::get().to(confirm::revoke_page))
             .route("/users/tokens/revoke", web::post().to(actions::revoke_tokens))
             .route("/keys", web::get().to(pages::keys))
             .route("/keys/add", web::post().to(actions::add_key))
+            .route("/keys/remove", web::get().to(confirm::remove_key_page))
             .route("/keys/remove", web::post().to(actions::remove_key))
             .route("/settings", web::get().to(pages::settings))
             .route("/audit", web::get().to(pages::audit))
+            .route("/settings/rotate-key", web::get().to(confirm::rotate_key_page))
             .route("/settings/rotate-key", web::post().to(actions::rotate_key))
             .route("/settings/reconcile", web::post().to(actions::reconcile))
             .route("/logs/{name}", web::get().to(pages::logs))

@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::http::StatusCode;
 use actix_web::web::{Path, Query};
-use cm_core::{Action, AdminKeySource, ErrorKind, Listing, LogRequest};
+use cm_core::{Action, AdminKeySource, Config, CreateForm, CreateRequest, ErrorKind, Listing, LogRequest};
 use futures_util::StreamExt;
 use minijinja::Value;
 use serde::{Deserialize, Serialize};
 
+use super::listing::{ListParams, ListQuery, PAGE_SIZES, SORT_KEYS};
 use super::render::PageError;
 use super::viewer::{PageResult, Viewer};
 use super::views::{
@@ -22,17 +23,6 @@ pub const TAILS: [u64; 7] = [50, 100, 200, 500, 1000, 5000, 20000];
 pub const DEFAULT_PAGE_TAIL: u64 = 200;
 /// The most log text one page carries.
 const PAGE_LOG_BYTES: usize = 4 * 1024 * 1024;
-
-/// The filters of the containers page (query parameters; empty means all).
-#[derive(Debug, Default, Deserialize, Serialize)]
-pub struct Filters {
-    #[serde(default)]
-    user: String,
-    #[serde(default, rename = "type")]
-    kind: String,
-    #[serde(default)]
-    status: String,
-}
 
 /// The fields of the create form, as typed.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -86,19 +76,105 @@ impl FieldErrors {
     /// Puts a core error next to its field (or above the form).
     pub fn of(err: &cm_core::Error) -> Self {
         let mut errors = FieldErrors::default();
-        let message = Some(err.message().to_owned());
-        match err.field() {
-            Some("user_id") => errors.user_id = message,
-            Some("container_type") => errors.container_type = message,
-            Some("image") => errors.image = message,
-            Some("command") => errors.command = message,
-            Some("env") => errors.env = message,
-            Some("memory") => errors.memory = message,
-            Some("cpus") => errors.cpus = message,
-            Some("ssh_key" | "ssh_public_key") => errors.ssh_key = message,
-            _ => errors.general = message,
-        }
+        errors.add(err);
         errors
+    }
+
+    /// Puts a core error next to its field (or above the form) unless that place has one
+    /// already; the field it went to, `None` for above the form or a place already taken.
+    fn add(&mut self, err: &cm_core::Error) -> Option<&'static str> {
+        let (slot, field) = match err.field() {
+            Some("user_id") => (&mut self.user_id, "user_id"),
+            Some("container_type") => (&mut self.container_type, "container_type"),
+            Some("image") => (&mut self.image, "image"),
+            Some("command") => (&mut self.command, "command"),
+            Some("env") => (&mut self.env, "env"),
+            Some("memory") => (&mut self.memory, "memory"),
+            Some("cpus") => (&mut self.cpus, "cpus"),
+            Some("ssh_key" | "ssh_public_key") => (&mut self.ssh_key, "ssh_key"),
+            _ => {
+                if self.general.is_none() {
+                    self.general = Some(err.message().to_owned());
+                }
+                return None;
+            }
+        };
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(err.message().to_owned());
+        Some(field)
+    }
+}
+
+impl CreateFields {
+    /// The core's form of these fields.
+    pub fn form(&self) -> CreateForm {
+        CreateForm {
+            user_id: self.user_id.clone(),
+            container_type: self.container_type.clone(),
+            image: Some(self.image.clone()),
+            command: Some(self.command.clone()),
+            env: self.env.lines().map(str::to_owned).collect(),
+            memory: Some(self.memory.clone()),
+            cpus: Some(self.cpus.clone()),
+            enable_ssh: self.enable_ssh.is_some(),
+            ssh_keys: vec![self.ssh_key.clone()],
+        }
+    }
+
+    /// The core's request, or every field's error at once. The core stops at the first error,
+    /// so each refused field is set aside (left empty, or a valid stand-in for the required
+    /// user id and type) and the rest checked again, until the form passes or an error is
+    /// about no one field. The SSH key, which the core reads only when it creates, is read here
+    /// too, by the same parser.
+    pub fn parse_all(&self, manager: &cm_core::Manager) -> Result<CreateRequest, Box<FieldErrors>> {
+        let config = manager.config();
+        let first_type = manager.types().first().map(|t| t.name.to_string());
+        let a_type = first_type.as_deref();
+        let key_error = (!self.ssh_key.trim().is_empty())
+            .then(|| manager.parse_ssh_key(&self.ssh_key).err())
+            .flatten();
+        let request = self.parse_fields(config, a_type);
+        match (request, key_error) {
+            (Ok(request), None) => Ok(request),
+            (Ok(_), Some(e)) => Err(Box::new(FieldErrors::of(&e.for_field("ssh_key")))),
+            (Err(mut errors), Some(e)) => {
+                errors.add(&e.for_field("ssh_key"));
+                Err(errors)
+            }
+            (Err(errors), None) => Err(errors),
+        }
+    }
+
+    fn parse_fields(&self, config: &Config, a_type: Option<&str>) -> Result<CreateRequest, Box<FieldErrors>> {
+        let mut form = self.form();
+        let mut errors = Box::new(FieldErrors::default());
+        let mut failed = false;
+        // Each round clears one field, so nine rounds cover every field.
+        for _ in 0..9 {
+            let err = match CreateRequest::parse(&form, config) {
+                Ok(request) if !failed => return Ok(request),
+                Ok(_) => return Err(errors),
+                Err(e) => e,
+            };
+            failed = true;
+            match errors.add(&err) {
+                Some("user_id") => form.user_id = "placeholder".to_owned(),
+                Some("container_type") => match a_type {
+                    Some(name) => form.container_type = name.to_owned(),
+                    None => return Err(errors),
+                },
+                Some("image") => form.image = Some(String::new()),
+                Some("command") => form.command = Some(String::new()),
+                Some("env") => form.env = Vec::new(),
+                Some("memory") => form.memory = Some(String::new()),
+                Some("cpus") => form.cpus = Some(String::new()),
+                Some("ssh_key") => form.ssh_keys = vec![String::new()],
+                _ => return Err(errors),
+            }
+        }
+        Err(errors)
     }
 }
 
@@ -115,8 +191,8 @@ impl Viewer {
     }
 }
 
-/// `GET /`: the containers, filtered.
-pub async fn dashboard(viewer: Viewer, filters: Query<Filters>) -> PageResult {
+/// `GET /`: the containers, filtered, searched, sorted and one page of them.
+pub async fn dashboard(viewer: Viewer, params: Query<ListParams>) -> PageResult {
     let listing = viewer.listing().await?;
     let users: BTreeSet<String> = listing.containers.iter().map(|c| c.user_id.to_string()).collect();
     let types: Vec<String> = viewer
@@ -127,20 +203,25 @@ pub async fn dashboard(viewer: Viewer, filters: Query<Filters>) -> PageResult {
         .map(|t| t.name.to_string())
         .collect();
     let idle = viewer.state().manager.idle_stopped().await.unwrap_or_default();
+    let (query, mut ignored) = ListQuery::read(&params);
     let rows: Vec<ContainerView> = listing
         .containers
         .iter()
         .map(ContainerView::of)
-        .filter(|c| filters.user.is_empty() || c.user == filters.user)
-        .filter(|c| filters.kind.is_empty() || c.kind == filters.kind)
-        .filter(|c| filters.status.is_empty() || c.status == filters.status)
         .map(|c| c.idle_marked(&idle))
         .collect();
+    let list = query.apply(rows, &mut ignored);
+    let here = query.link(query.sort, query.desc, list.page);
     let page = minijinja::context! {
-        containers => to_value(&rows),
+        containers => to_value(&list.rows),
+        list => to_value(&list),
         total => listing.containers.len(),
-        filtered => !(filters.user.is_empty() && filters.kind.is_empty() && filters.status.is_empty()),
-        filters => to_value(&*filters),
+        filtered => query.narrowed(),
+        filters => to_value(&query),
+        ignored => to_value(&ignored),
+        sort_keys => to_value(SORT_KEYS),
+        page_sizes => to_value(PAGE_SIZES),
+        here => here,
         users => to_value(&users),
         types => to_value(&types),
         statuses => to_value(STATUSES.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
@@ -434,6 +515,18 @@ pub async fn users(viewer: Viewer) -> PageResult {
 
 /// `GET /keys`: SSH-enabled containers, their connection strings and keys; add a key.
 pub async fn keys(viewer: Viewer, query: Query<KeysQuery>) -> PageResult {
+    keys_page(&viewer, StatusCode::OK, query.container.as_deref(), "", None).await
+}
+
+/// The SSH keys page with `selected` chosen, the key text typed so far and the reason it was
+/// refused (next to the field), if it was.
+pub async fn keys_page(
+    viewer: &Viewer,
+    status: StatusCode,
+    selected: Option<&str>,
+    typed: &str,
+    error: Option<&str>,
+) -> PageResult {
     viewer.require(Action::ReadSshInfo, None)?;
     let manager = &viewer.state().manager;
     let listing = manager
@@ -449,16 +542,14 @@ pub async fn keys(viewer: Viewer, query: Query<KeysQuery>) -> PageResult {
     }
     let mut containers = Vec::new();
     for spec in &listing.containers {
-        let (info, keys) = ssh_details(&viewer, spec).await?;
+        let (info, keys) = ssh_details(viewer, spec).await?;
         containers.push(SshContainer {
             c: ContainerView::of(spec),
             info,
             keys,
         });
     }
-    let selected = query
-        .container
-        .as_deref()
+    let selected = selected
         .filter(|wanted| containers.iter().any(|s| s.c.name == *wanted))
         .map(str::to_owned)
         .or_else(|| containers.first().map(|s| s.c.name.clone()))
@@ -467,8 +558,10 @@ pub async fn keys(viewer: Viewer, query: Query<KeysQuery>) -> PageResult {
         containers => to_value(&containers),
         selected => selected,
         stale => listing.stale,
+        key_text => typed,
+        key_error => error,
     };
-    viewer.render("keys", "keys.html", page)
+    viewer.render_status(status, "keys", "keys.html", page)
 }
 
 /// `GET /settings`: types, port pool, nginx, engine, reconciler, admin key (admin only).

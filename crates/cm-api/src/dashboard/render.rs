@@ -36,6 +36,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/health_card.html"),
     ),
     ("delete.html", include_str!("../../templates/delete.html")),
+    ("confirm.html", include_str!("../../templates/confirm.html")),
     ("create.html", include_str!("../../templates/create.html")),
     ("users.html", include_str!("../../templates/users.html")),
     ("keys.html", include_str!("../../templates/keys.html")),

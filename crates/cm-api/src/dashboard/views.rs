@@ -23,6 +23,8 @@ pub struct ContainerView {
     pub internal_port: u16,
     pub ssh_port: Option<u16>,
     pub created: String,
+    /// The creation time as stored (RFC 3339), for sorting.
+    pub created_at: String,
     pub created_date: String,
     pub created_time: String,
     pub command: Option<String>,
@@ -103,6 +105,7 @@ impl ContainerView {
             internal_port: spec.internal_port,
             ssh_port: spec.ssh_port,
             created: human_time(&spec.created_at),
+            created_at: spec.created_at.clone(),
             created_date: human_time(&spec.created_at)
                 .split_once(' ')
                 .map_or_else(|| spec.created_at.clone(), |(date, _)| date.to_owned()),

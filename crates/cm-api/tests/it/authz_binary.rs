@@ -276,6 +276,7 @@ fn every_dashboard_form_of_the_binary_refuses_a_missing_or_forged_csrf_token() {
         ),
         ("/settings/rotate-key".into(), vec![]),
         ("/settings/reconcile".into(), vec![]),
+        ("/bulk".into(), vec![("action", "delete"), ("c", &container)]),
         ("/logout".into(), vec![]),
     ];
     let forged = "0".repeat(64);

@@ -280,6 +280,7 @@ async fn a_post_without_the_csrf_token_is_refused() {
         ),
         ("/settings/rotate-key", vec![]),
         ("/settings/reconcile", vec![]),
+        ("/bulk", vec![("action", "stop"), ("c", "alice_cli_v4")]),
         ("/logout", vec![]),
     ] {
         let page = browser.post_without_csrf(&app, path, &fields).await;
@@ -912,7 +913,9 @@ async fn sign_ins_and_forms_go_into_the_audit_trail() {
             &[("container", "alice_cli_v4"), ("key", "ssh-rsa AAAA")],
         )
         .await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    // Refused by the parser: the page again, with the key as typed, recorded as failed.
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains(">ssh-rsa AAAA</textarea>"), "{}", page.body);
     // A form without its token did nothing and is not an action.
     let forged = browser.post_without_csrf(&app, "/settings/reconcile", &[]).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
@@ -955,7 +958,7 @@ async fn sign_ins_and_forms_go_into_the_audit_trail() {
                 "add_ssh_key_to_container",
                 "admin",
                 Some("alice_cli_v4"),
-                "failed"
+                "invalid_input"
             ),
         ]
     );
@@ -1047,6 +1050,424 @@ async fn while_the_engine_is_away_statuses_are_marked_old_and_actions_wait() {
         script.body.contains("b.disabled = stale"),
         "the script disables actions while stale"
     );
+}
+
+/// The rows of the containers table, in order.
+fn rows(html: &str) -> Vec<String> {
+    html.split("<tr data-container=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_list_searches_sorts_and_pages_on_the_server() {
+    let app = TestApp::new();
+    for n in 0..55 {
+        app.create(&format!("u{n:02}"), "custom").await;
+    }
+    app.create("zed", "cli_v4").await;
+    let browser = login(&app, ADMIN).await;
+
+    // 56 containers: 50 on the first page, by name, and links to the next one.
+    let first = browser.get(&app, "/").await;
+    let listed = rows(&first.body);
+    assert_eq!(listed.len(), 50);
+    assert_eq!(listed[0], "u00_custom");
+    assert!(first.body.contains("Page 1 of 2"), "{}", first.body);
+    assert!(first.body.contains("href=\"/?page=2\""));
+    let second = browser.get(&app, "/?page=2").await;
+    assert_eq!(rows(&second.body).len(), 6);
+    assert_eq!(rows(&second.body).last().unwrap(), "zed_cli_v4");
+    // Past the last page: the last one, and the page says so.
+    let past = browser.get(&app, "/?page=99").await;
+    assert_eq!(past.status, StatusCode::OK);
+    assert_eq!(rows(&past.body), rows(&second.body));
+    assert!(past.body.contains("That page does not exist"));
+
+    // Sorted by type, descending: zed's cli_v4 after every custom; the link turns the order.
+    let sorted = browser.get(&app, "/?sort=type&dir=desc").await;
+    assert_eq!(rows(&sorted.body)[0], "u54_custom");
+    assert!(sorted.body.contains("aria-sort=\"descending\""));
+    assert!(
+        sorted.body.contains("href=\"/?sort=type\""),
+        "toggles to ascending"
+    );
+    let sorted = browser.get(&app, "/?sort=type").await;
+    assert_eq!(rows(&sorted.body)[0], "zed_cli_v4");
+    // An unknown key or direction is ignored, said so, and never put back into the page.
+    let odd = browser
+        .get(&app, "/?sort=%3Cscript%3Ealert(1)%3C%2Fscript%3E&dir=%22sideways")
+        .await;
+    assert_eq!(odd.status, StatusCode::OK);
+    assert_eq!(rows(&odd.body)[0], "u00_custom");
+    assert!(odd.body.contains("That sort key is unknown: sorted by name."));
+    assert!(odd.body.contains("That order is unknown"));
+    assert!(!odd.body.contains("alert(1)") && !odd.body.contains("sideways"));
+
+    // The search: any part of the name, user, type, status or port, kept in the box, escaped.
+    let found = browser.get(&app, "/?q=U1").await;
+    assert_eq!(
+        rows(&found.body),
+        (10..20).map(|n| format!("u{n}_custom")).collect::<Vec<_>>()
+    );
+    assert!(found.body.contains("name=\"q\" id=\"search\" value=\"U1\""));
+    assert!(found.body.contains("10 matching"));
+    let found = browser.get(&app, "/?q=cli_v4&type=cli_v4").await;
+    assert_eq!(rows(&found.body), ["zed_cli_v4"]);
+    let none = browser.get(&app, "/?q=%3Cb%3Ex%22").await;
+    assert!(rows(&none.body).is_empty());
+    assert!(none.body.contains("value=\"&lt;b&gt;x&quot;\""), "{}", none.body);
+    assert!(none.body.contains("No container matches"));
+    // The page size: any from 1 to 500, carried by the links; others ignored, and said so.
+    let small = browser.get(&app, "/?per=20&page=3").await;
+    assert_eq!(rows(&small.body).len(), 16);
+    assert!(small.body.contains("Page 3 of 3"));
+    assert!(
+        small.body.contains("href=\"/?per=20&amp;page=2\""),
+        "{}",
+        small.body
+    );
+    let huge = browser.get(&app, "/?per=100000").await;
+    assert_eq!(rows(&huge.body).len(), 50);
+    assert!(huge.body.contains("Rows per page go from 1 to 500: showing 50."));
+    let all = browser.get(&app, "/?per=100").await;
+    assert_eq!(rows(&all.body).len(), 56);
+    assert!(!all.body.contains("id=\"pager\""));
+    // The sort and the search travel together in the page links.
+    let page = browser.get(&app, "/?q=custom&sort=created&dir=desc").await;
+    assert!(
+        page.body
+            .contains("href=\"/?q=custom&amp;sort=created&amp;dir=desc&amp;page=2\""),
+        "{}",
+        page.body
+    );
+}
+
+#[actix_web::test]
+async fn every_destructive_action_asks_first_without_javascript() {
+    let app = TestApp::new();
+    app.create("alice", "cli_v4").await;
+    let token = app.token("alice").await;
+    let browser = login(&app, ADMIN).await;
+    browser
+        .post_and_follow(
+            &app,
+            "/keys/add",
+            &[("container", "alice_cli_v4"), ("key", ALICE_KEY)],
+        )
+        .await;
+
+    // The list offers Stop and Restart as links to a confirmation, not as forms that act.
+    let home = browser.get(&app, "/").await;
+    assert!(
+        home.body
+            .contains("method=\"get\" action=\"/containers/alice_cli_v4/stop\"")
+    );
+    assert!(
+        !home
+            .body
+            .contains("method=\"post\" action=\"/containers/alice_cli_v4/stop\"")
+    );
+    assert!(
+        !home
+            .body
+            .contains("method=\"post\" action=\"/containers/alice_cli_v4/restart\"")
+    );
+
+    let record = app.state.auth.tokens().await.unwrap()[0].id.clone();
+    for (path, title, action) in [
+        (
+            "/containers/alice_cli_v4/stop?back=/",
+            "Stop alice_cli_v4?",
+            "/containers/alice_cli_v4/stop",
+        ),
+        (
+            "/containers/alice_cli_v4/restart",
+            "Restart alice_cli_v4?",
+            "/containers/alice_cli_v4/restart",
+        ),
+        (
+            &format!("/users/tokens/revoke?token_id={record}"),
+            &format!("Revoke token {record}?"),
+            "/users/tokens/revoke",
+        ),
+        (
+            "/users/tokens/revoke?user_id=alice",
+            "Revoke every token of alice?",
+            "/users/tokens/revoke",
+        ),
+        (
+            &format!("/keys/remove?container=alice_cli_v4&fingerprint={ALICE_KEY_FINGERPRINT}"),
+            "Remove this key from alice_cli_v4?",
+            "/keys/remove",
+        ),
+        (
+            "/containers/alice_cli_v4/delete",
+            "Delete alice_cli_v4?",
+            "/containers/alice_cli_v4/delete",
+        ),
+    ] {
+        let page = browser.get(&app, path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        assert!(page.body.contains(title), "{path}: {}", page.body);
+        let form = fragment(
+            &page.body,
+            &format!("<form method=\"post\" action=\"{action}\""),
+            "</form>",
+        );
+        assert!(
+            form.contains(&format!("name=\"csrf\" value=\"{}\"", browser.csrf)),
+            "{path}"
+        );
+    }
+    // Asking changed nothing.
+    assert_eq!(
+        app.world.runtime.containers()[0].status,
+        cm_core::ContainerStatus::Running
+    );
+    assert_eq!(app.state.auth.tokens().await.unwrap().len(), 1);
+    let keys = browser.get(&app, "/keys?container=alice_cli_v4").await;
+    assert!(keys.body.contains(ALICE_KEY_FINGERPRINT));
+    assert!(keys.body.contains("method=\"get\" action=\"/keys/remove\""));
+    let users = browser.get(&app, "/users").await;
+    assert!(
+        users
+            .body
+            .contains("method=\"get\" action=\"/users/tokens/revoke\"")
+    );
+    assert!(
+        !users
+            .body
+            .contains("method=\"post\" action=\"/users/tokens/revoke\"")
+    );
+    // The admin key from the environment: the page says why, and offers no button.
+    let rotate = browser.get(&app, "/settings/rotate-key").await;
+    assert!(rotate.body.contains("Rotate the admin key?"));
+    assert!(rotate.body.contains("CONTAINER_ADMIN_KEY"));
+    assert!(!rotate.body.contains("id=\"confirm-form\""));
+    // The confirmed form does it.
+    let page = browser
+        .post_and_follow(&app, "/containers/alice_cli_v4/stop", &[("back", "/")])
+        .await;
+    assert!(
+        page.body.contains("Container alice_cli_v4 was stopped"),
+        "{}",
+        page.body
+    );
+    // Unknown things are said to be missing; a user sees no admin confirmation.
+    assert_eq!(
+        browser
+            .get(&app, "/users/tokens/revoke?token_id=nope")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        browser
+            .get(
+                &app,
+                "/keys/remove?container=alice_cli_v4&fingerprint=SHA256:nope"
+            )
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let user = login(&app, &token).await;
+    assert_eq!(
+        user.get(&app, "/users/tokens/revoke?user_id=alice").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        user.get(&app, "/settings/rotate-key").await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[actix_web::test]
+async fn bulk_actions_list_what_will_happen_then_act_on_each_as_the_viewer_may() {
+    let app = TestApp::new();
+    app.create("alice", "cli_v4").await;
+    app.create("alice", "custom").await;
+    app.create("bob", "cli_v4").await;
+    let token = app.token("alice").await;
+    let status_of = |name: &str| {
+        app.world
+            .runtime
+            .containers()
+            .into_iter()
+            .find(|c| c.name == name)
+            .map(|c| c.status)
+    };
+
+    // A user: the confirmation lists each ticked container, another user's as missing.
+    let alice = login(&app, &token).await;
+    let home = alice.get(&app, "/").await;
+    assert!(home.body.contains("id=\"bulk-form\""));
+    assert!(
+        home.body
+            .contains("name=\"c\" value=\"alice_cli_v4\" form=\"bulk-form\"")
+    );
+    let plan = alice
+        .get(
+            &app,
+            "/bulk?action=stop&c=alice_cli_v4&c=alice_custom&c=bob_cli_v4&c=alice_cli_v4&back=/",
+        )
+        .await;
+    assert_eq!(plan.status, StatusCode::OK, "{}", plan.body);
+    assert!(plan.body.contains("Stop 2 container(s)?"), "{}", plan.body);
+    let bob = fragment(&plan.body, "data-plan-for=\"bob_cli_v4\"", "</li>");
+    assert!(bob.contains("no such container: skipped"), "{bob}");
+    let form = fragment(&plan.body, "<form method=\"post\" action=\"/bulk\"", "</form>");
+    assert!(form.contains("value=\"alice_cli_v4\"") && form.contains("value=\"alice_custom\""));
+    assert!(!form.contains("bob_cli_v4"), "{form}");
+    assert_eq!(status_of("alice_cli_v4"), Some(cm_core::ContainerStatus::Running));
+
+    // Posting another user's container anyway: refused for that one only, each recorded.
+    let page = alice
+        .post_and_follow(
+            &app,
+            "/bulk",
+            &[
+                ("action", "stop"),
+                ("c", "alice_cli_v4"),
+                ("c", "bob_cli_v4"),
+                ("c", "alice_custom"),
+                ("back", "/"),
+            ],
+        )
+        .await;
+    assert!(
+        page.body
+            .contains("2 container(s) stopped: alice_cli_v4, alice_custom."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("1 container(s) not stopped: bob_cli_v4 ("),
+        "{}",
+        page.body
+    );
+    assert_eq!(status_of("alice_cli_v4"), Some(cm_core::ContainerStatus::Exited));
+    assert_eq!(status_of("bob_cli_v4"), Some(cm_core::ContainerStatus::Running));
+    let bulk: Vec<(String, Option<String>, String)> = app
+        .audit
+        .entries()
+        .iter()
+        .filter(|e| e.source.as_str() == "dashboard" && e.action == "stop_container")
+        .map(|e| (e.action.clone(), e.target.clone(), e.result.clone()))
+        .collect();
+    assert_eq!(
+        bulk,
+        [
+            (
+                "stop_container".to_owned(),
+                Some("alice_cli_v4".to_owned()),
+                "ok".to_owned()
+            ),
+            (
+                "stop_container".to_owned(),
+                Some("bob_cli_v4".to_owned()),
+                "not_found".to_owned()
+            ),
+            (
+                "stop_container".to_owned(),
+                Some("alice_custom".to_owned()),
+                "ok".to_owned()
+            ),
+        ]
+    );
+
+    // Without the token nothing happens.
+    let forged = alice
+        .post_without_csrf(&app, "/bulk", &[("action", "start"), ("c", "alice_cli_v4")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(status_of("alice_cli_v4"), Some(cm_core::ContainerStatus::Exited));
+
+    // The admin: start what is stopped (the running one has nothing to do), then delete all.
+    let admin = login(&app, ADMIN).await;
+    let plan = admin
+        .get(&app, "/bulk?action=start&c=alice_cli_v4&c=bob_cli_v4")
+        .await;
+    assert!(plan.body.contains("Start 1 container(s)?"), "{}", plan.body);
+    assert!(fragment(&plan.body, "data-plan-for=\"bob_cli_v4\"", "</li>").contains("already running"));
+    let plan = admin
+        .get(
+            &app,
+            "/bulk?action=delete&c=alice_cli_v4&c=bob_cli_v4&c=alice_custom",
+        )
+        .await;
+    assert!(plan.body.contains("Delete 3 container(s)?"));
+    assert!(plan.body.contains("its data volume bob_cli_v4_data is kept"));
+    let page = admin
+        .post_and_follow(
+            &app,
+            "/bulk",
+            &[
+                ("action", "delete"),
+                ("c", "alice_cli_v4"),
+                ("c", "bob_cli_v4"),
+                ("c", "alice_custom"),
+            ],
+        )
+        .await;
+    assert!(page.body.contains("3 container(s) deleted"), "{}", page.body);
+    assert!(app.world.runtime.containers().is_empty());
+    assert!(
+        app.world
+            .runtime
+            .volumes()
+            .contains(&"bob_cli_v4_data".to_owned())
+    );
+
+    // Nothing ticked, or an unknown action: said so, nothing done.
+    let page = admin.get(&app, "/bulk?action=stop&back=/").await;
+    assert_eq!(page.location(), "/");
+    assert_eq!(
+        admin.get(&app, "/bulk?action=explode&c=x").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}
+
+#[actix_web::test]
+async fn create_shows_every_error_at_once_and_keeps_what_was_typed() {
+    let app = TestApp::new();
+    let browser = login(&app, ADMIN).await;
+    let page = browser
+        .post(
+            &app,
+            "/create",
+            &[
+                ("user_id", "Not A Valid Id!"),
+                ("container_type", "cli_v4"),
+                ("memory", "lots"),
+                ("env", "NOEQUALS"),
+                ("cpus", "many"),
+                ("ssh_key", "ssh-rsa AAAA kept@laptop"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["user_id", "memory", "env", "cpus", "ssh_key"] {
+        let block = fragment(&page.body, &format!("name=\"{field}\""), "</label>");
+        assert!(
+            block.contains("class=\"field-error\""),
+            "{field}: {block}\n{}",
+            page.body
+        );
+    }
+    assert!(
+        page.body
+            .contains("Nothing was created: 5 field(s) need a change"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("value=\"Not A Valid Id!\""));
+    assert!(page.body.contains("value=\"lots\"") && page.body.contains("value=\"many\""));
+    assert!(page.body.contains(">NOEQUALS</textarea>"));
+    assert!(page.body.contains(">ssh-rsa AAAA kept@laptop</textarea>"));
+    assert!(app.world.runtime.containers().is_empty());
 }
 
 #[actix_web::test]

@@ -463,6 +463,575 @@ async fn scenario(env: &TestEnv, server: &Server, client: &Client, shots: &Scree
     assert_no_key_anywhere(client).await;
 }
 
+/// The dashboard at a laptop's width (1366 x 900, light) and a phone's (390 x 844, dark), on the
+/// real binary and engine: the row actions inside the card without a horizontal scroll, rows as
+/// cards below 1100 px, the top bar and Log out on a phone, identifiers as typed, search, sort,
+/// the confirmation before a stop, bulk stop and start (tick all), and the dark scheme when the
+/// system prefers it. Screenshots (of the viewport) go to `target/dashboard-scale-screenshots/`
+/// for review; they change with every run (generated user ids, ports, times), so the test
+/// compares element boxes, not pixels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_scales_from_a_phone_to_a_laptop() {
+    if !require_docker() || !require_browser() {
+        return;
+    }
+    let env = TestEnv::new();
+    let mut vars = env.vars();
+    vars.push(("CONTAINER_ADMIN_KEY", ADMIN_KEY.to_owned()));
+    let server = Server::start(&vars, &[]);
+    let driver = ChromeDriver::start();
+    let shots = Screenshots::new("dashboard-scale-screenshots");
+    let outcome = AssertUnwindSafe(scale(&env, &server, &driver, &shots))
+        .catch_unwind()
+        .await;
+    drop(driver);
+    let logged = server.stop();
+    if let Err(panic) = outcome {
+        eprintln!("cm-api's log:\n{logged}");
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// The containers of the scaling test.
+struct Three {
+    alice_cli: String,
+    alice_dev: String,
+    bob_cli: String,
+}
+
+impl Three {
+    fn all(&self) -> [&str; 3] {
+        [&self.alice_cli, &self.alice_dev, &self.bob_cli]
+    }
+}
+
+async fn scale(env: &TestEnv, server: &Server, driver: &ChromeDriver, shots: &Screenshots) {
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let alice = env.user("alice");
+    // A long user id, as real ones are: the widths must hold with it.
+    let bob = env.user("bob-with-a-rather-long-user-id");
+    let three = Three {
+        alice_cli: create_through_the_wiring(env, &alice, "cli_v4").await,
+        alice_dev: create_through_the_wiring(env, &alice, "preview_server").await,
+        bob_cli: create_through_the_wiring(env, &bob, "cli_v4").await,
+    };
+
+    let laptop = driver
+        .connect_with(
+            Look::Desktop {
+                width: 1366,
+                height: 900,
+            },
+            false,
+        )
+        .await;
+    let outcome = AssertUnwindSafe(at_a_laptop(&laptop, &base, &three, shots))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        shots.take_viewport(&laptop, "laptop-failure").await;
+    }
+    let _ = laptop.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+
+    let phone = driver
+        .connect_with(
+            Look::Phone {
+                width: 390,
+                height: 844,
+            },
+            true,
+        )
+        .await;
+    let outcome = AssertUnwindSafe(on_a_phone(&phone, &base, &three, shots))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        shots.take_viewport(&phone, "phone-failure").await;
+    }
+    let _ = phone.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn at_a_laptop(client: &Client, base: &str, three: &Three, shots: &Screenshots) {
+    sign_in(client, base).await;
+    assert_eq!(js(client, "return window.innerWidth;").await, json!(1366));
+    for name in three.all() {
+        wait_for(client, &format!("tr[data-container=\"{name}\"]")).await;
+    }
+    shots.take_viewport(client, "laptop-list").await;
+    // A table, its row actions inside the card and the window, nothing to scroll sideways.
+    let layout = list_layout(client).await;
+    assert_eq!(layout["thead"], "table-header-group", "{layout}");
+    assert_rows_fit(&layout, 5);
+    // Identifiers read exactly as they are, whatever the CSS.
+    let shown = js(
+        client,
+        "return Array.from(document.querySelectorAll('#containers tbody tr')).map(function (tr) { return [tr.getAttribute('data-container'), tr.querySelector('.cell-name a').innerText]; });",
+    )
+    .await;
+    for pair in shown.as_array().unwrap() {
+        assert_eq!(pair[0], pair[1], "{shown}");
+    }
+    assert_light_or_dark(client, false).await;
+
+    // Search on the server: a part of Bob's id finds his container only.
+    fill(client, "#search", "rather-long").await;
+    go(client, "#apply-filters", "#containers", None).await;
+    wait_until_js(client, "return location.search.indexOf('q=rather-long') >= 0;").await;
+    assert_eq!(listed(client).await, [three.bob_cli.as_str()]);
+    assert_eq!(attribute(client, "#search", "value").await, "rather-long");
+
+    // Sort by user, then the other way round.
+    visit(client, &format!("{base}/"), "#containers").await;
+    go(
+        client,
+        "a[data-sort=\"user\"]",
+        "th[aria-sort=\"ascending\"] a[data-sort=\"user\"]",
+        None,
+    )
+    .await;
+    assert_eq!(
+        listed(client).await,
+        [
+            three.alice_cli.as_str(),
+            three.alice_dev.as_str(),
+            three.bob_cli.as_str()
+        ]
+    );
+    go(
+        client,
+        "a[data-sort=\"user\"]",
+        "th[aria-sort=\"descending\"] a[data-sort=\"user\"]",
+        None,
+    )
+    .await;
+    assert_eq!(
+        listed(client).await,
+        [
+            three.bob_cli.as_str(),
+            three.alice_dev.as_str(),
+            three.alice_cli.as_str()
+        ]
+    );
+    shots.take_viewport(client, "laptop-sorted").await;
+
+    // Pages: two rows a page, sorted by user the other way round, the next page and back.
+    visit(client, &format!("{base}/?sort=user&dir=desc&per=2"), "#pager").await;
+    assert_eq!(
+        listed(client).await,
+        [three.bob_cli.as_str(), three.alice_dev.as_str()]
+    );
+    go(client, "#page-next", "#page-prev", None).await;
+    wait_until_js(client, "return location.search.indexOf('page=2') >= 0;").await;
+    assert_eq!(listed(client).await, [three.alice_cli.as_str()]);
+    assert!(text(client, "#pager").await.contains("Page 2 of 2"));
+    shots.take_viewport(client, "laptop-page-2").await;
+    go(client, "#page-prev", "#page-next", None).await;
+    assert_eq!(listed(client).await.len(), 2);
+
+    // Stop asks first; Cancel changes nothing; the confirmed form stops it.
+    visit(client, &format!("{base}/"), "#containers").await;
+    let stop = format!(
+        "tr[data-container=\"{}\"] button[data-when=\"running\"]",
+        three.alice_cli
+    );
+    go(client, &stop, "#confirm-form", None).await;
+    assert_eq!(
+        text(client, "#confirm h1").await,
+        format!("Stop {}?", three.alice_cli)
+    );
+    shots.take_viewport(client, "laptop-confirm-stop").await;
+    go(client, "#confirm-cancel", "#containers", None).await;
+    assert_eq!(engine_status(&three.alice_cli), "running");
+    go(client, &stop, "#confirm-form", None).await;
+    confirm(
+        client,
+        base,
+        &format!("Container {} was stopped", three.alice_cli),
+        || engine_status(&three.alice_cli) == "exited",
+    )
+    .await;
+    assert_eq!(engine_status(&three.alice_cli), "exited");
+    // The message names the container exactly (no first letter raised), when it was not lost
+    // with a load the network cut (see `visit`).
+    let banner = js(
+        client,
+        "var p = document.querySelector('.banner-success p'); return p ? [p.innerText, getComputedStyle(p, '::first-letter').textTransform] : null;",
+    )
+    .await;
+    if !banner.is_null() {
+        assert!(
+            banner[0]
+                .as_str()
+                .unwrap()
+                .contains(&format!("Container {} was stopped", three.alice_cli)),
+            "{banner}"
+        );
+        assert_eq!(banner[1], "none", "{banner}");
+    }
+
+    // Bulk: stop two ticked containers after a page that lists them.
+    for name in [&three.alice_dev, &three.bob_cli] {
+        click(client, &format!("tr[data-container=\"{name}\"] td.select input")).await;
+    }
+    client
+        .find(Locator::Css("#bulk-action"))
+        .await
+        .unwrap()
+        .select_by_value("stop")
+        .await
+        .unwrap();
+    go(client, "#bulk-review", "#plan", None).await;
+    assert_eq!(
+        js(
+            client,
+            "return document.querySelectorAll('#plan li:not([data-skip])').length;"
+        )
+        .await,
+        json!(2)
+    );
+    let plan = text(client, "#plan").await;
+    assert!(
+        plan.contains(&three.alice_dev) && plan.contains(&three.bob_cli),
+        "{plan}"
+    );
+    assert!(!plan.contains(&three.alice_cli), "{plan}");
+    shots.take_viewport(client, "laptop-bulk-confirm").await;
+    confirm(client, base, "2 container(s) stopped", || {
+        engine_status(&three.alice_dev) == "exited" && engine_status(&three.bob_cli) == "exited"
+    })
+    .await;
+    assert_eq!(engine_status(&three.alice_dev), "exited");
+    assert_eq!(engine_status(&three.bob_cli), "exited");
+
+    // Tick all on the page (the script's box), start them all.
+    click(client, "#select-all").await;
+    assert_eq!(
+        js(
+            client,
+            "return document.querySelectorAll('input[form=\"bulk-form\"]:checked').length;"
+        )
+        .await,
+        json!(3)
+    );
+    client
+        .find(Locator::Css("#bulk-action"))
+        .await
+        .unwrap()
+        .select_by_value("start")
+        .await
+        .unwrap();
+    go(client, "#bulk-review", "#plan", None).await;
+    wait_text(client, "#confirm h1", "Start 3 container(s)?").await;
+    confirm(client, base, "3 container(s) started", || {
+        three.all().iter().all(|name| engine_status(name) == "running")
+    })
+    .await;
+    for name in three.all() {
+        assert_eq!(engine_status(name), "running", "{name}");
+    }
+
+    // Below about 1100 px the rows become cards, the actions still on them.
+    client.set_window_size(1000, 900).await.unwrap();
+    wait_until_js(client, "return window.innerWidth <= 1000;").await;
+    let layout = list_layout(client).await;
+    assert_eq!(layout["thead"], "none", "{layout}");
+    assert_rows_fit(&layout, 5);
+    for row in layout["rows"].as_array().unwrap() {
+        assert_eq!(row["display"], "flex", "{layout}");
+    }
+    shots.take_viewport(client, "narrow-cards").await;
+}
+
+async fn on_a_phone(client: &Client, base: &str, three: &Three, shots: &Screenshots) {
+    sign_in(client, base).await;
+    assert_eq!(js(client, "return window.innerWidth;").await, json!(390));
+    wait_for(client, &format!("tr[data-container=\"{}\"]", three.bob_cli)).await;
+    shots.take_viewport(client, "phone-list").await;
+    // The top bar fits, Log out on screen.
+    let bar = js(
+        client,
+        "var b = document.getElementById('logout').getBoundingClientRect(); var t = document.querySelector('.topbar-inner'); return { left: b.left, right: b.right, top: b.top, bottom: b.bottom, width: b.width, inner: innerWidth, height: innerHeight, barScroll: t.scrollWidth, barClient: t.clientWidth };",
+    )
+    .await;
+    let number = |key: &str| bar[key].as_f64().unwrap();
+    assert!(number("width") > 0.0, "{bar}");
+    assert!(
+        number("left") >= 0.0 && number("right") <= number("inner"),
+        "{bar}"
+    );
+    assert!(
+        number("top") >= 0.0 && number("bottom") <= number("height"),
+        "{bar}"
+    );
+    assert!(number("barScroll") <= number("barClient"), "{bar}");
+    // Cards, the actions on each, nothing to scroll sideways.
+    let layout = list_layout(client).await;
+    assert_eq!(layout["thead"], "none", "{layout}");
+    assert_rows_fit(&layout, 5);
+    assert_light_or_dark(client, true).await;
+    // Every other page fits too.
+    for path in [
+        "/?per=1&page=2".to_owned(),
+        format!("/containers/{}", three.alice_cli),
+        format!("/containers/{}/stop", three.alice_cli),
+        format!("/containers/{}/delete", three.bob_cli),
+        format!("/logs/{}", three.alice_cli),
+        format!("/keys?container={}", three.alice_cli),
+        "/create".to_owned(),
+        "/users".to_owned(),
+        "/audit".to_owned(),
+        "/settings".to_owned(),
+    ] {
+        visit(client, &format!("{base}{path}"), "#logout").await;
+        let fits = js(
+            client,
+            "return [document.scrollingElement.scrollWidth, window.innerWidth];",
+        )
+        .await;
+        assert!(
+            fits[0].as_u64().unwrap() <= fits[1].as_u64().unwrap(),
+            "{path} scrolls sideways: {fits}"
+        );
+        let name = path.trim_start_matches('/').replace(['/', '?', '='], "-");
+        shots.take_viewport(client, &format!("phone-{name}")).await;
+    }
+}
+
+/// True while the browser shows its own error page (a navigation that failed).
+async fn on_error_page(client: &Client) -> bool {
+    client
+        .execute(
+            "return location.href.indexOf('chrome-error:') === 0 || !!document.querySelector('#main-frame-error');",
+            vec![],
+        )
+        .await
+        .is_ok_and(|v| v == Value::Bool(true))
+}
+
+/// Opens `url` until it shows `expect`. Chromium aborts every load while the host's addresses
+/// change (`ERR_NETWORK_CHANGED`: the engine adds and removes a bridge with an address for each
+/// network that tests on the same machine make), so a failed load is tried again.
+async fn visit(client: &Client, url: &str, expect: &str) {
+    // While other tests on the machine make and remove networks, every load fails: wait for a
+    // quiet moment, up to a minute and a half.
+    for attempt in 0..30 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        let _ = client.goto(url).await;
+        let shown =
+            poll(|| async { client.find(Locator::Css(expect)).await.is_ok() || on_error_page(client).await })
+                .await;
+        if shown && !on_error_page(client).await {
+            return;
+        }
+    }
+    panic!("{url} never showed {expect}");
+}
+
+/// Clicks `css` (a link or a GET form's button), which leads to a page showing `expect`. When
+/// the navigation fails (see [`visit`]), the page it went for is opened again: the same URL, or
+/// `recover`.
+async fn go(client: &Client, css: &str, expect: &str, recover: Option<&str>) {
+    click(client, css).await;
+    let shown =
+        poll(|| async { client.find(Locator::Css(expect)).await.is_ok() || on_error_page(client).await })
+            .await;
+    if shown && !on_error_page(client).await {
+        return;
+    }
+    let again = match recover {
+        Some(url) => url.to_owned(),
+        None => client.current_url().await.unwrap().to_string(),
+    };
+    eprintln!("the browser's navigation after clicking {css} failed; opening {again} again");
+    visit(client, &again, expect).await;
+}
+
+/// Confirms on a confirmation page, then waits for the list and the banner saying `said`. When
+/// the network changed under the browser (see [`visit`]): if `done` says it happened, the list
+/// is opened again (its message may be lost with the failed load); else the confirmation page
+/// is opened again and confirmed once more (stop, start and delete of the same containers may
+/// be asked twice).
+async fn confirm(client: &Client, base: &str, said: &str, done: impl Fn() -> bool) {
+    let page = client.current_url().await.unwrap().to_string();
+    for _ in 0..3 {
+        click(client, "#confirm-submit").await;
+        let shown = poll(|| async {
+            client.find(Locator::Css("#containers")).await.is_ok() || on_error_page(client).await
+        })
+        .await;
+        if shown && !on_error_page(client).await {
+            wait_text(client, ".banner-success", said).await;
+            return;
+        }
+        if done() {
+            eprintln!("the load after confirming failed, but the action happened: {said}");
+            visit(client, &format!("{base}/"), "#containers").await;
+            return;
+        }
+        eprintln!("the load after confirming failed; confirming again on {page}");
+        visit(client, &page, "#confirm-form").await;
+    }
+    panic!("confirming never got through: {said}");
+}
+
+/// Signs in as the admin, again if the network changed under the browser (see [`visit`]).
+async fn sign_in(client: &Client, base: &str) {
+    for _ in 0..3 {
+        visit(client, &format!("{base}/login"), "#key").await;
+        fill(client, "#key", ADMIN_KEY).await;
+        click(client, "#login-submit").await;
+        let shown = poll(|| async {
+            client.find(Locator::Css("#logout")).await.is_ok() || on_error_page(client).await
+        })
+        .await;
+        if shown && !on_error_page(client).await {
+            visit(client, &format!("{base}/"), "#containers").await;
+            return;
+        }
+    }
+    panic!("the sign-in never got through");
+}
+
+/// The containers list's boxes: the header's display, the card, the window and, per row, the
+/// leftmost and rightmost of its controls (tick box, lifecycle buttons, links).
+async fn list_layout(client: &Client) -> Value {
+    js(
+        client,
+        "var card = document.getElementById('containers-card'); var box = card.getBoundingClientRect();\
+         var out = { thead: getComputedStyle(document.querySelector('#containers thead')).display,\
+           cardScroll: card.scrollWidth, cardClient: card.clientWidth, cardLeft: box.left, cardRight: box.right,\
+           inner: window.innerWidth, scroll: document.scrollingElement.scrollWidth, rows: [] };\
+         document.querySelectorAll('#containers tbody tr').forEach(function (tr) {\
+           var boxes = Array.from(tr.querySelectorAll('td.select input, .actions button:not([hidden]), .actions a'))\
+             .map(function (c) { return c.getBoundingClientRect(); }).filter(function (r) { return r.width > 0; });\
+           out.rows.push({ name: tr.getAttribute('data-container'), display: getComputedStyle(tr).display, count: boxes.length,\
+             left: Math.min.apply(null, boxes.map(function (r) { return r.left; })),\
+             right: Math.max.apply(null, boxes.map(function (r) { return r.right; })) });\
+         });\
+         return out;",
+    )
+    .await
+}
+
+/// Every row shows at least `controls` controls, all inside the card and the window, and
+/// neither the card nor the page scrolls sideways.
+fn assert_rows_fit(layout: &Value, controls: u64) {
+    let number = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    assert!(
+        number(&layout["scroll"]) <= number(&layout["inner"]),
+        "the page scrolls sideways: {layout}"
+    );
+    assert!(
+        number(&layout["cardScroll"]) <= number(&layout["cardClient"]),
+        "the list scrolls sideways in its card: {layout}"
+    );
+    let rows = layout["rows"].as_array().unwrap();
+    assert!(!rows.is_empty(), "{layout}");
+    for row in rows {
+        assert!(row["count"].as_u64().unwrap() >= controls, "{row}");
+        assert!(
+            number(&row["left"]) >= number(&layout["cardLeft"]),
+            "{row} in {layout}"
+        );
+        assert!(
+            number(&row["right"]) <= number(&layout["cardRight"]),
+            "{row} in {layout}"
+        );
+        assert!(
+            number(&row["right"]) <= number(&layout["inner"]),
+            "{row} in {layout}"
+        );
+    }
+}
+
+/// The page's background is light, or dark when the system prefers dark (`prefers-color-scheme`).
+async fn assert_light_or_dark(client: &Client, dark: bool) {
+    let seen = js(
+        client,
+        "return [matchMedia('(prefers-color-scheme: dark)').matches, getComputedStyle(document.body).backgroundColor, getComputedStyle(document.querySelector('.card')).color];",
+    )
+    .await;
+    assert_eq!(seen[0], dark, "{seen}");
+    let channels: Vec<f64> = seen[1]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("rgba(")
+        .trim_start_matches("rgb(")
+        .trim_end_matches(')')
+        .split(',')
+        .take(3)
+        .map(|c| c.trim().parse().unwrap())
+        .collect();
+    let lightness = channels.iter().sum::<f64>() / (3.0 * 255.0);
+    if dark {
+        assert!(lightness < 0.2, "a dark background: {seen}");
+    } else {
+        assert!(lightness > 0.8, "a light background: {seen}");
+    }
+}
+
+/// The containers listed, in order.
+async fn listed(client: &Client) -> Vec<String> {
+    let names = js(
+        client,
+        "return Array.from(document.querySelectorAll('#containers tbody tr')).map(function (tr) { return tr.getAttribute('data-container'); });",
+    )
+    .await;
+    names
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn attribute(client: &Client, css: &str, name: &str) -> String {
+    wait_for(client, css)
+        .await
+        .prop(name)
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+async fn js(client: &Client, script: &str) -> Value {
+    client
+        .execute(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{script}: {e}"))
+}
+
+/// The engine's word for a container's state (`running`, `exited`).
+fn engine_status(name: &str) -> String {
+    docker_ok(&["inspect", "-f", "{{.State.Status}}", name])
+}
+
+/// Creates `{user}_{kind}` through the same wiring as `cm`; its name.
+async fn create_through_the_wiring(env: &TestEnv, user: &str, kind: &str) -> String {
+    let settings = cm_wiring::Settings {
+        config: cm_core::Config::from_toml(&std::fs::read_to_string(env.config_path()).unwrap()).unwrap(),
+        database: env.db_path(),
+    };
+    let app = cm_wiring::build_app(&settings).await.unwrap();
+    let form = cm_core::CreateForm {
+        user_id: user.to_owned(),
+        container_type: kind.to_owned(),
+        ..cm_core::CreateForm::default()
+    };
+    let request = cm_core::CreateRequest::parse(&form, app.manager.config()).unwrap();
+    let progress = |_: &str| {};
+    let outcome = app.manager.create(request, &progress).await.unwrap();
+    outcome.spec.container_name.to_string()
+}
+
 /// The seed's Streamlit dev UI for real: `project_dev` serves the user's `/data/app.py` through
 /// the owner-checked route; the page renders in the browser (which needs Streamlit's WebSocket
 /// through nginx), and saving the file changes the open page.
@@ -557,6 +1126,13 @@ fn require_browser() -> bool {
     )
 }
 
+/// How a browser window looks: a desktop window of a size, or a phone's emulated viewport.
+#[derive(Debug, Clone, Copy)]
+enum Look {
+    Desktop { width: u32, height: u32 },
+    Phone { width: u32, height: u32 },
+}
+
 /// A `chromedriver` on a free port in its own process group; on drop it is asked to quit (which
 /// ends its browsers), then killed, and any browser process still using our profile is killed.
 struct ChromeDriver {
@@ -594,22 +1170,44 @@ impl ChromeDriver {
     }
 
     async fn connect(&self) -> Client {
+        self.connect_with(
+            Look::Desktop {
+                width: 1400,
+                height: 1000,
+            },
+            false,
+        )
+        .await
+    }
+
+    /// A browser of the given look; `dark` makes the system prefer a dark colour scheme
+    /// (`--force-dark-mode`: `prefers-color-scheme: dark` matches).
+    async fn connect_with(&self, look: Look, dark: bool) -> Client {
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--hide-scrollbars".to_owned(),
+            format!("--user-data-dir={}", self.profile.path().display()),
+        ];
+        if dark {
+            args.push("--force-dark-mode".to_owned());
+        }
+        let mut options = json!({ "binary": chromium_binary() });
+        match look {
+            Look::Desktop { width, height } => args.push(format!("--window-size={width},{height}")),
+            // Headless windows are at least 500 px wide: a phone's viewport is emulated.
+            Look::Phone { width, height } => {
+                options["mobileEmulation"] = json!({
+                    "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0, "touch": true },
+                });
+            }
+        }
+        options["args"] = json!(args);
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".to_owned(), json!("chrome"));
-        capabilities.insert(
-            "goog:chromeOptions".to_owned(),
-            json!({
-                "binary": chromium_binary(),
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--window-size=1400,1000",
-                    format!("--user-data-dir={}", self.profile.path().display()),
-                ],
-            }),
-        );
+        capabilities.insert("goog:chromeOptions".to_owned(), options);
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         ClientBuilder::new(connector)
             .capabilities(capabilities)
@@ -707,6 +1305,14 @@ impl Screenshots {
             std::fs::write(self.dir.join(format!("{n:02}-{name}.png")), png).unwrap();
         }
         let _ = client.set_window_size(1400, 1000).await;
+    }
+
+    /// The viewport as it is (for layouts at a given width: nothing is resized).
+    async fn take_viewport(&self, client: &Client, name: &str) {
+        let n = self.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if let Ok(png) = client.screenshot().await {
+            std::fs::write(self.dir.join(format!("{n:02}-{name}.png")), png).unwrap();
+        }
     }
 }
 
