@@ -144,16 +144,16 @@ impl SqliteStore {
 
     /// `PRAGMA data_version` of the watcher: it changes with every commit of any other
     /// connection, and the watcher never writes.
+    ///
+    /// Asked on the calling thread, not the blocking pool: it reads a counter from the WAL index
+    /// and takes no lock a writer holds, so it takes microseconds, less than the hop to another
+    /// thread would (every listing asks it).
     async fn data_version(&self) -> Result<u64> {
-        let watcher = self.watcher.clone();
-        blocking(move || {
-            let connection = watcher.lock().map_err(|_| poisoned())?;
-            let version: i64 = connection
-                .pragma_query_value(None, "data_version", |row| row.get(0))
-                .map_err(sql_error)?;
-            Ok(version.cast_unsigned())
-        })
-        .await
+        let connection = self.watcher.lock().map_err(|_| poisoned())?;
+        let version: i64 = connection
+            .pragma_query_value(None, "data_version", |row| row.get(0))
+            .map_err(sql_error)?;
+        Ok(version.cast_unsigned())
     }
 
     /// The database file.
