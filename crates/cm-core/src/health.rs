@@ -104,9 +104,14 @@ pub struct ContainerHealth {
 }
 
 impl ContainerHealth {
-    /// Whether it is failing: crash-looping, killed for memory, or its last run ended badly.
+    /// Whether it is failing: crash-looping (also in the moments a crash-looping container runs
+    /// between two exits: restarted again and again, and up for less than the engine's 10 s after
+    /// which it counts a run as good), killed for memory, or its last run ended badly.
     pub fn is_failing(&self) -> bool {
+        let between_crashes = self.restart_count >= crate::spec::CRASH_LOOP_RESTARTS
+            && self.uptime_seconds.is_some_and(|up| up < 10);
         self.status == ContainerStatus::CrashLooping
+            || between_crashes
             || self.oom_killed
             || (self.exit_code != 0 && !self.status.is_active())
     }
@@ -185,9 +190,12 @@ impl Manager {
 
     /// Watches a container just started for `[health] exit_check`: one that exits (or that the
     /// engine is already restarting) within it is an error naming its exit code and last lines.
+    /// The watch ends early once its app answers HTTP (when this process has an app probe): an
+    /// app that answers has started.
     pub(crate) async fn watch_for_early_exit(&self, spec: &ContainerSpec) -> Result<ContainerStatus> {
         let runtime = &self.adapters().runtime;
         let deadline = tokio::time::Instant::now() + self.config().health.exit_check;
+        let probe = self.idle.probe().cloned();
         loop {
             let observed = runtime.inspect_container(&spec.container_id).await?;
             let Some(observed) = observed else {
@@ -220,7 +228,20 @@ impl Manager {
             if tokio::time::Instant::now() >= deadline {
                 return Ok(observed.status);
             }
-            tokio::time::sleep(EXIT_CHECK_STEP.min(deadline - tokio::time::Instant::now())).await;
+            if let Some(probe) = &probe
+                && observed.status == ContainerStatus::Running
+                && matches!(
+                    tokio::time::timeout_at(deadline, probe.answers(spec.port)).await,
+                    Ok(true)
+                )
+            {
+                return Ok(ContainerStatus::Running);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                continue;
+            }
+            tokio::time::sleep(EXIT_CHECK_STEP.min(deadline - now)).await;
         }
     }
 

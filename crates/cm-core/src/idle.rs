@@ -66,6 +66,11 @@ impl Idle {
         }
     }
 
+    /// The probe of apps' answers, when this process has one.
+    pub(crate) fn probe(&self) -> Option<&Arc<dyn AppProbe>> {
+        self.probe.as_ref()
+    }
+
     fn touch(&self, name: &ContainerName, now: SystemTime) {
         let mut activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
         activity
@@ -178,8 +183,9 @@ pub struct Woken {
 }
 
 impl Manager {
-    /// Wakes with `probe` asking whether a woken container's app answers yet (`cm-api` wires
-    /// the host's HTTP probe; without one a wake is ready once the container runs).
+    /// Asks `probe` whether a container's app answers: a wake is answered once it does (without
+    /// a probe, once the container runs), and a create's watch for an early exit ends as soon as
+    /// it does (without one, it watches for all of `[health] exit_check_ms`).
     pub fn with_app_probe(mut self, probe: Arc<dyn AppProbe>) -> Self {
         self.idle = Arc::new(Idle::new(Some(probe)));
         self

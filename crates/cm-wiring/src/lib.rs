@@ -133,7 +133,8 @@ pub async fn build_app(settings: &Settings) -> anyhow::Result<App> {
     }
     Ok(App {
         auditor: Auditor::new(store.clone(), settings.config.audit_retention),
-        // Woken containers are answered once their app answers (the `cm` binary never wakes).
+        // Woken containers are answered once their app answers, and a create's watch for an
+        // early exit ends then.
         manager: manager_over(settings, store, proxy_for(settings, false).await)?
             .with_app_probe(Arc::new(cm_docker::HttpAppProbe::default())),
         auth,
@@ -201,7 +202,9 @@ fn credentials_over(store: Arc<SqliteStore>) -> anyhow::Result<Auth> {
 /// at once (nothing else will come to batch it with) and still shares reloads with other commands.
 pub async fn build_manager(settings: &Settings) -> anyhow::Result<Manager> {
     let store = Arc::new(SqliteStore::open(&settings.database)?);
-    manager_over(settings, store, proxy_for(settings, true).await)
+    // `cm create` stops watching for an early exit once the app answers.
+    Ok(manager_over(settings, store, proxy_for(settings, true).await)?
+        .with_app_probe(Arc::new(cm_docker::HttpAppProbe::default())))
 }
 
 /// nginx when configured and present; otherwise routing is reported as disabled, never faked.

@@ -553,18 +553,24 @@ fn an_early_exit_fails_the_create_and_a_crash_loop_is_named_with_its_last_lines(
     // Without the watch the create succeeds, and the container is soon seen crash-looping.
     world.env.set_config_extra("[health]\nexit_check_ms = 0\n");
     world.cm_ok(&["create", &user, "custom", "--command", failing]);
+    // Between two exits it runs for a moment: the answer looked at is one that says crash-looping.
+    let mut found = serde_json::Value::Null;
     let looping = wait_until(Duration::from_secs(60), || {
-        world.cm_json(&["get", &name])["status"] == "crash-looping"
+        found = world.cm_json(&["get", &name]);
+        found["status"] == "crash-looping"
     });
-    assert!(looping, "{}", world.cm_ok(&["get", &name]));
-    let found = world.cm_json(&["get", &name]);
+    assert!(looping, "{found}");
     let health = &found["health"];
     assert_eq!(health["exit_code"], 3, "{found}");
     assert!(health["restart_count"].as_i64().unwrap() >= 3, "{found}");
     let lines = health["last_log_lines"].as_array().unwrap();
     assert!(lines.iter().any(|l| l == "no config found"), "{found}");
-    let shown = world.cm_ok(&["get", &name]);
-    assert!(shown.contains("crash-looping"), "{shown}");
+    let mut shown = String::new();
+    let told = wait_until(Duration::from_secs(60), || {
+        shown = world.cm_ok(&["get", &name]);
+        shown.contains("crash-looping")
+    });
+    assert!(told, "{shown}");
     assert!(
         shown.contains("last lines of its output:\n  no config found"),
         "{shown}"
@@ -573,4 +579,22 @@ fn an_early_exit_fails_the_create_and_a_crash_loop_is_named_with_its_last_lines(
     assert!(!world.cm(&["delete", &name]).status.success());
     world.cm_ok(&["delete", &name, "--force", "--purge"]);
     assert_eq!(world.objects(), (vec![], vec![], vec![]));
+}
+
+#[test]
+fn the_exit_watch_ends_once_the_app_answers() {
+    let Some(world) = World::new() else { return };
+    // A watch of a minute: only the app's answer ends it before then.
+    world.env.set_config_extra("[health]\nexit_check_ms = 60000\n");
+    let user = world.env.user("ready");
+    let started = std::time::Instant::now();
+    let spec = world.create(&user, "custom");
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "cm create waited out the whole watch: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(spec["status"], "running");
+    assert!(http_get(port_of(&spec), "/").is_some_and(|(status, _)| status == 200));
+    world.cm_ok(&["delete", &format!("{user}_custom"), "--force", "--purge"]);
 }
