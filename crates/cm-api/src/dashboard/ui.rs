@@ -59,6 +59,11 @@ pub async fn events(viewer: Viewer) -> PageResult {
         .live_events(user.as_ref())
         .await
         .map_err(|e| as_json(viewer.fail(e, "containers")))?;
+    let manager = viewer.state().manager.clone();
+    let events: cm_core::LiveEvents = Box::pin(events.then(move |event| {
+        let manager = manager.clone();
+        async move { idle_marked(&manager, event).await }
+    }));
     Ok(crate::sse::response(events, |event| {
         let entry = |c: &cm_core::ContainerState| {
             let status = cm_core::ContainerStatus::from_name(&c.status);
@@ -152,5 +157,75 @@ fn as_json(err: PageError) -> PageError {
     match err {
         PageError::Page { status, message, .. } => PageError::Json { status, message },
         other => other,
+    }
+}
+
+/// `event` with the stopped containers that were stopped for being idle saying so, as the pages
+/// do (`stopped (idle)`), so a pushed status never contradicts the page.
+async fn idle_marked(manager: &cm_core::Manager, mut event: cm_core::LiveEvent) -> cm_core::LiveEvent {
+    let exited = cm_core::ContainerStatus::Exited.as_str();
+    let states: Vec<&mut cm_core::ContainerState> = match &mut event {
+        cm_core::LiveEvent::Snapshot { containers } => containers.iter_mut().collect(),
+        cm_core::LiveEvent::Changed(container) => vec![container],
+        cm_core::LiveEvent::Engine { .. } => Vec::new(),
+    };
+    let mut stopped: Vec<&mut cm_core::ContainerState> =
+        states.into_iter().filter(|c| c.status == exited).collect();
+    if stopped.is_empty() {
+        return event;
+    }
+    let idle = manager.idle_stopped().await.unwrap_or_default();
+    for container in &mut stopped {
+        if idle.iter().any(|name| name.as_str() == container.container_name) {
+            container.status = super::views::IDLE_STOPPED.to_owned();
+        }
+    }
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use cm_core::testing::{FakeWorld, create_request};
+    use cm_core::{Config, ContainerState, LiveEvent};
+
+    use super::idle_marked;
+
+    fn state(name: &str, status: &str) -> ContainerState {
+        ContainerState {
+            container_name: name.to_owned(),
+            container_id: "id".to_owned(),
+            user_id: "alice".to_owned(),
+            container_type: "custom".to_owned(),
+            status: status.to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn pushed_statuses_say_stopped_idle_as_the_pages_do() {
+        let config = Config::from_toml("[types.custom]\nidle_stop_after = \"10m\"\n").unwrap();
+        let world = FakeWorld::with_config(config);
+        for user in ["alice", "bob"] {
+            world
+                .manager
+                .create(create_request(user, "custom"), &|_| {})
+                .await
+                .unwrap();
+        }
+        // The first sweep starts their idle periods.
+        assert!(world.manager.idle_sweep().await.unwrap().stopped.is_empty());
+        world.clock.advance(std::time::Duration::from_secs(11 * 60));
+        assert_eq!(world.manager.idle_sweep().await.unwrap().stopped.len(), 2);
+        world.manager.stop("bob_custom").await.unwrap();
+
+        let snapshot = LiveEvent::Snapshot {
+            containers: vec![state("alice_custom", "exited"), state("bob_custom", "exited")],
+        };
+        let LiveEvent::Snapshot { containers } = idle_marked(&world.manager, snapshot).await else {
+            panic!("not a snapshot");
+        };
+        assert_eq!(containers[0].status, "stopped (idle)");
+        assert_eq!(containers[1].status, "exited", "stopped on purpose");
+        let running = LiveEvent::Changed(state("alice_custom", "running"));
+        assert_eq!(idle_marked(&world.manager, running.clone()).await, running);
     }
 }
