@@ -22,7 +22,8 @@ use crate::answers::{
     AdminKeyAnswer, AuditAnswer, ContainerAnswer, CreatedAnswer, DeletedAnswer, EngineContainerDoc,
     EngineContainersAnswer, ExecAnswer, HealthAnswer, KeyAddedAnswer, KeyRemovedAnswer, KeysAnswer,
     ListingAnswer, LogsAnswer, QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer, SshInfoDoc,
-    StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, type_json,
+    StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, to_json,
+    type_json,
 };
 use crate::call::{AppState, Call};
 use crate::error::{ApiError, ErrorCode};
@@ -32,12 +33,6 @@ use crate::params_types::{
     LogsParams, MySshParams, NoParams, QuotaParams, ReconcileParams, RegisterKeyParams, RemoveKeyParams,
     RevokeParams, TokenParams, UpdateParams, UserParams,
 };
-
-/// A value as JSON for an answer: a failure is an internal error, never a silent `null`.
-fn to_json(value: impl serde::Serialize) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(value)
-        .map_err(|e| ApiError::internal(format!("an answer could not be written as JSON: {e}")))
-}
 
 /// Where the endpoints live.
 pub const API_PREFIX: &str = "/api/ContainerManager";
@@ -395,7 +390,7 @@ pub async fn create_container(state: Data<AppState>, call: Call) -> Answer {
     })
     .await?;
     Ok(HttpResponse::Created().json(CreatedAnswer {
-        container: container_json(&outcome.spec),
+        container: container_json(&outcome.spec)?,
         route_error: outcome.route_error,
     }))
 }
@@ -431,7 +426,11 @@ pub async fn list_containers(state: Data<AppState>, call: Call) -> Answer {
     };
     let body = Bytes::from(
         serde_json::to_vec(&ListingAnswer {
-            containers: listing.containers.iter().map(container_json).collect(),
+            containers: listing
+                .containers
+                .iter()
+                .map(container_json)
+                .collect::<Result<_, _>>()?,
             stale: listing.stale,
         })
         .map_err(|e| cm_core::Error::internal("the listing could not be written as JSON").with_source(e))?,
@@ -466,12 +465,12 @@ pub async fn get_container(state: Data<AppState>, call: Call) -> Answer {
         .authorized(&call.principal, &p.container_id, Action::ReadContainer)
         .await?;
     let spec = state.manager.with_status(spec).await?;
-    let mut container = container_json(&spec);
+    let mut container = container_json(&spec)?;
     if let Some(usage) = state.manager.disk_usage(&spec).await? {
-        container["disk_usage"] = json!(usage);
+        container["disk_usage"] = to_json(usage)?;
     }
     if p.health == Some(true) {
-        container["health"] = json!(state.manager.health(&spec).await?);
+        container["health"] = to_json(state.manager.health(&spec).await?)?;
     }
     Ok(about(
         HttpResponse::Ok().json(ContainerAnswer { container }),
@@ -571,7 +570,7 @@ async fn lifecycle(state: Data<AppState>, call: Call, what: Lifecycle) -> Answer
     let manager = state.manager.clone();
     let name = spec.container_name.to_string();
     let spec = detached(async move { manager.lifecycle(&name, what).await }).await?;
-    Ok(container_answer(&spec))
+    container_answer(&spec)
 }
 
 /// Read a container's logs
@@ -940,7 +939,7 @@ pub async fn container_stats(state: Data<AppState>, call: Call) -> Answer {
         .await?;
     let stats = state.manager.stats(spec.container_name.as_str()).await?;
     Ok(about(
-        HttpResponse::Ok().json(json!({ "container_name": spec.container_name, "stats": stats })),
+        HttpResponse::Ok().json(json!({ "container_name": spec.container_name, "stats": to_json(stats)? })),
         &spec,
     ))
 }
@@ -963,7 +962,11 @@ pub async fn list_ssh_containers(state: Data<AppState>, call: Call) -> Answer {
     let scope = listing_scope(&call.principal, p.user_id.as_deref(), p.all.unwrap_or(false))?;
     let listing = state.manager.list_ssh(scope.as_ref()).await?;
     Ok(HttpResponse::Ok().json(ListingAnswer {
-        containers: listing.containers.iter().map(container_json).collect(),
+        containers: listing
+            .containers
+            .iter()
+            .map(container_json)
+            .collect::<Result<_, _>>()?,
         stale: listing.stale,
     }))
 }
@@ -983,7 +986,12 @@ pub async fn list_types(state: Data<AppState>, call: Call) -> Answer {
     call.principal
         .authorize(Action::ReadContainer, None, state.user_actions())?;
     Ok(HttpResponse::Ok().json(TypesAnswer {
-        types: state.manager.types().into_iter().map(type_json).collect(),
+        types: state
+            .manager
+            .types()
+            .into_iter()
+            .map(type_json)
+            .collect::<Result<_, _>>()?,
     }))
 }
 
@@ -1215,7 +1223,7 @@ pub async fn get_user_quota(state: Data<AppState>, call: Call) -> Answer {
         .listing_scope(Some(&user), false)
         .map_err(ApiError::from)?;
     let report = state.manager.quota(&user).await?;
-    Ok(HttpResponse::Ok().json(json!({ "quota": report })))
+    Ok(HttpResponse::Ok().json(json!({ "quota": to_json(report)? })))
 }
 
 /// Override a user's quota (admin only)
@@ -1276,7 +1284,7 @@ pub async fn set_user_quota(state: Data<AppState>, call: Call) -> Answer {
         .manager
         .change_quota(&user, changes, p.clear == Some(true))
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "quota": report })))
+    Ok(HttpResponse::Ok().json(json!({ "quota": to_json(report)? })))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1427,7 +1435,7 @@ pub async fn update_container(state: Data<AppState>, call: Call) -> Answer {
     let manager = state.manager.clone();
     let name = spec.container_name.to_string();
     let updated = detached(async move { manager.update(&name, image).await }).await?;
-    Ok(container_answer(&updated))
+    container_answer(&updated)
 }
 
 /// Reconcile now (admin only)
@@ -1491,13 +1499,13 @@ fn listing_scope(
     Ok(principal.listing_scope(named.as_ref(), all)?)
 }
 
-fn container_answer(spec: &cm_core::ContainerSpec) -> HttpResponse {
-    about(
+fn container_answer(spec: &cm_core::ContainerSpec) -> Answer {
+    Ok(about(
         HttpResponse::Ok().json(ContainerAnswer {
-            container: container_json(spec),
+            container: container_json(spec)?,
         }),
         spec,
-    )
+    ))
 }
 
 /// Marks an answer as being about `spec` (for the ToolBox answer mode's original fields).
