@@ -23,6 +23,10 @@ use crate::answers::{
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::routes;
 
+/// The document: the paths of every endpoint of `routes::endpoint_table` (the one table the routes
+/// come from too), then `/healthz` and `/metrics`.
+macro_rules! api_doc {
+    ($($kind:ident $name:ident,)*) => {
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
@@ -33,39 +37,7 @@ Every endpoint under /api/ContainerManager/ takes its parameters from the query 
 and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`."
     ),
     paths(
-        routes::create_container,
-        routes::list_containers,
-        routes::get_container,
-        routes::delete_container,
-        routes::start_container,
-        routes::stop_container,
-        routes::restart_container,
-        routes::container_logs,
-        routes::container_exec,
-        routes::add_ssh_key_to_container,
-        routes::remove_ssh_key_from_container,
-        routes::list_container_ssh_keys,
-        routes::get_container_ssh_info,
-        routes::register_ssh_key,
-        routes::get_my_ssh_info,
-        routes::container_stats,
-        routes::list_ssh_containers,
-        routes::list_types,
-        routes::docker_health,
-        routes::list_all_docker_containers,
-        routes::discover_services,
-        routes::audit_log,
-        routes::container_events,
-        routes::whoami,
-        routes::create_user_token,
-        routes::revoke_user_token,
-        routes::list_user_tokens,
-        routes::rotate_admin_key,
-        routes::update_container,
-        routes::reconcile,
-        routes::reconcile_status,
-        routes::get_user_quota,
-        routes::set_user_quota,
+        $(routes::$name,)*
         routes::healthz,
         routes::metrics,
     ),
@@ -87,6 +59,10 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
     )
 )]
 pub struct ApiDoc;
+    };
+}
+
+routes::endpoint_table!(api_doc);
 
 /// The document as JSON, built once.
 pub fn openapi_json() -> &'static str {
@@ -236,5 +212,33 @@ fn decorate(operation: &mut Operation, endpoint: &str) {
             status.to_string(),
             RefOr::Ref(Ref::from_response_name(response_name(status))),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The document's paths are exactly the table's endpoints (plus `/healthz` and `/metrics`),
+    /// each with the table's methods.
+    #[test]
+    fn the_document_lists_exactly_the_endpoint_table() {
+        let doc = ApiDoc::openapi();
+        let mut documented: Vec<String> = doc.paths.paths.keys().cloned().collect();
+        documented.sort();
+        let mut expected: Vec<String> = routes::ENDPOINTS
+            .iter()
+            .map(|e| format!("{}/{}", routes::API_PREFIX, e.name))
+            .chain(["/healthz".to_owned(), "/metrics".to_owned()])
+            .collect();
+        expected.sort();
+        assert_eq!(documented, expected);
+        for endpoint in routes::ENDPOINTS {
+            let item = &doc.paths.paths[&format!("{}/{}", routes::API_PREFIX, endpoint.name)];
+            assert_eq!(item.get.is_some(), endpoint.read, "{}", endpoint.name);
+            assert!(item.post.is_some(), "{}", endpoint.name);
+        }
     }
 }

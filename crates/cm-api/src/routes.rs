@@ -49,141 +49,78 @@ pub struct Endpoint {
     pub read: bool,
 }
 
-/// Every endpoint, in the order of the documentation.
-pub const ENDPOINTS: &[Endpoint] = &[
-    Endpoint {
-        name: "create_container",
-        read: false,
-    },
-    Endpoint {
-        name: "list_containers",
-        read: true,
-    },
-    Endpoint {
-        name: "get_container",
-        read: true,
-    },
-    Endpoint {
-        name: "delete_container",
-        read: false,
-    },
-    Endpoint {
-        name: "start_container",
-        read: false,
-    },
-    Endpoint {
-        name: "stop_container",
-        read: false,
-    },
-    Endpoint {
-        name: "restart_container",
-        read: false,
-    },
-    Endpoint {
-        name: "container_logs",
-        read: true,
-    },
-    Endpoint {
-        name: "container_exec",
-        read: false,
-    },
-    Endpoint {
-        name: "add_ssh_key_to_container",
-        read: false,
-    },
-    Endpoint {
-        name: "remove_ssh_key_from_container",
-        read: false,
-    },
-    Endpoint {
-        name: "list_container_ssh_keys",
-        read: true,
-    },
-    Endpoint {
-        name: "get_container_ssh_info",
-        read: true,
-    },
-    Endpoint {
-        name: "register_ssh_key",
-        read: false,
-    },
-    Endpoint {
-        name: "get_my_ssh_info",
-        read: true,
-    },
-    Endpoint {
-        name: "container_stats",
-        read: true,
-    },
-    Endpoint {
-        name: "list_ssh_containers",
-        read: true,
-    },
-    Endpoint {
-        name: "list_types",
-        read: true,
-    },
-    Endpoint {
-        name: "docker_health",
-        read: true,
-    },
-    Endpoint {
-        name: "list_all_docker_containers",
-        read: true,
-    },
-    Endpoint {
-        name: "discover_services",
-        read: true,
-    },
-    Endpoint {
-        name: "audit_log",
-        read: true,
-    },
-    Endpoint {
-        name: "container_events",
-        read: true,
-    },
-    Endpoint {
-        name: "whoami",
-        read: true,
-    },
-    Endpoint {
-        name: "create_user_token",
-        read: false,
-    },
-    Endpoint {
-        name: "revoke_user_token",
-        read: false,
-    },
-    Endpoint {
-        name: "list_user_tokens",
-        read: true,
-    },
-    Endpoint {
-        name: "rotate_admin_key",
-        read: false,
-    },
-    Endpoint {
-        name: "update_container",
-        read: false,
-    },
-    Endpoint {
-        name: "reconcile",
-        read: false,
-    },
-    Endpoint {
-        name: "reconcile_status",
-        read: true,
-    },
-    Endpoint {
-        name: "get_user_quota",
-        read: true,
-    },
-    Endpoint {
-        name: "set_user_quota",
-        read: false,
-    },
-];
+/// The one table of the endpoints, in the order of the documentation: `read` ones take GET and
+/// POST, `write` ones POST only, and each name is its handler's. [`ENDPOINTS`], the routes of
+/// [`configure`] and the paths of the OpenAPI document (`openapi.rs`) all come from it: the
+/// macro hands the list to the macro `$then`, which writes what it needs of it.
+macro_rules! endpoint_table {
+    ($then:ident) => {
+        $then! {
+            write create_container,
+            read list_containers,
+            read get_container,
+            write delete_container,
+            write start_container,
+            write stop_container,
+            write restart_container,
+            read container_logs,
+            write container_exec,
+            write add_ssh_key_to_container,
+            write remove_ssh_key_from_container,
+            read list_container_ssh_keys,
+            read get_container_ssh_info,
+            write register_ssh_key,
+            read get_my_ssh_info,
+            read container_stats,
+            read list_ssh_containers,
+            read list_types,
+            read docker_health,
+            read list_all_docker_containers,
+            read discover_services,
+            read audit_log,
+            read container_events,
+            read whoami,
+            write create_user_token,
+            write revoke_user_token,
+            read list_user_tokens,
+            write rotate_admin_key,
+            write update_container,
+            write reconcile,
+            read reconcile_status,
+            read get_user_quota,
+            write set_user_quota,
+        }
+    };
+}
+pub(crate) use endpoint_table;
+
+/// `true` for `read`, `false` for `write`.
+macro_rules! is_read {
+    (read) => {
+        true
+    };
+    (write) => {
+        false
+    };
+}
+
+/// [`ENDPOINTS`] and the registration of every handler, from [`endpoint_table`].
+macro_rules! endpoints_and_routes {
+    ($($kind:ident $name:ident,)*) => {
+        /// Every endpoint, in the order of the documentation (from [`endpoint_table`]).
+        pub const ENDPOINTS: &[Endpoint] = &[$(Endpoint {
+            name: stringify!($name),
+            read: is_read!($kind),
+        }),*];
+
+        /// Registers every endpoint of the table on `scope`, each under its name.
+        fn register(scope: actix_web::Scope) -> actix_web::Scope {
+            scope$(.service($kind(stringify!($name), $name)))*
+        }
+    };
+}
+
+endpoint_table!(endpoints_and_routes);
 
 /// The default number of log lines.
 pub const DEFAULT_TAIL: u64 = 100;
@@ -199,47 +136,11 @@ const LOGS_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// Registers every endpoint.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::scope(API_PREFIX)
+        register(web::scope(API_PREFIX))
             // The audit trail sees the answer as the handler gave it (the envelope wraps it).
             .wrap(actix_web::middleware::from_fn(crate::audit::record))
             // The ToolBox answer mode rewrites finished answers; native ones pass untouched.
-            .wrap(actix_web::middleware::from_fn(crate::toolbox::envelope))
-            .service(write("create_container", create_container))
-            .service(read("list_containers", list_containers))
-            .service(read("get_container", get_container))
-            .service(write("delete_container", delete_container))
-            .service(write("start_container", start_container))
-            .service(write("stop_container", stop_container))
-            .service(write("restart_container", restart_container))
-            .service(read("container_logs", container_logs))
-            .service(write("container_exec", container_exec))
-            .service(write("add_ssh_key_to_container", add_ssh_key_to_container))
-            .service(write(
-                "remove_ssh_key_from_container",
-                remove_ssh_key_from_container,
-            ))
-            .service(read("list_container_ssh_keys", list_container_ssh_keys))
-            .service(read("get_container_ssh_info", get_container_ssh_info))
-            .service(write("register_ssh_key", register_ssh_key))
-            .service(read("get_my_ssh_info", get_my_ssh_info))
-            .service(read("container_stats", container_stats))
-            .service(read("list_ssh_containers", list_ssh_containers))
-            .service(read("list_types", list_types))
-            .service(read("docker_health", docker_health))
-            .service(read("list_all_docker_containers", list_all_docker_containers))
-            .service(read("discover_services", discover_services))
-            .service(read("audit_log", audit_log))
-            .service(read("container_events", container_events))
-            .service(read("whoami", whoami))
-            .service(write("create_user_token", create_user_token))
-            .service(write("revoke_user_token", revoke_user_token))
-            .service(read("list_user_tokens", list_user_tokens))
-            .service(write("rotate_admin_key", rotate_admin_key))
-            .service(write("update_container", update_container))
-            .service(write("reconcile", reconcile))
-            .service(read("reconcile_status", reconcile_status))
-            .service(read("get_user_quota", get_user_quota))
-            .service(write("set_user_quota", set_user_quota)),
+            .wrap(actix_web::middleware::from_fn(crate::toolbox::envelope)),
     );
 }
 
