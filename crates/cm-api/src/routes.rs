@@ -563,9 +563,8 @@ pub async fn container_exec(state: Data<AppState>, req: HttpRequest, call: Call)
         .authorized(&call.principal, &p.container_id, Action::Exec)
         .await?;
     let command = match p.command {
-        Some(CommandParam::Words(words)) => Command::from_args(words),
-        Some(CommandParam::Line(line)) => Command::parse(&line),
-        None => return Err(ApiError::bad_request("parameter command is required").for_field("command")),
+        CommandParam::Words(words) => Command::from_args(words),
+        CommandParam::Line(line) => Command::parse(&line),
     }
     .map_err(|e| e.for_field("command"))?;
     let timeout = Duration::from_secs(seconds);
