@@ -379,7 +379,9 @@ impl<'de> Deserializer<'de> for ParamsDeserializer<'_> {
     }
 }
 
-/// The struct's fields that were given (not `null`), in the struct's order.
+/// Every field of the struct, given or not, in the struct's order: each is read (or found
+/// missing) in turn, so the first problem in that order is the one answered, as when each
+/// parameter was read by hand.
 struct Fields<'a> {
     params: &'a mut Params,
     fields: std::slice::Iter<'static, &'static str>,
@@ -393,21 +395,15 @@ impl<'de> MapAccess<'de> for Fields<'_> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, ParamError> {
-        for field in self.fields.by_ref() {
-            match self.params.values.get(*field) {
-                None => continue,
-                Some(Value::Null) => {
-                    // `null` counts as absent.
-                    self.params.values.remove(*field);
-                    continue;
-                }
-                Some(_) => {
-                    self.current = Some(field);
-                    return seed.deserialize(field.into_deserializer()).map(Some);
-                }
-            }
+        let Some(field) = self.fields.next() else {
+            return Ok(None);
+        };
+        if self.params.values.get(*field) == Some(&Value::Null) {
+            // `null` counts as absent.
+            self.params.values.remove(*field);
         }
-        Ok(None)
+        self.current = Some(field);
+        seed.deserialize(field.into_deserializer()).map(Some)
     }
 
     fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ParamError> {
@@ -429,7 +425,8 @@ const TEXT_OR_NUMBER: &str = "cm_api::params::text_or_number";
 /// The marker of [`CommandParam`] for the deserializer.
 const COMMAND: &str = "cm_api::params::command";
 
-/// One parameter's value, read (and removed) through the accessor its type asks for.
+/// One parameter's value, read (and removed) through the accessor its type asks for; an absent
+/// one is `None`, an empty list, or missing (for a type that is not optional).
 struct One<'a> {
     params: &'a mut Params,
     name: &'static str,
@@ -443,8 +440,11 @@ impl<'de> Deserializer<'de> for One<'_> {
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
-        // Only given, non-null values come here.
-        visitor.visit_some(self)
+        if self.params.values.contains_key(self.name) {
+            visitor.visit_some(self)
+        } else {
+            visitor.visit_none()
+        }
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
@@ -489,7 +489,7 @@ impl<'de> Deserializer<'de> for One<'_> {
             }
             TEXT_OR_NUMBER => match self.params.text_or_number(self.name)? {
                 Some(text) => visitor.visit_newtype_struct(StringDeserializer::<ParamError>::new(text)),
-                None => Err(de::Error::missing_field(self.name)),
+                None => visitor.visit_none(),
             },
             COMMAND => match self.params.command(self.name)? {
                 Some(CommandParam::Words(words)) => {
@@ -527,21 +527,22 @@ pub fn assignments<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Str
 }
 
 /// An optional text that may also come as a JSON number (`deserialize_with`, with
-/// `#[serde(default)]`): `"cpus": 0.5`.
+/// `#[serde(default)]` for other deserializers): `"cpus": 0.5`.
 pub fn text_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     struct Text;
     impl<'de> Visitor<'de> for Text {
-        type Value = String;
+        type Value = Option<String>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a text or a number")
         }
-        fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
-            serde::Deserialize::deserialize(d)
+        fn visit_none<E: de::Error>(self) -> Result<Option<String>, E> {
+            Ok(None)
+        }
+        fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+            serde::Deserialize::deserialize(d).map(Some)
         }
     }
-    deserializer
-        .deserialize_newtype_struct(TEXT_OR_NUMBER, Text)
-        .map(Some)
+    deserializer.deserialize_newtype_struct(TEXT_OR_NUMBER, Text)
 }
 
 impl<'de> serde::Deserialize<'de> for CommandParam {
@@ -702,7 +703,7 @@ mod tests {
              memory_limit, cpu_limit"
         );
         assert_eq!(
-            refusal::<CreateParams>("", r#"{"env": {"A": 1}}"#).0,
+            refusal::<CreateParams>("user_id=a", r#"{"env": {"A": 1}}"#).0,
             "parameter env must map names to string values"
         );
         assert_eq!(
@@ -711,6 +712,15 @@ mod tests {
                 "parameter user_id is required".to_owned(),
                 Some("user_id".to_owned())
             )
+        );
+        // The first problem in the struct's order is answered, a missing one included.
+        assert_eq!(
+            refusal::<CreateParams>("enable_ssh=maybe&colour=red", "").0,
+            "parameter user_id is required"
+        );
+        assert_eq!(
+            refusal::<CreateParams>("user_id=a&enable_ssh=maybe&pull=x&colour=red", "").0,
+            "parameter enable_ssh must be true or false"
         );
 
         // `user_id` is accepted (and ignored) on container endpoints, but not listed.
