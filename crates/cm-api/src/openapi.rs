@@ -26,7 +26,7 @@ use crate::routes;
 /// The document: the paths of every endpoint of `routes::endpoint_table` (the one table the routes
 /// come from too), then `/healthz` and `/metrics`.
 macro_rules! api_doc {
-    ($($kind:ident $name:ident,)*) => {
+    ($($kind:ident $name:ident [$($status:literal),*],)*) => {
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
@@ -74,35 +74,13 @@ pub fn openapi_json() -> &'static str {
     })
 }
 
-/// The error statuses an endpoint may answer, besides 400, 401, 405, 413 and 500 which any may.
+/// The error statuses an endpoint may answer, besides 400, 401, 405, 413 and 500 which any may
+/// (from the endpoint table, `routes::endpoint_table`).
 pub fn error_statuses(endpoint: &str) -> &'static [u16] {
-    match endpoint {
-        "create_container" => &[403, 409, 422, 503, 507],
-        "list_containers" | "list_ssh_containers" => &[403, 422],
-        "get_container" | "start_container" | "stop_container" | "restart_container" | "delete_container"
-        | "container_stats" => &[403, 404, 409, 503],
-        "container_logs" | "add_ssh_key_to_container" | "remove_ssh_key_from_container" => {
-            &[403, 404, 409, 422, 503]
-        }
-        "container_exec" => &[403, 404, 409, 422, 503, 504],
-        "list_container_ssh_keys" | "get_container_ssh_info" => &[403, 404, 409, 422],
-        "register_ssh_key" => &[403, 404, 409, 422, 503],
-        "get_my_ssh_info" => &[403, 422],
-        "docker_health" => &[503],
-        "list_all_docker_containers" | "discover_services" => &[403, 503],
-        "audit_log" => &[403, 422],
-        "container_events" => &[429, 503],
-        "create_user_token" => &[403, 422],
-        "revoke_user_token" => &[403, 404, 422],
-        "list_user_tokens" => &[403],
-        "rotate_admin_key" => &[403, 409],
-        "update_container" => &[403, 404, 409, 422, 503],
-        "reconcile" => &[403, 503],
-        "reconcile_status" => &[403],
-        "get_user_quota" => &[403, 422],
-        "set_user_quota" => &[403, 422],
-        _ => &[],
-    }
+    routes::ENDPOINTS
+        .iter()
+        .find(|e| e.name == endpoint)
+        .map_or(&[], |e| e.errors)
 }
 
 /// The statuses every endpoint under `/api/ContainerManager/` may answer.

@@ -47,48 +47,52 @@ pub struct Endpoint {
     pub name: &'static str,
     /// True for reads (GET and POST), false for writes (POST only).
     pub read: bool,
+    /// The error statuses it may answer besides those any endpoint may (the OpenAPI document
+    /// lists them).
+    pub errors: &'static [u16],
 }
 
 /// The one table of the endpoints, in the order of the documentation: `read` ones take GET and
-/// POST, `write` ones POST only, and each name is its handler's. [`ENDPOINTS`], the routes of
+/// POST, `write` ones POST only, each name is its handler's, and the statuses are the errors it
+/// may answer besides those any endpoint may (400, 401, 405, 413, 500). [`ENDPOINTS`], the routes of
 /// [`configure`] and the paths of the OpenAPI document (`openapi.rs`) all come from it: the
 /// macro hands the list to the macro `$then`, which writes what it needs of it.
 macro_rules! endpoint_table {
     ($then:ident) => {
         $then! {
-            write create_container,
-            read list_containers,
-            read get_container,
-            write delete_container,
-            write start_container,
-            write stop_container,
-            write restart_container,
-            read container_logs,
-            write container_exec,
-            write add_ssh_key_to_container,
-            write remove_ssh_key_from_container,
-            read list_container_ssh_keys,
-            read get_container_ssh_info,
-            write register_ssh_key,
-            read get_my_ssh_info,
-            read container_stats,
-            read list_ssh_containers,
-            read list_types,
-            read docker_health,
-            read list_all_docker_containers,
-            read discover_services,
-            read audit_log,
-            read container_events,
-            read whoami,
-            write create_user_token,
-            write revoke_user_token,
-            read list_user_tokens,
-            write rotate_admin_key,
-            write update_container,
-            write reconcile,
-            read reconcile_status,
-            read get_user_quota,
-            write set_user_quota,
+            write create_container [403, 409, 422, 503, 507],
+            read list_containers [403, 422],
+            read get_container [403, 404, 409, 503],
+            write delete_container [403, 404, 409, 503],
+            write start_container [403, 404, 409, 503],
+            write stop_container [403, 404, 409, 503],
+            write restart_container [403, 404, 409, 503],
+            read container_logs [403, 404, 409, 422, 503],
+            write container_exec [403, 404, 409, 422, 503, 504],
+            write add_ssh_key_to_container [403, 404, 409, 422, 503],
+            write remove_ssh_key_from_container [403, 404, 409, 422, 503],
+            read list_container_ssh_keys [403, 404, 409, 422],
+            read get_container_ssh_info [403, 404, 409, 422],
+            write register_ssh_key [403, 404, 409, 422, 503],
+            read get_my_ssh_info [403, 422],
+            read container_stats [403, 404, 409, 503],
+            read list_ssh_containers [403, 422],
+            read list_types [],
+            read docker_health [503],
+            read list_all_docker_containers [403, 503],
+            read discover_services [403, 503],
+            read audit_log [403, 422],
+            read container_events [429, 503],
+            read whoami [],
+            write create_user_token [403, 422],
+            write revoke_user_token [403, 404, 422],
+            read list_user_tokens [403],
+            write rotate_admin_key [403, 409],
+            write update_container [403, 404, 409, 422, 503],
+            write reconcile [403, 503],
+            read reconcile_status [403],
+            read get_user_quota [403, 422],
+            write set_user_quota [403, 422],
         }
     };
 }
@@ -106,11 +110,12 @@ macro_rules! is_read {
 
 /// [`ENDPOINTS`] and the registration of every handler, from [`endpoint_table`].
 macro_rules! endpoints_and_routes {
-    ($($kind:ident $name:ident,)*) => {
+    ($($kind:ident $name:ident [$($status:literal),*],)*) => {
         /// Every endpoint, in the order of the documentation (from [`endpoint_table`]).
         pub const ENDPOINTS: &[Endpoint] = &[$(Endpoint {
             name: stringify!($name),
             read: is_read!($kind),
+            errors: &[$($status),*],
         }),*];
 
         /// Registers every endpoint of the table on `scope`, each under its name.
