@@ -1,8 +1,10 @@
 //! The OpenAPI document served at `/api/openapi.json`.
 //!
-//! The paths come from the `#[utoipa::path]` attributes of the handlers. A modifier adds what is
-//! the same everywhere: the bearer security scheme, the discouraged `admin_key` parameter, and the
-//! error answers of each endpoint (one shared response whose body is [`ErrorBody`]).
+//! The paths are those of the endpoint table (`routes::endpoint_table!`), each described by the
+//! `#[utoipa::path]` attribute of its handler (a test checks the document lists exactly the
+//! table, with its methods). A modifier adds what is the same everywhere: the bearer security
+//! scheme, the discouraged `admin_key` parameter, and the error answers of each endpoint (one
+//! shared response whose body is [`ErrorBody`]).
 
 use std::sync::OnceLock;
 

@@ -57,6 +57,10 @@ pub struct Endpoint {
 /// may answer besides those any endpoint may (400, 401, 405, 413, 500). [`ENDPOINTS`], the routes of
 /// [`configure`] and the paths of the OpenAPI document (`openapi.rs`) all come from it: the
 /// macro hands the list to the macro `$then`, which writes what it needs of it.
+///
+/// A new endpoint is one line here, its handler (with its `#[utoipa::path]`), its parameter set
+/// in `params_types.rs`, and its row in the authorization matrix (`tests/it/authz.rs`, whose
+/// completeness test iterates [`ENDPOINTS`]).
 macro_rules! endpoint_table {
     ($then:ident) => {
         $then! {
@@ -111,7 +115,7 @@ macro_rules! is_read {
 /// [`ENDPOINTS`] and the registration of every handler, from [`endpoint_table`].
 macro_rules! endpoints_and_routes {
     ($($kind:ident $name:ident [$($status:literal),*],)*) => {
-        /// Every endpoint, in the order of the documentation (from [`endpoint_table`]).
+        /// Every endpoint, in the order of the documentation (from `endpoint_table!`).
         pub const ENDPOINTS: &[Endpoint] = &[$(Endpoint {
             name: stringify!($name),
             read: is_read!($kind),
