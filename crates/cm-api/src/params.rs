@@ -23,7 +23,8 @@ use crate::error::ApiError;
 /// logs and browser histories; use `Authorization: Bearer`).
 pub const ADMIN_KEY_PARAM: &str = "admin_key";
 
-/// The merged parameters of one request.
+/// The merged parameters of one request. A parameter set reads them with [`Params::parse`]; the
+/// accessors below are what its deserializer reads each value with, and hold every message.
 #[derive(Debug, Default)]
 pub struct Params {
     values: BTreeMap<String, Value>,
@@ -143,7 +144,7 @@ impl Params {
     }
 
     /// A text parameter; `null` counts as absent.
-    pub fn string(&mut self, name: &str) -> Result<Option<String>, ApiError> {
+    fn string(&mut self, name: &str) -> Result<Option<String>, ApiError> {
         match self.values.remove(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(text)) => Ok(Some(text)),
@@ -155,7 +156,7 @@ impl Params {
     }
 
     /// A text parameter that may also come as a JSON number (`"cpus": 0.5`).
-    pub fn text_or_number(&mut self, name: &str) -> Result<Option<String>, ApiError> {
+    fn text_or_number(&mut self, name: &str) -> Result<Option<String>, ApiError> {
         if let Some(Value::Number(n)) = self.values.get(name) {
             let text = n.to_string();
             self.values.remove(name);
@@ -165,7 +166,7 @@ impl Params {
     }
 
     /// A boolean: JSON `true`/`false`, or the text `true`/`false`/`1`/`0`.
-    pub fn bool(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
+    fn bool(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
         let wrong =
             || ApiError::bad_request(format!("parameter {name} must be true or false")).for_field(name);
         match self.values.remove(name) {
@@ -187,7 +188,7 @@ impl Params {
     }
 
     /// A non-negative integer: a JSON number or its text.
-    pub fn uint(&mut self, name: &str) -> Result<Option<u64>, ApiError> {
+    fn uint(&mut self, name: &str) -> Result<Option<u64>, ApiError> {
         let wrong = || {
             ApiError::bad_request(format!("parameter {name} must be a non-negative integer")).for_field(name)
         };
@@ -201,7 +202,7 @@ impl Params {
     }
 
     /// A list of texts: a JSON array of strings, a single string, or a repeated query parameter.
-    pub fn strings(&mut self, name: &str) -> Result<Vec<String>, ApiError> {
+    fn strings(&mut self, name: &str) -> Result<Vec<String>, ApiError> {
         let wrong = || {
             ApiError::bad_request(format!("parameter {name} must be a string or a list of strings"))
                 .for_field(name)
@@ -221,7 +222,7 @@ impl Params {
     }
 
     /// Environment variables: a JSON object of strings, or `KEY=VALUE` texts (one or a list).
-    pub fn assignments(&mut self, name: &str) -> Result<Vec<String>, ApiError> {
+    fn assignments(&mut self, name: &str) -> Result<Vec<String>, ApiError> {
         if let Some(Value::Object(map)) = self.values.get(name) {
             let mut lines = Vec::with_capacity(map.len());
             for (key, value) in map {
@@ -242,7 +243,7 @@ impl Params {
     }
 
     /// A command: a JSON array of words, or one line split like a shell splits words.
-    pub fn command(&mut self, name: &str) -> Result<Option<CommandParam>, ApiError> {
+    fn command(&mut self, name: &str) -> Result<Option<CommandParam>, ApiError> {
         match self.values.get(name) {
             Some(Value::Array(_)) => Ok(Some(CommandParam::Words(self.strings(name)?))),
             _ => Ok(self.string(name)?.map(CommandParam::Line)),
