@@ -13,22 +13,33 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// A container record as JSON, with secret-looking environment values replaced by `***`.
-pub fn container_json(spec: &ContainerSpec) -> Value {
+use crate::error::ApiError;
+
+/// A container record as JSON, with secret-looking environment values replaced by `***`; a
+/// record that can not be written is an internal error, never a silent `null`.
+pub fn container_json(spec: &ContainerSpec) -> Result<Value, ApiError> {
     let shown = ContainerSpec {
         env: spec.env.redacted(),
         ..spec.clone()
     };
-    serde_json::to_value(shown).unwrap_or(Value::Null)
+    to_json(shown)
 }
 
-/// A container type as JSON, with secret-looking environment values replaced by `***`.
-pub fn type_json(kind: &ContainerType) -> Value {
+/// A container type as JSON, with secret-looking environment values replaced by `***`; a type
+/// that can not be written is an internal error.
+pub fn type_json(kind: &ContainerType) -> Result<Value, ApiError> {
     let shown = ContainerType {
         env: kind.env.redacted(),
         ..kind.clone()
     };
-    serde_json::to_value(shown).unwrap_or(Value::Null)
+    to_json(shown)
+}
+
+/// A value as JSON for an answer: a failure is an internal error (500 with the standard error
+/// body), never a silent `null`.
+pub fn to_json(value: impl Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(value)
+        .map_err(|e| ApiError::internal(format!("an answer could not be written as JSON: {e}")))
 }
 
 /// One container.

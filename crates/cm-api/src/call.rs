@@ -39,7 +39,7 @@ pub struct AppState {
     /// The event-fed status view, when the server runs one.
     pub statuses: Option<Arc<StatusView>>,
     /// The dashboard's sessions (shared by every worker of the server).
-    pub(crate) sessions: Arc<crate::dashboard::Sessions>,
+    pub(crate) sessions: Arc<crate::sessions::Sessions>,
     /// Failed sign-ins per client address (shared by the API, the dashboard and the gate).
     pub(crate) attempts: Arc<Attempts>,
     /// The audit trail, when the server keeps one.
@@ -123,7 +123,7 @@ impl AppState {
         if !toolbox.accepts_session_cookie() {
             return None;
         }
-        crate::dashboard::cookie_values(req, cm_core::ToolboxIdentity::SESSION_COOKIE)
+        crate::sessions::cookie_values(req, cm_core::ToolboxIdentity::SESSION_COOKIE)
             .into_iter()
             .find(|value| !value.is_empty())
             .map(Secret::new)

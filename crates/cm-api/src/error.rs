@@ -10,37 +10,63 @@ use cm_core::ErrorKind;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// Every error code the API answers with. The table in [`ErrorCode::status`] and
-/// [`ErrorCode::code`] is the only place that picks a status.
+/// Every error code the API answers with: cm-core's error kinds (whose codes are
+/// [`ErrorKind::code`], defined once there) and the few the API adds about HTTP itself. The
+/// table in [`ErrorCode::status`] is the only place that picks a status.
+///
+/// The associated constants name every code, so `ErrorCode::NotFound` reads like an enum variant
+/// (and matches like one); cm-core's `Busy` is always answered as [`ErrorCode::RateLimited`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// The request can not be read: bad JSON, a parameter of the wrong type, missing or unknown.
+pub struct ErrorCode(Code);
+
+/// What an [`ErrorCode`] is made of (private, so `Busy` can not be built around
+/// [`ErrorCode::of_kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Code {
+    /// One of cm-core's kinds (never `Busy`).
+    Kind(ErrorKind),
+    /// The request can not be read.
     BadRequest,
-    /// No credentials, or wrong ones.
-    Unauthorized,
-    /// Valid credentials that do not reach this container or action.
-    Forbidden,
-    /// No such container, token or endpoint.
-    NotFound,
     /// The endpoint exists but not with this HTTP method.
     MethodNotAllowed,
-    /// The request collides with existing state.
-    Conflict,
     /// The body is larger than the API accepts.
     PayloadTooLarge,
+    /// Too many failed sign-ins, or cm-core's `Busy`.
+    RateLimited,
+}
+
+#[allow(
+    non_upper_case_globals,
+    reason = "the codes read like the enum variants they were, and match like them"
+)]
+impl ErrorCode {
+    /// The request can not be read: bad JSON, a parameter of the wrong type, missing or unknown.
+    pub const BadRequest: ErrorCode = ErrorCode(Code::BadRequest);
+    /// No credentials, or wrong ones.
+    pub const Unauthorized: ErrorCode = ErrorCode(Code::Kind(ErrorKind::Unauthorized));
+    /// Valid credentials that do not reach this container or action.
+    pub const Forbidden: ErrorCode = ErrorCode(Code::Kind(ErrorKind::Forbidden));
+    /// No such container, token or endpoint.
+    pub const NotFound: ErrorCode = ErrorCode(Code::Kind(ErrorKind::NotFound));
+    /// The endpoint exists but not with this HTTP method.
+    pub const MethodNotAllowed: ErrorCode = ErrorCode(Code::MethodNotAllowed);
+    /// The request collides with existing state.
+    pub const Conflict: ErrorCode = ErrorCode(Code::Kind(ErrorKind::Conflict));
+    /// The body is larger than the API accepts.
+    pub const PayloadTooLarge: ErrorCode = ErrorCode(Code::PayloadTooLarge);
     /// Well-formed parameters whose values are refused (a bad user id, an unknown type).
-    InvalidInput,
+    pub const InvalidInput: ErrorCode = ErrorCode(Code::Kind(ErrorKind::InvalidInput));
     /// A bug or an unexpected answer from a dependency.
-    Internal,
+    pub const Internal: ErrorCode = ErrorCode(Code::Kind(ErrorKind::Internal));
     /// The Docker engine (or another dependency) can not be reached.
-    Unavailable,
+    pub const Unavailable: ErrorCode = ErrorCode(Code::Kind(ErrorKind::Unavailable));
     /// An operation did not finish within its time limit.
-    Timeout,
+    pub const Timeout: ErrorCode = ErrorCode(Code::Kind(ErrorKind::Timeout));
     /// A bounded resource (the port pool, the subnet pool) has nothing left.
-    Exhausted,
+    pub const Exhausted: ErrorCode = ErrorCode(Code::Kind(ErrorKind::Exhausted));
     /// Too many failed sign-ins from this address, or too many execs or log follows at once;
     /// `Retry-After` says when to try again.
-    RateLimited,
+    pub const RateLimited: ErrorCode = ErrorCode(Code::RateLimited);
 }
 
 /// Seconds a caller should wait after "too many at once" (execs, log follows).
@@ -78,57 +104,62 @@ pub struct ErrorDetail {
 }
 
 impl ErrorCode {
+    /// Every code, in the order of the documentation.
+    pub const ALL: [ErrorCode; 13] = [
+        ErrorCode::BadRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::Conflict,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::InvalidInput,
+        ErrorCode::Internal,
+        ErrorCode::Unavailable,
+        ErrorCode::Timeout,
+        ErrorCode::Exhausted,
+        ErrorCode::RateLimited,
+    ];
+
     /// The HTTP status of the code.
     pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            ErrorCode::Exhausted => StatusCode::INSUFFICIENT_STORAGE,
-            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        match self.0 {
+            Code::BadRequest => StatusCode::BAD_REQUEST,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::RateLimited | Code::Kind(ErrorKind::Busy) => StatusCode::TOO_MANY_REQUESTS,
+            Code::Kind(kind) => match kind {
+                ErrorKind::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                ErrorKind::Conflict => StatusCode::CONFLICT,
+                ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+                ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+                ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::Exhausted => StatusCode::INSUFFICIENT_STORAGE,
+                ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                ErrorKind::Busy => StatusCode::TOO_MANY_REQUESTS,
+                ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 
-    /// The stable code in JSON answers.
+    /// The stable code in JSON answers: a kind's own code ([`ErrorKind::code`]), or one of the
+    /// API's.
     pub fn code(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::InvalidInput => "invalid_input",
-            ErrorCode::Internal => "internal",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Timeout => "timeout",
-            ErrorCode::Exhausted => "exhausted",
-            ErrorCode::RateLimited => "rate_limited",
+        match self.0 {
+            Code::BadRequest => "bad_request",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::RateLimited | Code::Kind(ErrorKind::Busy) => "rate_limited",
+            Code::Kind(kind) => kind.code(),
         }
     }
 
-    /// The code of a cm-core error kind.
+    /// The code of a cm-core error kind (`Busy` is [`ErrorCode::RateLimited`]).
     pub fn of_kind(kind: ErrorKind) -> Self {
         match kind {
-            ErrorKind::InvalidInput => ErrorCode::InvalidInput,
-            ErrorKind::NotFound => ErrorCode::NotFound,
-            ErrorKind::Conflict => ErrorCode::Conflict,
-            ErrorKind::Unauthorized => ErrorCode::Unauthorized,
-            ErrorKind::Forbidden => ErrorCode::Forbidden,
-            ErrorKind::Unavailable => ErrorCode::Unavailable,
-            ErrorKind::Exhausted => ErrorCode::Exhausted,
-            ErrorKind::Timeout => ErrorCode::Timeout,
             ErrorKind::Busy => ErrorCode::RateLimited,
-            ErrorKind::Internal => ErrorCode::Internal,
+            kind => ErrorCode(Code::Kind(kind)),
         }
     }
 }
@@ -275,5 +306,40 @@ impl ResponseError for ApiError {
             answer.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         answer.json(self.body())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_answers_with_its_own_code_and_all_lists_every_code() {
+        let kinds = [
+            ErrorKind::InvalidInput,
+            ErrorKind::NotFound,
+            ErrorKind::Conflict,
+            ErrorKind::Unauthorized,
+            ErrorKind::Forbidden,
+            ErrorKind::Unavailable,
+            ErrorKind::Exhausted,
+            ErrorKind::Timeout,
+            ErrorKind::Busy,
+            ErrorKind::Internal,
+        ];
+        for kind in kinds {
+            let code = ErrorCode::of_kind(kind);
+            assert!(ErrorCode::ALL.contains(&code), "{kind:?}");
+            if kind == ErrorKind::Busy {
+                assert_eq!(code, ErrorCode::RateLimited);
+            } else {
+                assert_eq!(code.code(), kind.code());
+            }
+        }
+        let mut codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ErrorCode::ALL.len());
+        assert_eq!(ErrorCode::RateLimited.status(), StatusCode::TOO_MANY_REQUESTS);
     }
 }

@@ -37,8 +37,9 @@ use cm_core::{
 };
 
 use crate::call::AppState;
-use crate::dashboard::{asset_url, cookie_values, is_https, security_headers, serve_asset};
+use crate::dashboard::{asset_url, security_headers, serve_asset};
 use crate::error::ErrorCode;
+use crate::sessions::{cookie_values, is_https};
 
 /// The reserved prefix on the containers' host.
 pub const GATE_PREFIX: &str = "/_cm";

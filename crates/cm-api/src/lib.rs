@@ -22,6 +22,7 @@ mod params;
 mod params_types;
 mod routes;
 mod server;
+mod sessions;
 mod sse;
 mod toolbox;
 
@@ -83,4 +84,30 @@ async fn openapi_document() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(openapi_json())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The REST side and the dashboard do not import each other in a circle: the dashboard uses
+    /// the REST side's state (`call.rs`), and what both need (sessions, cookies) is in
+    /// `sessions.rs`.
+    #[test]
+    fn the_rest_side_does_not_import_the_dashboard() {
+        let rest = [
+            ("call.rs", include_str!("call.rs")),
+            ("routes.rs", include_str!("routes.rs")),
+            ("params.rs", include_str!("params.rs")),
+            ("params_types.rs", include_str!("params_types.rs")),
+            ("answers.rs", include_str!("answers.rs")),
+            ("error.rs", include_str!("error.rs")),
+            ("openapi.rs", include_str!("openapi.rs")),
+            ("sessions.rs", include_str!("sessions.rs")),
+        ];
+        for (file, text) in rest {
+            assert!(
+                !text.contains(&["crate::", "dashboard"].concat()),
+                "{file} imports the dashboard"
+            );
+        }
+    }
 }

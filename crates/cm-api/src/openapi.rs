@@ -1,8 +1,10 @@
 //! The OpenAPI document served at `/api/openapi.json`.
 //!
-//! The paths come from the `#[utoipa::path]` attributes of the handlers. A modifier adds what is
-//! the same everywhere: the bearer security scheme, the discouraged `admin_key` parameter, and the
-//! error answers of each endpoint (one shared response whose body is [`ErrorBody`]).
+//! The paths are those of the endpoint table (`routes::endpoint_table!`), each described by the
+//! `#[utoipa::path]` attribute of its handler (a test checks the document lists exactly the
+//! table, with its methods). A modifier adds what is the same everywhere: the bearer security
+//! scheme, the discouraged `admin_key` parameter, and the error answers of each endpoint (one
+//! shared response whose body is [`ErrorBody`]).
 
 use std::sync::OnceLock;
 
@@ -23,6 +25,10 @@ use crate::answers::{
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::routes;
 
+/// The document: the paths of every endpoint of `routes::endpoint_table` (the one table the routes
+/// come from too), then `/healthz` and `/metrics`.
+macro_rules! api_doc {
+    ($($kind:ident $name:ident [$($status:literal),*],)*) => {
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
@@ -33,39 +39,7 @@ Every endpoint under /api/ContainerManager/ takes its parameters from the query 
 and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`."
     ),
     paths(
-        routes::create_container,
-        routes::list_containers,
-        routes::get_container,
-        routes::delete_container,
-        routes::start_container,
-        routes::stop_container,
-        routes::restart_container,
-        routes::container_logs,
-        routes::container_exec,
-        routes::add_ssh_key_to_container,
-        routes::remove_ssh_key_from_container,
-        routes::list_container_ssh_keys,
-        routes::get_container_ssh_info,
-        routes::register_ssh_key,
-        routes::get_my_ssh_info,
-        routes::container_stats,
-        routes::list_ssh_containers,
-        routes::list_types,
-        routes::docker_health,
-        routes::list_all_docker_containers,
-        routes::discover_services,
-        routes::audit_log,
-        routes::container_events,
-        routes::whoami,
-        routes::create_user_token,
-        routes::revoke_user_token,
-        routes::list_user_tokens,
-        routes::rotate_admin_key,
-        routes::update_container,
-        routes::reconcile,
-        routes::reconcile_status,
-        routes::get_user_quota,
-        routes::set_user_quota,
+        $(routes::$name,)*
         routes::healthz,
         routes::metrics,
     ),
@@ -87,6 +61,10 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
     )
 )]
 pub struct ApiDoc;
+    };
+}
+
+routes::endpoint_table!(api_doc);
 
 /// The document as JSON, built once.
 pub fn openapi_json() -> &'static str {
@@ -98,35 +76,13 @@ pub fn openapi_json() -> &'static str {
     })
 }
 
-/// The error statuses an endpoint may answer, besides 400, 401, 405, 413 and 500 which any may.
+/// The error statuses an endpoint may answer, besides 400, 401, 405, 413 and 500 which any may
+/// (from the endpoint table, `routes::endpoint_table`).
 pub fn error_statuses(endpoint: &str) -> &'static [u16] {
-    match endpoint {
-        "create_container" => &[403, 409, 422, 503, 507],
-        "list_containers" | "list_ssh_containers" => &[403, 422],
-        "get_container" | "start_container" | "stop_container" | "restart_container" | "delete_container"
-        | "container_stats" => &[403, 404, 409, 503],
-        "container_logs" | "add_ssh_key_to_container" | "remove_ssh_key_from_container" => {
-            &[403, 404, 409, 422, 503]
-        }
-        "container_exec" => &[403, 404, 409, 422, 503, 504],
-        "list_container_ssh_keys" | "get_container_ssh_info" => &[403, 404, 409, 422],
-        "register_ssh_key" => &[403, 404, 409, 422, 503],
-        "get_my_ssh_info" => &[403, 422],
-        "docker_health" => &[503],
-        "list_all_docker_containers" | "discover_services" => &[403, 503],
-        "audit_log" => &[403, 422],
-        "container_events" => &[429, 503],
-        "create_user_token" => &[403, 422],
-        "revoke_user_token" => &[403, 404, 422],
-        "list_user_tokens" => &[403],
-        "rotate_admin_key" => &[403, 409],
-        "update_container" => &[403, 404, 409, 422, 503],
-        "reconcile" => &[403, 503],
-        "reconcile_status" => &[403],
-        "get_user_quota" => &[403, 422],
-        "set_user_quota" => &[403, 422],
-        _ => &[],
-    }
+    routes::ENDPOINTS
+        .iter()
+        .find(|e| e.name == endpoint)
+        .map_or(&[], |e| e.errors)
 }
 
 /// The statuses every endpoint under `/api/ContainerManager/` may answer.
@@ -164,21 +120,7 @@ impl Modify for Conventions {
     }
 }
 
-const ALL_ERRORS: &[ErrorCode] = &[
-    ErrorCode::BadRequest,
-    ErrorCode::Unauthorized,
-    ErrorCode::Forbidden,
-    ErrorCode::NotFound,
-    ErrorCode::MethodNotAllowed,
-    ErrorCode::Conflict,
-    ErrorCode::PayloadTooLarge,
-    ErrorCode::InvalidInput,
-    ErrorCode::Internal,
-    ErrorCode::Unavailable,
-    ErrorCode::Timeout,
-    ErrorCode::Exhausted,
-    ErrorCode::RateLimited,
-];
+const ALL_ERRORS: &[ErrorCode] = &ErrorCode::ALL;
 
 fn response_name(status: u16) -> String {
     format!("Error{status}")
@@ -213,6 +155,8 @@ fn error_response(code: ErrorCode) -> Response {
         ErrorCode::RateLimited => {
             "Too many failed sign-ins from this address, or too many execs or log follows at once (`Retry-After` says when to try again)"
         }
+        // `ErrorCode::ALL` lists every code (a test in `error.rs` checks it).
+        _ => "Another error",
     };
     let mut response = Response::new(format!("`{}`: {what}", code.code()));
     response.content.insert(
@@ -248,5 +192,33 @@ fn decorate(operation: &mut Operation, endpoint: &str) {
             status.to_string(),
             RefOr::Ref(Ref::from_response_name(response_name(status))),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The document's paths are exactly the table's endpoints (plus `/healthz` and `/metrics`),
+    /// each with the table's methods.
+    #[test]
+    fn the_document_lists_exactly_the_endpoint_table() {
+        let doc = ApiDoc::openapi();
+        let mut documented: Vec<String> = doc.paths.paths.keys().cloned().collect();
+        documented.sort();
+        let mut expected: Vec<String> = routes::ENDPOINTS
+            .iter()
+            .map(|e| format!("{}/{}", routes::API_PREFIX, e.name))
+            .chain(["/healthz".to_owned(), "/metrics".to_owned()])
+            .collect();
+        expected.sort();
+        assert_eq!(documented, expected);
+        for endpoint in routes::ENDPOINTS {
+            let item = &doc.paths.paths[&format!("{}/{}", routes::API_PREFIX, endpoint.name)];
+            assert_eq!(item.get.is_some(), endpoint.read, "{}", endpoint.name);
+            assert!(item.post.is_some(), "{}", endpoint.name);
+        }
     }
 }

@@ -1,14 +1,20 @@
 //! Request parameters, from the query string and from a JSON (or form) body, as the original API
-//! took them. Both sources are merged into one map; typed accessors turn values into Rust types
-//! and name the parameter in every error.
+//! took them. Both sources are merged into one map, which a parameter set ([`ParamSet`], a serde
+//! `Deserialize` struct) is read from through the deserializer here: it accepts exactly the
+//! struct's fields (and the set's aliases), reads values as flexibly as the original did (`"1"`
+//! is a number, `"true"` a boolean, a repeated query parameter a list) and names the parameter
+//! in every error.
 //!
 //! The rule: a parameter that is missing, unknown, given twice or of a type that can not be read
 //! is a `400 bad_request`; a value that reads fine but is refused (a bad user id, a timeout out
 //! of range) is a `422 invalid_input`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use actix_web::web;
+use serde::de::value::{SeqDeserializer, StringDeserializer};
+use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -17,19 +23,30 @@ use crate::error::ApiError;
 /// logs and browser histories; use `Authorization: Bearer`).
 pub const ADMIN_KEY_PARAM: &str = "admin_key";
 
-/// The merged parameters of one request.
+/// The merged parameters of one request. A parameter set reads them with [`Params::parse`]; the
+/// accessors below are what its deserializer reads each value with, and hold every message.
 #[derive(Debug, Default)]
 pub struct Params {
     values: BTreeMap<String, Value>,
 }
 
-/// A parameter set an endpoint reads, with the names it accepts.
-pub trait FromParams: Sized {
-    /// Every parameter name the endpoint accepts (besides `admin_key`).
-    const FIELDS: &'static [&'static str];
+/// A parameter set an endpoint reads: a struct deriving `Deserialize`, whose fields are the
+/// parameters it accepts (besides `admin_key`); any other name is refused.
+///
+/// Field types read flexibly: `String`, `Option<String>`, `Option<bool>`, `Option<u64>`,
+/// `Vec<String>` (with `#[serde(default)]`), [`CommandParam`], and with `deserialize_with`
+/// [`assignments`] and [`text_or_number`]. `null` counts as absent.
+pub trait ParamSet: DeserializeOwned {
+    /// The original's names of parameters: `(name, original)`; either is accepted, not both.
+    const ALIASES: &'static [(&'static str, &'static str)] = &[];
+    /// Fields accepted (and ignored) for compatibility but not listed when an unknown name is
+    /// refused.
+    const UNLISTED: &'static [&'static str] = &[];
 
-    /// Reads the parameters; unknown ones are refused afterwards.
-    fn from_params(params: &mut Params) -> Result<Self, ApiError>;
+    /// Checks across the parameters, or of a value, once they are read.
+    fn check(self) -> Result<Self, ApiError> {
+        Ok(self)
+    }
 }
 
 impl Params {
@@ -97,14 +114,22 @@ impl Params {
     }
 
     /// Reads the endpoint's parameter set and refuses any parameter it does not know.
-    pub fn parse<T: FromParams>(mut self) -> Result<T, ApiError> {
-        let value = T::from_params(&mut self)?;
-        self.finish(T::FIELDS)?;
-        Ok(value)
+    pub fn parse<T: ParamSet>(mut self) -> Result<T, ApiError> {
+        for (name, original) in T::ALIASES {
+            self.alias(name, original)?;
+        }
+        let originals: Vec<&'static str> = T::ALIASES.iter().map(|(_, original)| *original).collect();
+        let value = T::deserialize(ParamsDeserializer {
+            params: self,
+            unlisted: T::UNLISTED,
+            originals: &originals,
+        })
+        .map_err(|ParamError(e)| e)?;
+        value.check()
     }
 
     /// Accepts the original's name `original` for parameter `name`; giving both is refused.
-    pub fn alias(&mut self, name: &str, original: &str) -> Result<(), ApiError> {
+    fn alias(&mut self, name: &str, original: &str) -> Result<(), ApiError> {
         let Some(value) = self.values.remove(original) else {
             return Ok(());
         };
@@ -119,7 +144,7 @@ impl Params {
     }
 
     /// A text parameter; `null` counts as absent.
-    pub fn string(&mut self, name: &str) -> Result<Option<String>, ApiError> {
+    fn string(&mut self, name: &str) -> Result<Option<String>, ApiError> {
         match self.values.remove(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(text)) => Ok(Some(text)),
@@ -131,7 +156,7 @@ impl Params {
     }
 
     /// A text parameter that may also come as a JSON number (`"cpus": 0.5`).
-    pub fn text_or_number(&mut self, name: &str) -> Result<Option<String>, ApiError> {
+    fn text_or_number(&mut self, name: &str) -> Result<Option<String>, ApiError> {
         if let Some(Value::Number(n)) = self.values.get(name) {
             let text = n.to_string();
             self.values.remove(name);
@@ -140,14 +165,8 @@ impl Params {
         self.string(name)
     }
 
-    /// A required text parameter.
-    pub fn required_string(&mut self, name: &str) -> Result<String, ApiError> {
-        self.string(name)?
-            .ok_or_else(|| ApiError::bad_request(format!("parameter {name} is required")).for_field(name))
-    }
-
     /// A boolean: JSON `true`/`false`, or the text `true`/`false`/`1`/`0`.
-    pub fn bool(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
+    fn bool(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
         let wrong =
             || ApiError::bad_request(format!("parameter {name} must be true or false")).for_field(name);
         match self.values.remove(name) {
@@ -169,7 +188,7 @@ impl Params {
     }
 
     /// A non-negative integer: a JSON number or its text.
-    pub fn uint(&mut self, name: &str) -> Result<Option<u64>, ApiError> {
+    fn uint(&mut self, name: &str) -> Result<Option<u64>, ApiError> {
         let wrong = || {
             ApiError::bad_request(format!("parameter {name} must be a non-negative integer")).for_field(name)
         };
@@ -183,7 +202,7 @@ impl Params {
     }
 
     /// A list of texts: a JSON array of strings, a single string, or a repeated query parameter.
-    pub fn strings(&mut self, name: &str) -> Result<Vec<String>, ApiError> {
+    fn strings(&mut self, name: &str) -> Result<Vec<String>, ApiError> {
         let wrong = || {
             ApiError::bad_request(format!("parameter {name} must be a string or a list of strings"))
                 .for_field(name)
@@ -203,7 +222,7 @@ impl Params {
     }
 
     /// Environment variables: a JSON object of strings, or `KEY=VALUE` texts (one or a list).
-    pub fn assignments(&mut self, name: &str) -> Result<Vec<String>, ApiError> {
+    fn assignments(&mut self, name: &str) -> Result<Vec<String>, ApiError> {
         if let Some(Value::Object(map)) = self.values.get(name) {
             let mut lines = Vec::with_capacity(map.len());
             for (key, value) in map {
@@ -224,7 +243,7 @@ impl Params {
     }
 
     /// A command: a JSON array of words, or one line split like a shell splits words.
-    pub fn command(&mut self, name: &str) -> Result<Option<CommandParam>, ApiError> {
+    fn command(&mut self, name: &str) -> Result<Option<CommandParam>, ApiError> {
         match self.values.get(name) {
             Some(Value::Array(_)) => Ok(Some(CommandParam::Words(self.strings(name)?))),
             _ => Ok(self.string(name)?.map(CommandParam::Line)),
@@ -233,22 +252,7 @@ impl Params {
 
     /// Refuses what is left: parameters the endpoint does not know.
     fn finish(self, accepted: &[&str]) -> Result<(), ApiError> {
-        let mut unknown = self.values.keys();
-        let Some(first) = unknown.next() else {
-            return Ok(());
-        };
-        let mut names = vec![first.as_str()];
-        names.extend(unknown.map(String::as_str));
-        let accepts = if accepted.is_empty() {
-            "no parameters".to_owned()
-        } else {
-            accepted.join(", ")
-        };
-        Err(ApiError::bad_request(format!(
-            "unknown parameter {}: this endpoint accepts {accepts}",
-            names.join(", ")
-        ))
-        .for_field(first.clone()))
+        refuse_unknown(self.values.keys().map(String::as_str), accepted)
     }
 
     fn push_text(&mut self, name: String, value: String) {
@@ -262,6 +266,312 @@ impl Params {
                 *existing = Value::Array(vec![first, Value::String(value)]);
             }
         }
+    }
+}
+
+/// The refusal of unknown parameters: every unknown name, and what the endpoint accepts.
+fn refuse_unknown<'a>(mut unknown: impl Iterator<Item = &'a str>, accepted: &[&str]) -> Result<(), ApiError> {
+    let Some(first) = unknown.next() else {
+        return Ok(());
+    };
+    let mut names = vec![first];
+    names.extend(unknown);
+    let accepts = if accepted.is_empty() {
+        "no parameters".to_owned()
+    } else {
+        accepted.join(", ")
+    };
+    Err(ApiError::bad_request(format!(
+        "unknown parameter {}: this endpoint accepts {accepts}",
+        names.join(", ")
+    ))
+    .for_field(first.to_owned()))
+}
+
+/// The error of reading parameters with serde: the API's answer itself, so that every message is
+/// the one the accessors of [`Params`] write.
+#[derive(Debug)]
+struct ParamError(ApiError);
+
+impl fmt::Display for ParamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for ParamError {}
+
+impl de::Error for ParamError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        // Only a parameter set's own `Deserialize` would say something here (the accessors answer
+        // everything else): a bug, not the caller's fault.
+        ParamError(ApiError::internal(format!(
+            "the parameters could not be read: {msg}"
+        )))
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        ParamError(ApiError::bad_request(format!("parameter {field} is required")).for_field(field))
+    }
+}
+
+impl From<ApiError> for ParamError {
+    fn from(e: ApiError) -> Self {
+        ParamError(e)
+    }
+}
+
+/// Reads a [`ParamSet`] from the merged parameters: the struct's fields in its order, each value
+/// through the accessor of its type; then refuses what is left (unknown names).
+struct ParamsDeserializer<'a> {
+    params: Params,
+    unlisted: &'static [&'static str],
+    originals: &'a [&'static str],
+}
+
+impl ParamsDeserializer<'_> {
+    /// Refuses the names left over: `accepted` (the struct's fields) without the unlisted ones,
+    /// then the originals' names.
+    fn finish(self, fields: &[&str]) -> Result<(), ParamError> {
+        let mut accepted: Vec<&str> = fields
+            .iter()
+            .copied()
+            .filter(|f| !self.unlisted.contains(f))
+            .collect();
+        accepted.extend(self.originals.iter().copied());
+        Ok(self.params.finish(&accepted)?)
+    }
+}
+
+impl<'de> Deserializer<'de> for ParamsDeserializer<'_> {
+    type Error = ParamError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, ParamError> {
+        Err(ParamError(ApiError::internal("a parameter set must be a struct")))
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ParamError> {
+        self.finish(&[])?;
+        visitor.visit_unit()
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        mut self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ParamError> {
+        let value = visitor.visit_map(Fields {
+            params: &mut self.params,
+            fields: fields.iter(),
+            current: None,
+        })?;
+        self.finish(fields)?;
+        Ok(value)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+    }
+}
+
+/// Every field of the struct, given or not, in the struct's order: each is read (or found
+/// missing) in turn, so the first problem in that order is the one answered, as when each
+/// parameter was read by hand.
+struct Fields<'a> {
+    params: &'a mut Params,
+    fields: std::slice::Iter<'static, &'static str>,
+    current: Option<&'static str>,
+}
+
+impl<'de> MapAccess<'de> for Fields<'_> {
+    type Error = ParamError;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, ParamError> {
+        let Some(field) = self.fields.next() else {
+            return Ok(None);
+        };
+        if self.params.values.get(*field) == Some(&Value::Null) {
+            // `null` counts as absent.
+            self.params.values.remove(*field);
+        }
+        self.current = Some(field);
+        seed.deserialize(field.into_deserializer()).map(Some)
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ParamError> {
+        let name = self
+            .current
+            .take()
+            .ok_or_else(|| ParamError(ApiError::internal("a parameter value was read before its name")))?;
+        seed.deserialize(One {
+            params: self.params,
+            name,
+        })
+    }
+}
+
+/// The marker of [`assignments`] for the deserializer.
+const ASSIGNMENTS: &str = "cm_api::params::assignments";
+/// The marker of [`text_or_number`] for the deserializer.
+const TEXT_OR_NUMBER: &str = "cm_api::params::text_or_number";
+/// The marker of [`CommandParam`] for the deserializer.
+const COMMAND: &str = "cm_api::params::command";
+
+/// One parameter's value, read (and removed) through the accessor its type asks for; an absent
+/// one is `None`, an empty list, or missing (for a type that is not optional).
+struct One<'a> {
+    params: &'a mut Params,
+    name: &'static str,
+}
+
+impl<'de> Deserializer<'de> for One<'_> {
+    type Error = ParamError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
+        self.deserialize_string(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
+        if self.params.values.contains_key(self.name) {
+            visitor.visit_some(self)
+        } else {
+            visitor.visit_none()
+        }
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
+        match self.params.bool(self.name)? {
+            Some(b) => visitor.visit_bool(b),
+            None => Err(de::Error::missing_field(self.name)),
+        }
+    }
+
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
+        match self.params.uint(self.name)? {
+            Some(n) => visitor.visit_u64(n),
+            None => Err(de::Error::missing_field(self.name)),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
+        match self.params.string(self.name)? {
+            Some(text) => visitor.visit_string(text),
+            None => Err(de::Error::missing_field(self.name)),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
+        self.deserialize_string(visitor)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
+        let items = self.params.strings(self.name)?;
+        visitor.visit_seq(SeqDeserializer::new(items.into_iter()))
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        marker: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ParamError> {
+        match marker {
+            ASSIGNMENTS => {
+                let lines = self.params.assignments(self.name)?;
+                visitor.visit_newtype_struct(SeqDeserializer::<_, ParamError>::new(lines.into_iter()))
+            }
+            TEXT_OR_NUMBER => match self.params.text_or_number(self.name)? {
+                Some(text) => visitor.visit_newtype_struct(StringDeserializer::<ParamError>::new(text)),
+                None => visitor.visit_none(),
+            },
+            COMMAND => match self.params.command(self.name)? {
+                Some(CommandParam::Words(words)) => {
+                    visitor.visit_newtype_struct(SeqDeserializer::<_, ParamError>::new(words.into_iter()))
+                }
+                Some(CommandParam::Line(line)) => {
+                    visitor.visit_newtype_struct(StringDeserializer::<ParamError>::new(line))
+                }
+                None => Err(de::Error::missing_field(self.name)),
+            },
+            _ => visitor.visit_newtype_struct(self),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        i8 i16 i32 i64 i128 u8 u16 u32 u128 f32 f64 char bytes byte_buf unit unit_struct
+        tuple tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+/// Environment variables (`deserialize_with`): a JSON object of strings, or `KEY=VALUE` texts
+/// (one or a list); as `KEY=VALUE` lines.
+pub fn assignments<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    struct Lines;
+    impl<'de> Visitor<'de> for Lines {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("KEY=VALUE texts or an object of names to values")
+        }
+        fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Vec<String>, D::Error> {
+            serde::Deserialize::deserialize(d)
+        }
+    }
+    deserializer.deserialize_newtype_struct(ASSIGNMENTS, Lines)
+}
+
+/// An optional text that may also come as a JSON number (`deserialize_with`, with
+/// `#[serde(default)]` for other deserializers): `"cpus": 0.5`.
+pub fn text_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    struct Text;
+    impl<'de> Visitor<'de> for Text {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a text or a number")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Option<String>, E> {
+            Ok(None)
+        }
+        fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+            serde::Deserialize::deserialize(d).map(Some)
+        }
+    }
+    deserializer.deserialize_newtype_struct(TEXT_OR_NUMBER, Text)
+}
+
+impl<'de> serde::Deserialize<'de> for CommandParam {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Words;
+        impl<'de> Visitor<'de> for Words {
+            type Value = CommandParam;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("one line or a list of words")
+            }
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<CommandParam, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_string<E: de::Error>(self, line: String) -> Result<CommandParam, E> {
+                Ok(CommandParam::Line(line))
+            }
+            fn visit_str<E: de::Error>(self, line: &str) -> Result<CommandParam, E> {
+                Ok(CommandParam::Line(line.to_owned()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<CommandParam, A::Error> {
+                let mut words = Vec::new();
+                while let Some(word) = seq.next_element::<String>()? {
+                    words.push(word);
+                }
+                Ok(CommandParam::Words(words))
+            }
+        }
+        deserializer.deserialize_newtype_struct(COMMAND, Words)
     }
 }
 
@@ -354,5 +664,110 @@ mod tests {
         let mut p = Params::from_parts("", None, br#"{"env": {"A": "1"}}"#).unwrap();
         assert_eq!(p.assignments("env").unwrap(), vec!["A=1"]);
         assert!(p.finish(&[]).is_ok());
+    }
+
+    fn read<T: ParamSet>(query: &str, body: &str) -> Result<T, ApiError> {
+        Params::from_parts(query, Some("application/json"), body.as_bytes())?.parse()
+    }
+
+    fn refusal<T: ParamSet + std::fmt::Debug>(query: &str, body: &str) -> (String, Option<String>) {
+        let e = read::<T>(query, body).unwrap_err();
+        (e.message().to_owned(), e.body().error.field)
+    }
+
+    #[test]
+    fn parameter_sets_read_with_serde_answer_as_the_accessors_did() {
+        use crate::params_types::{ContainerRef, CreateParams, ExecParams, GetParams, NoParams, QuotaParams};
+
+        let p: CreateParams = read(
+            "user_id=alice&environment=A%3D1",
+            r#"{"cpu_limit": 0.5, "memory": "1g", "command": ["sleep", "1"], "ssh_keys": "k", "pull": null}"#,
+        )
+        .unwrap();
+        assert_eq!(p.env, vec!["A=1"]);
+        assert_eq!(p.cpus.as_deref(), Some("0.5"));
+        assert_eq!(p.memory.as_deref(), Some("1g"));
+        assert!(matches!(p.command, Some(CommandParam::Words(ref w)) if w == &["sleep", "1"]));
+        assert_eq!(p.ssh_keys, vec!["k"]);
+        assert_eq!(p.pull, None);
+        assert_eq!(
+            refusal::<CreateParams>("user_id=a&env=A%3D1&environment=B%3D2", ""),
+            (
+                "give env or environment (the same parameter under the original's name), not both".to_owned(),
+                Some("environment".to_owned())
+            )
+        );
+        assert_eq!(
+            refusal::<CreateParams>("user_id=a&colour=red", "").0,
+            "unknown parameter colour: this endpoint accepts user_id, container_type, image, command, env, \
+             memory, cpus, enable_ssh, ssh_public_key, ssh_keys, container_name, pull, environment, \
+             memory_limit, cpu_limit"
+        );
+        assert_eq!(
+            refusal::<CreateParams>("user_id=a", r#"{"env": {"A": 1}}"#).0,
+            "parameter env must map names to string values"
+        );
+        assert_eq!(
+            refusal::<CreateParams>("", ""),
+            (
+                "parameter user_id is required".to_owned(),
+                Some("user_id".to_owned())
+            )
+        );
+        // The first problem in the struct's order is answered, a missing one included.
+        assert_eq!(
+            refusal::<CreateParams>("enable_ssh=maybe&colour=red", "").0,
+            "parameter user_id is required"
+        );
+        assert_eq!(
+            refusal::<CreateParams>("user_id=a&enable_ssh=maybe&pull=x&colour=red", "").0,
+            "parameter enable_ssh must be true or false"
+        );
+
+        // `user_id` is accepted (and ignored) on container endpoints, but not listed.
+        let p: ContainerRef = read("container_id=abc&user_id=bob", "").unwrap();
+        assert_eq!(p.container_id, "abc");
+        assert_eq!(
+            refusal::<GetParams>("container_id=abc&forse=true&zz=1", ""),
+            (
+                "unknown parameter forse, zz: this endpoint accepts container_id, health".to_owned(),
+                Some("forse".to_owned())
+            )
+        );
+        assert_eq!(
+            refusal::<GetParams>("container_id=a&container_id=b", "").0,
+            "parameter container_id is given more than once"
+        );
+        assert_eq!(
+            refusal::<GetParams>("container_id=a&health=maybe", "").0,
+            "parameter health must be true or false"
+        );
+        assert_eq!(
+            refusal::<GetParams>("", r#"{"container_id": 5}"#).0,
+            "parameter container_id must be a string"
+        );
+        assert_eq!(
+            refusal::<QuotaParams>("user_id=a&containers=-1", "").0,
+            "parameter containers must be a non-negative integer"
+        );
+        assert_eq!(
+            refusal::<ExecParams>("container_id=a", r#"{"command": null}"#),
+            (
+                "parameter command is required".to_owned(),
+                Some("command".to_owned())
+            )
+        );
+        assert_eq!(
+            refusal::<ExecParams>("container_id=a", r#"{"command": ["ls", 1]}"#).0,
+            "parameter command must be a string or a list of strings"
+        );
+        let p: ExecParams = read("container_id=a&command=ls%20-l&timeout=5", "").unwrap();
+        assert!(matches!(p.command, CommandParam::Line(ref l) if l == "ls -l"));
+        assert_eq!(p.timeout, Some(5));
+        assert_eq!(
+            refusal::<NoParams>("x=1", "").0,
+            "unknown parameter x: this endpoint accepts no parameters"
+        );
+        read::<NoParams>("", "").unwrap();
     }
 }

@@ -1,13 +1,16 @@
-//! The parameter sets of the endpoints: what each accepts, read from [`Params`], and described for
-//! the OpenAPI document (as query parameters and as the equivalent JSON body).
+//! The parameter sets of the endpoints, declared once: each struct's fields are what the endpoint
+//! accepts (read with serde through [`crate::params::Params::parse`], which refuses any other
+//! name), and what the OpenAPI document describes (as query parameters and as the equivalent JSON
+//! body).
 
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
-use crate::params::{CommandParam, FromParams, Params};
+use crate::params::{CommandParam, ParamSet, assignments, text_or_number};
 
 /// Parameters of `create_container`.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct CreateParams {
     /// The owner: 1-63 letters, digits, `_` and `-`, starting with a letter or digit.
@@ -26,17 +29,14 @@ pub struct CreateParams {
     /// object of names to values. The original's name `environment` is accepted too.
     #[schema(value_type = Option<Vec<String>>)]
     #[param(value_type = Option<Vec<String>>)]
+    #[serde(default, deserialize_with = "assignments")]
     pub env: Vec<String>,
     /// A memory limit such as `512m` or `1g`, replacing the type's (also as `memory_limit`).
+    #[serde(default, deserialize_with = "text_or_number")]
     pub memory: Option<String>,
     /// A CPU limit such as `0.5`, replacing the type's (also as `cpu_limit`).
+    #[serde(default, deserialize_with = "text_or_number")]
     pub cpus: Option<String>,
-    /// The original's container name: accepted when it is the one the manager gives,
-    /// `{user_id}_{container_type}` (names are not chosen freely: one container per user and type).
-    pub container_name: Option<String>,
-    /// The original's `pull`: `false` is accepted; `true` is refused, as images are local (built
-    /// by `images/build.sh`), never pulled.
-    pub pull: Option<bool>,
     /// Turn SSH on for a type where it is optional.
     pub enable_ssh: Option<bool>,
     /// An ed25519 public key to authorize from the start (turns SSH on where optional).
@@ -44,11 +44,18 @@ pub struct CreateParams {
     /// More public keys.
     #[schema(value_type = Option<Vec<String>>)]
     #[param(value_type = Option<Vec<String>>)]
+    #[serde(default)]
     pub ssh_keys: Vec<String>,
+    /// The original's container name: accepted when it is the one the manager gives,
+    /// `{user_id}_{container_type}` (names are not chosen freely: one container per user and type).
+    pub container_name: Option<String>,
+    /// The original's `pull`: `false` is accepted; `true` is refused, as images are local (built
+    /// by `images/build.sh`), never pulled.
+    pub pull: Option<bool>,
 }
 
 /// Parameters of `list_containers` and `list_ssh_containers`.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only this user's containers (admin). With a user token it may only name that user; it is
@@ -59,7 +66,7 @@ pub struct ListParams {
 }
 
 /// Parameters of the endpoints about one container.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct ContainerRef {
     /// The container: its Docker id, a unique id prefix, or its name `{user_id}_{type}`.
@@ -74,7 +81,7 @@ pub struct ContainerRef {
 }
 
 /// Parameters of `get_container`.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct GetParams {
     /// The container: its Docker id, a unique id prefix, or its name `{user_id}_{type}`.
@@ -92,7 +99,7 @@ pub struct GetParams {
 }
 
 /// Parameters of `delete_container`.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct DeleteParams {
     /// The container: id, unique id prefix or name.
@@ -110,7 +117,7 @@ pub struct DeleteParams {
 }
 
 /// Parameters of `update_container`.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct UpdateParams {
     /// The container: id, unique id prefix or name.
@@ -120,7 +127,7 @@ pub struct UpdateParams {
 }
 
 /// Parameters of `reconcile`.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct ReconcileParams {
     /// Only report what would be done.
@@ -130,7 +137,7 @@ pub struct ReconcileParams {
 }
 
 /// Parameters of `container_logs`.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct LogsParams {
     /// The container: id, unique id prefix or name.
@@ -153,7 +160,7 @@ pub struct LogsParams {
 }
 
 /// Parameters of `container_exec`.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct ExecParams {
     /// The container: id, unique id prefix or name. It must be running.
@@ -162,7 +169,7 @@ pub struct ExecParams {
     /// `sh -c '...'` for pipes), or a JSON array of words.
     #[schema(value_type = String)]
     #[param(value_type = String)]
-    pub command: Option<CommandParam>,
+    pub command: CommandParam,
     /// The time limit in seconds (default 60, 1 to 3600); past it the command is killed and the
     /// answer is 504.
     pub timeout: Option<u64>,
@@ -178,7 +185,7 @@ pub struct ExecParams {
 }
 
 /// Parameters of `add_ssh_key_to_container`.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct AddKeyParams {
     /// The container: id, unique id prefix or name.
@@ -195,7 +202,7 @@ pub struct AddKeyParams {
 }
 
 /// Parameters of `remove_ssh_key_from_container`.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct RemoveKeyParams {
     /// The container: id, unique id prefix or name.
@@ -205,7 +212,7 @@ pub struct RemoveKeyParams {
 }
 
 /// Parameters of `register_ssh_key` (the original's self-service call).
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct RegisterKeyParams {
     /// One `ssh-ed25519 AAAA... comment` line.
@@ -216,7 +223,7 @@ pub struct RegisterKeyParams {
 }
 
 /// Parameters of `get_my_ssh_info`.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct MySshParams {
     /// Whose containers: a user token's own (it may name only itself); the admin must name one.
@@ -224,7 +231,7 @@ pub struct MySshParams {
 }
 
 /// Parameters of `create_user_token`.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct UserParams {
     /// The user the token acts for.
@@ -232,7 +239,7 @@ pub struct UserParams {
 }
 
 /// Parameters of `audit_log`: which entries, newest first.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Only those by or about this user (their own actions and those on their containers).
@@ -246,7 +253,7 @@ pub struct AuditParams {
 }
 
 /// Parameters of `create_user_token`.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct TokenParams {
     /// The user the token acts for.
@@ -255,12 +262,13 @@ pub struct TokenParams {
     /// `12h` (1 minute to 10 years; default: never).
     #[schema(value_type = Option<String>)]
     #[param(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "text_or_number")]
     pub expires_in: Option<String>,
 }
 
 /// Parameters of `set_user_quota`: the limits to override; absent ones keep their override,
 /// `clear` drops every override first.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct QuotaParams {
     /// The user.
@@ -272,6 +280,7 @@ pub struct QuotaParams {
     /// The sum of the containers' CPU limits, such as `2.5` (a number or its text).
     #[schema(value_type = Option<String>)]
     #[param(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "text_or_number")]
     pub cpus: Option<String>,
     /// The sum of the containers' disk caps, such as `20g` (only types with a `disk` cap fit).
     pub disk: Option<String>,
@@ -280,7 +289,7 @@ pub struct QuotaParams {
 }
 
 /// Parameters of `revoke_user_token`: exactly one of the two.
-#[derive(Debug, IntoParams, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct RevokeParams {
     /// Revoke every token of this user.
@@ -290,271 +299,77 @@ pub struct RevokeParams {
 }
 
 /// Endpoints without parameters.
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
 pub struct NoParams;
 
-impl FromParams for CreateParams {
-    const FIELDS: &'static [&'static str] = &[
-        "user_id",
-        "container_type",
-        "image",
-        "command",
-        "env",
-        "memory",
-        "cpus",
-        "enable_ssh",
-        "ssh_public_key",
-        "ssh_keys",
-        "container_name",
-        "pull",
-        // The original's names of env, memory and cpus.
-        "environment",
-        "memory_limit",
-        "cpu_limit",
+impl ParamSet for CreateParams {
+    const ALIASES: &'static [(&'static str, &'static str)] = &[
+        ("env", "environment"),
+        ("memory", "memory_limit"),
+        ("cpus", "cpu_limit"),
     ];
-
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        p.alias("env", "environment")?;
-        p.alias("memory", "memory_limit")?;
-        p.alias("cpus", "cpu_limit")?;
-        Ok(CreateParams {
-            user_id: p.required_string("user_id")?,
-            container_type: p.string("container_type")?,
-            image: p.string("image")?,
-            command: p.command("command")?,
-            env: p.assignments("env")?,
-            memory: p.text_or_number("memory")?,
-            cpus: p.text_or_number("cpus")?,
-            enable_ssh: p.bool("enable_ssh")?,
-            ssh_public_key: p.string("ssh_public_key")?,
-            ssh_keys: p.strings("ssh_keys")?,
-            container_name: p.string("container_name")?,
-            pull: p.bool("pull")?,
-        })
-    }
 }
 
-impl FromParams for ListParams {
-    const FIELDS: &'static [&'static str] = &["user_id", "all"];
+impl ParamSet for ListParams {}
 
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(ListParams {
-            user_id: p.string("user_id")?,
-            all: p.bool("all")?,
-        })
-    }
+impl ParamSet for ContainerRef {
+    const UNLISTED: &'static [&'static str] = &["user_id"];
 }
 
-impl FromParams for ContainerRef {
-    const FIELDS: &'static [&'static str] = &["container_id"];
-
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(ContainerRef {
-            container_id: p.required_string("container_id")?,
-            user_id: p.string("user_id")?,
-        })
-    }
+impl ParamSet for GetParams {
+    const UNLISTED: &'static [&'static str] = &["user_id"];
 }
 
-impl FromParams for GetParams {
-    const FIELDS: &'static [&'static str] = &["container_id", "health"];
-
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(GetParams {
-            container_id: p.required_string("container_id")?,
-            health: p.bool("health")?,
-            user_id: p.string("user_id")?,
-        })
-    }
+impl ParamSet for DeleteParams {
+    const UNLISTED: &'static [&'static str] = &["user_id"];
 }
 
-impl FromParams for DeleteParams {
-    const FIELDS: &'static [&'static str] = &["container_id", "force", "purge"];
+impl ParamSet for UpdateParams {}
 
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(DeleteParams {
-            container_id: p.required_string("container_id")?,
-            force: p.bool("force")?,
-            purge: p.bool("purge")?,
-            user_id: p.string("user_id")?,
-        })
-    }
+impl ParamSet for ReconcileParams {}
+
+impl ParamSet for LogsParams {
+    const UNLISTED: &'static [&'static str] = &["user_id"];
 }
 
-impl FromParams for UpdateParams {
-    const FIELDS: &'static [&'static str] = &["container_id", "image"];
+impl ParamSet for ExecParams {
+    const UNLISTED: &'static [&'static str] = &["user_id"];
 
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(UpdateParams {
-            container_id: p.required_string("container_id")?,
-            image: p.string("image")?,
-        })
-    }
-}
-
-impl FromParams for ReconcileParams {
-    const FIELDS: &'static [&'static str] = &["dry_run", "prune"];
-
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(ReconcileParams {
-            dry_run: p.bool("dry_run")?,
-            prune: p.bool("prune")?,
-        })
-    }
-}
-
-impl FromParams for LogsParams {
-    const FIELDS: &'static [&'static str] = &["container_id", "tail", "follow", "timestamps", "since"];
-
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(LogsParams {
-            container_id: p.required_string("container_id")?,
-            tail: p.uint("tail")?,
-            follow: p.bool("follow")?,
-            timestamps: p.bool("timestamps")?,
-            since: p.string("since")?,
-            user_id: p.string("user_id")?,
-        })
-    }
-}
-
-impl FromParams for ExecParams {
-    const FIELDS: &'static [&'static str] = &["container_id", "command", "timeout", "user"];
-
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        let container_id = p.required_string("container_id")?;
-        let command = p.command("command")?;
-        if command.is_none() {
-            return Err(ApiError::bad_request("parameter command is required").for_field("command"));
-        }
-        let user = p.string("user")?;
-        if let Some(user) = &user {
+    fn check(self) -> Result<Self, ApiError> {
+        if let Some(user) = &self.user {
             cm_core::check_exec_user(user).map_err(|e| ApiError::from(e).for_field("user"))?;
         }
-        Ok(ExecParams {
-            container_id,
-            command,
-            timeout: p.uint("timeout")?,
-            user,
-            user_id: p.string("user_id")?,
-        })
+        Ok(self)
     }
 }
 
-impl FromParams for AddKeyParams {
-    const FIELDS: &'static [&'static str] = &["container_id", "ssh_public_key"];
-
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(AddKeyParams {
-            container_id: p.required_string("container_id")?,
-            ssh_public_key: p.required_string("ssh_public_key")?,
-            user_id: p.string("user_id")?,
-        })
-    }
+impl ParamSet for AddKeyParams {
+    const UNLISTED: &'static [&'static str] = &["user_id"];
 }
 
-impl FromParams for RemoveKeyParams {
-    const FIELDS: &'static [&'static str] = &["container_id", "fingerprint"];
+impl ParamSet for RemoveKeyParams {}
 
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(RemoveKeyParams {
-            container_id: p.required_string("container_id")?,
-            fingerprint: p.required_string("fingerprint")?,
-        })
-    }
-}
+impl ParamSet for RegisterKeyParams {}
 
-impl FromParams for RegisterKeyParams {
-    const FIELDS: &'static [&'static str] = &["ssh_public_key", "container_id"];
+impl ParamSet for MySshParams {}
 
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(RegisterKeyParams {
-            ssh_public_key: p.required_string("ssh_public_key")?,
-            container_id: p.string("container_id")?,
-        })
-    }
-}
+impl ParamSet for UserParams {}
 
-impl FromParams for MySshParams {
-    const FIELDS: &'static [&'static str] = &["user_id"];
+impl ParamSet for AuditParams {}
 
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(MySshParams {
-            user_id: p.string("user_id")?,
-        })
-    }
-}
+impl ParamSet for TokenParams {}
 
-impl FromParams for UserParams {
-    const FIELDS: &'static [&'static str] = &["user_id"];
+impl ParamSet for QuotaParams {}
 
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(UserParams {
-            user_id: p.required_string("user_id")?,
-        })
-    }
-}
-
-impl FromParams for AuditParams {
-    const FIELDS: &'static [&'static str] = &["user_id", "container_id", "since", "limit"];
-
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(AuditParams {
-            user_id: p.string("user_id")?,
-            container_id: p.string("container_id")?,
-            since: p.string("since")?,
-            limit: p.uint("limit")?,
-        })
-    }
-}
-
-impl FromParams for TokenParams {
-    const FIELDS: &'static [&'static str] = &["user_id", "expires_in"];
-
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(TokenParams {
-            user_id: p.required_string("user_id")?,
-            expires_in: p.text_or_number("expires_in")?,
-        })
-    }
-}
-
-impl FromParams for QuotaParams {
-    const FIELDS: &'static [&'static str] = &["user_id", "containers", "memory", "cpus", "disk", "clear"];
-
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        Ok(QuotaParams {
-            user_id: p.required_string("user_id")?,
-            containers: p.uint("containers")?,
-            memory: p.string("memory")?,
-            cpus: p.text_or_number("cpus")?,
-            disk: p.string("disk")?,
-            clear: p.bool("clear")?,
-        })
-    }
-}
-
-impl FromParams for RevokeParams {
-    const FIELDS: &'static [&'static str] = &["user_id", "token_id"];
-
-    fn from_params(p: &mut Params) -> Result<Self, ApiError> {
-        let params = RevokeParams {
-            user_id: p.string("user_id")?,
-            token_id: p.string("token_id")?,
-        };
-        if params.user_id.is_some() == params.token_id.is_some() {
+impl ParamSet for RevokeParams {
+    fn check(self) -> Result<Self, ApiError> {
+        if self.user_id.is_some() == self.token_id.is_some() {
             return Err(ApiError::bad_request(
                 "give exactly one of user_id (revoke all of a user's tokens) and token_id",
             ));
         }
-        Ok(params)
+        Ok(self)
     }
 }
 
-impl FromParams for NoParams {
-    const FIELDS: &'static [&'static str] = &[];
-
-    fn from_params(_: &mut Params) -> Result<Self, ApiError> {
-        Ok(NoParams)
-    }
-}
+impl ParamSet for NoParams {}

@@ -22,7 +22,8 @@ use crate::answers::{
     AdminKeyAnswer, AuditAnswer, ContainerAnswer, CreatedAnswer, DeletedAnswer, EngineContainerDoc,
     EngineContainersAnswer, ExecAnswer, HealthAnswer, KeyAddedAnswer, KeyRemovedAnswer, KeysAnswer,
     ListingAnswer, LogsAnswer, QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer, SshInfoDoc,
-    StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, type_json,
+    StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, to_json,
+    type_json,
 };
 use crate::call::{AppState, Call};
 use crate::error::{ApiError, ErrorCode};
@@ -32,12 +33,6 @@ use crate::params_types::{
     LogsParams, MySshParams, NoParams, QuotaParams, ReconcileParams, RegisterKeyParams, RemoveKeyParams,
     RevokeParams, TokenParams, UpdateParams, UserParams,
 };
-
-/// A value as JSON for an answer: a failure is an internal error, never a silent `null`.
-fn to_json(value: impl serde::Serialize) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(value)
-        .map_err(|e| ApiError::internal(format!("an answer could not be written as JSON: {e}")))
-}
 
 /// Where the endpoints live.
 pub const API_PREFIX: &str = "/api/ContainerManager";
@@ -52,143 +47,89 @@ pub struct Endpoint {
     pub name: &'static str,
     /// True for reads (GET and POST), false for writes (POST only).
     pub read: bool,
+    /// The error statuses it may answer besides those any endpoint may (the OpenAPI document
+    /// lists them).
+    pub errors: &'static [u16],
 }
 
-/// Every endpoint, in the order of the documentation.
-pub const ENDPOINTS: &[Endpoint] = &[
-    Endpoint {
-        name: "create_container",
-        read: false,
-    },
-    Endpoint {
-        name: "list_containers",
-        read: true,
-    },
-    Endpoint {
-        name: "get_container",
-        read: true,
-    },
-    Endpoint {
-        name: "delete_container",
-        read: false,
-    },
-    Endpoint {
-        name: "start_container",
-        read: false,
-    },
-    Endpoint {
-        name: "stop_container",
-        read: false,
-    },
-    Endpoint {
-        name: "restart_container",
-        read: false,
-    },
-    Endpoint {
-        name: "container_logs",
-        read: true,
-    },
-    Endpoint {
-        name: "container_exec",
-        read: false,
-    },
-    Endpoint {
-        name: "add_ssh_key_to_container",
-        read: false,
-    },
-    Endpoint {
-        name: "remove_ssh_key_from_container",
-        read: false,
-    },
-    Endpoint {
-        name: "list_container_ssh_keys",
-        read: true,
-    },
-    Endpoint {
-        name: "get_container_ssh_info",
-        read: true,
-    },
-    Endpoint {
-        name: "register_ssh_key",
-        read: false,
-    },
-    Endpoint {
-        name: "get_my_ssh_info",
-        read: true,
-    },
-    Endpoint {
-        name: "container_stats",
-        read: true,
-    },
-    Endpoint {
-        name: "list_ssh_containers",
-        read: true,
-    },
-    Endpoint {
-        name: "list_types",
-        read: true,
-    },
-    Endpoint {
-        name: "docker_health",
-        read: true,
-    },
-    Endpoint {
-        name: "list_all_docker_containers",
-        read: true,
-    },
-    Endpoint {
-        name: "discover_services",
-        read: true,
-    },
-    Endpoint {
-        name: "audit_log",
-        read: true,
-    },
-    Endpoint {
-        name: "container_events",
-        read: true,
-    },
-    Endpoint {
-        name: "whoami",
-        read: true,
-    },
-    Endpoint {
-        name: "create_user_token",
-        read: false,
-    },
-    Endpoint {
-        name: "revoke_user_token",
-        read: false,
-    },
-    Endpoint {
-        name: "list_user_tokens",
-        read: true,
-    },
-    Endpoint {
-        name: "rotate_admin_key",
-        read: false,
-    },
-    Endpoint {
-        name: "update_container",
-        read: false,
-    },
-    Endpoint {
-        name: "reconcile",
-        read: false,
-    },
-    Endpoint {
-        name: "reconcile_status",
-        read: true,
-    },
-    Endpoint {
-        name: "get_user_quota",
-        read: true,
-    },
-    Endpoint {
-        name: "set_user_quota",
-        read: false,
-    },
-];
+/// The one table of the endpoints, in the order of the documentation: `read` ones take GET and
+/// POST, `write` ones POST only, each name is its handler's, and the statuses are the errors it
+/// may answer besides those any endpoint may (400, 401, 405, 413, 500). [`ENDPOINTS`], the routes of
+/// [`configure`] and the paths of the OpenAPI document (`openapi.rs`) all come from it: the
+/// macro hands the list to the macro `$then`, which writes what it needs of it.
+///
+/// A new endpoint is one line here, its handler (with its `#[utoipa::path]`), its parameter set
+/// in `params_types.rs`, and its row in the authorization matrix (`tests/it/authz.rs`, whose
+/// completeness test iterates [`ENDPOINTS`]).
+macro_rules! endpoint_table {
+    ($then:ident) => {
+        $then! {
+            write create_container [403, 409, 422, 503, 507],
+            read list_containers [403, 422],
+            read get_container [403, 404, 409, 503],
+            write delete_container [403, 404, 409, 503],
+            write start_container [403, 404, 409, 503],
+            write stop_container [403, 404, 409, 503],
+            write restart_container [403, 404, 409, 503],
+            read container_logs [403, 404, 409, 422, 503],
+            write container_exec [403, 404, 409, 422, 503, 504],
+            write add_ssh_key_to_container [403, 404, 409, 422, 503],
+            write remove_ssh_key_from_container [403, 404, 409, 422, 503],
+            read list_container_ssh_keys [403, 404, 409, 422],
+            read get_container_ssh_info [403, 404, 409, 422],
+            write register_ssh_key [403, 404, 409, 422, 503],
+            read get_my_ssh_info [403, 422],
+            read container_stats [403, 404, 409, 503],
+            read list_ssh_containers [403, 422],
+            read list_types [],
+            read docker_health [503],
+            read list_all_docker_containers [403, 503],
+            read discover_services [403, 503],
+            read audit_log [403, 422],
+            read container_events [429, 503],
+            read whoami [],
+            write create_user_token [403, 422],
+            write revoke_user_token [403, 404, 422],
+            read list_user_tokens [403],
+            write rotate_admin_key [403, 409],
+            write update_container [403, 404, 409, 422, 503],
+            write reconcile [403, 503],
+            read reconcile_status [403],
+            read get_user_quota [403, 422],
+            write set_user_quota [403, 422],
+        }
+    };
+}
+pub(crate) use endpoint_table;
+
+/// `true` for `read`, `false` for `write`.
+macro_rules! is_read {
+    (read) => {
+        true
+    };
+    (write) => {
+        false
+    };
+}
+
+/// [`ENDPOINTS`] and the registration of every handler, from [`endpoint_table`].
+macro_rules! endpoints_and_routes {
+    ($($kind:ident $name:ident [$($status:literal),*],)*) => {
+        /// Every endpoint, in the order of the documentation (from `endpoint_table!`).
+        pub const ENDPOINTS: &[Endpoint] = &[$(Endpoint {
+            name: stringify!($name),
+            read: is_read!($kind),
+            errors: &[$($status),*],
+        }),*];
+
+        /// Registers every endpoint of the table on `scope`, each under its name.
+        fn register(scope: actix_web::Scope) -> actix_web::Scope {
+            scope$(.service($kind(stringify!($name), $name)))*
+        }
+    };
+}
+
+endpoint_table!(endpoints_and_routes);
 
 /// The default number of log lines.
 pub const DEFAULT_TAIL: u64 = 100;
@@ -204,47 +145,11 @@ const LOGS_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// Registers every endpoint.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::scope(API_PREFIX)
+        register(web::scope(API_PREFIX))
             // The audit trail sees the answer as the handler gave it (the envelope wraps it).
             .wrap(actix_web::middleware::from_fn(crate::audit::record))
             // The ToolBox answer mode rewrites finished answers; native ones pass untouched.
-            .wrap(actix_web::middleware::from_fn(crate::toolbox::envelope))
-            .service(write("create_container", create_container))
-            .service(read("list_containers", list_containers))
-            .service(read("get_container", get_container))
-            .service(write("delete_container", delete_container))
-            .service(write("start_container", start_container))
-            .service(write("stop_container", stop_container))
-            .service(write("restart_container", restart_container))
-            .service(read("container_logs", container_logs))
-            .service(write("container_exec", container_exec))
-            .service(write("add_ssh_key_to_container", add_ssh_key_to_container))
-            .service(write(
-                "remove_ssh_key_from_container",
-                remove_ssh_key_from_container,
-            ))
-            .service(read("list_container_ssh_keys", list_container_ssh_keys))
-            .service(read("get_container_ssh_info", get_container_ssh_info))
-            .service(write("register_ssh_key", register_ssh_key))
-            .service(read("get_my_ssh_info", get_my_ssh_info))
-            .service(read("container_stats", container_stats))
-            .service(read("list_ssh_containers", list_ssh_containers))
-            .service(read("list_types", list_types))
-            .service(read("docker_health", docker_health))
-            .service(read("list_all_docker_containers", list_all_docker_containers))
-            .service(read("discover_services", discover_services))
-            .service(read("audit_log", audit_log))
-            .service(read("container_events", container_events))
-            .service(read("whoami", whoami))
-            .service(write("create_user_token", create_user_token))
-            .service(write("revoke_user_token", revoke_user_token))
-            .service(read("list_user_tokens", list_user_tokens))
-            .service(write("rotate_admin_key", rotate_admin_key))
-            .service(write("update_container", update_container))
-            .service(write("reconcile", reconcile))
-            .service(read("reconcile_status", reconcile_status))
-            .service(read("get_user_quota", get_user_quota))
-            .service(write("set_user_quota", set_user_quota)),
+            .wrap(actix_web::middleware::from_fn(crate::toolbox::envelope)),
     );
 }
 
@@ -395,7 +300,7 @@ pub async fn create_container(state: Data<AppState>, call: Call) -> Answer {
     })
     .await?;
     Ok(HttpResponse::Created().json(CreatedAnswer {
-        container: container_json(&outcome.spec),
+        container: container_json(&outcome.spec)?,
         route_error: outcome.route_error,
     }))
 }
@@ -431,7 +336,11 @@ pub async fn list_containers(state: Data<AppState>, call: Call) -> Answer {
     };
     let body = Bytes::from(
         serde_json::to_vec(&ListingAnswer {
-            containers: listing.containers.iter().map(container_json).collect(),
+            containers: listing
+                .containers
+                .iter()
+                .map(container_json)
+                .collect::<Result<_, _>>()?,
             stale: listing.stale,
         })
         .map_err(|e| cm_core::Error::internal("the listing could not be written as JSON").with_source(e))?,
@@ -466,12 +375,12 @@ pub async fn get_container(state: Data<AppState>, call: Call) -> Answer {
         .authorized(&call.principal, &p.container_id, Action::ReadContainer)
         .await?;
     let spec = state.manager.with_status(spec).await?;
-    let mut container = container_json(&spec);
+    let mut container = container_json(&spec)?;
     if let Some(usage) = state.manager.disk_usage(&spec).await? {
-        container["disk_usage"] = json!(usage);
+        container["disk_usage"] = to_json(usage)?;
     }
     if p.health == Some(true) {
-        container["health"] = json!(state.manager.health(&spec).await?);
+        container["health"] = to_json(state.manager.health(&spec).await?)?;
     }
     Ok(about(
         HttpResponse::Ok().json(ContainerAnswer { container }),
@@ -571,7 +480,7 @@ async fn lifecycle(state: Data<AppState>, call: Call, what: Lifecycle) -> Answer
     let manager = state.manager.clone();
     let name = spec.container_name.to_string();
     let spec = detached(async move { manager.lifecycle(&name, what).await }).await?;
-    Ok(container_answer(&spec))
+    container_answer(&spec)
 }
 
 /// Read a container's logs
@@ -663,9 +572,8 @@ pub async fn container_exec(state: Data<AppState>, req: HttpRequest, call: Call)
         .authorized(&call.principal, &p.container_id, Action::Exec)
         .await?;
     let command = match p.command {
-        Some(CommandParam::Words(words)) => Command::from_args(words),
-        Some(CommandParam::Line(line)) => Command::parse(&line),
-        None => return Err(ApiError::bad_request("parameter command is required").for_field("command")),
+        CommandParam::Words(words) => Command::from_args(words),
+        CommandParam::Line(line) => Command::parse(&line),
     }
     .map_err(|e| e.for_field("command"))?;
     let timeout = Duration::from_secs(seconds);
@@ -940,7 +848,7 @@ pub async fn container_stats(state: Data<AppState>, call: Call) -> Answer {
         .await?;
     let stats = state.manager.stats(spec.container_name.as_str()).await?;
     Ok(about(
-        HttpResponse::Ok().json(json!({ "container_name": spec.container_name, "stats": stats })),
+        HttpResponse::Ok().json(json!({ "container_name": spec.container_name, "stats": to_json(stats)? })),
         &spec,
     ))
 }
@@ -963,7 +871,11 @@ pub async fn list_ssh_containers(state: Data<AppState>, call: Call) -> Answer {
     let scope = listing_scope(&call.principal, p.user_id.as_deref(), p.all.unwrap_or(false))?;
     let listing = state.manager.list_ssh(scope.as_ref()).await?;
     Ok(HttpResponse::Ok().json(ListingAnswer {
-        containers: listing.containers.iter().map(container_json).collect(),
+        containers: listing
+            .containers
+            .iter()
+            .map(container_json)
+            .collect::<Result<_, _>>()?,
         stale: listing.stale,
     }))
 }
@@ -983,7 +895,12 @@ pub async fn list_types(state: Data<AppState>, call: Call) -> Answer {
     call.principal
         .authorize(Action::ReadContainer, None, state.user_actions())?;
     Ok(HttpResponse::Ok().json(TypesAnswer {
-        types: state.manager.types().into_iter().map(type_json).collect(),
+        types: state
+            .manager
+            .types()
+            .into_iter()
+            .map(type_json)
+            .collect::<Result<_, _>>()?,
     }))
 }
 
@@ -1215,7 +1132,7 @@ pub async fn get_user_quota(state: Data<AppState>, call: Call) -> Answer {
         .listing_scope(Some(&user), false)
         .map_err(ApiError::from)?;
     let report = state.manager.quota(&user).await?;
-    Ok(HttpResponse::Ok().json(json!({ "quota": report })))
+    Ok(HttpResponse::Ok().json(json!({ "quota": to_json(report)? })))
 }
 
 /// Override a user's quota (admin only)
@@ -1276,7 +1193,7 @@ pub async fn set_user_quota(state: Data<AppState>, call: Call) -> Answer {
         .manager
         .change_quota(&user, changes, p.clear == Some(true))
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "quota": report })))
+    Ok(HttpResponse::Ok().json(json!({ "quota": to_json(report)? })))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1427,7 +1344,7 @@ pub async fn update_container(state: Data<AppState>, call: Call) -> Answer {
     let manager = state.manager.clone();
     let name = spec.container_name.to_string();
     let updated = detached(async move { manager.update(&name, image).await }).await?;
-    Ok(container_answer(&updated))
+    container_answer(&updated)
 }
 
 /// Reconcile now (admin only)
@@ -1491,13 +1408,13 @@ fn listing_scope(
     Ok(principal.listing_scope(named.as_ref(), all)?)
 }
 
-fn container_answer(spec: &cm_core::ContainerSpec) -> HttpResponse {
-    about(
+fn container_answer(spec: &cm_core::ContainerSpec) -> Answer {
+    Ok(about(
         HttpResponse::Ok().json(ContainerAnswer {
-            container: container_json(spec),
+            container: container_json(spec)?,
         }),
         spec,
-    )
+    ))
 }
 
 /// Marks an answer as being about `spec` (for the ToolBox answer mode's original fields).

@@ -69,7 +69,10 @@ pub async fn envelope(
     let bytes = actix_web::body::to_bytes(response.into_body())
         .await
         .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))?;
-    let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    // Our own JSON answer that does not read back is a bug: a 500, not an envelope around `null`.
+    let answer: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        crate::error::ApiError::internal(format!("an answer could not be read back as JSON: {e}"))
+    })?;
     let server_ip = state.as_ref().map(|s| s.manager.ssh_host()).unwrap_or_default();
     let context = Context {
         resolved: resolved.as_ref().map(|r| &r.0),

@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::actions::{detached, safe_back};
 use super::render::{PageError, see_other};
-use super::session::Flash;
 use super::viewer::{PageResult, Posted, Viewer};
 use super::views::{ContainerView, to_value};
 use crate::error::ErrorCode;
+use crate::sessions::Flash;
 
 /// The most containers one bulk form may name.
 pub const BULK_LIMIT: usize = 500;

@@ -1,7 +1,7 @@
 //! The web dashboard, served by `cm-api` itself: server-rendered pages (minijinja, auto-escaped),
 //! a little plain JavaScript, every asset embedded in the binary.
 //!
-//! - Sessions ([`session`]) are server-side; the cookie holds a random id, never a credential.
+//! - Sessions ([`crate::sessions`]) are server-side; the cookie holds a random id, never a credential.
 //!   Every request re-authenticates through [`cm_core::Auth`], and authorization is
 //!   [`cm_core::Principal::authorize`] against the container's real owner, exactly as in the REST
 //!   handlers.
@@ -23,19 +23,15 @@ mod health;
 mod listing;
 mod pages;
 mod render;
-mod session;
 mod ui;
 mod viewer;
 mod views;
 
 pub(crate) use assets::{serve as serve_asset, url as asset_url};
 pub(crate) use render::security_headers;
-pub(crate) use session::{cookie_values, is_https};
 
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse, middleware};
-
-pub use session::Sessions;
 
 /// Registers the dashboard's pages, endpoints and assets (after the API, whose paths win).
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -16,8 +16,8 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Serialize;
 
 use super::assets;
-use super::session::clear_session_cookie;
 use super::views::to_value;
+use crate::sessions::clear_session_cookie;
 
 /// The Content-Security-Policy of every answer: our own files only, no inline script or style,
 /// no framing, forms post only to us.

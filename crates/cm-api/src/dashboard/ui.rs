@@ -12,9 +12,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::render::PageError;
-use super::session::tokens_match;
 use super::viewer::{PageResult, Viewer};
 use super::views::status_class;
+use crate::sessions::tokens_match;
 
 /// The header carrying the CSRF token of script requests that are POSTs.
 pub const CSRF_HEADER: &str = "x-csrf-token";

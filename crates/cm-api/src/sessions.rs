@@ -6,6 +6,10 @@
 //! revoked token or a rotated admin key ends the sessions made with it at their next request.
 //! Sessions end after [`IDLE_LIMIT`] without a request, after [`ABSOLUTE_LIMIT`] in any case, and
 //! at logout. Each session has its own CSRF token, compared in constant time.
+//!
+//! The store and the cookie helpers live outside `dashboard/` because the REST side (`call.rs`:
+//! the state every handler shares, ToolBox's session cookie) and the gate need them too: the
+//! dashboard imports the REST side's state, never the other way round.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
