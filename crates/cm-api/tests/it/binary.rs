@@ -332,7 +332,8 @@ fn sigterm_ends_followed_logs_and_stops_the_server_promptly() {
     );
     assert_eq!(status, 201, "{created}");
     let follow_path = format!(
-        "{}?container_id={user}_custom&tail=1&follow=true",
+        // A few lines: after the start line may come the create's probe of the app (`HEAD /`).
+        "{}?container_id={user}_custom&tail=5&follow=true",
         api("container_logs")
     );
     let mut follow = open_stream(server.port, "GET", &follow_path, &headers).expect("the follow answers");
