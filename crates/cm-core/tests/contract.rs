@@ -25,3 +25,46 @@ impl StoreSubject for Memory {
 cm_core::store_contract!(crate::Memory(std::sync::Arc::new(
     cm_core::testing::MemoryStore::default()
 )));
+
+/// The fake engine, with the contract's image.
+struct Fake(cm_core::testing::FakeRuntime);
+
+impl Fake {
+    fn new() -> Option<Self> {
+        let runtime = cm_core::testing::FakeRuntime::new();
+        runtime.add_image("cm-base:bookworm");
+        Some(Fake(runtime))
+    }
+}
+
+impl cm_core::contract::runtime::RuntimeSubject for Fake {
+    fn runtime(&self) -> &dyn cm_core::ContainerRuntime {
+        &self.0
+    }
+
+    fn labels(&self) -> std::collections::BTreeMap<String, String> {
+        std::collections::BTreeMap::from([("cm.test".to_owned(), "fake".to_owned())])
+    }
+
+    fn user(&self, name: &str) -> cm_core::UserId {
+        cm_core::UserId::parse(name).unwrap()
+    }
+
+    fn image(&self) -> cm_core::ImageRef {
+        cm_core::ImageRef::parse("cm-base:bookworm").unwrap()
+    }
+
+    fn ports(&self) -> cm_core::PortRange {
+        cm_core::PortRange::new(9000, 9100).unwrap()
+    }
+
+    fn subnets(&self) -> cm_core::SubnetPool {
+        cm_core::SubnetPool::new(cm_core::Subnet::parse("10.201.0.0/16").unwrap(), 28).unwrap()
+    }
+
+    fn limit(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(5)
+    }
+}
+
+cm_core::runtime_contract!(crate::Fake::new());
