@@ -388,6 +388,10 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
         let mut engine = self.check(FakeOp::RemoveVolume)?;
+        // Like the engine: a volume a container holds (running or not) stays.
+        if engine.containers.values().any(|c| c.plan.volume.as_str() == name) {
+            return Err(Error::conflict(format!("volume {name} is in use")));
+        }
         engine.volumes.remove(name);
         engine.volume_caps.remove(name);
         Ok(())

@@ -320,7 +320,8 @@ pub async fn volumes_are_ensured_once_per_owner_listed_and_removed(subject: &imp
 
 /// A container is created (inspectable by id and name, not running), started (running, its
 /// port published, listed by its labels and not by others), restarted, stopped, refused removal
-/// while running unless forced, and gone after removal; removing it again is no error.
+/// while running unless forced (its network and volume are refused removal while it exists), and
+/// gone after removal (starting it is `NotFound`); removing it again is no error.
 pub async fn a_container_lives_through_create_start_stop_and_remove(subject: &impl RuntimeSubject) {
     let runtime = subject.runtime();
     let setup = setup(subject, "life").await;
@@ -432,6 +433,18 @@ pub async fn a_container_lives_through_create_start_stop_and_remove(subject: &im
         !published.contains(&port),
         "a stopped container publishes nothing"
     );
+    let err = bounded(
+        subject,
+        "remove_volume",
+        runtime.remove_volume(setup.volume.name.as_str()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Conflict,
+        "removing a volume a container holds"
+    );
     bounded(
         subject,
         "remove_container",
@@ -439,6 +452,10 @@ pub async fn a_container_lives_through_create_start_stop_and_remove(subject: &im
     )
     .await
     .unwrap();
+    let err = bounded(subject, "start_container", runtime.start_container(&id))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "starting a removed container");
     assert_eq!(
         bounded(subject, "inspect_container", runtime.inspect_container(&id))
             .await
