@@ -217,8 +217,9 @@ async fn exec(
     }
 }
 
-/// A network is created once, then found; its subnet is the engine's; it is listed with its
-/// labels; it is removed, and removing it again is no error.
+/// A network is created once, then found; another owner's plan of the same name is a conflict;
+/// its subnet is the engine's; it is listed with its labels (a network without our `managed-by`
+/// label is not); it is removed, and removing it again is no error.
 pub async fn networks_are_ensured_once_listed_and_removed(subject: &impl RuntimeSubject) {
     let runtime = subject.runtime();
     let setup = setup(subject, "net").await;
@@ -235,6 +236,44 @@ pub async fn networks_are_ensured_once_listed_and_removed(subject: &impl Runtime
             .unwrap(),
         Ensured::Existing
     );
+    let stranger = NetworkPlan {
+        labels: owner_labels(&subject.user("stranger"), None, &subject.labels()),
+        ..plan.clone()
+    };
+    let err = bounded(subject, "ensure_network", runtime.ensure_network(&stranger))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Conflict,
+        "another owner's network of the name"
+    );
+    // A network without our `managed-by` label is not listed as ours.
+    let taken = bounded(subject, "network_subnets", runtime.network_subnets())
+        .await
+        .unwrap();
+    let foreign = NetworkPlan {
+        name: NetworkName::of(&subject.user("foreign")),
+        subnet: subject.subnets().pick(&taken).unwrap(),
+        labels: subject.labels(),
+    };
+    bounded(subject, "ensure_network", runtime.ensure_network(&foreign))
+        .await
+        .unwrap();
+    let listed = bounded(subject, "list_managed_networks", runtime.list_managed_networks())
+        .await
+        .unwrap();
+    assert!(
+        listed.iter().all(|n| n.name != foreign.name.as_str()),
+        "{listed:?}"
+    );
+    bounded(
+        subject,
+        "remove_network",
+        runtime.remove_network(foreign.name.as_str()),
+    )
+    .await
+    .unwrap();
     let subnets = bounded(subject, "network_subnets", runtime.network_subnets())
         .await
         .unwrap();
