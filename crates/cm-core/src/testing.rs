@@ -477,6 +477,9 @@ impl ContainerRuntime for FakeRuntime {
             .get_mut(id)
             .ok_or_else(|| Error::not_found(format!("no such container: {id}")))?;
         c.status = ContainerStatus::Running;
+        // Like the engine: the old process dies, a new one starts.
+        engine.emit(id, "die");
+        engine.emit(id, "start");
         Ok(())
     }
 

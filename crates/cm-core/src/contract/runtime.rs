@@ -669,7 +669,8 @@ pub async fn logs_keep_their_tail(subject: &impl RuntimeSubject) {
     teardown(subject, &setup, &id).await;
 }
 
-/// A subscriber to the engine's events hears a container start, then its removal, by id. A
+/// A subscriber to the engine's events hears a container start, start again on a restart, then
+/// its removal, by id. A
 /// real engine's stream asks the engine when it is first polled, the fake's at once: so the
 /// check polls it from the start and starts the container again until a start is heard.
 pub async fn events_tell_starts_and_removals(subject: &impl RuntimeSubject) {
@@ -720,6 +721,13 @@ pub async fn events_tell_starts_and_removals(subject: &impl RuntimeSubject) {
             .unwrap();
     }
     assert!(started, "no start event was heard");
+    bounded(subject, "restart_container", runtime.restart_container(&id))
+        .await
+        .unwrap();
+    assert!(
+        hear("start", subject.limit()).await,
+        "no start event was heard after a restart"
+    );
     bounded(
         subject,
         "remove_container",
