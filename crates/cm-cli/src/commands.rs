@@ -124,13 +124,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let settings = load_settings()?;
     if let Command::Types = cli.command {
-        let types = settings
-            .config
-            .types
-            .values()
-            .map(serde_json::to_value)
-            .collect::<Result<Vec<_>, _>>()?;
-        return print_types(&types, json);
+        return print_types(&types_of(&settings.config)?, json);
     }
     if let Command::Audit {
         user,
@@ -140,31 +134,114 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     } = &cli.command
     {
         let auditor = cm_wiring::build_auditor(&settings)?;
-        let target = match container {
-            Some(reference) => Some(build_manager(&settings).await?.audit_target(reference).await.0),
+        let manager = match container {
+            Some(_) => Some(build_manager(&settings).await?),
             None => None,
         };
-        let query = cm_core::AuditQuery {
-            user: user.as_deref().map(UserId::parse).transpose()?,
-            target,
-            since: since.as_deref().map(LogRequest::parse_since).transpose()?,
-            limit: Some(*limit),
-        };
-        return print_audit(&auditor.query(&query).await?, json);
+        return audit_query(&auditor, manager.as_ref(), user, container, since, *limit, json).await;
     }
     // Tokens and nginx need no manager (nginx setup may run before any database exists).
-    let manager = match cli.command {
-        Command::Token(_) | Command::Nginx(_) => None,
-        _ => Some(build_manager(&settings).await?),
-    };
-    let planned = crate::audit::planned(&cli.command, manager.as_ref()).await;
+    if let Command::Token(_) | Command::Nginx(_) = cli.command {
+        let planned = crate::audit::planned(&cli.command, None).await;
+        let auditor = match planned {
+            Some(_) => Some(cm_wiring::build_auditor(&settings)?),
+            None => None,
+        };
+        let outcome = match cli.command {
+            Command::Token(command) => {
+                let auth = cm_wiring::build_credentials(&settings)?;
+                token(&TokenBackend::Local(&auth), command, json).await
+            }
+            Command::Nginx(command) => nginx(settings, command, json).await,
+            _ => unreachable!("matched above"),
+        };
+        record(planned, auditor.as_ref(), &outcome).await;
+        return outcome;
+    }
+    let manager = build_manager(&settings).await?;
+    if let Command::Health = cli.command {
+        return local_health(&manager, &settings, json).await;
+    }
+    let planned = crate::audit::planned(&cli.command, Some(&manager)).await;
     let auditor = match planned {
         Some(_) => Some(cm_wiring::build_auditor(&settings)?),
         None => None,
     };
-    let outcome = execute_local(settings, manager, cli.command, json).await;
+    let outcome = on_host(manager, cli.command, json).await;
+    record(planned, auditor.as_ref(), &outcome).await;
+    outcome
+}
+
+/// What the commands of [`execute_with`] run against: a manager and an audit trail, built by the
+/// caller (the tests: over cm-core's fakes).
+pub struct Host {
+    /// The manager the commands call.
+    pub manager: Manager,
+    /// Where changes are recorded and `cm audit` reads from.
+    pub auditor: cm_core::Auditor,
+}
+
+/// Runs `cli` against `host` as `cm` would run it on a host with that manager and audit trail,
+/// printing to `out` instead of stdout (stderr stays stderr). Errors come back unprinted, as
+/// [`run`] would print them. The commands that need the host's files, database or network
+/// themselves (`--api`, `health`, `token`, `nginx`, `completions`, `man`, `generate-key`) are
+/// refused.
+pub async fn execute_with(
+    host: &Host,
+    cli: Cli,
+    out: Box<dyn std::io::Write + Send>,
+) -> anyhow::Result<ExitCode> {
+    output::to_writer(out, on_injected_host(host, cli)).await
+}
+
+async fn on_injected_host(host: &Host, cli: Cli) -> anyhow::Result<ExitCode> {
+    let json = cli.json;
+    if cli.api.is_some() {
+        anyhow::bail!("an injected host runs commands locally: --api is not taken");
+    }
+    match &cli.command {
+        Command::Types => return print_types(&types_of(host.manager.config())?, json),
+        Command::Audit {
+            user,
+            container,
+            since,
+            limit,
+        } => {
+            return audit_query(
+                &host.auditor,
+                Some(&host.manager),
+                user,
+                container,
+                since,
+                *limit,
+                json,
+            )
+            .await;
+        }
+        Command::Health
+        | Command::Token(_)
+        | Command::Nginx(_)
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::GenerateKey => {
+            anyhow::bail!("this command needs the host's own files or database, not an injected manager")
+        }
+        _ => {}
+    }
+    let planned = crate::audit::planned(&cli.command, Some(&host.manager)).await;
+    let outcome = on_host(host.manager.clone(), cli.command, json).await;
+    record(planned, Some(&host.auditor), &outcome).await;
+    outcome
+}
+
+/// Records a command's entry, if it has one, with its outcome.
+async fn record(
+    planned: Option<cm_core::AuditEntry>,
+    auditor: Option<&cm_core::Auditor>,
+    outcome: &anyhow::Result<ExitCode>,
+) {
     if let (Some(entry), Some(auditor)) = (planned, auditor) {
-        let entry = match &outcome {
+        let entry = match outcome {
             Ok(code) if *code == ExitCode::SUCCESS => entry,
             Ok(_) => entry.failed("failed"),
             Err(e) => entry.failed(
@@ -174,7 +251,39 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         };
         auditor.record(entry).await;
     }
-    outcome
+}
+
+/// The configured container types as JSON, as cm-api lists them.
+fn types_of(config: &cm_core::Config) -> anyhow::Result<Vec<serde_json::Value>> {
+    Ok(config
+        .types
+        .values()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// `cm audit` on the host; `manager` resolves `--container` (needed only then).
+async fn audit_query(
+    auditor: &cm_core::Auditor,
+    manager: Option<&Manager>,
+    user: &Option<String>,
+    container: &Option<String>,
+    since: &Option<String>,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let target = match (container, manager) {
+        (Some(reference), Some(manager)) => Some(manager.audit_target(reference).await.0),
+        (Some(_), None) => anyhow::bail!("internal: no manager to resolve the container"),
+        (None, _) => None,
+    };
+    let query = cm_core::AuditQuery {
+        user: user.as_deref().map(UserId::parse).transpose()?,
+        target,
+        since: since.as_deref().map(LogRequest::parse_since).transpose()?,
+        limit: Some(limit),
+    };
+    print_audit(&auditor.query(&query).await?, json)
 }
 
 /// `cm audit`.
@@ -187,26 +296,9 @@ fn print_audit(entries: &[cm_core::AuditEntry], json: bool) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// The commands that run on this host, against its database and engine.
-async fn execute_local(
-    settings: Settings,
-    manager: Option<Manager>,
-    command: Command,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    if let Command::Token(command) = command {
-        let auth = cm_wiring::build_credentials(&settings)?;
-        return token(&TokenBackend::Local(&auth), command, json).await;
-    }
-    if let Command::Nginx(command) = command {
-        return nginx(settings, command, json).await;
-    }
-    let Some(manager) = manager else {
-        return Err(anyhow::anyhow!("internal: no manager for this command"));
-    };
-    if let Command::Health = command {
-        return local_health(&manager, &settings, json).await;
-    }
+/// The commands that run on this host against its manager, after the ones that need the
+/// host's files (health, tokens, nginx).
+async fn on_host(manager: Manager, command: Command, json: bool) -> anyhow::Result<ExitCode> {
     if let Command::Routes { action } = command {
         return routes(&manager, action, json).await;
     }
@@ -231,7 +323,7 @@ async fn execute_local(
         };
         return adopt(&manager, &options, records.as_deref(), json).await;
     }
-    let ssh_host = settings.config.ssh.server_host.clone();
+    let ssh_host = manager.config().ssh.server_host.clone();
     on_backend(&Backend::Local(Box::new(manager)), Some(ssh_host), command, json).await
 }
 
@@ -374,7 +466,7 @@ async fn on_backend(
             let image = image.as_deref().map(cm_core::ImageRef::parse).transpose()?;
             let spec = backend.update(&id, image).await?;
             if json {
-                output::json(&spec)?;
+                output::json(&shown(&spec))?;
             } else {
                 output::line(&format!(
                     "updated {} to {} ({}), port 127.0.0.1:{}",
@@ -823,7 +915,7 @@ async fn create(backend: &Backend, args: CreateArgs, json: bool) -> anyhow::Resu
     }
     let outcome = outcome?;
     if json {
-        output::json(&outcome.spec)?;
+        output::json(&shown(&outcome.spec))?;
     } else {
         let spec = &outcome.spec;
         output::line(&format!(
@@ -855,9 +947,18 @@ async fn create(backend: &Backend, args: CreateArgs, json: bool) -> anyhow::Resu
     Ok(())
 }
 
+/// A record as `--json` prints it after a change: secret-looking values hidden, as `cm get`
+/// (without `--show-secrets`), the API and the dashboard show them.
+fn shown(spec: &cm_core::ContainerSpec) -> cm_core::ContainerSpec {
+    cm_core::ContainerSpec {
+        env: spec.env.redacted(),
+        ..spec.clone()
+    }
+}
+
 fn lifecycle(spec: cm_core::ContainerSpec, verb: &str, json: bool) -> anyhow::Result<()> {
     if json {
-        output::json(&spec)
+        output::json(&shown(&spec))
     } else {
         output::line(&format!("{verb} {} ({})", spec.container_name, spec.status));
         Ok(())

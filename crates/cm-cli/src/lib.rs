@@ -8,4 +8,4 @@ mod commands;
 mod output;
 mod remote;
 
-pub use commands::{exit_code_of, run};
+pub use commands::{Host, execute_with, exit_code_of, run};

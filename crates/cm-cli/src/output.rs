@@ -17,12 +17,37 @@ pub fn line(text: &str) {
     raw(&format!("{text}\n"));
 }
 
+/// Where a command's output goes instead of stdout: the writer `crate::execute_with` was given.
+pub type Sink = std::sync::Mutex<Box<dyn Write + Send>>;
+
+tokio::task_local! {
+    /// The writer of the command running in this task, when one was injected.
+    static SINK: Sink;
+}
+
+/// Runs `work` with everything it prints going to `out` instead of stdout (within this task;
+/// `cm`'s commands print from the task that runs them).
+pub async fn to_writer<T>(out: Box<dyn Write + Send>, work: impl Future<Output = T>) -> T {
+    SINK.scope(std::sync::Mutex::new(out), work).await
+}
+
 /// Writes raw text (log output) without adding a newline. Every write of `cm` to stdout comes
 /// here: when the reader has gone (`cm list | head -1`), `cm` ends quietly with success, as the
-/// reader asked for no more; any other write error ends it with a message.
+/// reader asked for no more; any other write error ends it with a message. Inside
+/// [`to_writer`], the text goes to that writer instead.
 pub fn raw(text: &str) {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    let injected = SINK.try_with(|sink| {
+        let mut out = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    });
+    let written = match injected {
+        Ok(written) => written,
+        Err(_) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        }
+    };
+    match written {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         Err(e) => {

@@ -29,6 +29,8 @@ mod spec;
 mod values;
 
 #[cfg(feature = "testing")]
+pub mod contract;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use adopt::{AdoptOptions, AdoptOutcome, Adoption, OriginalRecords};

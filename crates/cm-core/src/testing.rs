@@ -319,7 +319,14 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn ensure_network(&self, plan: &NetworkPlan) -> Result<Ensured> {
         let mut engine = self.check(FakeOp::EnsureNetwork)?;
-        if engine.networks.contains_key(plan.name.as_str()) {
+        if let Some(existing) = engine.networks.get(plan.name.as_str()) {
+            // Like cm-docker: a network of the name that is someone else's is a conflict.
+            if owner_of(&existing.labels) != owner_of(&plan.labels) {
+                return Err(Error::conflict(format!(
+                    "network {} belongs to someone else",
+                    plan.name
+                )));
+            }
             return Ok(Ensured::Existing);
         }
         engine.networks.insert(plan.name.to_string(), plan.clone());
@@ -347,13 +354,7 @@ impl ContainerRuntime for FakeRuntime {
     async fn ensure_volume(&self, plan: &VolumePlan) -> Result<Ensured> {
         let mut engine = self.check(FakeOp::EnsureVolume)?;
         if let Some(existing) = engine.volumes.get(plan.name.as_str()) {
-            let owner = |l: &BTreeMap<String, String>| {
-                (
-                    l.get(labels::USER_ID).cloned(),
-                    l.get(labels::CONTAINER_TYPE).cloned(),
-                )
-            };
-            if owner(existing) != owner(&plan.labels) {
+            if owner_of(existing) != owner_of(&plan.labels) {
                 return Err(Error::conflict(format!(
                     "volume {} belongs to someone else",
                     plan.name
@@ -388,6 +389,10 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
         let mut engine = self.check(FakeOp::RemoveVolume)?;
+        // Like the engine: a volume a container holds (running or not) stays.
+        if engine.containers.values().any(|c| c.plan.volume.as_str() == name) {
+            return Err(Error::conflict(format!("volume {name} is in use")));
+        }
         engine.volumes.remove(name);
         engine.volume_caps.remove(name);
         Ok(())
@@ -472,6 +477,9 @@ impl ContainerRuntime for FakeRuntime {
             .get_mut(id)
             .ok_or_else(|| Error::not_found(format!("no such container: {id}")))?;
         c.status = ContainerStatus::Running;
+        // Like the engine: the old process dies, a new one starts.
+        engine.emit(id, "die");
+        engine.emit(id, "start");
         Ok(())
     }
 
@@ -704,6 +712,9 @@ impl ContainerRuntime for FakeRuntime {
         Ok(engine
             .networks
             .values()
+            .filter(|n| {
+                n.labels.get(labels::MANAGED_BY).map(String::as_str) == Some(labels::MANAGED_BY_VALUE)
+            })
             .map(|n| ObservedObject {
                 name: n.name.to_string(),
                 id: format!("net-{}", n.name),
@@ -727,6 +738,15 @@ impl ContainerRuntime for FakeRuntime {
         });
         Ok(Box::pin(stream))
     }
+}
+
+/// Who an engine object belongs to, by its labels (as cm-docker judges it).
+fn owner_of(labels: &BTreeMap<String, String>) -> (Option<&String>, Option<&String>, Option<&String>) {
+    (
+        labels.get(labels::MANAGED_BY),
+        labels.get(labels::USER_ID),
+        labels.get(labels::CONTAINER_TYPE),
+    )
 }
 
 #[derive(Default)]

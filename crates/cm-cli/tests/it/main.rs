@@ -12,6 +12,7 @@ mod helpers;
 mod images;
 mod lifecycle;
 mod networks;
+mod output;
 mod races;
 mod reconcile;
 mod remote;
