@@ -22,10 +22,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ContainerType;
 use crate::error::{Error, Result};
-use crate::manager::{Manager, RESERVED_ENV, set_manager_env};
+use crate::manager::Manager;
 use crate::names::{ContainerName, NetworkName, TypeName, UserId, VolumeName, quote};
 use crate::ports::{ForeignContainer, NetworkPlan, ObservedContainer};
 use crate::spec::{ContainerSpec, labels, owner_labels, url_path};
+use crate::usecase::create::{RESERVED_ENV, set_manager_env};
 use crate::values::{EnvVars, ImageRef};
 
 /// The variable the original passed a user's SSH key in.

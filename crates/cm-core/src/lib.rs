@@ -26,6 +26,7 @@ mod quota;
 mod reconcile;
 mod routing;
 mod spec;
+mod usecase;
 mod values;
 
 #[cfg(feature = "testing")]
@@ -54,10 +55,7 @@ pub use keys::{
 };
 pub use limits::Slot;
 pub use live::StatusView;
-pub use manager::{
-    Adapters, CreateForm, CreateOutcome, CreateRequest, DEFAULT_EXEC_TIMEOUT, DeleteOptions, KeyAdded,
-    Lifecycle, Listing, ListingRevision, Manager, PORT_TAKEN_FIELD, SshInfo, ssh_command,
-};
+pub use manager::{Adapters, Manager};
 pub use names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
 pub use network::{PortProbe, PortRange, Subnet, SubnetPool};
 pub use ports::{
@@ -75,6 +73,12 @@ pub use reconcile::{
 };
 pub use routing::{RouteAnswer, RouteDenial};
 pub use spec::{CRASH_LOOP_RESTARTS, ContainerSpec, ContainerStatus, labels, owner_labels, url_path};
+pub use usecase::create::{CreateForm, CreateOutcome, CreateRequest, PORT_TAKEN_FIELD};
+pub use usecase::delete::DeleteOptions;
+pub use usecase::exec::DEFAULT_EXEC_TIMEOUT;
+pub use usecase::keys::{KeyAdded, SshInfo, ssh_command};
+pub use usecase::lifecycle::Lifecycle;
+pub use usecase::lookup::{Listing, ListingRevision};
 pub use values::{
     Command, CpuLimit, DiskSize, EnvVars, ImageRef, LogRotation, MemoryLimit, REDACTED, SECRET_MARKERS,
     is_secret_name,
