@@ -32,7 +32,7 @@ pub struct Config {
     pub quota: crate::quota::UserQuota,
     /// What user tokens may do to their own containers (`[auth] user_actions`; default: all user
     /// actions, as in the original).
-    pub user_actions: crate::auth::UserActions,
+    pub user_actions: crate::actions::UserActions,
     /// How the API shapes its answers by default (`[api] envelope`).
     pub envelope: Envelope,
     /// ToolBox users sign in with their CloudM access tokens (`[auth.toolbox]`), when set.
@@ -748,11 +748,11 @@ impl RawConfig {
         let raw_auth = self.auth.unwrap_or_default();
         let toolbox_identity = raw_auth.toolbox.map(RawToolbox::build).transpose()?;
         let user_actions = match raw_auth.user_actions {
-            None => crate::auth::UserActions::default(),
-            Some(names) => crate::auth::UserActions::only(
+            None => crate::actions::UserActions::default(),
+            Some(names) => crate::actions::UserActions::only(
                 names
                     .iter()
-                    .map(|name| crate::auth::UserAction::parse(name))
+                    .map(|name| crate::actions::UserAction::parse(name))
                     .collect::<Result<Vec<_>>>()
                     .map_err(|e| e.context(format_args!("invalid configuration: [auth] user_actions")))?,
             ),

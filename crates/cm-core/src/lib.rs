@@ -5,6 +5,7 @@
 //! ones (cm-docker, cm-store, cm-nginx, cm-ssh) or, with the `testing` feature, the in-memory fakes
 //! in [`testing`].
 
+mod actions;
 mod adopt;
 mod audit;
 mod auth;

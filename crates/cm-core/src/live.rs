@@ -10,10 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-
-use crate::error::Result;
-use crate::manager::Manager;
 use crate::spec::ContainerStatus;
 
 /// The statuses of our containers by id, as the event feed last saw them.
@@ -43,10 +39,10 @@ impl Default for StatusView {
 }
 
 /// How many changes a slow event stream may fall behind before it starts over with a snapshot.
-const CHANGES_BUFFERED: usize = 1024;
+pub(crate) const CHANGES_BUFFERED: usize = 1024;
 
 /// The longest wait between reconnection attempts of the feed.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl StatusView {
     /// An empty view, not yet live.
@@ -82,7 +78,7 @@ impl StatusView {
         Some(statuses.get(id).copied().unwrap_or(ContainerStatus::Missing))
     }
 
-    fn replace(&self, statuses: BTreeMap<String, ContainerStatus>) {
+    pub(crate) fn replace(&self, statuses: BTreeMap<String, ContainerStatus>) {
         if let Ok(mut current) = self.statuses.write() {
             // What changed while the feed was away reaches the event streams too.
             for (id, status) in &statuses {
@@ -132,59 +128,10 @@ impl StatusView {
         self.changes.subscribe()
     }
 
-    fn mark_stale(&self) {
+    pub(crate) fn mark_stale(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.live.store(false, Ordering::Release);
         self.availability
             .send_if_modified(|live| std::mem::replace(live, false));
-    }
-}
-
-impl Manager {
-    /// Feeds `view` from the engine's events forever, reconnecting with a back-off when the engine
-    /// goes away. `on_connected` runs after each (re)connection, once the view is seeded: cm-api
-    /// reconciles there, so a returning engine is converged at once.
-    pub async fn feed_status_view(&self, view: Arc<StatusView>, on_connected: &(dyn Fn() + Send + Sync)) {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            let outcome = self.follow_events(&view, on_connected).await;
-            let was_live = view.is_live();
-            view.mark_stale();
-            match outcome {
-                Ok(()) => tracing::warn!("the engine's event stream ended; reconnecting"),
-                Err(e) => tracing::warn!(error = ?e, "the engine's event stream failed; reconnecting"),
-            }
-            backoff = if was_live {
-                Duration::from_secs(1)
-            } else {
-                (backoff * 2).min(MAX_BACKOFF)
-            };
-            tokio::time::sleep(backoff).await;
-        }
-    }
-
-    async fn follow_events(&self, view: &StatusView, on_connected: &(dyn Fn() + Send + Sync)) -> Result<()> {
-        let runtime = &self.adapters().runtime;
-        let mut events = runtime.container_events().await?;
-        // The request behind the stream is sent on its first poll: poll once before seeding, so
-        // no change between the listing and the subscription is lost.
-        let first = tokio::time::timeout(Duration::ZERO, events.next()).await;
-        let seeded = runtime.list_managed(&BTreeMap::new()).await?;
-        view.replace(seeded.into_iter().map(|c| (c.id, c.status)).collect());
-        tracing::info!("live container statuses from the engine's event stream");
-        on_connected();
-        if let Ok(Some(event)) = first {
-            self.apply_event(view, &event?.id).await?;
-        }
-        while let Some(event) = events.next().await {
-            self.apply_event(view, &event?.id).await?;
-        }
-        Ok(())
-    }
-
-    async fn apply_event(&self, view: &StatusView, id: &str) -> Result<()> {
-        let observed = self.adapters().runtime.inspect_container(id).await?;
-        view.set(id, observed.map(|c| c.status));
-        Ok(())
     }
 }

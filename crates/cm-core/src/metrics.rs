@@ -5,19 +5,19 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::error::{ErrorKind, Result};
-use crate::manager::Manager;
 
 /// The upper bounds of the duration histograms, in seconds.
-const BUCKETS: [f64; 11] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+pub(crate) const BUCKETS: [f64; 11] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
 /// One operation's histogram.
 #[derive(Debug, Default, Clone)]
-struct Histogram {
+pub(crate) struct Histogram {
     /// Counts per bucket (not cumulative), then above the last bound.
     buckets: [u64; BUCKETS.len() + 1],
     sum: f64,
@@ -25,7 +25,7 @@ struct Histogram {
 }
 
 impl Histogram {
-    fn observe(&mut self, seconds: f64) {
+    pub(crate) fn observe(&mut self, seconds: f64) {
         let at = BUCKETS
             .iter()
             .position(|b| seconds <= *b)
@@ -38,7 +38,7 @@ impl Histogram {
 
 /// One operation's outcomes (`ok` or the error kind's code) and durations.
 #[derive(Debug, Default, Clone)]
-struct OperationStats {
+pub(crate) struct OperationStats {
     results: BTreeMap<&'static str, u64>,
     durations: Histogram,
 }
@@ -108,7 +108,7 @@ impl Metrics {
     }
 
     /// The counters and histograms in the text format.
-    fn render(&self, out: &mut String) {
+    pub(crate) fn render(&self, out: &mut String) {
         let operations = self
             .operations
             .lock()
@@ -226,94 +226,17 @@ impl Metrics {
 }
 
 /// The `# HELP` and `# TYPE` lines of a metric family.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 /// A label value with `\`, `"` and line breaks escaped, as the text format wants.
-fn label(value: &str) -> String {
+pub(crate) fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-impl Manager {
-    /// Everything the manager measures, in Prometheus' text format: the counters since it
-    /// started, and gauges read now from the store and the live statuses.
-    pub async fn metrics_text(&self) -> Result<String> {
-        let mut out = String::new();
-        let listing = self.list_all().await?;
-        let mut containers: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for spec in &listing.containers {
-            *containers
-                .entry((spec.status.to_string(), spec.container_type.to_string()))
-                .or_default() += 1;
-        }
-        family(
-            &mut out,
-            "cm_containers",
-            "gauge",
-            "Containers by state and type.",
-        );
-        for ((state, kind), count) in &containers {
-            let _ = writeln!(
-                out,
-                "cm_containers{{state=\"{}\",type=\"{}\"}} {count}",
-                label(state),
-                label(kind)
-            );
-        }
-        let pool = self.config().port_pool;
-        let leased = self.leased_ports().await?;
-        let in_pool = leased.iter().filter(|p| pool.contains(**p)).count();
-        family(&mut out, "cm_port_pool_size", "gauge", "Host ports in the pool.");
-        let _ = writeln!(out, "cm_port_pool_size {}", pool.len());
-        family(
-            &mut out,
-            "cm_port_pool_leased",
-            "gauge",
-            "Host ports of the pool leased to containers.",
-        );
-        let _ = writeln!(out, "cm_port_pool_leased {in_pool}");
-        let subnets = self.adapters().store.subnet_leases().await?.len();
-        family(
-            &mut out,
-            "cm_subnet_pool_size",
-            "gauge",
-            "User networks the subnet pool can hold.",
-        );
-        let _ = writeln!(
-            out,
-            "cm_subnet_pool_size {}",
-            self.config().subnet_pool.capacity()
-        );
-        family(
-            &mut out,
-            "cm_subnet_pool_leased",
-            "gauge",
-            "Subnets leased to users.",
-        );
-        let _ = writeln!(out, "cm_subnet_pool_leased {subnets}");
-        let (execs, follows) = self.in_flight();
-        family(
-            &mut out,
-            "cm_exec_in_flight",
-            "gauge",
-            "Commands running in containers now.",
-        );
-        let _ = writeln!(out, "cm_exec_in_flight {execs}");
-        family(
-            &mut out,
-            "cm_log_follows_in_flight",
-            "gauge",
-            "Followed logs streaming now.",
-        );
-        let _ = writeln!(out, "cm_log_follows_in_flight {follows}");
-        self.metrics().render(&mut out);
-        Ok(out)
-    }
 }
 
 #[cfg(test)]
@@ -322,7 +245,7 @@ mod tests {
     use crate::error::Error;
 
     #[test]
-    fn histograms_are_cumulative_and_failures_counted_by_kind() {
+    pub(crate) fn histograms_are_cumulative_and_failures_counted_by_kind() {
         let metrics = Metrics::default();
         metrics.observe("create", &Ok::<(), Error>(()), Duration::from_millis(300));
         metrics.observe("create", &Ok::<(), Error>(()), Duration::from_secs(3));

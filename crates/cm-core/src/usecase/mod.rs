@@ -9,9 +9,15 @@
 pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod exec;
+pub(crate) mod health;
+pub(crate) mod idle;
 pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub(crate) mod lookup;
+pub(crate) mod metrics;
+pub(crate) mod quota;
+pub(crate) mod route_check;
 pub(crate) mod routes;
+pub(crate) mod status_feed;
 pub(crate) mod steps;
 pub(crate) mod update;
