@@ -117,3 +117,129 @@ fn each_outside_library_is_imported_by_its_adapter_only() {
         assert_eq!(importers(library), allowed, "who imports {library}");
     }
 }
+
+/// The modules of a crate's `src/` (`usecase::create`, `dashboard`, ...) and the modules of the
+/// same crate each one names (`crate::x`, `super::x`), its unit tests aside.
+fn module_graph(krate: &str) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = crates_dir().join(krate).join("src");
+    let mut files = Vec::new();
+    for file in sources(krate) {
+        let Ok(relative) = file.strip_prefix(&src) else {
+            continue;
+        };
+        let path = relative.with_extension("").to_string_lossy().replace('/', "::");
+        let name = path.strip_suffix("::mod").unwrap_or(&path).to_owned();
+        if name == "lib" || name == "main" || name.starts_with("bin::") {
+            continue;
+        }
+        files.push((name, file));
+    }
+    let known: BTreeSet<String> = files.iter().map(|(name, _)| name.clone()).collect();
+    // The longest known module a path names (`crate::usecase::create::X` is `usecase::create`).
+    let module_of = |path: &str| -> Option<String> {
+        let parts: Vec<&str> = path.split("::").collect();
+        (1..=parts.len())
+            .rev()
+            .map(|n| parts[..n].join("::"))
+            .find(|candidate| known.contains(candidate))
+    };
+    let ident = |rest: &str| -> String {
+        rest.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+            .collect::<String>()
+            .trim_end_matches(':')
+            .to_owned()
+    };
+    let mut graph = BTreeMap::new();
+    for (name, file) in &files {
+        let parent = name.rsplit_once("::").map_or("", |(parent, _)| parent);
+        let mut named = BTreeSet::new();
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            let code = line.trim_start();
+            if code.starts_with("mod tests") {
+                break;
+            }
+            if code.starts_with("//") {
+                continue;
+            }
+            for (at, _) in code.match_indices("crate::") {
+                if let Some(module) = module_of(&ident(&code[at + "crate::".len()..])) {
+                    named.insert(module);
+                }
+            }
+            for (at, _) in code.match_indices("super::") {
+                let path = ident(&code[at + "super::".len()..]);
+                let full = if parent.is_empty() {
+                    path
+                } else {
+                    format!("{parent}::{path}")
+                };
+                if let Some(module) = module_of(&full) {
+                    named.insert(module);
+                }
+            }
+        }
+        named.remove(name);
+        graph.insert(name.clone(), named);
+    }
+    graph
+}
+
+/// The modules of a crate that can reach themselves through the modules they name.
+fn modules_in_circles(krate: &str) -> Vec<String> {
+    let graph = module_graph(krate);
+    let reaches = |from: &str, to: &str| -> bool {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo: Vec<&str> = graph[from].iter().map(String::as_str).collect();
+        while let Some(next) = todo.pop() {
+            if next == to {
+                return true;
+            }
+            if seen.insert(next) {
+                todo.extend(graph.get(next).into_iter().flatten().map(String::as_str));
+            }
+        }
+        false
+    };
+    graph.keys().filter(|m| reaches(m, m)).cloned().collect()
+}
+
+#[test]
+fn no_crate_has_modules_that_name_each_other_in_a_circle() {
+    // Known circles, to be broken (#12): cm-api's REST, gate, audit and dashboard modules, and
+    // cm-bench's report and scenarios. Any other crate, and any new module, must stay free of them.
+    let known: [(&str, &[&str]); 2] = [
+        (
+            "cm-api",
+            &[
+                "audit",
+                "call",
+                "dashboard",
+                "dashboard::assets",
+                "dashboard::render",
+                "gate",
+                "params",
+                "params_types",
+                "routes",
+                "toolbox",
+            ],
+        ),
+        ("cm-bench", &["report", "scenarios"]),
+    ];
+    for entry in std::fs::read_dir(crates_dir()).unwrap().flatten() {
+        let krate = entry.file_name().to_string_lossy().into_owned();
+        let allowed: &[&str] = known.iter().find(|(k, _)| *k == krate).map_or(&[], |(_, m)| m);
+        let circles: Vec<String> = modules_in_circles(&krate)
+            .into_iter()
+            .filter(|m| !allowed.contains(&m.as_str()))
+            .collect();
+        assert!(
+            circles.is_empty(),
+            "{krate}: modules in a circle of imports: {circles:?}"
+        );
+    }
+    // The checker sees circles: the core's graph has edges, and cm-api's known circle is found.
+    assert!(module_graph("cm-core")["usecase::create"].contains("manager"));
+    assert!(modules_in_circles("cm-api").contains(&"routes".to_owned()));
+}
