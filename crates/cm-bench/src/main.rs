@@ -83,7 +83,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(json) = &args.render {
-        let md = report::Report::render(json)?;
+        let md = report::Report::render(json, &scenarios::WORDING)?;
         progress!("wrote {}", md.display());
         return Ok(());
     }
@@ -145,7 +145,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     report.finish().await;
-    let (md, json) = report.write(&args.out)?;
+    let (md, json) = report.write(&args.out, &scenarios::WORDING)?;
     progress!("wrote {} and {}", md.display(), json.display());
     bench.cleanup();
     let left = bench.leftovers();

@@ -331,25 +331,25 @@ impl Report {
     }
 
     /// Writes `benchmarks.md` again from a `benchmarks.json` (after a change of the wording).
-    pub fn render(json: &Path) -> anyhow::Result<PathBuf> {
+    pub fn render(json: &Path, wording: &Wording) -> anyhow::Result<PathBuf> {
         let report: Report = serde_json::from_str(&std::fs::read_to_string(json)?)?;
         let md = json.with_extension("md");
-        std::fs::write(&md, report.markdown())?;
+        std::fs::write(&md, report.markdown(wording))?;
         Ok(md)
     }
 
     /// Writes `benchmarks.md` and `benchmarks.json` into `dir`.
-    pub fn write(&self, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    pub fn write(&self, dir: &Path, wording: &Wording) -> anyhow::Result<(PathBuf, PathBuf)> {
         std::fs::create_dir_all(dir)?;
         let md = dir.join("benchmarks.md");
         let json = dir.join("benchmarks.json");
-        std::fs::write(&md, self.markdown())?;
+        std::fs::write(&md, self.markdown(wording))?;
         std::fs::write(&json, serde_json::to_string_pretty(self)? + "\n")?;
         let _ = std::fs::remove_file(self.partial_path());
         Ok((md, json))
     }
 
-    fn markdown(&self) -> String {
+    fn markdown(&self, wording: &Wording) -> String {
         let m = &self.machine;
         let mut out = String::new();
         let _ = writeln!(
@@ -415,7 +415,7 @@ impl Report {
              interleaved (A B A B ...), so that noise hits both. Below 1.00 cm is faster; for req/s rows, \
              above 1.00 cm is faster. Spread is p10-p90 from 10 samples on, min-max below that.\n\n",
         );
-        out.push_str(&crate::scenarios::summary(self));
+        out.push_str(&(wording.summary)(self));
         for section in &self.sections {
             let _ = writeln!(out, "## {}\n", section.title);
             if let Some(c) = self.carried_from(&section.key) {
@@ -445,10 +445,21 @@ impl Report {
                 out.push('\n');
             }
         }
-        out.push_str(crate::scenarios::METHOD);
-        out.push_str(&crate::scenarios::discussion(self));
+        out.push_str(wording.method);
+        out.push_str(&(wording.discussion)(self));
         out
     }
+}
+
+/// What the scenarios write around the tables: the summary and the discussion (made from the
+/// figures) and the method. The scenarios give it, so the report knows none of them.
+pub struct Wording {
+    /// The summary at the top.
+    pub summary: fn(&Report) -> String,
+    /// How it was measured.
+    pub method: &'static str,
+    /// What the figures mean.
+    pub discussion: fn(&Report) -> String,
 }
 
 fn table_row(row: &Row) -> String {

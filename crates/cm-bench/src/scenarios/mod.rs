@@ -12,7 +12,7 @@ use std::future::Future;
 use std::time::Instant;
 
 use crate::Args;
-use crate::report::{Report, Row, fmt};
+use crate::report::{Report, Row, Wording, fmt};
 use crate::stats::ms_since;
 use crate::world::Bench;
 
@@ -100,6 +100,13 @@ fn n_of(row: &Row) -> String {
 fn goal(met: bool) -> &'static str {
     if met { "**met**" } else { "**missed**" }
 }
+
+/// What `benchmarks.md` says around the tables.
+pub const WORDING: Wording = Wording {
+    summary,
+    method: METHOD,
+    discussion,
+};
 
 /// The headline figures and the goals of the issue, computed from the rows.
 pub fn summary(report: &Report) -> String {
