@@ -118,6 +118,52 @@ fn each_outside_library_is_imported_by_its_adapter_only() {
     }
 }
 
+/// The paths named right after a `crate::` or `super::`: one path, or each path of a group
+/// (`{a::B, c::{D, E}}` names `a::B` and `c`).
+fn paths_at(rest: &str) -> Vec<String> {
+    let word = |text: &str| -> String {
+        text.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+            .collect::<String>()
+            .trim_end_matches(':')
+            .to_owned()
+    };
+    let Some(group) = rest.strip_prefix('{') else {
+        return vec![word(rest)];
+    };
+    let mut depth = 1;
+    let mut end = group.len();
+    for (at, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = at;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let inner = &group[..end];
+    let mut paths = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (at, c) in inner.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                paths.push(word(inner[start..at].trim()));
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    paths.push(word(inner[start..].trim()));
+    paths.into_iter().filter(|p| !p.is_empty()).collect()
+}
+
 /// The modules of a crate's `src/` (`usecase::create`, `dashboard`, ...) and the modules of the
 /// same crate each one names (`crate::x`, `super::x`), its unit tests aside.
 fn module_graph(krate: &str) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
@@ -144,39 +190,38 @@ fn module_graph(krate: &str) -> std::collections::BTreeMap<String, std::collecti
             .map(|n| parts[..n].join("::"))
             .find(|candidate| known.contains(candidate))
     };
-    let ident = |rest: &str| -> String {
-        rest.chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
-            .collect::<String>()
-            .trim_end_matches(':')
-            .to_owned()
-    };
     let mut graph = BTreeMap::new();
     for (name, file) in &files {
         let parent = name.rsplit_once("::").map_or("", |(parent, _)| parent);
-        let mut named = BTreeSet::new();
+        // The code as one line (comments and the unit tests left out), so that grouped imports
+        // spread over lines read like the others.
+        let mut code = String::new();
         for line in std::fs::read_to_string(file).unwrap().lines() {
-            let code = line.trim_start();
-            if code.starts_with("mod tests") {
+            let line = line.trim_start();
+            if line.starts_with("mod tests") {
                 break;
             }
-            if code.starts_with("//") {
-                continue;
+            if !line.starts_with("//") {
+                code.push_str(line);
+                code.push(' ');
             }
-            for (at, _) in code.match_indices("crate::") {
-                if let Some(module) = module_of(&ident(&code[at + "crate::".len()..])) {
-                    named.insert(module);
+        }
+        let mut named = BTreeSet::new();
+        for (prefix, base) in [("crate::", String::new()), ("super::", parent.to_owned())] {
+            for (at, _) in code.match_indices(prefix) {
+                // The word before must not make it another path (`self::super::`, `my_crate::`).
+                if code[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                    continue;
                 }
-            }
-            for (at, _) in code.match_indices("super::") {
-                let path = ident(&code[at + "super::".len()..]);
-                let full = if parent.is_empty() {
-                    path
-                } else {
-                    format!("{parent}::{path}")
-                };
-                if let Some(module) = module_of(&full) {
-                    named.insert(module);
+                for path in paths_at(&code[at + prefix.len()..]) {
+                    let full = if base.is_empty() {
+                        path
+                    } else {
+                        format!("{base}::{path}")
+                    };
+                    if let Some(module) = module_of(&full) {
+                        named.insert(module);
+                    }
                 }
             }
         }
