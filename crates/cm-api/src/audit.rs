@@ -13,8 +13,7 @@ use actix_web::{Error, HttpMessage};
 use cm_core::{Actor, AuditEntry, AuditSource, Principal, UserId, name_like};
 use serde_json::Value;
 
-use crate::call::AppState;
-use crate::routes::ENDPOINTS;
+use crate::state::AppState;
 
 /// Who an authenticated call came from and what it sent; the `Call` extractor leaves it in the
 /// request for [`record`].
@@ -55,14 +54,15 @@ pub(crate) fn code_of(status: actix_web::http::StatusCode) -> &'static str {
     }
 }
 
-/// Records the call once it is answered (a middleware of the API's scope).
+/// Records the call once it is answered (the API scope's middleware, `routes::audited`, which
+/// says whether the endpoint `changes` anything: only those, and refusals, are recorded).
 pub async fn record(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
+    changes: bool,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let state = req.app_data::<Data<AppState>>().cloned();
     let function = req.path().rsplit('/').next().unwrap_or_default().to_owned();
-    let changes = ENDPOINTS.iter().any(|e| e.name == function && !e.read);
     let address = req.peer_addr().map(|a| a.ip());
     let res = next.call(req).await?.map_into_boxed_body();
     let Some(state) = state.filter(|s| s.auditor.is_some()) else {

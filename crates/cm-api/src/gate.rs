@@ -36,10 +36,10 @@ use cm_core::{
     UserId, WakeOutcome, Woken,
 };
 
-use crate::call::AppState;
 use crate::dashboard::{asset_url, security_headers, serve_asset};
 use crate::error::ErrorCode;
 use crate::sessions::{cookie_values, is_https};
+use crate::state::AppState;
 
 /// The reserved prefix on the containers' host.
 pub const GATE_PREFIX: &str = "/_cm";
@@ -410,7 +410,7 @@ async fn login(state: Data<AppState>, req: HttpRequest, form: Form<LoginForm>) -
     let Some(to) = destination(&req, &form.next, base_domain.as_deref()) else {
         return bad_destination();
     };
-    if !same_origin(&req) {
+    if !crate::sessions::same_origin(&req) {
         return login_form(
             StatusCode::FORBIDDEN,
             &to.next,
@@ -493,22 +493,6 @@ async fn login(state: Data<AppState>, req: HttpRequest, form: Form<LoginForm>) -
         .insert_header((header::SET_COOKIE, cookie))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
-}
-
-/// A form post from another site is refused: browsers say where a request comes from in
-/// `Sec-Fetch-Site` (and in `Origin`, which is `null` under our `no-referrer` policy).
-pub(crate) fn same_origin(req: &HttpRequest) -> bool {
-    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if let Some(site) = header("sec-fetch-site") {
-        return site == "same-origin" || site == "none";
-    }
-    match header("origin") {
-        None | Some("null") => true,
-        Some(origin) => {
-            let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-            header("host").is_some() && origin_host == header("host")
-        }
-    }
 }
 
 fn bad_destination() -> HttpResponse {

@@ -24,6 +24,7 @@ mod routes;
 mod server;
 mod sessions;
 mod sse;
+mod state;
 mod toolbox;
 
 use actix_web::body::MessageBody;
@@ -33,7 +34,7 @@ use actix_web::{App, HttpResponse, middleware};
 
 pub use answers::{REDACTED, SECRET_MARKERS, container_json, is_secret_name};
 pub use background::{DEFAULT_RECONCILE_INTERVAL, ReconcileError, ReconcileStatus, Reconciler};
-pub use call::{AppState, BODY_LIMIT};
+pub use call::BODY_LIMIT;
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use gate::{GATE_PREFIX, ROUTE_COOKIE};
 pub use hangup::remember_socket;
@@ -44,6 +45,7 @@ pub use routes::{
     API_PREFIX, DEFAULT_EXEC_TIMEOUT, DEFAULT_TAIL, ENDPOINTS, Endpoint, MAX_EXEC_TIMEOUT, MAX_TAIL,
 };
 pub use server::{ADMIN_KEY_FILE, DEFAULT_LISTEN, Options, run};
+pub use state::AppState;
 pub use toolbox::ENVELOPE_PARAM;
 
 /// The application: every endpoint, `/healthz`, `/api/openapi.json`, JSON errors for unknown paths

@@ -25,7 +25,7 @@ use crate::answers::{
     StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, to_json,
     type_json,
 };
-use crate::call::{AppState, Call};
+use crate::call::Call;
 use crate::error::{ApiError, ErrorCode};
 use crate::params::CommandParam;
 use crate::params_types::{
@@ -33,6 +33,7 @@ use crate::params_types::{
     LogsParams, MySshParams, NoParams, QuotaParams, ReconcileParams, RegisterKeyParams, RemoveKeyParams,
     RevokeParams, TokenParams, UpdateParams, UserParams,
 };
+use crate::state::AppState;
 
 /// Where the endpoints live.
 pub const API_PREFIX: &str = "/api/ContainerManager";
@@ -147,7 +148,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         register(web::scope(API_PREFIX))
             // The audit trail sees the answer as the handler gave it (the envelope wraps it).
-            .wrap(actix_web::middleware::from_fn(crate::audit::record))
+            .wrap(actix_web::middleware::from_fn(audited))
             // The ToolBox answer mode rewrites finished answers; native ones pass untouched.
             .wrap(actix_web::middleware::from_fn(crate::toolbox::envelope)),
     );
@@ -178,6 +179,17 @@ where
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::method_not_allowed("POST"))
         }))
+}
+
+/// The audit trail's middleware of the API scope: records each call with whether its endpoint
+/// changes anything (from the endpoint table).
+async fn audited(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let function = req.path().rsplit('/').next().unwrap_or_default();
+    let changes = ENDPOINTS.iter().any(|e| e.name == function && !e.read);
+    crate::audit::record(req, next, changes).await
 }
 
 /// The answer for paths that are no endpoint.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use cm_core::StatusView;
 
 use crate::background::{DEFAULT_RECONCILE_INTERVAL, Reconciler};
-use crate::call::AppState;
+use crate::state::AppState;
 
 /// Where the API listens unless told otherwise: loopback only (put nginx or a tunnel in front).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8123";

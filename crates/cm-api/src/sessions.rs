@@ -305,6 +305,22 @@ fn secure(https: bool) -> &'static str {
     if https { "; Secure" } else { "" }
 }
 
+/// A form post from another site is refused: browsers say where a request comes from in
+/// `Sec-Fetch-Site` (and in `Origin`, which is `null` under our `no-referrer` policy).
+pub(crate) fn same_origin(req: &HttpRequest) -> bool {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return site == "same-origin" || site == "none";
+    }
+    match header("origin") {
+        None | Some("null") => true,
+        Some(origin) => {
+            let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+            header("host").is_some() && origin_host == header("host")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ use actix_web::{Error, HttpMessage, HttpResponse};
 use cm_core::{ContainerSpec, Envelope, ssh_command};
 use serde_json::{Map, Value, json};
 
-use crate::call::AppState;
+use crate::state::AppState;
 
 /// The container a single-container endpoint worked on, attached to its response (an extension,
 /// not the body), so the ToolBox mode can add the original's fields without a second lookup.

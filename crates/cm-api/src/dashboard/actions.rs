@@ -17,11 +17,11 @@ use serde::Deserialize;
 use super::pages::{CreateFields, FieldErrors, create_form, keys_page};
 use super::render::{html, render, see_other};
 use super::viewer::{PageResult, Posted};
-use crate::call::AppState;
 use crate::sessions::{
     Flash, LOGIN_COOKIE, SESSION_COOKIE, clear_session_cookie, cookie, is_https, login_cookie, random_token,
     session_cookie, tokens_match,
 };
+use crate::state::AppState;
 
 /// How long a failed login waits before answering (slows down guessing).
 const FAILED_LOGIN_DELAY: Duration = Duration::from_millis(750);

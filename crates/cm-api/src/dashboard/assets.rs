@@ -4,7 +4,6 @@
 //! year (`immutable`), any other with revalidation (`ETag`).
 
 use actix_web::http::header;
-use actix_web::web::{Path, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 
@@ -57,11 +56,9 @@ pub struct Version {
     v: Option<String>,
 }
 
-/// `GET /assets/{file}`.
-pub async fn serve(req: HttpRequest, file: Path<String>, version: Query<Version>) -> HttpResponse {
-    let Some(asset) = ASSETS.iter().find(|a| a.name == file.as_str()) else {
-        return super::render::not_found_page();
-    };
+/// The answer to `GET /assets/{file}`, or `None` for a file there is not.
+pub fn serve(req: &HttpRequest, file: &str, version: &Version) -> Option<HttpResponse> {
+    let asset = ASSETS.iter().find(|a| a.name == file)?;
     let etag = format!("\"{:016x}\"", asset.hash);
     let current = version.v.as_deref() == Some(&etag[1..17]);
     let cache = if current {
@@ -83,9 +80,9 @@ pub async fn serve(req: HttpRequest, file: Path<String>, version: Query<Version>
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, cache));
     if matches {
-        return answer.finish();
+        return Some(answer.finish());
     }
-    answer.content_type(asset.content_type).body(asset.bytes)
+    Some(answer.content_type(asset.content_type).body(asset.bytes))
 }
 
 /// FNV-1a, 64 bits: a version tag, not a security measure.

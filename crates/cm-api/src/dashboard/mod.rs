@@ -27,7 +27,16 @@ mod ui;
 mod viewer;
 mod views;
 
-pub(crate) use assets::{serve as serve_asset, url as asset_url};
+pub(crate) use assets::url as asset_url;
+
+/// `GET /assets/{file}`: the embedded file, or the not-found page.
+pub(crate) async fn serve_asset(
+    req: actix_web::HttpRequest,
+    file: actix_web::web::Path<String>,
+    version: actix_web::web::Query<assets::Version>,
+) -> actix_web::HttpResponse {
+    assets::serve(&req, &file, &version).unwrap_or_else(render::not_found_page)
+}
 pub(crate) use render::security_headers;
 
 use actix_web::web;
@@ -73,7 +82,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/ui/events", web::get().to(ui::events))
             .route("/ui/check-key", web::post().to(ui::check_key))
             .route("/ui/logs/{name}", web::get().to(ui::follow_logs))
-            .route("/assets/{file}", web::get().to(assets::serve))
+            .route("/assets/{file}", web::get().to(serve_asset))
             .default_service(web::to(not_found)),
     );
 }

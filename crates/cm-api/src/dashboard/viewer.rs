@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 
 use super::render::{Chrome, May, PageError, html, render, see_other};
 use super::views::to_value;
-use crate::call::AppState;
 use crate::error::ErrorCode;
 use crate::sessions::{Flash, SESSION_COOKIE, cookie, is_https, tokens_match};
+use crate::state::AppState;
 
 /// Someone logged in: the principal their credential stands for right now.
 pub struct Viewer {
