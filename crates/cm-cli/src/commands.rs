@@ -369,10 +369,7 @@ async fn on_backend(
             let spec = if show_secrets {
                 found.spec
             } else {
-                cm_core::ContainerSpec {
-                    env: found.spec.env.redacted(),
-                    ..found.spec
-                }
+                shown(&found.spec)
             };
             if json {
                 let mut value = serde_json::to_value(&spec)?;
@@ -947,8 +944,8 @@ async fn create(backend: &Backend, args: CreateArgs, json: bool) -> anyhow::Resu
     Ok(())
 }
 
-/// A record as `--json` prints it after a change: secret-looking values hidden, as `cm get`
-/// (without `--show-secrets`), the API and the dashboard show them.
+/// A record as `cm` prints it: secret-looking values hidden, as the API and the dashboard show
+/// them (`cm get --show-secrets` is the one way to see them).
 fn shown(spec: &cm_core::ContainerSpec) -> cm_core::ContainerSpec {
     cm_core::ContainerSpec {
         env: spec.env.redacted(),
@@ -973,15 +970,8 @@ fn print_listing(listing: &Listing, json: bool) -> anyhow::Result<ExitCode> {
     }
     if json {
         // Secret-looking values hidden, as in `cm get` and the API.
-        let shown: Vec<cm_core::ContainerSpec> = listing
-            .containers
-            .iter()
-            .map(|spec| cm_core::ContainerSpec {
-                env: spec.env.redacted(),
-                ..spec.clone()
-            })
-            .collect();
-        output::json(&shown)?;
+        let hidden: Vec<cm_core::ContainerSpec> = listing.containers.iter().map(shown).collect();
+        output::json(&hidden)?;
     } else {
         output::containers(&listing.containers, listing.stale.is_some());
     }
