@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use cm_core::contract::store::spec;
 use cm_core::testing::FakeProbe;
 use cm_core::{
-    Config, ContainerName, ContainerSpec, ContainerStatus, CreateReservation, EnvVars, ErrorKind,
-    NetworkName, OperationKind, PortRange, Store, Subnet, TypeName, UserId, VolumeName,
+    Config, ContainerName, ContainerSpec, CreateReservation, ErrorKind, OperationKind, PortRange, Store,
+    TypeName, UserId,
 };
 use cm_store::SqliteStore;
 use proptest::prelude::*;
@@ -39,35 +40,6 @@ fn reservation(name: &ContainerName, range: PortRange, ports: usize) -> CreateRe
         ports,
         exclude: BTreeSet::new(),
         started: SystemTime::now(),
-    }
-}
-
-fn spec(user: &str, kind: &str, id: &str, port: u16) -> ContainerSpec {
-    let user_id = UserId::parse(user).unwrap();
-    let kind_name = TypeName::parse(kind).unwrap();
-    let config = Config::defaults();
-    let t = config.container_type(kind).unwrap();
-    ContainerSpec {
-        container_id: id.to_owned(),
-        container_name: ContainerName::of(&user_id, &kind_name),
-        volume_name: VolumeName::of(&user_id, &kind_name),
-        network_name: NetworkName::of(&user_id),
-        container_type: kind_name,
-        user_id,
-        port,
-        internal_port: t.internal_port,
-        image: t.image.clone(),
-        status: ContainerStatus::Running,
-        created_at: "2026-01-01T00:00:00Z".to_owned(),
-        env: EnvVars::new(),
-        ssh_port: None,
-        subnet: Subnet::parse("10.201.0.0/28").unwrap(),
-        command: None,
-        memory: t.memory,
-        cpus: t.cpus,
-        pids_limit: t.pids_limit,
-        url_path: format!("/container/{user}/{kind}/"),
-        disk: None,
     }
 }
 

@@ -100,8 +100,9 @@ fn probe() -> Arc<FakeProbe> {
     Arc::new(FakeProbe::default())
 }
 
-/// A record of `user`'s container of `kind` (a default type) with id `id` on `port`.
-fn spec(user_id: &str, kind_name: &str, id: &str, port: u16) -> ContainerSpec {
+/// A record of `user`'s container of `kind` (a default type) with id `id` on `port` (the store
+/// tests of cm-store use it too).
+pub fn spec(user_id: &str, kind_name: &str, id: &str, port: u16) -> ContainerSpec {
     let config = Config::defaults();
     let t = config.container_type(kind_name).unwrap();
     let (u, k) = (user(user_id), kind(kind_name));
