@@ -134,21 +134,57 @@ pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
 pub struct DockerSlot {
     index: u16,
     _lock: File,
+    _engine: File,
+}
+
+/// The directory of the machine-wide test locks.
+fn lock_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join("cm-test-slots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The lock on the engine's global state (swarm mode): every slot holds it shared, a test that
+/// changes that state holds it exclusive, so such a test runs alone across all test binaries.
+fn engine_state_lock() -> File {
+    File::create(lock_dir().join("engine-global.lock")).unwrap()
 }
 
 impl DockerSlot {
-    /// Waits for a free slot (blocking on a file lock).
+    /// Waits for a free slot (blocking on a file lock) while no test changes the engine's global
+    /// state.
     pub fn acquire() -> Self {
-        let dir = std::env::temp_dir().join("cm-test-slots");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = lock_dir();
+        let engine = engine_state_lock();
+        engine.lock_shared().unwrap();
         loop {
             for index in 0..SLOTS {
                 let file = File::create(dir.join(format!("slot-{index}.lock"))).unwrap();
                 if file.try_lock().is_ok() {
-                    return DockerSlot { index, _lock: file };
+                    return DockerSlot {
+                        index,
+                        _lock: file,
+                        _engine: engine,
+                    };
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until no other test uses the engine, then holds it alone: for tests that change the
+    /// engine's global state (swarm mode), which must restore it before they drop the slot. Its
+    /// ports and subnets are those of a slot of its own, beyond the shared ones. Never take it while
+    /// holding another slot in the same process: it would wait for itself.
+    pub fn acquire_alone() -> Self {
+        let engine = engine_state_lock();
+        engine.lock().unwrap();
+        let file = File::create(lock_dir().join(format!("slot-{SLOTS}.lock"))).unwrap();
+        file.lock().unwrap();
+        DockerSlot {
+            index: SLOTS,
+            _lock: file,
+            _engine: engine,
         }
     }
 
@@ -183,7 +219,16 @@ impl TestEnv {
     /// A new world with its own database, config, labels and slot. Removes leftovers of crashed
     /// earlier test processes first (objects whose owner process is gone).
     pub fn new() -> Self {
-        let slot = DockerSlot::acquire();
+        Self::with_slot(DockerSlot::acquire())
+    }
+
+    /// A world that holds the engine alone ([`DockerSlot::acquire_alone`]), for tests that change
+    /// the engine's global state.
+    pub fn alone() -> Self {
+        Self::with_slot(DockerSlot::acquire_alone())
+    }
+
+    fn with_slot(slot: DockerSlot) -> Self {
         remove_orphans_of_dead_runs();
         let run = run_id();
         let dir = tempfile::tempdir().unwrap();
