@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::AuthorizedContainer;
 use crate::config::ContainerType;
 use crate::error::{Error, Result};
 use crate::manager::Manager;
@@ -378,7 +379,10 @@ impl Manager {
             );
         }
         if recreate {
-            match self.update(name.as_str(), None).await {
+            match self
+                .update(&AuthorizedContainer::system(spec.clone()), None)
+                .await
+            {
                 Ok(updated) => {
                     adoption.outcome = AdoptOutcome::Recreated;
                     adoption.id = updated.container_id;

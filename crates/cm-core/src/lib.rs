@@ -5,6 +5,7 @@
 //! ones (cm-docker, cm-store, cm-nginx, cm-ssh) or, with the `testing` feature, the in-memory fakes
 //! in [`testing`].
 
+mod access;
 mod actions;
 mod adopt;
 mod audit;
@@ -35,6 +36,7 @@ pub mod contract;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use access::AuthorizedContainer;
 pub use adopt::{AdoptOptions, AdoptOutcome, Adoption, OriginalRecords};
 pub use audit::{Actor, AuditEntry, AuditLog, AuditQuery, Auditor, Source as AuditSource, name_like};
 pub use auth::{

@@ -2,6 +2,8 @@
 //! name, ports, volume, environment, limits, keys and route; the old one comes back if the new
 //! one fails.
 
+use crate::access::AuthorizedContainer;
+use crate::auth::Action;
 use crate::error::{Error, Result};
 use crate::manager::Manager;
 use crate::ports::{OperationKind, RemoveMode};
@@ -18,19 +20,23 @@ impl Manager {
     /// Re-creates a container with a new image (or its type's current one), keeping its name,
     /// ports, volume, environment, limits, keys and route. The old container is kept aside until
     /// the new one runs; if the new one fails, the old one comes back and the error is reported.
-    pub async fn update(&self, reference: &str, image: Option<ImageRef>) -> Result<ContainerSpec> {
+    pub async fn update(
+        &self,
+        container: &AuthorizedContainer,
+        image: Option<ImageRef>,
+    ) -> Result<ContainerSpec> {
         let started = std::time::Instant::now();
-        let outcome = self.update_measured(reference, image).await;
+        let outcome = self.update_measured(container, image).await;
         self.metrics().observe("update", &outcome, started.elapsed());
         outcome
     }
 
     pub(crate) async fn update_measured(
         &self,
-        reference: &str,
+        container: &AuthorizedContainer,
         image: Option<ImageRef>,
     ) -> Result<ContainerSpec> {
-        let spec = self.resolve(reference).await?;
+        let spec = self.permitted(container, Action::UpdateContainer)?.clone();
         let kind = self
             .config()
             .types
