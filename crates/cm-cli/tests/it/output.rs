@@ -161,9 +161,65 @@ async fn lifecycle_stats_and_keys() {
 }
 
 #[tokio::test]
+async fn logs_exec_update_and_key_changes() {
+    check(Seed::Two, "logs", &["logs", "bob_project_dev", "--tail", "2"]).await;
+    check(
+        Seed::Two,
+        "exec",
+        &["exec", "bob_project_dev", "echo", "hi there"],
+    )
+    .await;
+    check(Seed::Two, "exec_failing", &["exec", "bob_project_dev", "false"]).await;
+    check(Seed::Two, "exec_unknown", &["exec", "nobody_cli_v4", "echo"]).await;
+    check(Seed::Two, "update", &["update", "bob_project_dev"]).await;
+    check(
+        Seed::Two,
+        "update_bad_image",
+        &["update", "bob_project_dev", "--image", "Not An Image"],
+    )
+    .await;
+    check(
+        Seed::Two,
+        "add_ssh_key_again",
+        &["add-ssh-key", "alice_cli_v4", KEY],
+    )
+    .await;
+    check(
+        Seed::Two,
+        "add_ssh_key_no_ssh",
+        &["add-ssh-key", "bob_project_dev", KEY],
+    )
+    .await;
+    check(
+        Seed::Two,
+        "remove_ssh_key",
+        &["remove-ssh-key", "alice_cli_v4", "SHA256:C9okWi0dh2l9GKJl"],
+    )
+    .await;
+    check(
+        Seed::Two,
+        "remove_ssh_key_unknown",
+        &["remove-ssh-key", "alice_cli_v4", "SHA256:nope"],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn types_quota_and_audit() {
     check(Seed::Empty, "types", &["types"]).await;
     check(Seed::Two, "quota_show", &["quota", "show", "alice"]).await;
+    check(
+        Seed::Two,
+        "quota_set",
+        &["quota", "set", "alice", "--containers", "3", "--memory", "4g"],
+    )
+    .await;
+    check(
+        Seed::Two,
+        "quota_set_bad",
+        &["quota", "set", "alice", "--memory", "lots"],
+    )
+    .await;
     check(Seed::Two, "audit", &["audit", "--user", "alice"]).await;
 }
 
