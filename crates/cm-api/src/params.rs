@@ -702,7 +702,7 @@ mod tests {
         assert_eq!(
             refusal::<CreateParams>("user_id=a&colour=red", "").0,
             "unknown parameter colour: this endpoint accepts user_id, container_type, image, command, env, \
-             memory, cpus, enable_ssh, ssh_public_key, ssh_keys, container_name, pull, environment, \
+             memory, cpus, enable_ssh, ssh_public_key, ssh_keys, container_name, pull, node, environment, \
              memory_limit, cpu_limit"
         );
         assert_eq!(

@@ -21,9 +21,9 @@ use serde_json::json;
 use crate::answers::{
     AdminKeyAnswer, AuditAnswer, ContainerAnswer, CreatedAnswer, DeletedAnswer, EngineContainerDoc,
     EngineContainersAnswer, ExecAnswer, HealthAnswer, KeyAddedAnswer, KeyRemovedAnswer, KeysAnswer,
-    ListingAnswer, LogsAnswer, QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer, SshInfoDoc,
-    StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, to_json,
-    type_json,
+    ListingAnswer, LogsAnswer, NodeDoc, NodesAnswer, QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer,
+    SshInfoDoc, StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json,
+    to_json, type_json,
 };
 use crate::call::Call;
 use crate::error::{ApiError, ErrorCode};
@@ -86,6 +86,7 @@ macro_rules! endpoint_table {
             read docker_health [503],
             read list_all_docker_containers [403, 503],
             read discover_services [403, 503],
+            read list_nodes [403, 503],
             read audit_log [403, 422],
             read container_events [429, 503],
             read whoami [],
@@ -300,6 +301,7 @@ pub async fn create_container(state: Data<AppState>, call: Call) -> Answer {
         cpus: p.cpus,
         enable_ssh: p.enable_ssh.unwrap_or(false),
         ssh_keys,
+        node: p.node,
     };
     let mut request = CreateRequest::parse(&form, state.manager.config())?;
     if let Some(words) = words {
@@ -952,6 +954,24 @@ pub async fn list_all_docker_containers(state: Data<AppState>, call: Call) -> An
         containers,
         docker_available: true,
     }))
+}
+
+/// The nodes containers are placed on (admin only)
+///
+/// On a Swarm runtime, each node with its state, capacity and what the manager placed on it
+/// (containers, the memory and CPUs they reserve); on a single engine, no nodes.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/list_nodes",
+    tag = "system",
+    responses((status = 200, description = "The nodes", body = NodesAnswer))
+)]
+pub async fn list_nodes(state: Data<AppState>, call: Call) -> Answer {
+    let NoParams = call.params.parse()?;
+    call.principal
+        .authorize(Action::Administer, None, state.user_actions())?;
+    let nodes = state.manager.nodes().await?.iter().map(NodeDoc::of).collect();
+    Ok(HttpResponse::Ok().json(NodesAnswer { nodes }))
 }
 
 /// Infrastructure services running on the engine (admin only)

@@ -31,6 +31,21 @@ async fn as_admin(m: &Manager, id: &str, action: Action) -> cm_core::Result<Auth
     m.authorized(&Principal::Admin, id, action).await
 }
 
+/// A node as `cm nodes` shows it, read alike from cm-core's report and from the API's answer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct NodeRow {
+    pub name: String,
+    pub state: String,
+    pub schedulable: bool,
+    pub manager: bool,
+    pub address: String,
+    pub memory_bytes: u64,
+    pub cpus: f64,
+    pub containers: usize,
+    pub reserved_memory_bytes: u64,
+    pub reserved_cpus: f64,
+}
+
 /// A deleted container.
 pub struct Deleted {
     pub container_name: String,
@@ -74,6 +89,19 @@ impl Backend {
     }
 
     /// The SSH-enabled containers of one user, or of everyone.
+    /// The nodes with what each holds (none on a single engine).
+    pub async fn nodes(&self) -> cm_core::Result<Vec<NodeRow>> {
+        match self {
+            Backend::Local(m) => {
+                let reports = m.nodes().await?;
+                let value = serde_json::to_value(reports)
+                    .map_err(|e| cm_core::Error::internal(format!("the nodes could not be shown: {e}")))?;
+                shape(value, "list_nodes")
+            }
+            Backend::Remote(r) => r.fetch("list_nodes", &json!({}), Some("nodes")),
+        }
+    }
+
     pub async fn list_ssh(&self, user: Option<&UserId>) -> cm_core::Result<Listing> {
         match self {
             Backend::Local(m) => m.list_ssh(user).await,
@@ -153,6 +181,7 @@ impl Backend {
                     ("command", form.command),
                     ("memory", form.memory),
                     ("cpus", form.cpus),
+                    ("node", form.node),
                 ] {
                     if let Some(value) = value {
                         body[name] = json!(value);

@@ -329,6 +329,7 @@ impl Manager {
             pids_limit: kind.pids_limit,
             url_path: url_path(&user, &kind_name),
             disk: None,
+            node: None,
         };
         Ok(Some(Candidate { spec, kind, key }))
     }

@@ -123,6 +123,8 @@ impl CreateFields {
             cpus: Some(self.cpus.clone()),
             enable_ssh: self.enable_ssh.is_some(),
             ssh_keys: vec![self.ssh_key.clone()],
+            // Placed where the most memory is free (the form has no node field yet).
+            node: None,
         }
     }
 

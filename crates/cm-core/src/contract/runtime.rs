@@ -149,6 +149,7 @@ async fn setup(subject: &impl RuntimeSubject, name: &str) -> Setup {
         restart_policy: RestartPolicy::No,
         cap_add: Vec::new(),
         logs: crate::LogRotation::DEFAULT,
+        node: None,
     };
     Setup {
         user,
