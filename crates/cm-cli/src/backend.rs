@@ -31,21 +31,6 @@ async fn as_admin(m: &Manager, id: &str, action: Action) -> cm_core::Result<Auth
     m.authorized(&Principal::Admin, id, action).await
 }
 
-/// A node as `cm nodes` shows it, read alike from cm-core's report and from the API's answer.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct NodeRow {
-    pub name: String,
-    pub state: String,
-    pub schedulable: bool,
-    pub manager: bool,
-    pub address: String,
-    pub memory_bytes: u64,
-    pub cpus: f64,
-    pub containers: usize,
-    pub reserved_memory_bytes: u64,
-    pub reserved_cpus: f64,
-}
-
 /// A deleted container.
 pub struct Deleted {
     pub container_name: String,
@@ -90,7 +75,7 @@ impl Backend {
 
     /// The SSH-enabled containers of one user, or of everyone.
     /// The nodes with what each holds (none on a single engine).
-    pub async fn nodes(&self) -> cm_core::Result<Vec<NodeRow>> {
+    pub async fn nodes(&self) -> cm_core::Result<Vec<output::NodeRow>> {
         match self {
             Backend::Local(m) => {
                 let reports = m.nodes().await?;

@@ -484,8 +484,23 @@ pub fn stats(stats: &cm_core::ContainerStats) {
     }
 }
 
+/// A node as `cm nodes` shows it, read alike from cm-core's report and from the API's answer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct NodeRow {
+    pub name: String,
+    pub state: String,
+    pub schedulable: bool,
+    pub manager: bool,
+    pub address: String,
+    pub memory_bytes: u64,
+    pub cpus: f64,
+    pub containers: usize,
+    pub reserved_memory_bytes: u64,
+    pub reserved_cpus: f64,
+}
+
 /// The nodes of a Swarm runtime, or why there are none.
-pub fn nodes(nodes: &[crate::backend::NodeRow]) {
+pub fn nodes(nodes: &[NodeRow]) {
     if nodes.is_empty() {
         line("no nodes: this installation runs one engine ([runtime] kind = \"docker\"; see docs/swarm.md)");
         return;

@@ -109,6 +109,29 @@ pub trait ContainerRuntime: Send + Sync {
     async fn nodes(&self) -> Result<Vec<NodeInfo>> {
         Ok(Vec::new())
     }
+
+    /// Whether [`ContainerRuntime::rename_container`] works. Swarm can not rename a service: an
+    /// update then replaces the container instead of keeping the old one aside under another
+    /// name, and re-creates it from its record when the new one fails.
+    fn renames(&self) -> bool {
+        true
+    }
+
+    /// Copies a data volume's contents from one node to another (a move), replacing what the
+    /// target held; gives the bytes copied. Only a runtime with nodes can.
+    async fn copy_volume(&self, plan: &VolumePlan, from: &NodeName, to: &NodeName) -> Result<u64> {
+        let _ = (plan, from, to);
+        Err(crate::Error::new(
+            crate::ErrorKind::Unavailable,
+            "this runtime has one engine: there are no nodes to move data between",
+        ))
+    }
+
+    /// Removes a volume from one node (the copy a move left behind).
+    async fn remove_volume_on(&self, name: &str, node: &NodeName) -> Result<()> {
+        let _ = node;
+        self.remove_volume(name).await
+    }
 }
 
 /// One node of a cluster.
@@ -276,6 +299,9 @@ pub struct VolumePlan {
     pub labels: BTreeMap<String, String>,
     /// Its size cap; `None` shares the engine's disk.
     pub size: Option<DiskSize>,
+    /// The node it lives on (a runtime with nodes keeps volumes node-local); `None` on a single
+    /// engine.
+    pub node: Option<NodeName>,
 }
 
 /// Everything the engine needs to create one container.

@@ -118,6 +118,7 @@ async fn setup(subject: &impl RuntimeSubject, name: &str) -> Setup {
         name: VolumeName::of(&user, &kind),
         labels: owner_labels(&user, Some(&kind), &subject.labels()),
         size: None,
+        node: None,
     };
     let published = bounded(
         subject,
@@ -762,13 +763,22 @@ pub async fn events_tell_starts_and_removals(subject: &impl RuntimeSubject) {
 }
 
 /// A container renamed (as an update puts the old one aside) keeps its id and is found by its new
-/// name only; a name in use or a missing container is refused.
+/// name only; a name in use or a missing container is refused. A runtime that can not rename
+/// (Swarm) says so, and refuses as `Unavailable`.
 pub async fn a_container_is_renamed_and_found_by_its_new_name(subject: &impl RuntimeSubject) {
     let runtime = subject.runtime();
     let setup = setup(subject, "rename").await;
     let id = running(subject, &setup).await;
     let name = setup.plan.name.as_str();
     let aside = format!("{name}{}", crate::PREVIOUS_SUFFIX);
+    if !runtime.renames() {
+        let refused = bounded(subject, "rename_container", runtime.rename_container(&id, &aside))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Unavailable, "{refused}");
+        teardown(subject, &setup, &id).await;
+        return;
+    }
     bounded(subject, "rename_container", runtime.rename_container(&id, &aside))
         .await
         .unwrap();

@@ -494,6 +494,7 @@ impl Manager {
             name: spec.volume_name.clone(),
             labels: volume_labels,
             size: spec.disk,
+            node: spec.node.clone(),
         };
         if runtime.ensure_volume(&volume_plan).await? == Ensured::Created {
             undo.push(Undo::Volume(spec.volume_name.clone()));
