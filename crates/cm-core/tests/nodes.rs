@@ -379,3 +379,63 @@ async fn an_update_without_renames_replaces_the_container_and_restores_it_on_fai
     assert_eq!(record.spec().container_id, containers[0].id);
     assert!(world.store.operations().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn watching_the_nodes_marks_containers_on_a_down_node_in_listings_and_metrics() {
+    let world = cluster();
+    let view = cm_core::StatusView::new();
+    let manager = world.manager.clone().with_status_view(view.clone());
+    let feeder = manager.clone();
+    let fed = view.clone();
+    let feed = tokio::spawn(async move { feeder.feed_status_view(fed, &|| {}).await });
+    let alice = manager
+        .create(on(&world, "alice", "cli_v4", Some("n2")), &|_| {})
+        .await
+        .unwrap()
+        .spec;
+    let bob = manager
+        .create(on(&world, "bob", "cli_v4", Some("n3")), &|_| {})
+        .await
+        .unwrap()
+        .spec;
+    let says = |id: String, status: ContainerStatus| {
+        let view = view.clone();
+        async move {
+            let said = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                while view.snapshot_of(&id) != Some(status) {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            })
+            .await;
+            assert!(said.is_ok(), "the view never said {status} of {id}");
+        }
+    };
+    says(alice.container_id.clone(), ContainerStatus::Running).await;
+    assert_eq!(manager.watch_nodes().await.unwrap(), 0);
+
+    world.runtime.set_node_state("n2", NodeState::Down);
+    assert_eq!(manager.watch_nodes().await.unwrap(), 1);
+    let listing = manager.list_all().await.unwrap();
+    let status_of = |name: &str| {
+        listing
+            .containers
+            .iter()
+            .find(|c| c.container_name.as_str() == name)
+            .map(|c| c.status)
+    };
+    assert_eq!(status_of("alice_cli_v4"), Some(ContainerStatus::NodeDown));
+    assert_eq!(status_of("bob_cli_v4"), Some(ContainerStatus::Running));
+    let metrics = manager.metrics_text().await.unwrap();
+    assert!(metrics.contains("cm_nodes{state=\"down\"} 1"), "{metrics}");
+    assert!(metrics.contains("cm_nodes{state=\"ready\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("cm_containers{state=\"node-down\",type=\"cli_v4\"} 1"),
+        "{metrics}"
+    );
+
+    world.runtime.set_node_state("n2", NodeState::Ready);
+    assert_eq!(manager.watch_nodes().await.unwrap(), 0);
+    says(alice.container_id.clone(), ContainerStatus::Running).await;
+    says(bob.container_id.clone(), ContainerStatus::Running).await;
+    feed.abort();
+}
