@@ -127,10 +127,13 @@ pub trait ContainerRuntime: Send + Sync {
         ))
     }
 
-    /// Removes a volume from one node (the copy a move left behind).
+    /// Removes a volume from one node (the copy a move left behind). Only a runtime with nodes
+    /// can: removing by name alone could take the volume a moved container uses.
     async fn remove_volume_on(&self, name: &str, node: &NodeName) -> Result<()> {
-        let _ = node;
-        self.remove_volume(name).await
+        Err(crate::Error::new(
+            crate::ErrorKind::Unavailable,
+            format!("this runtime has one engine: no volume {name} on a node {node} to remove"),
+        ))
     }
 }
 

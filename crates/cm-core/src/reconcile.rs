@@ -360,6 +360,17 @@ impl Manager {
                 adopt(&mut spec, &previous);
                 "the new container never ran: rolled back to the previous one".to_owned()
             }
+            // Without renames there is no previous container to go back to: a new one that does
+            // not run is removed, and the record check re-creates the old one from its record.
+            (None, Some(current))
+                if !runtime.renames()
+                    && current.id != spec.container_id
+                    && current.status != ContainerStatus::Running =>
+            {
+                runtime.remove_container(&current.id, RemoveMode::Force).await?;
+                "the new container never ran: removed; the record check re-creates the previous one"
+                    .to_owned()
+            }
             (None, Some(current)) => {
                 adopt(&mut spec, &current);
                 "the update had finished; recorded the new container".to_owned()
@@ -910,6 +921,14 @@ fn adopt(spec: &mut ContainerSpec, container: &ObservedContainer) {
     spec.status = container.status;
     if let Ok(image) = ImageRef::parse(&container.image) {
         spec.image = image;
+    }
+    // Where it was placed (a move interrupted before its record was written).
+    if let Some(node) = container
+        .labels
+        .get(crate::spec::labels::NODE)
+        .and_then(|n| crate::names::NodeName::parse(n).ok())
+    {
+        spec.node = Some(node);
     }
 }
 

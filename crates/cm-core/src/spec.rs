@@ -27,6 +27,9 @@ pub mod labels {
     /// removes only objects of its own installation: the Python original's containers carry
     /// `managed-by=ContainerManager` too, and are left for `cm adopt`.
     pub const INSTALLATION: &str = "org.containermanager.installation";
+    /// The node a container was placed on (a runtime with nodes), so that the reconciler can
+    /// tell where a container it finds runs even when its record was not written yet.
+    pub const NODE: &str = "org.containermanager.node";
 }
 
 /// A container as the store records it: what should exist (D2).
@@ -203,6 +206,9 @@ impl ContainerSpec {
         labels.insert(labels::PORT.to_owned(), self.port.to_string());
         if let Some(ssh_port) = self.ssh_port {
             labels.insert(labels::SSH_PORT.to_owned(), ssh_port.to_string());
+        }
+        if let Some(node) = &self.node {
+            labels.insert(labels::NODE.to_owned(), node.to_string());
         }
         labels
     }

@@ -322,8 +322,17 @@ async fn a_failed_copy_brings_the_container_back_on_its_node() {
         .move_container(&alice, &name("n2"))
         .await
         .unwrap_err();
-    assert!(err.message().contains("stays on node n1"), "{err}");
+    assert!(
+        err.message()
+            .starts_with("move of alice_cli_v4 to node n2 failed and it is back on node n1"),
+        "{err}"
+    );
     world.runtime.heal();
+    assert_eq!(
+        world.runtime.removed_on(),
+        [("alice_cli_v4_data".to_owned(), "n2".to_owned())],
+        "whatever reached the target is removed"
+    );
     let containers = world.runtime.containers();
     assert_eq!(containers.len(), 1);
     assert_eq!(containers[0].plan.node.as_ref().unwrap().as_str(), "n1");
@@ -370,7 +379,12 @@ async fn an_update_without_renames_replaces_the_container_and_restores_it_on_fai
         .update(&alice, Some(ImageRef::parse("nope:missing").unwrap()))
         .await
         .unwrap_err();
-    assert!(err.message().contains("restored"), "{err}");
+    assert!(
+        err.message().starts_with(
+            "update of alice_cli_v4 to nope:missing failed and the previous container was restored"
+        ),
+        "{err}"
+    );
     let containers = world.runtime.containers();
     assert_eq!(containers.len(), 1);
     assert_eq!(containers[0].plan.image.as_str(), "toolboxv2:dev");
@@ -438,4 +452,77 @@ async fn watching_the_nodes_marks_containers_on_a_down_node_in_listings_and_metr
     says(alice.container_id.clone(), ContainerStatus::Running).await;
     says(bob.container_id.clone(), ContainerStatus::Running).await;
     feed.abort();
+}
+
+#[tokio::test]
+async fn a_stopped_container_moves_stopped_and_a_stale_handle_is_refused() {
+    let world = cluster();
+    world
+        .manager
+        .create(on(&world, "alice", "cli_v4", Some("n1")), &|_| {})
+        .await
+        .unwrap();
+    let alice = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+    world.manager.stop(&alice).await.unwrap();
+    let moved = world.manager.move_container(&alice, &name("n2")).await.unwrap();
+    assert_eq!(moved.spec.status, ContainerStatus::Exited, "it moves as it was");
+    assert_eq!(moved.downtime, std::time::Duration::ZERO);
+    assert_eq!(world.runtime.containers()[0].status, ContainerStatus::Exited);
+
+    // `alice` was made before the move: its container is gone, and nothing acts on it.
+    let err = world
+        .manager
+        .delete(
+            &alice,
+            cm_core::DeleteOptions {
+                force: true,
+                purge: false,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let err = world
+        .manager
+        .move_container(&alice, &name("n3"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(
+        world.runtime.containers().len(),
+        1,
+        "the moved container is untouched"
+    );
+    assert!(world.store.operations().await.unwrap().is_empty());
+    let fresh = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+    assert_eq!(fresh.spec().node.as_ref().unwrap().as_str(), "n2");
+}
+
+#[tokio::test]
+async fn a_route_to_a_node_gone_from_the_cluster_is_refused_not_sent_to_localhost() {
+    let world = cluster();
+    world
+        .manager
+        .create(on(&world, "alice", "preview_server", Some("n3")), &|_| {})
+        .await
+        .unwrap();
+    // n3 leaves the cluster, and the next listing (the sampler's, every round) says so.
+    world.runtime.set_nodes(vec![node("n1", 1, 4), node("n2", 2, 4)]);
+    assert_eq!(world.manager.nodes().await.unwrap().len(), 2);
+    let alice = UserId::parse("alice").unwrap();
+    let kind = TypeName::parse("preview_server").unwrap();
+    let answer = world
+        .manager
+        .check_route(Some(&Principal::User(alice.clone())), &alice, &kind)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            answer,
+            RouteAnswer::Deny {
+                denial: cm_core::RouteDenial::NotRunning(ContainerStatus::NodeDown)
+            }
+        ),
+        "{answer:?}"
+    );
 }

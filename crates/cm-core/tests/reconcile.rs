@@ -351,20 +351,31 @@ async fn update_keeps_port_data_and_keys_and_rolls_back_on_a_bad_image() {
 
 #[tokio::test]
 async fn an_update_killed_midway_is_settled() {
-    for point in [
-        "update:begun",
-        "update:renamed",
-        "update:container",
-        "update:started",
-    ] {
+    // With renames the old container waits aside; without (Swarm) it was removed, and the
+    // record is what brings it back.
+    for (renames, point) in [true, false].into_iter().flat_map(|renames| {
+        [
+            "update:begun",
+            "update:renamed",
+            "update:container",
+            "update:started",
+        ]
+        .map(|point| (renames, point))
+    }) {
+        let point = format!("{point} (renames: {renames})");
+        let point = point.as_str();
         let world = FakeWorld::new();
+        if !renames {
+            world.runtime.refuse_renames();
+        }
         world
             .manager
             .create(create_request("alice", "preview_server"), &|_| {})
             .await
             .unwrap();
         let manager = world.manager.clone();
-        crash_at(&world, point, async move {
+        let fail_point = point.split(' ').next().unwrap().to_owned();
+        crash_at(&world, &fail_point, async move {
             manager
                 .update(&as_admin(&manager, "alice_preview_server").await.unwrap(), None)
                 .await

@@ -597,8 +597,8 @@ pub async fn keys_page(
 ) -> PageResult {
     viewer.require(Action::ReadSshInfo, None)?;
     let manager = &viewer.state().manager;
-    let listing = manager
-        .list_ssh(viewer.principal.scope())
+    let (listed, stale) = manager
+        .ssh_containers_for(&viewer.principal, Action::ReadSshInfo)
         .await
         .map_err(|e| viewer.fail(e, "keys"))?;
 
@@ -609,13 +609,10 @@ pub async fn keys_page(
         keys: Vec<KeyView>,
     }
     let mut containers = Vec::new();
-    for spec in &listing.containers {
-        let container = manager
-            .authorize_record(&viewer.principal, spec.clone(), Action::ReadSshInfo)
-            .map_err(|e| viewer.fail(e, "keys"))?;
-        let (info, keys) = ssh_details(viewer, &container).await?;
+    for container in &listed {
+        let (info, keys) = ssh_details(viewer, container).await?;
         containers.push(SshContainer {
-            c: ContainerView::of(spec),
+            c: ContainerView::of(container.spec()),
             info,
             keys,
         });
@@ -628,7 +625,7 @@ pub async fn keys_page(
     let page = minijinja::context! {
         containers => to_value(&containers),
         selected => selected,
-        stale => listing.stale,
+        stale => stale,
         key_text => typed,
         key_error => error,
     };

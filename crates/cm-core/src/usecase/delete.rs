@@ -62,9 +62,7 @@ impl Manager {
         } else {
             OperationKind::Delete
         };
-        store
-            .begin_operation(&spec, kind, self.adapters.clock.now())
-            .await?;
+        self.begin_on(&spec, kind).await?;
         self.fail_point("delete:begun");
 
         if let Err(e) = runtime

@@ -67,10 +67,27 @@ impl Manager {
         Ok(AuthorizedContainer::new(principal.clone(), spec))
     }
 
-    /// A handle to a record the caller already holds (an item of a listing made for `principal`),
+    /// The SSH-enabled containers `principal` may see, each as a handle for `action` (a user's
+    /// own, the admin's all), and whether their statuses are stale: resolved by the listing
+    /// itself, never from a record a caller hands in.
+    pub async fn ssh_containers_for(
+        &self,
+        principal: &Principal,
+        action: Action,
+    ) -> Result<(Vec<AuthorizedContainer>, Option<String>)> {
+        let listing = self.list_ssh(principal.scope()).await?;
+        let containers = listing
+            .containers
+            .into_iter()
+            .map(|spec| self.authorize_record(principal, spec, action))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((containers, listing.stale))
+    }
+
+    /// A handle to a record the store just gave (an item of a listing made for `principal`),
     /// when `principal` may do `action` on it: authorized like [`Manager::authorized`], without
-    /// resolving again.
-    pub fn authorize_record(
+    /// resolving again. Internal: a record from outside could name anyone's container.
+    pub(crate) fn authorize_record(
         &self,
         principal: &Principal,
         spec: ContainerSpec,

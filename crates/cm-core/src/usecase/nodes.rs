@@ -92,13 +92,21 @@ impl Manager {
                 on_down_nodes += 1;
                 view.set(&spec.container_id, Some(ContainerStatus::NodeDown));
             } else if view.snapshot_of(&spec.container_id) == Some(ContainerStatus::NodeDown) {
-                let status = self
+                // Back: its real status again (one that can not be read now is read next round).
+                match self
                     .adapters()
                     .runtime
                     .inspect_container(&spec.container_id)
-                    .await?
-                    .map_or(ContainerStatus::Missing, |c| c.status);
-                view.set(&spec.container_id, Some(status));
+                    .await
+                {
+                    Ok(found) => {
+                        let status = found.map_or(ContainerStatus::Missing, |c| c.status);
+                        view.set(&spec.container_id, Some(status));
+                    }
+                    Err(e) => {
+                        tracing::debug!(container = %spec.container_name, error = %e, "not inspected after its node came back");
+                    }
+                }
             }
         }
         Ok(on_down_nodes)
@@ -165,20 +173,26 @@ impl Manager {
     }
 
     /// Where a container's published ports are reached: on a single engine the host itself, else
-    /// its node's address, remembered from the last listing of the nodes (listed again only when
-    /// the node is not known yet, so the route check asks the engine at most once per new node).
-    pub(crate) async fn ports_address(&self, node: Option<&NodeName>) -> IpAddr {
+    /// its node's address, remembered from the last listing of the nodes. A node the listing did
+    /// not name is looked up again at most every `placement::RELIST_AFTER`, whatever the requests; `None`
+    /// while it is unknown (gone from the cluster): its container can not be reached.
+    pub(crate) async fn ports_address(&self, node: Option<&NodeName>) -> Option<IpAddr> {
         let Some(node) = node else {
-            return IpAddr::from([127, 0, 0, 1]);
+            return Some(IpAddr::from([127, 0, 0, 1]));
         };
         if let Some(address) = self.known_nodes.address(node) {
-            return address;
+            return Some(address);
         }
-        if let Err(e) = self.nodes().await {
-            tracing::warn!(%node, error = %e, "the nodes could not be listed for a route");
+        if self.known_nodes.fresh() {
+            return None;
         }
-        self.known_nodes
-            .address(node)
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+        match self.adapters().runtime.nodes().await {
+            Ok(nodes) => self.known_nodes.remember(&nodes),
+            Err(e) => {
+                self.known_nodes.tried();
+                tracing::warn!(%node, error = %e, "the nodes could not be listed for a route");
+            }
+        }
+        self.known_nodes.address(node)
     }
 }

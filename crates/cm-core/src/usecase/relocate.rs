@@ -101,9 +101,7 @@ impl Manager {
             .inspect_container(&spec.container_id)
             .await?
             .is_some_and(|c| c.status.is_active());
-        store
-            .begin_operation(&spec, OperationKind::Update, self.adapters().clock.now())
-            .await?;
+        self.begin_on(&spec, OperationKind::Update).await?;
         let volume = VolumePlan {
             name: spec.volume_name.clone(),
             labels: if spec.volume_name.is_original() {
@@ -121,18 +119,38 @@ impl Manager {
         let runtime = self.adapters().runtime.clone();
         let (source, target) = (from.clone(), to.clone());
         let copy = || async move { runtime.copy_volume(&volume, &source, &target).await };
-        let outcome = self.replace(&spec, next, &kind, copy).await;
-        let (moved, copied_bytes) = match outcome {
+        let what = super::update::Replacing {
+            describe: format!("move of {name} to node {to}"),
+            restored: format!("it is back on node {from}"),
+        };
+        let outcome = self.replace(&spec, next, &kind, copy, &what).await;
+        let (mut moved, copied_bytes) = match outcome {
             Ok(done) => done,
-            Err((e, _)) => {
-                if let Err(e) = store.unclaim(&name).await {
+            Err(failed) => {
+                if failed.restored {
+                    // Back on its node with its data there: a copy on the target would only mislead.
+                    if let Err(e) = self
+                        .adapters()
+                        .runtime
+                        .remove_volume_on(spec.volume_name.as_str(), to)
+                        .await
+                    {
+                        tracing::warn!(container = %name, node = %to, error = %e, "the failed move's copy could not be removed");
+                    }
+                } else if let Err(e) = store.unclaim(&name).await {
                     tracing::warn!(container = %name, error = ?e, "could not hand the unfinished move to the reconciler");
                 }
-                return Err(e.context(format_args!(
-                    "move of {name} to node {to} failed; it stays on node {from}"
-                )));
+                return Err(failed.error);
             }
         };
+        // It moves as it was: a stopped container stays stopped on its new node.
+        if !was_running {
+            self.adapters()
+                .runtime
+                .stop_container(&moved.container_id)
+                .await?;
+            moved = self.record_status(moved).await?;
+        }
         let downtime = if was_running {
             self.adapters()
                 .clock

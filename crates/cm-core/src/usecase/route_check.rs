@@ -71,10 +71,14 @@ impl Manager {
             None | Some(ContainerStatus::Running | ContainerStatus::Created | ContainerStatus::Missing) => {}
             Some(other) => return deny(RouteDenial::NotRunning(other)),
         }
+        let Some(host) = self.ports_address(spec.node.as_ref()).await else {
+            // Its node is not in the cluster (any more): nothing there to reach.
+            return deny(RouteDenial::NotRunning(ContainerStatus::NodeDown));
+        };
         let strip_prefix = self.config().types.get(kind).is_none_or(|t| t.strip_prefix);
         self.note_activity(&name, kind);
         Ok(RouteAnswer::Allow {
-            upstream: SocketAddr::from((self.ports_address(spec.node.as_ref()).await, spec.port)),
+            upstream: SocketAddr::from((host, spec.port)),
             strip_prefix,
         })
     }

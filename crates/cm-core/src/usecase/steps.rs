@@ -14,3 +14,34 @@ pub(crate) enum Undo {
     Volume(VolumeName),
     Network(NetworkName, UserId),
 }
+
+impl crate::manager::Manager {
+    /// Begins an operation of `kind` on a handle's record and checks that the record is still the
+    /// one the handle was made from: another operation may have replaced the container (a new id)
+    /// or moved it (another node) meanwhile. Then the operation ends again and the call is refused,
+    /// so a stale handle never acts on a container that is gone or elsewhere.
+    pub(crate) async fn begin_on(
+        &self,
+        spec: &crate::spec::ContainerSpec,
+        kind: crate::ports::OperationKind,
+    ) -> crate::error::Result<()> {
+        let store = &self.adapters().store;
+        store
+            .begin_operation(spec, kind, self.adapters().clock.now())
+            .await?;
+        let current = store.get_by_name(&spec.container_name).await;
+        match current {
+            Ok(Some(current)) if current.container_id == spec.container_id && current.node == spec.node => {
+                Ok(())
+            }
+            other => {
+                store.end_operation(&spec.container_name).await?;
+                other?;
+                Err(crate::error::Error::conflict(format!(
+                    "{} changed while this request was on its way (another operation replaced, moved or deleted it): try again",
+                    spec.container_name
+                )))
+            }
+        }
+    }
+}

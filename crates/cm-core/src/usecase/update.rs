@@ -16,6 +16,33 @@ use super::steps::Undo;
 /// A progress report nobody hears (an update has no progress lines).
 fn noop(_: &str) {}
 
+/// How a replacement's errors name it.
+pub(crate) struct Replacing {
+    /// What was attempted: `update of NAME to IMAGE`, `move of NAME to node N`.
+    pub(crate) describe: String,
+    /// What a failure that brought the old container back says of it.
+    pub(crate) restored: String,
+}
+
+/// A replacement that failed: why, and whether the old container is back as it was.
+pub(crate) struct Unreplaced {
+    pub(crate) error: Error,
+    pub(crate) restored: bool,
+}
+
+impl Replacing {
+    /// A failure that left a half-done replacement for the reconciler.
+    fn left_midway(&self, e: Error) -> Unreplaced {
+        Unreplaced {
+            error: e.context(format_args!(
+                "{} failed midway; `cm reconcile` settles what is left",
+                self.describe
+            )),
+            restored: false,
+        }
+    }
+}
+
 impl Manager {
     /// Re-creates a container with a new image (or its type's current one), keeping its name,
     /// ports, volume, environment, limits, keys and route. The old container is kept aside until
@@ -52,9 +79,7 @@ impl Manager {
         let store = &self.adapters().store;
         runtime.engine_info().await?;
         let name = spec.container_name.clone();
-        store
-            .begin_operation(&spec, OperationKind::Update, self.adapters().clock.now())
-            .await?;
+        self.begin_on(&spec, OperationKind::Update).await?;
         let outcome = self.update_begun(spec, &kind, image).await;
         if outcome.is_err() {
             // A step that failed midway left the intent: hand it to the reconciler, which finishes
@@ -79,27 +104,31 @@ impl Manager {
 
         let mut next = spec.clone();
         next.image = image.unwrap_or_else(|| kind.image.clone());
-        let outcome = self.replace(&spec, next, kind, || async { Ok(()) }).await;
-        outcome.map(|(next, ())| next).map_err(|(e, next)| {
-            e.context(format_args!(
-                "update of {name} to {} failed and the previous container was restored",
-                next.image
-            ))
-        })
+        let what = Replacing {
+            describe: format!("update of {name} to {}", next.image),
+            restored: "the previous container was restored".to_owned(),
+        };
+        let (next, ()) = self
+            .replace(&spec, next, kind, || async { Ok(()) }, &what)
+            .await
+            .map_err(|failed| failed.error)?;
+        Ok(next)
     }
 
     /// Replaces `spec`'s container by `next`'s (a new image, another node), under an operation
     /// already begun, and ends it. The old container is stopped and kept aside under another name
     /// where the runtime can rename, else removed (its data volume stays); `between` runs once it
     /// is stopped (a move copies the data then). If `next` fails, the old one comes back (renamed
-    /// back, or re-created from `spec`), running if it ran, and the error comes with `next`.
+    /// back, or re-created from `spec`), running if it ran. The error says which happened: the old
+    /// one restored, or what is left for the reconciler (the operation stays recorded for it).
     pub(crate) async fn replace<T, Between, Done>(
         &self,
         spec: &ContainerSpec,
         mut next: ContainerSpec,
         kind: &crate::config::ContainerType,
         between: Between,
-    ) -> std::result::Result<(ContainerSpec, T), (Error, ContainerSpec)>
+        what: &Replacing,
+    ) -> std::result::Result<(ContainerSpec, T), Unreplaced>
     where
         Between: FnOnce() -> Done,
         Done: Future<Output = Result<T>>,
@@ -110,7 +139,7 @@ impl Manager {
         let aside = runtime.renames();
         let old = match runtime.inspect_container(&spec.container_id).await {
             Ok(old) => old,
-            Err(e) => return Err((e, next)),
+            Err(e) => return Err(what.left_midway(e)),
         };
         let was_active = old.as_ref().is_some_and(|o| o.status.is_active());
         if let Some(old) = &old {
@@ -124,7 +153,7 @@ impl Manager {
                 }
             };
             if let Err(e) = put_away.await {
-                return Err((e, next));
+                return Err(what.left_midway(e));
             }
         }
         self.fail_point("update:renamed");
@@ -148,17 +177,19 @@ impl Manager {
                 };
                 match ended.await {
                     Ok(()) => Ok((next, between)),
-                    Err(e) => Err((e, next)),
+                    // The new one runs, labelled with where it is: the reconciler records it.
+                    Err(e) => Err(what.left_midway(e)),
                 }
             }
             Err(e) => match self.restore(spec, kind, old.as_ref(), was_active, undo).await {
-                Ok(()) => Err((e, next)),
+                Ok(()) => Err(Unreplaced {
+                    error: e.context(format_args!("{} failed and {}", what.describe, what.restored)),
+                    restored: true,
+                }),
                 // The old one could not come back: the intent stays for the reconciler, which
                 // re-creates the container from its record.
-                Err(restore) => Err((
-                    restore.context(format_args!("{name} could not be restored after: {e}")),
-                    next,
-                )),
+                Err(restore) => Err(what
+                    .left_midway(restore.context(format_args!("{name} could not be restored after: {e}")))),
             },
         }
     }
