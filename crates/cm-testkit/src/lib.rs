@@ -17,6 +17,7 @@
 
 pub mod http;
 pub mod nginx;
+pub mod swarm;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
