@@ -354,6 +354,18 @@ impl SwarmRuntime {
     /// Our services that mount the volume or attach to the network `name`.
     async fn services_using(&self, name: &str) -> Result<Vec<String>> {
         let docker = self.docker().await?;
+        // A service's spec names its networks by id.
+        let network_id = match docker
+            .inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>)
+            .await
+        {
+            Ok(network) => network.id,
+            Err(e) => match self.manager.on_error(e).await {
+                e if e.kind() == ErrorKind::NotFound => None,
+                e => return Err(e),
+            },
+        };
+        let is_network = |target: Option<&str>| target == Some(name) || (target.is_some() && target == network_id.as_deref());
         let options = ListServicesOptionsBuilder::new()
             .filters(&managed_filter())
             .build();
@@ -370,7 +382,7 @@ impl SwarmRuntime {
                     .and_then(|c| c.mounts.as_ref());
                 let networks = template.and_then(|t| t.networks.as_ref());
                 mounts.is_some_and(|m| m.iter().any(|m| m.source.as_deref() == Some(name)))
-                    || networks.is_some_and(|n| n.iter().any(|n| n.target.as_deref() == Some(name)))
+                    || networks.is_some_and(|n| n.iter().any(|n| is_network(n.target.as_deref())))
             })
             .filter_map(|s| s.spec.and_then(|s| s.name))
             .collect())
