@@ -59,6 +59,8 @@ const RESTART_DELAY: Duration = Duration::from_secs(1);
 const START_WAIT: Duration = Duration::from_secs(60);
 /// How long remove waits for the service's containers to be gone.
 const REMOVE_WAIT: Duration = Duration::from_secs(30);
+/// How often an update whose version Swarm changed meanwhile is tried again.
+const UPDATE_TRIES: u32 = 20;
 /// The pause between looks while waiting on Swarm.
 const POLL: Duration = Duration::from_millis(150);
 
@@ -168,28 +170,39 @@ impl SwarmRuntime {
         })
     }
 
-    /// Writes a new spec of `service` (at its current version).
-    async fn update(&self, service: &Service, change: impl FnOnce(&mut ServiceSpec)) -> Result<()> {
+    /// Writes a new spec of `service`, changed by `change`, at its current version. Swarm bumps
+    /// a service's version by itself (such as right after a create, when it allocates the
+    /// endpoint): an update "out of sequence" reads the service again and tries again.
+    async fn update(&self, service: &Service, change: impl Fn(&mut ServiceSpec)) -> Result<()> {
         let docker = self.docker().await?;
         let id = service.id.clone().unwrap_or_default();
-        let mut spec = service.spec.clone().unwrap_or_default();
-        change(&mut spec);
-        let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
-        let options = UpdateServiceOptionsBuilder::new()
-            .version(i32::try_from(version).unwrap_or(i32::MAX))
-            .build();
-        match docker.update_service(&id, spec, options, None).await {
-            Ok(answer) => {
-                for warning in answer.warnings.unwrap_or_default() {
-                    tracing::warn!(service = %id, %warning, "engine warning at update");
+        let mut current = service.clone();
+        let mut tries = 0;
+        loop {
+            let mut spec = current.spec.clone().unwrap_or_default();
+            change(&mut spec);
+            let version = current.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+            let options = UpdateServiceOptionsBuilder::new()
+                .version(i32::try_from(version).unwrap_or(i32::MAX))
+                .build();
+            match docker.update_service(&id, spec, options, None).await {
+                Ok(answer) => {
+                    for warning in answer.warnings.unwrap_or_default() {
+                        tracing::warn!(service = %id, %warning, "engine warning at update");
+                    }
+                    return Ok(());
                 }
-                Ok(())
+                Err(e) => {
+                    let stale = e.to_string().contains("out of sequence");
+                    let err = self.manager.on_error(e).await;
+                    if !stale || tries >= UPDATE_TRIES {
+                        return Err(err.context(format_args!("updating service {id}")));
+                    }
+                    tries += 1;
+                    tokio::time::sleep(POLL).await;
+                    current = self.existing(&id).await?;
+                }
             }
-            Err(e) => Err(self
-                .manager
-                .on_error(e)
-                .await
-                .context(format_args!("updating service {id}"))),
         }
     }
 
