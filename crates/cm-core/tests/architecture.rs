@@ -108,7 +108,16 @@ fn adapters_know_only_the_core() {
         .collect();
     assert_eq!(swarm, ["cm-core", "cm-docker"], "cm-swarm depends on {swarm:?}");
     // Nothing but the composition root (and tests) builds on the Swarm adapter.
-    for krate in ["cm-core", "cm-docker", "cm-store", "cm-nginx", "cm-ssh", "cm-toolbox", "cm-cli", "cm-api"] {
+    for krate in [
+        "cm-core",
+        "cm-docker",
+        "cm-store",
+        "cm-nginx",
+        "cm-ssh",
+        "cm-toolbox",
+        "cm-cli",
+        "cm-api",
+    ] {
         assert!(
             !dependencies(krate).iter().any(|d| d == "cm-swarm"),
             "{krate} depends on cm-swarm"

@@ -109,8 +109,7 @@ fn docker_ok(args: &[&str]) -> String {
 async fn what_swarm_adds(subject: &Swarm<'_>) {
     use cm_core::{
         Command, ContainerName, ContainerPlan, CpuLimit, EnvVars, MemoryLimit, NetworkName, NetworkPlan,
-        PortBinding, RemoveMode, RestartPolicy, TypeName, UploadEntry, VolumeName, VolumePlan,
-        owner_labels,
+        PortBinding, RemoveMode, RestartPolicy, TypeName, UploadEntry, VolumeName, VolumePlan, owner_labels,
     };
     let runtime = subject.runtime();
     let bounded = async |what: &str, call: std::pin::Pin<Box<dyn Future<Output = _> + Send + '_>>| {
@@ -122,7 +121,11 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
         .await
         .unwrap();
     assert_eq!(info.runtime, "swarm");
-    assert!(info.weaker.iter().any(|w| w.contains("0.0.0.0")), "{:?}", info.weaker);
+    assert!(
+        info.weaker.iter().any(|w| w.contains("0.0.0.0")),
+        "{:?}",
+        info.weaker
+    );
 
     let user = subject.user("extra");
     let kind = TypeName::parse("cli_v4").unwrap();
@@ -138,7 +141,13 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
         size: None,
     };
     runtime.ensure_network(&network).await.unwrap();
-    let driver = docker_ok(&["network", "inspect", network.name.as_str(), "--format", "{{.Driver}} {{.Attachable}}"]);
+    let driver = docker_ok(&[
+        "network",
+        "inspect",
+        network.name.as_str(),
+        "--format",
+        "{{.Driver}} {{.Attachable}}",
+    ]);
     assert_eq!(driver, "overlay true");
     runtime.ensure_volume(&volume).await.unwrap();
     let published = runtime.published_ports(subject.ports()).await.unwrap();
@@ -176,7 +185,10 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
     let said = err.to_string();
     assert_eq!(err.kind(), cm_core::ErrorKind::NotFound, "{said}");
     assert!(said.contains(&format!("on node(s) {host}")), "{said}");
-    assert!(said.contains("docker save cm-swarm-no-such-image:never | docker -H"), "{said}");
+    assert!(
+        said.contains("docker save cm-swarm-no-such-image:never | docker -H"),
+        "{said}"
+    );
 
     let id = runtime.create_container(&plan).await.unwrap();
     let service = docker_ok(&[
@@ -239,7 +251,11 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(restarted.is_some(), "no restart after a crash: {:?}", runtime.inspect_container(&id).await);
+    assert!(
+        restarted.is_some(),
+        "no restart after a crash: {:?}",
+        runtime.inspect_container(&id).await
+    );
 
     // Left running: the run's cleanup finds the service and removes it with its container.
     let filter = subject.env.label_filter();
