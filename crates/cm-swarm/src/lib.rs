@@ -888,15 +888,18 @@ impl ContainerRuntime for SwarmRuntime {
     async fn start_container(&self, id: &str) -> Result<()> {
         let service = self.existing(id).await?;
         let service_id = service.id.clone().unwrap_or_default();
-        let before = self.task_ids(&service_id).await?;
+        let mut before = self.task_ids(&service_id).await?;
         if replicas(&service) == 0 {
             self.update(&service, |spec| scaled(spec, 1)).await?;
         } else {
             let current = current_of(self.tasks(Some(&service_id)).await?);
-            if current.task.as_ref().is_some_and(is_up) {
-                return Ok(());
+            match current.task {
+                // Running, or on its way: starting it again is fine, once it runs.
+                Some(task) if is_up(&task) => {
+                    before.remove(task.id.as_deref().unwrap_or_default());
+                }
+                _ => self.update(&service, forced).await?,
             }
-            self.update(&service, forced).await?;
         }
         self.wait_started(&service_id, &before).await?;
         self.replay_uploads(&service_id).await
