@@ -428,7 +428,13 @@ impl SwarmRuntime {
                 .as_ref()
                 .and_then(|s| s.availability.as_ref())
                 .map(ToString::to_string);
-            if available.as_deref() == Some("drain") {
+            let ready = node
+                .status
+                .as_ref()
+                .and_then(|s| s.state.as_ref())
+                .map(ToString::to_string);
+            // Only a ready node that takes tasks could run it.
+            if available.as_deref() == Some("drain") || ready.as_deref() != Some("ready") {
                 continue;
             }
             let host = node
