@@ -30,7 +30,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{OWNER_LABEL, SLOTS, TEST_LABEL, TestEnv, lock_dir, owner_id, owner_is_gone};
 
@@ -379,6 +379,14 @@ impl Drop for SingleNodeSwarm<'_> {
     }
 }
 
+/// Prints how long a fixture's step took (shown with a failing test's output).
+fn trace(since: Instant, what: &str) {
+    eprintln!(
+        "swarm fixture: {what} after {:.1} s",
+        since.elapsed().as_secs_f64()
+    );
+}
+
 /// Panics with the cleanup's problems (unless the test already panics: then it prints them).
 pub(crate) fn report(problems: &[String]) {
     if problems.is_empty() {
@@ -526,6 +534,7 @@ impl<'env> Cluster<'env> {
     /// until every node is `ready`. `env` must come from [`TestEnv::alone`].
     pub fn start(env: &'env TestEnv, workers: usize) -> Self {
         assert!(workers <= 200, "at most 200 workers on the cluster bridge");
+        let since = Instant::now();
         assert_eq!(
             env.slot.index(),
             SLOTS,
@@ -581,6 +590,7 @@ impl<'env> Cluster<'env> {
 
         // From here on the value exists, so its drop cleans up whatever the start did.
         let swarm = SingleNodeSwarm::join_advertising_with(env, MANAGER_ADDR, false);
+        trace(since, "the manager is up");
         let manager_id = swarm.node_id().to_owned();
         let mut cluster = Cluster {
             swarm,
@@ -690,6 +700,7 @@ impl<'env> Cluster<'env> {
             args.extend([NODE_IMAGE, "--", "sh", "-c", WORKER_ENTRY]);
             checked(&format!("starting worker {name}"), &sdocker(&args));
         }
+        trace(since, "the workers are started");
         for i in 0..cluster.workers.len() {
             let node = cluster.workers[i].clone();
             let log = Path::new(node.endpoint.trim_start_matches("unix://")).with_file_name("dockerd.log");
@@ -730,6 +741,7 @@ impl<'env> Cluster<'env> {
                 ]),
             );
         }
+        trace(since, "the workers joined");
         let ready = wait_for(STATE_WAIT, || {
             cluster.nodes().iter().all(|node| node.state() == "ready")
         });
@@ -738,6 +750,7 @@ impl<'env> Cluster<'env> {
             "not every node became ready: {}",
             stdout(&sdocker(&["node", "ls"]))
         );
+        trace(since, "every node is ready");
         cluster
     }
 
@@ -838,7 +851,9 @@ impl<'env> Cluster<'env> {
             return Vec::new();
         }
         self.torn_down = true;
+        let since = Instant::now();
         let mut problems = remove_swarm_objects(&self.swarm.env().label_filter());
+        trace(since, "the services are removed");
         for (node, killed) in self.workers.iter().zip(&self.killed) {
             let Some(container) = &node.container else {
                 continue;
@@ -859,7 +874,9 @@ impl<'env> Cluster<'env> {
                 }
             }
         }
+        trace(since, "the workers are removed");
         problems.extend(self.swarm.teardown());
+        trace(since, "the manager left");
         let removed = wait_for(Duration::from_secs(30), || {
             if !network_exists(&self.bridge) {
                 return true;
@@ -870,6 +887,7 @@ impl<'env> Cluster<'env> {
         if !removed {
             problems.push(format!("the cluster bridge {} could not be removed", self.bridge));
         }
+        trace(since, "the bridge is removed");
         problems
     }
 }
