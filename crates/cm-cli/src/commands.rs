@@ -605,10 +605,7 @@ async fn local_health(manager: &Manager, settings: &Settings, json: bool) -> any
             Ok(info) => engine_lines(info),
             Err(e) => {
                 output::line(&format!("engine    down: {e}"));
-                output::line(&format!(
-                    "runtime   {}",
-                    manager.config().runtime.kind.as_str()
-                ));
+                output::line(&format!("runtime   {}", manager.config().runtime.kind.as_str()));
             }
         }
         output::line(&format!(

@@ -103,15 +103,27 @@ fn cm_runs_containers_as_swarm_services() {
     assert_eq!(listed[0]["status"], "running");
     assert_eq!(cm_json(&env, &["get", &name])["status"], "running");
 
-    let said = cm_ok(&env, &["exec", &name, "sh", "-c", "echo swarm > /data/kept; cat /data/kept"]);
+    let said = cm_ok(
+        &env,
+        &[
+            "exec",
+            &name,
+            "sh",
+            "-c",
+            "echo swarm > /data/kept; cat /data/kept",
+        ],
+    );
     assert_eq!(said.trim(), "swarm");
     // The SSH keys of the create were written into the task's container.
     let keys = cm_ok(&env, &["exec", &name, "ls", "-a", "/home/cli/.ssh"]);
     assert!(keys.contains("authorized_keys"), "{keys}");
     assert!(
-        wait_until(Duration::from_secs(60), || cm(&env, &["logs", &name, "--tail", "5"])
-            .status
-            .success()),
+        wait_until(Duration::from_secs(60), || cm(
+            &env,
+            &["logs", &name, "--tail", "5"]
+        )
+        .status
+        .success()),
         "cm logs failed"
     );
 

@@ -1298,11 +1298,18 @@ mod tests {
         assert!(refused("[runtime]\nkind = \"kubernetes\"\n").contains("invalid configuration"));
         assert!(refused("[runtime]\nkind = \"swarm\"\nnode = 1\n").contains("invalid configuration"));
         assert!(
-            refused("[runtime.nodes]\nn1 = \"unix:///x.sock\"\n").contains("needs [runtime] kind = \"swarm\""),
+            refused("[runtime.nodes]\nn1 = \"unix:///x.sock\"\n")
+                .contains("needs [runtime] kind = \"swarm\""),
             "nodes without swarm"
         );
-        assert!(refused("[runtime]\nkind = \"swarm\"\n[runtime.nodes]\nn1 = \"ssh://host\"\n").contains("an engine endpoint"));
-        assert!(refused("[runtime]\nkind = \"swarm\"\n[runtime.nodes]\n\"n 1\" = \"unix:///x.sock\"\n").contains("not a node hostname"));
+        assert!(
+            refused("[runtime]\nkind = \"swarm\"\n[runtime.nodes]\nn1 = \"ssh://host\"\n")
+                .contains("an engine endpoint")
+        );
+        assert!(
+            refused("[runtime]\nkind = \"swarm\"\n[runtime.nodes]\n\"n 1\" = \"unix:///x.sock\"\n")
+                .contains("not a node hostname")
+        );
     }
 
     #[test]

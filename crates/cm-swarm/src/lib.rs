@@ -59,6 +59,8 @@ const RESTART_DELAY: Duration = Duration::from_secs(1);
 const START_WAIT: Duration = Duration::from_secs(60);
 /// How long remove waits for the service's containers to be gone.
 const REMOVE_WAIT: Duration = Duration::from_secs(30);
+/// How often an update whose version Swarm changed meanwhile is tried again.
+const UPDATE_TRIES: u32 = 20;
 /// The pause between looks while waiting on Swarm.
 const POLL: Duration = Duration::from_millis(150);
 
@@ -87,7 +89,7 @@ pub struct SwarmRuntime {
     endpoints: BTreeMap<String, String>,
     /// Files uploaded per service (destination and entries), written again into each new task's
     /// container by this process's start and restart: a task starts from the image.
-    uploads: Mutex<HashMap<String, Vec<(String, Vec<UploadEntry>)>>>,
+    uploads: Mutex<HashMap<String, Vec<Upload>>>,
 }
 
 impl Default for SwarmRuntime {
@@ -95,6 +97,9 @@ impl Default for SwarmRuntime {
         Self::new(BTreeMap::new())
     }
 }
+
+/// One upload: the destination directory and its entries.
+type Upload = (String, Vec<UploadEntry>);
 
 /// What a service's tasks say about its one container.
 #[derive(Debug, Clone, Default)]
@@ -128,7 +133,10 @@ impl SwarmRuntime {
     async fn service(&self, id_or_name: &str) -> Result<Option<Service>> {
         let docker = self.docker().await?;
         match docker
-            .inspect_service(id_or_name, None::<bollard::query_parameters::InspectServiceOptions>)
+            .inspect_service(
+                id_or_name,
+                None::<bollard::query_parameters::InspectServiceOptions>,
+            )
             .await
         {
             Ok(service) => Ok(Some(service)),
@@ -168,28 +176,39 @@ impl SwarmRuntime {
         })
     }
 
-    /// Writes a new spec of `service` (at its current version).
-    async fn update(&self, service: &Service, change: impl FnOnce(&mut ServiceSpec)) -> Result<()> {
+    /// Writes a new spec of `service`, changed by `change`, at its current version. Swarm bumps
+    /// a service's version by itself (such as right after a create, when it allocates the
+    /// endpoint): an update "out of sequence" reads the service again and tries again.
+    async fn update(&self, service: &Service, change: impl Fn(&mut ServiceSpec)) -> Result<()> {
         let docker = self.docker().await?;
         let id = service.id.clone().unwrap_or_default();
-        let mut spec = service.spec.clone().unwrap_or_default();
-        change(&mut spec);
-        let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
-        let options = UpdateServiceOptionsBuilder::new()
-            .version(i32::try_from(version).unwrap_or(i32::MAX))
-            .build();
-        match docker.update_service(&id, spec, options, None).await {
-            Ok(answer) => {
-                for warning in answer.warnings.unwrap_or_default() {
-                    tracing::warn!(service = %id, %warning, "engine warning at update");
+        let mut current = service.clone();
+        let mut tries = 0;
+        loop {
+            let mut spec = current.spec.clone().unwrap_or_default();
+            change(&mut spec);
+            let version = current.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+            let options = UpdateServiceOptionsBuilder::new()
+                .version(i32::try_from(version).unwrap_or(i32::MAX))
+                .build();
+            match docker.update_service(&id, spec, options, None).await {
+                Ok(answer) => {
+                    for warning in answer.warnings.unwrap_or_default() {
+                        tracing::warn!(service = %id, %warning, "engine warning at update");
+                    }
+                    return Ok(());
                 }
-                Ok(())
+                Err(e) => {
+                    let stale = e.to_string().contains("out of sequence");
+                    let err = self.manager.on_error(e).await;
+                    if !stale || tries >= UPDATE_TRIES {
+                        return Err(err.context(format_args!("updating service {id}")));
+                    }
+                    tries += 1;
+                    tokio::time::sleep(POLL).await;
+                    current = self.existing(&id).await?;
+                }
             }
-            Err(e) => Err(self
-                .manager
-                .on_error(e)
-                .await
-                .context(format_args!("updating service {id}"))),
         }
     }
 
@@ -205,10 +224,7 @@ impl SwarmRuntime {
             return Ok(&self.manager);
         }
         let inspected = self.manager.answer(docker.inspect_node(node).await).await?;
-        let host = inspected
-            .description
-            .and_then(|d| d.hostname)
-            .unwrap_or_default();
+        let host = inspected.description.and_then(|d| d.hostname).unwrap_or_default();
         if let Some(engine) = self.nodes.get(&host) {
             return Ok(engine);
         }
@@ -365,7 +381,9 @@ impl SwarmRuntime {
                 e => return Err(e),
             },
         };
-        let is_network = |target: Option<&str>| target == Some(name) || (target.is_some() && target == network_id.as_deref());
+        let is_network = |target: Option<&str>| {
+            target == Some(name) || (target.is_some() && target == network_id.as_deref())
+        };
         let options = ListServicesOptionsBuilder::new()
             .filters(&managed_filter())
             .build();
@@ -394,14 +412,22 @@ impl SwarmRuntime {
         let docker = self.docker().await?;
         let nodes = self
             .manager
-            .answer(docker.list_nodes(None::<bollard::query_parameters::ListNodesOptions>).await)
+            .answer(
+                docker
+                    .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+                    .await,
+            )
             .await?;
         let info = self.manager.answer(docker.info().await).await?;
         let local = info.swarm.and_then(|s| s.node_id).unwrap_or_default();
         let mut ids: BTreeMap<String, Option<String>> = BTreeMap::new();
         let mut unreachable = Vec::new();
         for node in &nodes {
-            let available = node.spec.as_ref().and_then(|s| s.availability.as_ref()).map(ToString::to_string);
+            let available = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.availability.as_ref())
+                .map(ToString::to_string);
             if available.as_deref() == Some("drain") {
                 continue;
             }
@@ -743,11 +769,7 @@ impl ContainerRuntime for SwarmRuntime {
                  docker swarm init)",
             ));
         }
-        info.platform = format!(
-            "{}, swarm of {} node(s)",
-            info.platform,
-            swarm.nodes.unwrap_or(0)
-        );
+        info.platform = format!("{}, swarm of {} node(s)", info.platform, swarm.nodes.unwrap_or(0));
         info.runtime = "swarm".to_owned();
         info.weaker = WEAKER.iter().map(|w| (*w).to_owned()).collect();
         Ok(info)
@@ -824,7 +846,15 @@ impl ContainerRuntime for SwarmRuntime {
                 memory_limit_bytes: service
                     .spec
                     .as_ref()
-                    .and_then(|s| s.task_template.as_ref()?.resources.as_ref()?.limits.as_ref()?.memory_bytes)
+                    .and_then(|s| {
+                        s.task_template
+                            .as_ref()?
+                            .resources
+                            .as_ref()?
+                            .limits
+                            .as_ref()?
+                            .memory_bytes
+                    })
                     .and_then(|m| u64::try_from(m).ok())
                     .unwrap_or(0),
                 ..ContainerStats::default()
@@ -1029,7 +1059,9 @@ impl ContainerRuntime for SwarmRuntime {
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         Err(Error::new(
             ErrorKind::Unavailable,
-            format!("cannot rename {id} to {new_name}: Swarm cannot rename a service (cm update is not available on Swarm yet)"),
+            format!(
+                "cannot rename {id} to {new_name}: Swarm cannot rename a service (cm update is not available on Swarm yet)"
+            ),
         ))
     }
 
@@ -1129,10 +1161,34 @@ mod tests {
     #[test]
     fn the_current_task_is_the_one_wanted_running_and_restarts_count_back_to_a_deliberate_stop() {
         let tasks = vec![
-            task("a", "2026-01-01T00:00:01Z", TaskState::SHUTDOWN, TaskState::SHUTDOWN, Some(0)),
-            task("b", "2026-01-01T00:00:02Z", TaskState::FAILED, TaskState::SHUTDOWN, Some(1)),
-            task("c", "2026-01-01T00:00:03Z", TaskState::FAILED, TaskState::SHUTDOWN, Some(1)),
-            task("d", "2026-01-01T00:00:04Z", TaskState::RUNNING, TaskState::RUNNING, None),
+            task(
+                "a",
+                "2026-01-01T00:00:01Z",
+                TaskState::SHUTDOWN,
+                TaskState::SHUTDOWN,
+                Some(0),
+            ),
+            task(
+                "b",
+                "2026-01-01T00:00:02Z",
+                TaskState::FAILED,
+                TaskState::SHUTDOWN,
+                Some(1),
+            ),
+            task(
+                "c",
+                "2026-01-01T00:00:03Z",
+                TaskState::FAILED,
+                TaskState::SHUTDOWN,
+                Some(1),
+            ),
+            task(
+                "d",
+                "2026-01-01T00:00:04Z",
+                TaskState::RUNNING,
+                TaskState::RUNNING,
+                None,
+            ),
         ];
         let current = current_of(tasks);
         assert_eq!(current.task.and_then(|t| t.id).as_deref(), Some("d"));
@@ -1142,9 +1198,27 @@ mod tests {
 
     #[test]
     fn only_tasks_on_their_way_up_count_as_up() {
-        let up = task("a", "2026-01-01T00:00:01Z", TaskState::PREPARING, TaskState::RUNNING, None);
-        let going = task("b", "2026-01-01T00:00:01Z", TaskState::PREPARING, TaskState::SHUTDOWN, None);
-        let done = task("c", "2026-01-01T00:00:01Z", TaskState::COMPLETE, TaskState::SHUTDOWN, Some(0));
+        let up = task(
+            "a",
+            "2026-01-01T00:00:01Z",
+            TaskState::PREPARING,
+            TaskState::RUNNING,
+            None,
+        );
+        let going = task(
+            "b",
+            "2026-01-01T00:00:01Z",
+            TaskState::PREPARING,
+            TaskState::SHUTDOWN,
+            None,
+        );
+        let done = task(
+            "c",
+            "2026-01-01T00:00:01Z",
+            TaskState::COMPLETE,
+            TaskState::SHUTDOWN,
+            Some(0),
+        );
         assert!(is_up(&up));
         assert!(!is_up(&going));
         assert!(!is_up(&done));

@@ -93,5 +93,180 @@ async fn swarm_runtime_keeps_the_runtime_contract() {
     contract::uploaded_files_are_read_back(&subject).await;
     contract::logs_keep_their_tail(&subject).await;
     contract::events_tell_starts_and_removals(&subject).await;
+    what_swarm_adds(&subject).await;
     drop(swarm);
+}
+
+/// `docker args...` must succeed; its trimmed output.
+fn docker_ok(args: &[&str]) -> String {
+    cm_testkit::docker_ok(args)
+}
+
+/// Beyond the contract: the runtime says it is Swarm and what is weaker; a missing image names
+/// the nodes and the load command; the spec carries the limits, capabilities, restart policy and
+/// log rotation; files uploaded while stopped reach the next task; the test cleanup finds and
+/// removes a running service.
+async fn what_swarm_adds(subject: &Swarm<'_>) {
+    use cm_core::{
+        Command, ContainerName, ContainerPlan, CpuLimit, EnvVars, MemoryLimit, NetworkName, NetworkPlan,
+        PortBinding, RemoveMode, RestartPolicy, TypeName, UploadEntry, VolumeName, VolumePlan, owner_labels,
+    };
+    let runtime = subject.runtime();
+    let bounded = async |what: &str, call: std::pin::Pin<Box<dyn Future<Output = _> + Send + '_>>| {
+        tokio::time::timeout(subject.limit(), call)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no answer in time"))
+    };
+    let info: cm_core::EngineInfo = bounded("engine_info", Box::pin(runtime.engine_info()))
+        .await
+        .unwrap();
+    assert_eq!(info.runtime, "swarm");
+    assert!(
+        info.weaker.iter().any(|w| w.contains("0.0.0.0")),
+        "{:?}",
+        info.weaker
+    );
+
+    let user = subject.user("extra");
+    let kind = TypeName::parse("cli_v4").unwrap();
+    let taken = runtime.network_subnets().await.unwrap();
+    let network = NetworkPlan {
+        name: NetworkName::of(&user),
+        subnet: subject.subnets().pick(&taken).unwrap(),
+        labels: owner_labels(&user, None, &subject.labels()),
+    };
+    let volume = VolumePlan {
+        name: VolumeName::of(&user, &kind),
+        labels: owner_labels(&user, Some(&kind), &subject.labels()),
+        size: None,
+    };
+    runtime.ensure_network(&network).await.unwrap();
+    let driver = docker_ok(&[
+        "network",
+        "inspect",
+        network.name.as_str(),
+        "--format",
+        "{{.Driver}} {{.Attachable}}",
+    ]);
+    assert_eq!(driver, "overlay true");
+    runtime.ensure_volume(&volume).await.unwrap();
+    let published = runtime.published_ports(subject.ports()).await.unwrap();
+    let port = subject
+        .ports()
+        .pick(1, &published, &cm_core::testing::FakeProbe::default())
+        .unwrap()[0];
+    let plan = ContainerPlan {
+        name: ContainerName::of(&user, &kind),
+        image: subject.image(),
+        command: Some(Command::parse("sh -c 'trap \"exit 0\" TERM; while :; do sleep 1; done'").unwrap()),
+        env: EnvVars::new(),
+        labels: owner_labels(&user, Some(&kind), &subject.labels()),
+        network: network.name.clone(),
+        volume: volume.name.clone(),
+        ports: vec![PortBinding {
+            host_ip: [127, 0, 0, 1].into(),
+            host_port: port,
+            container_port: 8080,
+        }],
+        memory: MemoryLimit::parse("96m").unwrap(),
+        cpus: CpuLimit::from_cpus(0.25).unwrap(),
+        pids_limit: 48,
+        restart_policy: RestartPolicy::UnlessStopped,
+        cap_add: vec!["CHOWN".to_owned()],
+        logs: cm_core::LogRotation::DEFAULT,
+    };
+
+    let missing = ContainerPlan {
+        image: cm_core::ImageRef::parse("cm-swarm-no-such-image:never").unwrap(),
+        ..plan.clone()
+    };
+    let err = runtime.create_container(&missing).await.unwrap_err();
+    let host = docker_ok(&["info", "--format", "{{.Name}}"]);
+    let said = err.to_string();
+    assert_eq!(err.kind(), cm_core::ErrorKind::NotFound, "{said}");
+    assert!(said.contains(&format!("on node(s) {host}")), "{said}");
+    assert!(
+        said.contains("docker save cm-swarm-no-such-image:never | docker -H"),
+        "{said}"
+    );
+
+    let id = runtime.create_container(&plan).await.unwrap();
+    let service = docker_ok(&[
+        "service",
+        "inspect",
+        &id,
+        "--format",
+        "{{.Spec.TaskTemplate.RestartPolicy.Condition}} {{.Spec.TaskTemplate.RestartPolicy.Delay}} \
+         {{.Spec.TaskTemplate.ContainerSpec.StopGracePeriod}} {{.Spec.EndpointSpec.Mode}} \
+         {{.Spec.TaskTemplate.ContainerSpec.Image}}",
+    ]);
+    let image_id = docker_ok(&["image", "inspect", "--format", "{{.Id}}", IMAGE]);
+    assert_eq!(service, format!("any 1s 10s dnsrr {image_id}"));
+
+    // Files uploaded before the first start reach its container.
+    let note = UploadEntry {
+        path: "note".into(),
+        mode: 0o600,
+        uid: 0,
+        gid: 0,
+        contents: Some(b"before the start\n".to_vec()),
+    };
+    runtime.upload(&id, "/tmp", &[note]).await.unwrap();
+    runtime.start_container(&id).await.unwrap();
+    let read = runtime.download(&id, "/tmp/note").await.unwrap();
+    assert_eq!(read.as_deref(), Some(&b"before the start\n"[..]));
+
+    let container = docker_ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.id={id}"),
+    ]);
+    let host_config = docker_ok(&[
+        "inspect",
+        &container,
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.CapDrop}} \
+         {{.HostConfig.CapAdd}} {{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-file\"}} \
+         {{index .Config.Labels \"user-id\"}} {{(index (index .NetworkSettings.Ports \"8080/tcp\") 0).HostPort}}",
+    ]);
+    assert_eq!(
+        host_config,
+        format!(
+            "{} 250000000 48 [ALL] [CHOWN] json-file 3 {user} {port}",
+            96 * 1024 * 1024
+        )
+    );
+
+    // A crash is restarted by Swarm and counted.
+    let before = runtime.inspect_container(&id).await.unwrap().unwrap();
+    assert_eq!(before.restart_count, Some(0));
+    docker(&["kill", &container]);
+    let mut restarted = None;
+    for _ in 0..100 {
+        let now = runtime.inspect_container(&id).await.unwrap().unwrap();
+        if now.status == cm_core::ContainerStatus::Running && now.restart_count == Some(1) {
+            restarted = Some(now);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        restarted.is_some(),
+        "no restart after a crash: {:?}",
+        runtime.inspect_container(&id).await
+    );
+
+    // Left running: the run's cleanup finds the service and removes it with its container.
+    let filter = subject.env.label_filter();
+    let found = cm_testkit::labelled(&filter);
+    assert!(found.contains(&format!("service {}", plan.name)), "{found:?}");
+    cm_testkit::remove_labelled(&filter);
+    assert_eq!(cm_testkit::labelled(&filter), Vec::<String>::new());
+    assert_eq!(runtime.inspect_container(&id).await.unwrap(), None);
+    runtime.remove_container(&id, RemoveMode::Force).await.unwrap();
+}
+
+fn docker(args: &[&str]) {
+    let _ = cm_testkit::docker(args);
 }

@@ -11,10 +11,10 @@ use cm_core::{
     PortRange, Proxy, RoutingMode, RuntimeKind, Secret, SystemClock, ToolboxIdentity,
 };
 use cm_docker::{DockerRuntime, TcpPortProbe};
-use cm_swarm::SwarmRuntime;
 use cm_nginx::{DynamicProxy, NginxProxy};
 use cm_ssh::Ed25519KeyParser;
 use cm_store::SqliteStore;
+use cm_swarm::SwarmRuntime;
 
 /// Where the configuration is read from when `CM_CONFIG` is not set (if the file exists).
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/containermanager/config.toml";
