@@ -91,7 +91,7 @@ fn cluster_on_worker_2(env: &TestEnv) -> Cluster<'_> {
     cluster
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+fn tokio_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -137,7 +137,7 @@ fn the_runtime_contract_holds_with_every_container_on_a_worker() {
         env: &env,
     };
     let since = docker_ok(&["info", "--format", "{{.SystemTime}}"]);
-    runtime().block_on(async {
+    tokio_runtime().block_on(async {
         // Every check of `runtime_contract!`, in its order.
         contract::networks_are_ensured_once_listed_and_removed(&subject).await;
         contract::volumes_are_ensured_once_per_owner_listed_and_removed(&subject).await;
@@ -257,7 +257,7 @@ fn exec_logs_and_the_published_port_of_a_container_on_a_worker_go_through_that_w
         cap_add: Vec::new(),
         logs: cm_core::LogRotation::DEFAULT,
     };
-    let rt = runtime();
+    let rt = tokio_runtime();
     let runtime = &subject.runtime;
     let id = rt.block_on(async {
         bounded("ensure_network", runtime.ensure_network(&network))
@@ -358,6 +358,191 @@ fn exec_logs_and_the_published_port_of_a_container_on_a_worker_go_through_that_w
             .unwrap();
     });
     assert!(container_on(&w2, &id).is_empty());
+    drop(rt);
+    drop(subject);
+    drop(cluster);
+}
+
+/// A plan of the base image running `sleep` for `user`'s `cli_v4`, on the slot's first port and
+/// first /28.
+fn plan_of(subject: &OnCluster<'_>, user: &UserId) -> (NetworkPlan, VolumePlan, ContainerPlan) {
+    let kind = TypeName::parse("cli_v4").unwrap();
+    let labels = subject.labels();
+    let range = subject.env.slot.subnet_range();
+    let network = NetworkPlan {
+        name: NetworkName::of(user),
+        subnet: Subnet::parse(&format!("{}/28", range.split('/').next().unwrap())).unwrap(),
+        labels: owner_labels(user, None, &labels),
+    };
+    let volume = VolumePlan {
+        name: VolumeName::of(user, &kind),
+        labels: owner_labels(user, Some(&kind), &labels),
+        size: None,
+    };
+    let plan = ContainerPlan {
+        name: ContainerName::of(user, &kind),
+        image: subject.image(),
+        command: Some(Command::parse("sleep 300").unwrap()),
+        env: EnvVars::new(),
+        labels: owner_labels(user, Some(&kind), &labels),
+        network: network.name.clone(),
+        volume: volume.name.clone(),
+        ports: vec![PortBinding {
+            host_ip: [127, 0, 0, 1].into(),
+            host_port: subject.env.slot.port_range().0,
+            container_port: 8080,
+        }],
+        memory: MemoryLimit::parse("64m").unwrap(),
+        cpus: CpuLimit::from_cpus(0.5).unwrap(),
+        pids_limit: 64,
+        restart_policy: RestartPolicy::No,
+        cap_add: Vec::new(),
+        logs: cm_core::LogRotation::DEFAULT,
+    };
+    (network, volume, plan)
+}
+
+#[test]
+fn a_create_names_the_workers_that_lack_the_image_and_how_to_load_it() {
+    if !have_engine() {
+        return;
+    }
+    let env = TestEnv::alone();
+    // Workers start without images: only the manager has it.
+    let cluster = Cluster::start(&env, 2);
+    let subject = OnCluster {
+        runtime: SwarmRuntime::new(cluster.endpoints()),
+        env: &env,
+    };
+    let runtime = &subject.runtime;
+    let user = subject.user("img");
+    let (network, volume, plan) = plan_of(&subject, &user);
+    let rt = tokio_runtime();
+    rt.block_on(async {
+        bounded("ensure_network", runtime.ensure_network(&network))
+            .await
+            .unwrap();
+        bounded("ensure_volume", runtime.ensure_volume(&volume))
+            .await
+            .unwrap();
+        let err = bounded("create_container", runtime.create_container(&plan))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), cm_core::ErrorKind::NotFound, "{err}");
+        let text = err.to_string();
+        for worker in cluster.workers() {
+            assert!(text.contains(&worker.hostname), "{text}");
+            assert!(
+                text.contains(&format!("docker -H {} load", worker.endpoint)),
+                "{text}"
+            );
+        }
+        assert!(!text.contains(&cluster.manager().hostname), "{text}");
+    });
+    // Loaded on worker 1 only: worker 2 alone is named.
+    let file = env.path().join("base.tar");
+    let file = file.display().to_string();
+    docker_ok(&["save", "--output", &file, IMAGE]);
+    cluster
+        .worker(1)
+        .docker_ok(&["load", "--quiet", "--input", &file]);
+    rt.block_on(async {
+        let err = bounded("create_container", runtime.create_container(&plan))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&cluster.worker(2).hostname), "{text}");
+        assert!(!text.contains(&cluster.worker(1).hostname), "{text}");
+    });
+    cluster.load_image(IMAGE);
+    rt.block_on(async {
+        let id = bounded("create_container", runtime.create_container(&plan))
+            .await
+            .unwrap();
+        bounded("start_container", runtime.start_container(&id))
+            .await
+            .unwrap();
+        bounded(
+            "remove_container",
+            runtime.remove_container(&id, RemoveMode::Force),
+        )
+        .await
+        .unwrap();
+        bounded("remove_volume", runtime.remove_volume(volume.name.as_str()))
+            .await
+            .unwrap();
+        bounded("remove_network", runtime.remove_network(network.name.as_str()))
+            .await
+            .unwrap();
+    });
+    drop(rt);
+    drop(subject);
+    drop(cluster);
+}
+
+#[test]
+fn a_killed_worker_is_down_and_containers_on_the_others_are_unaffected() {
+    if !have_engine() {
+        return;
+    }
+    let env = TestEnv::alone();
+    let mut cluster = Cluster::start(&env, 2);
+    cluster.load_image(IMAGE);
+    let subject = OnCluster {
+        runtime: SwarmRuntime::new(cluster.endpoints()),
+        env: &env,
+    };
+    let user = subject.user("stay");
+    let (network, volume, plan) = plan_of(&subject, &user);
+    // The container runs on worker 1 (the manager and worker 2 drained while it is placed).
+    for node in [cluster.manager(), cluster.worker(2)] {
+        docker_ok(&["node", "update", "--availability", "drain", &node.id]);
+    }
+    let rt = tokio_runtime();
+    let id = rt.block_on(async {
+        let runtime = &subject.runtime;
+        bounded("ensure_network", runtime.ensure_network(&network))
+            .await
+            .unwrap();
+        bounded("ensure_volume", runtime.ensure_volume(&volume))
+            .await
+            .unwrap();
+        let id = bounded("create_container", runtime.create_container(&plan))
+            .await
+            .unwrap();
+        bounded("start_container", runtime.start_container(&id))
+            .await
+            .unwrap();
+        id
+    });
+    assert_eq!(task_nodes(&env), [cluster.worker(1).hostname.clone()]);
+    for node in [cluster.manager(), cluster.worker(2)] {
+        docker_ok(&["node", "update", "--availability", "active", &node.id]);
+    }
+    cluster.kill_worker(2);
+    let w2 = cluster.worker(2).clone();
+    assert!(
+        cluster.wait_for_state(&w2, "down", Duration::from_secs(60)),
+        "worker 2 is {} after being killed",
+        w2.state()
+    );
+    rt.block_on(async {
+        let runtime = &subject.runtime;
+        let observed = bounded("inspect_container", runtime.inspect_container(&id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(observed.status, ContainerStatus::Running);
+        let request = ExecRequest {
+            command: Command::parse("echo still-here").unwrap(),
+            user: None,
+            timeout: Duration::from_secs(20),
+        };
+        let out = bounded("exec", runtime.exec(&id, &request)).await.unwrap();
+        assert_eq!((out.exit_code, out.stdout.as_str()), (0, "still-here\n"));
+        // Not checked yet (the adapter asks every configured engine, the dead one's too): a
+        // create and a remove while a node is down. The fixture removes the service.
+    });
     drop(rt);
     drop(subject);
     drop(cluster);
