@@ -13,13 +13,24 @@
 //!   test's label ([`label_args`] gives the flags that put it on a service and its containers).
 //!   A test process killed while the engine was in swarm mode is noticed by the next fixture (a
 //!   marker file in the lock directory names the owner), which leaves that swarm first.
+//! - [`Cluster`] is a real multi-node swarm on this one machine: the host engine is the manager,
+//!   advertising on a bridge network the fixture creates ([`CLUSTER_SUBNET`]); each worker is a
+//!   container on that bridge running its own `dockerd` from the host's binaries (`/usr` mounted
+//!   read-only, started under `docker-init`, capabilities instead of `--privileged`, `/sys` and
+//!   the cgroup hierarchies remounted read-write, the engine's data on a tmpfs). Each [`Node`]
+//!   has a node label ([`NODE_LABEL`]) to pin services, an address the host reaches (host-mode
+//!   published ports answer there; the ingress mesh and VIPs need IPVS, which this kernel lacks)
+//!   and an engine endpoint (a unix socket under the test's temp dir) for `docker -H`, exec and
+//!   logs. [`Cluster::load_image`] copies an image onto the workers, [`Cluster::kill_worker`]
+//!   kills one abruptly. Everything it made goes on drop, also when the test panics.
 //!
 //! Every `docker` call is bounded in time ([`SWARM_CALL_LIMIT`], at most
 //! [`crate::DOCKER_CALL_LIMIT`]); every wait is bounded too.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{OWNER_LABEL, SLOTS, TEST_LABEL, TestEnv, lock_dir, owner_id, owner_is_gone};
 
@@ -133,6 +144,34 @@ fn leave_swarm() -> Result<(), String> {
     }
 }
 
+/// Leaves a swarm that a test process killed before it could leave put the engine in (the
+/// marker names a run that is over). Panics if a live run's swarm is there.
+fn leave_stale_swarm() {
+    let marker = std::fs::read_to_string(marker_path()).unwrap_or_default();
+    let marker = marker.trim();
+    if marker.is_empty() {
+        return;
+    }
+    if swarm_state().0 == "inactive" {
+        // The run ended after leaving, or a swarm of someone else's was left since.
+        let _ = std::fs::remove_file(marker_path());
+        return;
+    }
+    assert!(
+        owner_is_gone(marker),
+        "the engine is in a swarm initiated by a live test run ({marker}); swarm fixtures \
+         cannot be nested"
+    );
+    eprintln!("swarm fixture: leaving the swarm a killed test run ({marker}) left");
+    leave_swarm().unwrap();
+    if network_exists("docker_gwbridge")
+        && let Err(e) = remove_gwbridge()
+    {
+        eprintln!("swarm fixture: {e}");
+    }
+    let _ = std::fs::remove_file(marker_path());
+}
+
 /// Removes `docker_gwbridge`, which the engine creates for swarm mode and keeps after leaving
 /// (it appears a moment after the leave: retried within a bounded wait).
 fn remove_gwbridge() -> Result<(), String> {
@@ -154,8 +193,8 @@ fn remove_gwbridge() -> Result<(), String> {
     }
 }
 
-/// Removes the services and networks matching `filter` (`label=...`) from the swarm the host
-/// engine manages, waiting (bounded) until the services' containers are gone.
+/// Removes the services and swarm-scoped networks matching `filter` (`label=...`) from the swarm
+/// the host engine manages, waiting (bounded) until the services' containers are gone.
 fn remove_swarm_objects(filter: &str) -> Vec<String> {
     let mut problems = Vec::new();
     let short = lines(&sdocker(&["service", "ls", "-q", "--filter", filter]));
@@ -183,7 +222,16 @@ fn remove_swarm_objects(filter: &str) -> Vec<String> {
             }
         }
     }
-    let networks = lines(&sdocker(&["network", "ls", "-q", "--filter", filter]));
+    // Swarm-scoped networks only: local ones (a cluster's bridge) are their owner's to remove.
+    let networks = lines(&sdocker(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        filter,
+        "--filter",
+        "scope=swarm",
+    ]));
     for network in networks {
         // A network still held by a task that is shutting down is retried; a removed overlay
         // network lingers on the node a moment after the swarm dropped it: waited for.
@@ -232,26 +280,8 @@ impl<'env> SingleNodeSwarm<'env> {
             SLOTS,
             "swarm fixtures change the engine's global state: take the TestEnv from TestEnv::alone()"
         );
-        let (mut state, mut manager) = swarm_state();
-        if state == "active" || state == "locked" || state == "error" || state == "pending" {
-            // Left behind by a test process that was killed before it could leave?
-            let marker = std::fs::read_to_string(marker_path()).unwrap_or_default();
-            let marker = marker.trim();
-            if !marker.is_empty() {
-                assert!(
-                    owner_is_gone(marker),
-                    "the engine is in a swarm initiated by a live test run ({marker}); \
-                     swarm fixtures cannot be nested"
-                );
-                eprintln!("swarm fixture: leaving the swarm a killed test run ({marker}) left");
-                leave_swarm().unwrap();
-                if network_exists("docker_gwbridge") {
-                    remove_gwbridge().unwrap();
-                }
-                let _ = std::fs::remove_file(marker_path());
-                (state, manager) = swarm_state();
-            }
-        }
+        leave_stale_swarm();
+        let (state, manager) = swarm_state();
         let gwbridge_existed = network_exists("docker_gwbridge");
         let initiated = match state.as_str() {
             "inactive" => {
@@ -349,6 +379,14 @@ impl Drop for SingleNodeSwarm<'_> {
     }
 }
 
+/// Prints how long a fixture's step took (shown with a failing test's output).
+fn trace(since: Instant, what: &str) {
+    eprintln!(
+        "swarm fixture: {what} after {:.1} s",
+        since.elapsed().as_secs_f64()
+    );
+}
+
 /// Panics with the cleanup's problems (unless the test already panics: then it prints them).
 pub(crate) fn report(problems: &[String]) {
     if problems.is_empty() {
@@ -358,5 +396,505 @@ pub(crate) fn report(problems: &[String]) {
         eprintln!("swarm fixture cleanup: {problems:?}");
     } else {
         panic!("swarm fixture cleanup failed: {problems:?}");
+    }
+}
+
+/// The bridge network a [`Cluster`] creates for its nodes; the host is its gateway.
+pub const CLUSTER_SUBNET: &str = "10.251.0.0/24";
+/// The host's address on the cluster bridge: the manager advertises and listens on it.
+pub const MANAGER_ADDR: &str = "10.251.0.1";
+/// The image the worker containers start from: a shell and `/etc`; their binaries (`dockerd`,
+/// `containerd`, `runc`, `docker-init`) are the host's, mounted with `/usr`.
+pub const NODE_IMAGE: &str = "cm-base:bookworm";
+/// The node label every node of a [`Cluster`] carries (`cm.node=manager`, `cm.node=w1`, ...),
+/// for placement constraints: `node.labels.cm.node==w2` (see [`Node::constraint`]).
+pub const NODE_LABEL: &str = "cm.node";
+
+/// The entry of a worker container: `/sys` and the cgroup hierarchies read-write (the engine
+/// mounts them read-only), a tmpfs for the engine's data, then `dockerd` on a unix socket in the
+/// bind-mounted directory `/run/cm-node` (its log beside it).
+const WORKER_ENTRY: &str = r#"set -e
+mount -o remount,rw /sys
+mount -o remount,rw /sys/fs/cgroup
+for d in /sys/fs/cgroup/*; do [ -L "$d" ] || mount -o remount,bind,rw "$d"; done
+mkdir -p /var/lib/docker
+mount -t tmpfs -o size=8g tmpfs /var/lib/docker
+exec dockerd --host unix:///run/cm-node/docker.sock --data-root /var/lib/docker \
+  --storage-driver overlay2 --mtu "$CM_MTU" --label "cm.node=$CM_NODE" \
+  >/run/cm-node/dockerd.log 2>&1
+"#;
+
+/// One node of a [`Cluster`].
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The short name, also the value of its [`NODE_LABEL`]: `manager`, `w1`, `w2`, ...
+    pub name: String,
+    /// The node's hostname as the swarm reports it (`docker node ls`, a task's `.Node`).
+    pub hostname: String,
+    /// The node's swarm id.
+    pub id: String,
+    /// Its address on the cluster bridge, which the host reaches: host-mode published ports of
+    /// its tasks answer there.
+    pub address: String,
+    /// Its engine's endpoint for `docker -H` or a client: the host's own for the manager,
+    /// `unix://<test dir>/nodes/<name>/docker.sock` for a worker.
+    pub endpoint: String,
+    /// The container running a worker's engine (`None` for the manager).
+    pub container: Option<String>,
+}
+
+impl Node {
+    /// The placement constraint that pins a service to this node.
+    pub fn constraint(&self) -> String {
+        format!("node.labels.{NODE_LABEL}=={}", self.name)
+    }
+
+    /// Runs `docker args...` against this node's engine, bounded by [`SWARM_CALL_LIMIT`].
+    pub fn docker(&self, args: &[&str]) -> Output {
+        docker_at(Some(&self.endpoint), SWARM_CALL_LIMIT, args)
+    }
+
+    /// Like [`Node::docker`], panicking with stderr when it fails; returns trimmed stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        checked(
+            &format!("docker -H {} {args:?}", self.endpoint),
+            &self.docker(args),
+        )
+    }
+
+    /// The node's state as the manager reports it (`ready`, `down`, `unknown`, ...).
+    pub fn state(&self) -> String {
+        stdout(&sdocker(&[
+            "node",
+            "inspect",
+            "--format",
+            "{{.Status.State}}",
+            &self.id,
+        ]))
+    }
+}
+
+/// The host engine's endpoint (`DOCKER_HOST`, else the default socket).
+fn host_endpoint() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
+}
+
+/// Where the host's `docker-init` is (under `/usr`, which the workers mount).
+fn docker_init_path() -> String {
+    for path in [
+        "/usr/bin/docker-init",
+        "/usr/libexec/docker/docker-init",
+        "/usr/local/bin/docker-init",
+        "/usr/sbin/docker-init",
+    ] {
+        if Path::new(path).exists() {
+            return path.to_owned();
+        }
+    }
+    panic!("docker-init was not found under /usr: the cluster's workers start under it");
+}
+
+/// A real swarm on this machine, for one test: the host engine is the manager, advertising on a
+/// bridge network the fixture creates ([`CLUSTER_SUBNET`], the host at [`MANAGER_ADDR`]); each
+/// worker is a container on that bridge running its own `dockerd` from the host's binaries,
+/// with its data on a tmpfs and its engine on a unix socket under the test's temp dir.
+///
+/// Every node carries the node label [`NODE_LABEL`] (`manager`, `w1`, `w2`, ...) to pin services
+/// with [`Node::constraint`]. Workers start with no images: [`Cluster::load_image`] copies one
+/// onto them. [`Cluster::kill_worker`] kills one abruptly (node loss). The swarm's dispatcher
+/// heartbeat is 2 s, so a lost node is reported `down` within about 10 s.
+///
+/// On drop (also when the test panics): the test's services and networks are removed, the
+/// workers leave and their containers go (their data with them), the host leaves swarm mode and
+/// the bridge is removed. The engine must not be in a swarm that a test did not make: this
+/// fixture needs its own (it advertises on its bridge).
+///
+/// ```no_run
+/// let env = cm_testkit::TestEnv::alone();
+/// let cluster = cm_testkit::swarm::Cluster::start(&env, 2);
+/// cluster.load_image("cm-base:bookworm");
+/// let w2 = cluster.worker(2);
+/// // docker service create --constraint {w2.constraint()} --publish mode=host,...
+/// // then reach it at w2.address, exec through w2.endpoint
+/// ```
+pub struct Cluster<'env> {
+    swarm: SingleNodeSwarm<'env>,
+    bridge: String,
+    manager: Node,
+    workers: Vec<Node>,
+    killed: Vec<bool>,
+    torn_down: bool,
+}
+
+impl<'env> Cluster<'env> {
+    /// Starts a swarm of the host engine and `workers` worker containers (at most 200) and waits
+    /// until every node is `ready`. `env` must come from [`TestEnv::alone`].
+    pub fn start(env: &'env TestEnv, workers: usize) -> Self {
+        assert!(workers <= 200, "at most 200 workers on the cluster bridge");
+        let since = Instant::now();
+        assert_eq!(
+            env.slot.index(),
+            SLOTS,
+            "swarm fixtures change the engine's global state: take the TestEnv from TestEnv::alone()"
+        );
+        let init = docker_init_path();
+        checked(
+            &format!("the node image {NODE_IMAGE}"),
+            &sdocker(&["image", "inspect", "--format", "{{.Id}}", NODE_IMAGE]),
+        );
+        let mtu = {
+            let out = sdocker(&[
+                "network",
+                "inspect",
+                "--format",
+                "{{index .Options \"com.docker.network.driver.mtu\"}}",
+                "bridge",
+            ]);
+            let mtu = stdout(&out);
+            if mtu.parse::<u32>().is_ok() {
+                mtu
+            } else {
+                "1500".to_owned()
+            }
+        };
+        // A swarm left by a killed test run goes before its bridge could be needed again.
+        leave_stale_swarm();
+
+        let labels = [
+            format!("{TEST_LABEL}={}", env.run),
+            format!("{OWNER_LABEL}={}", owner_id()),
+        ];
+        let bridge = format!("cm-t{}-cluster", env.run);
+        let mut args = vec![
+            "network",
+            "create",
+            "--driver",
+            "bridge",
+            "--subnet",
+            CLUSTER_SUBNET,
+            "--gateway",
+            MANAGER_ADDR,
+        ];
+        for label in &labels {
+            args.extend(["--label", label]);
+        }
+        args.push(&bridge);
+        let created = sdocker(&args);
+        if !created.status.success() {
+            let _ = sdocker(&["network", "rm", &bridge]);
+        }
+        checked("creating the cluster bridge", &created);
+
+        // From here on the value exists, so its drop cleans up whatever the start did.
+        let swarm = SingleNodeSwarm::join_advertising_with(env, MANAGER_ADDR, false);
+        trace(since, "the manager is up");
+        let manager_id = swarm.node_id().to_owned();
+        let mut cluster = Cluster {
+            swarm,
+            bridge,
+            manager: Node {
+                name: "manager".to_owned(),
+                hostname: String::new(),
+                id: manager_id,
+                address: MANAGER_ADDR.to_owned(),
+                endpoint: host_endpoint(),
+                container: None,
+            },
+            workers: Vec::new(),
+            killed: Vec::new(),
+            torn_down: false,
+        };
+        cluster.manager.hostname = checked(
+            "docker node inspect",
+            &sdocker(&[
+                "node",
+                "inspect",
+                "--format",
+                "{{.Description.Hostname}}",
+                &cluster.manager.id,
+            ]),
+        );
+        checked(
+            "docker swarm update",
+            &sdocker(&["swarm", "update", "--dispatcher-heartbeat", "2s"]),
+        );
+        checked(
+            "labelling the manager",
+            &sdocker(&[
+                "node",
+                "update",
+                "--label-add",
+                &format!("{NODE_LABEL}=manager"),
+                &cluster.manager.id,
+            ]),
+        );
+        let token = checked(
+            "docker swarm join-token",
+            &sdocker(&["swarm", "join-token", "-q", "worker"]),
+        );
+
+        // Start every worker's engine first (they come up in parallel), then join them.
+        for n in 1..=workers {
+            let name = format!("w{n}");
+            let dir = env.path().join("nodes").join(&name);
+            std::fs::create_dir_all(&dir).unwrap();
+            let container = format!("cm-t{}-{name}", env.run);
+            let address = format!("10.251.0.{}", 10 + n);
+            let node = Node {
+                name: name.clone(),
+                hostname: container.clone(),
+                id: String::new(),
+                address: address.clone(),
+                endpoint: format!("unix://{}", dir.join("docker.sock").display()),
+                container: Some(container.clone()),
+            };
+            cluster.workers.push(node);
+            cluster.killed.push(false);
+            let volume = format!("{}:/run/cm-node", dir.display());
+            let node_env = format!("CM_NODE={name}");
+            let mtu_env = format!("CM_MTU={mtu}");
+            let mut args = vec![
+                "run",
+                "--detach",
+                "--name",
+                &container,
+                "--hostname",
+                &container,
+                "--network",
+                &cluster.bridge,
+                "--ip",
+                &address,
+                "--volume",
+                "/usr:/usr:ro",
+                "--volume",
+                "/etc/alternatives:/etc/alternatives:ro",
+                "--volume",
+                &volume,
+                "--env",
+                &node_env,
+                "--env",
+                &mtu_env,
+                "--entrypoint",
+                &init,
+                "--cap-add",
+                "ALL",
+                "--cap-drop",
+                "SYS_RESOURCE",
+                "--security-opt",
+                "seccomp=unconfined",
+                "--security-opt",
+                "apparmor=unconfined",
+                "--security-opt",
+                "systempaths=unconfined",
+                "--device-cgroup-rule",
+                "a *:* rwm",
+                "--cgroupns",
+                "private",
+            ];
+            for label in &labels {
+                args.extend(["--label", label]);
+            }
+            args.extend([NODE_IMAGE, "--", "sh", "-c", WORKER_ENTRY]);
+            checked(&format!("starting worker {name}"), &sdocker(&args));
+        }
+        trace(since, "the workers are started");
+        for i in 0..cluster.workers.len() {
+            let node = cluster.workers[i].clone();
+            let log = Path::new(node.endpoint.trim_start_matches("unix://")).with_file_name("dockerd.log");
+            let up = wait_for(STATE_WAIT, || {
+                docker_at(Some(&node.endpoint), Duration::from_secs(10), &["version"])
+                    .status
+                    .success()
+            });
+            assert!(
+                up,
+                "the engine of worker {} did not answer on {}: {}",
+                node.name,
+                node.endpoint,
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            checked(
+                &format!("worker {} joining the swarm", node.name),
+                &node.docker(&[
+                    "swarm",
+                    "join",
+                    "--token",
+                    &token,
+                    &format!("{MANAGER_ADDR}:2377"),
+                ]),
+            );
+            cluster.workers[i].id = checked(
+                "docker info on a worker",
+                &node.docker(&["info", "--format", "{{.Swarm.NodeID}}"]),
+            );
+            checked(
+                &format!("labelling worker {}", node.name),
+                &sdocker(&[
+                    "node",
+                    "update",
+                    "--label-add",
+                    &format!("{NODE_LABEL}={}", node.name),
+                    &cluster.workers[i].id,
+                ]),
+            );
+        }
+        trace(since, "the workers joined");
+        let ready = wait_for(STATE_WAIT, || {
+            cluster.nodes().iter().all(|node| node.state() == "ready")
+        });
+        assert!(
+            ready,
+            "not every node became ready: {}",
+            stdout(&sdocker(&["node", "ls"]))
+        );
+        trace(since, "every node is ready");
+        cluster
+    }
+
+    /// The manager (the host engine).
+    pub fn manager(&self) -> &Node {
+        &self.manager
+    }
+
+    /// Worker `n`, counted from 1 (`w1`, `w2`, ...).
+    pub fn worker(&self, n: usize) -> &Node {
+        assert!(
+            (1..=self.workers.len()).contains(&n),
+            "workers are counted from 1 to {}",
+            self.workers.len()
+        );
+        &self.workers[n - 1]
+    }
+
+    /// The workers, `w1` first.
+    pub fn workers(&self) -> &[Node] {
+        &self.workers
+    }
+
+    /// Every node, the manager first.
+    pub fn nodes(&self) -> Vec<&Node> {
+        std::iter::once(&self.manager)
+            .chain(self.workers.iter())
+            .collect()
+    }
+
+    /// Each node's engine endpoint by its hostname (as the swarm names nodes), for configuring a
+    /// runtime that reaches tasks through their node's engine.
+    pub fn endpoints(&self) -> BTreeMap<String, String> {
+        self.nodes()
+            .into_iter()
+            .map(|node| (node.hostname.clone(), node.endpoint.clone()))
+            .collect()
+    }
+
+    /// The node of that hostname, if it is one of this cluster's.
+    pub fn node_by_hostname(&self, hostname: &str) -> Option<&Node> {
+        self.nodes().into_iter().find(|node| node.hostname == hostname)
+    }
+
+    /// The single-node swarm underneath (the manager's side).
+    pub fn swarm(&self) -> &SingleNodeSwarm<'env> {
+        &self.swarm
+    }
+
+    /// Copies `image` from the host engine onto every worker that still runs
+    /// (`docker save` once into the test's temp dir, then `docker -H <worker> load`).
+    pub fn load_image(&self, image: &str) {
+        let dir = self.swarm.env().path().join("images");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file: String = image
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let file = dir.join(format!("{file}.tar"));
+        let file = file.display().to_string();
+        checked(
+            &format!("docker save {image}"),
+            &sdocker(&["save", "--output", &file, image]),
+        );
+        for (node, killed) in self.workers.iter().zip(&self.killed) {
+            if !killed {
+                checked(
+                    &format!("loading {image} on {}", node.name),
+                    &node.docker(&["load", "--quiet", "--input", &file]),
+                );
+            }
+        }
+        let _ = std::fs::remove_file(&file);
+    }
+
+    /// Kills worker `n` (counted from 1) abruptly, its engine and tasks with it, as a machine
+    /// that fails: the manager later reports it `down` (see [`Cluster::wait_for_state`]).
+    pub fn kill_worker(&mut self, n: usize) {
+        let node = self.worker(n).clone();
+        let container = node.container.unwrap();
+        checked(
+            &format!("killing worker {}", node.name),
+            &sdocker(&["kill", "--signal", "KILL", &container]),
+        );
+        self.killed[n - 1] = true;
+    }
+
+    /// Waits (at most `limit`) until the manager reports `node` in `state` (`ready`, `down`);
+    /// returns whether it did.
+    pub fn wait_for_state(&self, node: &Node, state: &str, limit: Duration) -> bool {
+        wait_for(limit, || node.state() == state)
+    }
+
+    /// Removes the test's services and networks, makes the workers leave and removes their
+    /// containers, leaves swarm mode and removes the bridge. Returns what went wrong.
+    fn teardown(&mut self) -> Vec<String> {
+        if self.torn_down {
+            return Vec::new();
+        }
+        self.torn_down = true;
+        let since = Instant::now();
+        let mut problems = remove_swarm_objects(&self.swarm.env().label_filter());
+        trace(since, "the services are removed");
+        for (node, killed) in self.workers.iter().zip(&self.killed) {
+            let Some(container) = &node.container else {
+                continue;
+            };
+            if !killed && !node.id.is_empty() {
+                // Bounded short: the container goes next whatever the engine says.
+                let _ = docker_at(
+                    Some(&node.endpoint),
+                    Duration::from_secs(20),
+                    &["swarm", "leave", "--force"],
+                );
+            }
+            let out = sdocker(&["rm", "--force", "--volumes", container]);
+            if !out.status.success() {
+                let err = String::from_utf8_lossy(&out.stderr);
+                if !err.contains("No such container") {
+                    problems.push(format!("removing worker {}: {}", node.name, err.trim()));
+                }
+            }
+        }
+        trace(since, "the workers are removed");
+        problems.extend(self.swarm.teardown());
+        trace(since, "the manager left");
+        let removed = wait_for(Duration::from_secs(30), || {
+            if !network_exists(&self.bridge) {
+                return true;
+            }
+            let _ = sdocker(&["network", "rm", &self.bridge]);
+            false
+        });
+        if !removed {
+            problems.push(format!("the cluster bridge {} could not be removed", self.bridge));
+        }
+        trace(since, "the bridge is removed");
+        problems
+    }
+}
+
+impl Drop for Cluster<'_> {
+    fn drop(&mut self) {
+        let problems = self.teardown();
+        report(&problems);
     }
 }
