@@ -279,7 +279,7 @@ fn exec_logs_and_the_published_port_of_a_container_on_a_worker_go_through_that_w
         assert_eq!(observed.status, ContainerStatus::Running);
         id
     });
-    assert_eq!(task_nodes(&env), [w2.hostname.clone()]);
+    assert_eq!(task_nodes(&env), std::slice::from_ref(&w2.hostname));
     let container = container_on(&w2, &id);
     assert_eq!(container.lines().count(), 1, "on worker 2: {container:?}");
     let short = &container[..12];
