@@ -306,6 +306,57 @@ pub struct EngineContainersAnswer {
     pub docker_available: bool,
 }
 
+/// The nodes of a Swarm runtime.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodesAnswer {
+    /// The nodes, by name; empty on a single engine.
+    pub nodes: Vec<NodeDoc>,
+}
+
+/// A node and what the manager placed on it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeDoc {
+    /// Its host name (what `node` of `create_container` names).
+    pub name: String,
+    /// `ready`, `down` or `unknown`.
+    pub state: String,
+    /// Whether new containers may go there.
+    pub schedulable: bool,
+    /// Whether it manages the cluster.
+    pub manager: bool,
+    /// The address its published ports are reached at.
+    pub address: String,
+    /// Its memory, in bytes.
+    pub memory_bytes: u64,
+    /// Its CPUs.
+    pub cpus: f64,
+    /// How many of the manager's containers are pinned to it.
+    pub containers: usize,
+    /// The sum of their memory limits, in bytes.
+    pub reserved_memory_bytes: u64,
+    /// The sum of their CPU limits.
+    pub reserved_cpus: f64,
+}
+
+impl NodeDoc {
+    /// The document of a node's report.
+    pub fn of(report: &cm_core::NodeReport) -> Self {
+        let node = &report.node;
+        NodeDoc {
+            name: node.name.to_string(),
+            state: node.state.as_str().to_owned(),
+            schedulable: node.schedulable,
+            manager: node.manager,
+            address: node.address.to_string(),
+            memory_bytes: node.memory_bytes,
+            cpus: node.cpus,
+            containers: report.containers,
+            reserved_memory_bytes: report.reserved_memory_bytes,
+            reserved_cpus: report.reserved_cpus,
+        }
+    }
+}
+
 /// An infrastructure service found on the engine.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceDoc {
@@ -494,7 +545,7 @@ pub struct ContainerDoc {
     pub volume_name: String,
     /// `created`, `running`, `restarting`, `crash-looping` (the engine is restarting it for the
     /// third time in a row), `paused`, `exited`, `removing`, `dead`, `missing` (recorded but gone
-    /// from the engine) or `unknown`.
+    /// from the engine), `node-down` (its Swarm node is down) or `unknown`.
     pub status: String,
     /// When it was created, RFC 3339 UTC.
     pub created_at: String,
@@ -519,6 +570,8 @@ pub struct ContainerDoc {
     pub url_path: String,
     /// The data volume's size cap, such as `2g`, when its type has one.
     pub disk: Option<String>,
+    /// The node it is pinned to, on a Swarm runtime (see `list_nodes`).
+    pub node: Option<String>,
     /// The cap and the bytes the volume takes on the host now (`get_container` only, capped
     /// volumes only).
     pub disk_usage: Option<DiskUsageDoc>,

@@ -10,7 +10,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web::Data;
 use actix_web::{Error, HttpMessage};
-use cm_core::{Actor, AuditEntry, AuditSource, Principal, UserId, name_like};
+use cm_core::{Actor, AuditEntry, AuditSource, AuthorizedContainer, Principal, UserId, name_like};
 use serde_json::Value;
 
 use crate::state::AppState;
@@ -21,6 +21,28 @@ use crate::state::AppState;
 pub(crate) struct Caller {
     pub(crate) principal: Principal,
     pub(crate) params: Value,
+}
+
+/// The container a call acted on, as its handler resolved it (left in the request by
+/// `Call::container`), so the entry names it and its owner without resolving it again.
+#[derive(Clone)]
+pub(crate) struct Target {
+    name: String,
+    owner: UserId,
+}
+
+impl Target {
+    pub(crate) fn of(container: &AuthorizedContainer) -> Self {
+        Target {
+            name: container.name().to_string(),
+            owner: container.spec().user_id.clone(),
+        }
+    }
+
+    /// How the entry names it: its name and its owner.
+    fn named(self) -> (String, Option<UserId>) {
+        (self.name, Some(self.owner))
+    }
 }
 
 /// Marks an answer whose action failed although its status does not say so (a dashboard form
@@ -70,11 +92,16 @@ pub async fn record(
     };
     let status = res.status();
     let caller = res.request().extensions().get::<Caller>().cloned();
+    let resolved = res.request().extensions().get::<Target>().cloned();
     let entry = match caller {
         Some(caller) if changes => {
             let mut entry =
                 AuditEntry::new(actor_of(&caller.principal), AuditSource::Api, &function).from(address);
-            if let Some((target, subject)) = target_of(&state, &function, &caller.params).await {
+            let target = match resolved {
+                Some(target) => Some(target.named()),
+                None => target_of(&state, &function, &caller.params).await,
+            };
+            if let Some((target, subject)) = target {
                 entry = entry.on(target, subject.as_ref());
             }
             entry = entry.with_params(caller.params);
@@ -137,6 +164,7 @@ pub async fn record_dashboard(
         return Ok(res);
     };
     let status = res.status();
+    let resolved = res.request().extensions().get::<Target>().cloned();
     let mut entry =
         AuditEntry::new(actor_of(&caller.principal), AuditSource::Dashboard, action).from(address);
     let mut params = caller.params;
@@ -148,7 +176,11 @@ pub async fn record_dashboard(
     {
         map.insert("container_id".to_owned(), container);
     }
-    if let Some((target, subject)) = target_of(&state, action, &params).await {
+    let target = match resolved {
+        Some(target) => Some(target.named()),
+        None => target_of(&state, action, &params).await,
+    };
+    if let Some((target, subject)) = target {
         entry = entry.on(target, subject.as_ref());
     }
     entry = entry.with_params(params);
@@ -169,13 +201,17 @@ pub(crate) async fn record_dashboard_each(
     principal: &Principal,
     action: &str,
     container: &str,
+    resolved: Option<Target>,
     failure: Option<&str>,
     address: Option<std::net::IpAddr>,
 ) {
     if state.auditor.is_none() {
         return;
     }
-    let (target, subject) = state.manager.audit_target(container).await;
+    let (target, subject) = match resolved {
+        Some(target) => target.named(),
+        None => state.manager.audit_target(container).await,
+    };
     let mut entry = AuditEntry::new(actor_of(principal), AuditSource::Dashboard, action)
         .from(address)
         .on(target, subject.as_ref())

@@ -11,7 +11,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest};
-use cm_core::{Principal, Secret};
+use cm_core::{Action, AuthorizedContainer, Principal, Secret};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 
@@ -31,6 +31,29 @@ pub struct Call {
     /// The credential it signed in with, for answers that outlive the request (event streams end
     /// once it stops signing in).
     pub(crate) credential: Secret,
+    /// The request, for what the audit trail learns while the call is handled.
+    request: HttpRequest,
+}
+
+impl Call {
+    /// The container `reference` names, resolved as this caller may see it and authorized for
+    /// `action`, once per call: a user token resolves only among its own user's containers, so
+    /// another user's container answers exactly like a missing one; the rule then sees the real
+    /// owner. The audit trail records it as the call's target (by name and owner) without
+    /// resolving it again, even when the call deletes it.
+    pub async fn container(
+        &self,
+        state: &AppState,
+        reference: &str,
+        action: Action,
+    ) -> Result<AuthorizedContainer, ApiError> {
+        let container = state
+            .manager
+            .authorized(&self.principal, reference, action)
+            .await?;
+        actix_web::HttpMessage::extensions_mut(&self.request).insert(crate::audit::Target::of(&container));
+        Ok(container)
+    }
 }
 
 impl FromRequest for Call {
@@ -75,6 +98,7 @@ impl FromRequest for Call {
                 principal,
                 params,
                 credential: presented,
+                request: req,
             })
         })
     }

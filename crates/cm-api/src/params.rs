@@ -25,7 +25,7 @@ pub const ADMIN_KEY_PARAM: &str = "admin_key";
 
 /// The merged parameters of one request. A parameter set reads them with [`Params::parse`]; the
 /// accessors below are what its deserializer reads each value with, and hold every message.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Params {
     values: BTreeMap<String, Value>,
 }
@@ -113,14 +113,16 @@ impl Params {
         self.string(crate::toolbox::ENVELOPE_PARAM)
     }
 
-    /// Reads the endpoint's parameter set and refuses any parameter it does not know.
-    pub fn parse<T: ParamSet>(mut self) -> Result<T, ApiError> {
+    /// Reads the endpoint's parameter set and refuses any parameter it does not know. (A copy
+    /// is read: the call stays whole for what its handler does next.)
+    pub fn parse<T: ParamSet>(&self) -> Result<T, ApiError> {
+        let mut params = self.clone();
         for (name, original) in T::ALIASES {
-            self.alias(name, original)?;
+            params.alias(name, original)?;
         }
         let originals: Vec<&'static str> = T::ALIASES.iter().map(|(_, original)| *original).collect();
         let value = T::deserialize(ParamsDeserializer {
-            params: self,
+            params,
             unlisted: T::UNLISTED,
             originals: &originals,
         })
@@ -700,7 +702,7 @@ mod tests {
         assert_eq!(
             refusal::<CreateParams>("user_id=a&colour=red", "").0,
             "unknown parameter colour: this endpoint accepts user_id, container_type, image, command, env, \
-             memory, cpus, enable_ssh, ssh_public_key, ssh_keys, container_name, pull, environment, \
+             memory, cpus, enable_ssh, ssh_public_key, ssh_keys, container_name, pull, node, environment, \
              memory_limit, cpu_limit"
         );
         assert_eq!(

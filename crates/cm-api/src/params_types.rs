@@ -52,6 +52,9 @@ pub struct CreateParams {
     /// The original's `pull`: `false` is accepted; `true` is refused, as images are local (built
     /// by `images/build.sh`), never pulled.
     pub pull: Option<bool>,
+    /// The node to place it on, by host name (a Swarm runtime only; see `list_nodes`); left out,
+    /// the node with the most memory free.
+    pub node: Option<String>,
 }
 
 /// Parameters of `list_containers` and `list_ssh_containers`.

@@ -21,9 +21,9 @@ use serde_json::json;
 use crate::answers::{
     AdminKeyAnswer, AuditAnswer, ContainerAnswer, CreatedAnswer, DeletedAnswer, EngineContainerDoc,
     EngineContainersAnswer, ExecAnswer, HealthAnswer, KeyAddedAnswer, KeyRemovedAnswer, KeysAnswer,
-    ListingAnswer, LogsAnswer, QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer, SshInfoDoc,
-    StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json, to_json,
-    type_json,
+    ListingAnswer, LogsAnswer, NodeDoc, NodesAnswer, QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer,
+    SshInfoDoc, StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json,
+    to_json, type_json,
 };
 use crate::call::Call;
 use crate::error::{ApiError, ErrorCode};
@@ -86,6 +86,7 @@ macro_rules! endpoint_table {
             read docker_health [503],
             read list_all_docker_containers [403, 503],
             read discover_services [403, 503],
+            read list_nodes [403, 503],
             read audit_log [403, 422],
             read container_events [429, 503],
             read whoami [],
@@ -300,6 +301,7 @@ pub async fn create_container(state: Data<AppState>, call: Call) -> Answer {
         cpus: p.cpus,
         enable_ssh: p.enable_ssh.unwrap_or(false),
         ssh_keys,
+        node: p.node,
     };
     let mut request = CreateRequest::parse(&form, state.manager.config())?;
     if let Some(words) = words {
@@ -383,10 +385,10 @@ fn json_body(body: Bytes) -> HttpResponse {
 )]
 pub async fn get_container(state: Data<AppState>, call: Call) -> Answer {
     let p: GetParams = call.params.parse()?;
-    let spec = state
-        .authorized(&call.principal, &p.container_id, Action::ReadContainer)
+    let authorized = call
+        .container(&state, &p.container_id, Action::ReadContainer)
         .await?;
-    let spec = state.manager.with_status(spec).await?;
+    let spec = state.manager.get(&authorized).await?;
     let mut container = container_json(&spec)?;
     if let Some(usage) = state.manager.disk_usage(&spec).await? {
         container["disk_usage"] = to_json(usage)?;
@@ -394,10 +396,11 @@ pub async fn get_container(state: Data<AppState>, call: Call) -> Answer {
     if p.health == Some(true) {
         container["health"] = to_json(state.manager.health(&spec).await?)?;
     }
-    Ok(about(
-        HttpResponse::Ok().json(ContainerAnswer { container }),
-        &spec,
-    ))
+    let mut response = about(HttpResponse::Ok().json(ContainerAnswer { container }), &spec);
+    response
+        .extensions_mut()
+        .insert(crate::toolbox::Readable(authorized));
+    Ok(response)
 }
 
 /// Delete a container
@@ -416,21 +419,15 @@ pub async fn get_container(state: Data<AppState>, call: Call) -> Answer {
 )]
 pub async fn delete_container(state: Data<AppState>, call: Call) -> Answer {
     let p: DeleteParams = call.params.parse()?;
-    let spec = state
-        .authorized(&call.principal, &p.container_id, Action::DeleteContainer)
+    let container = call
+        .container(&state, &p.container_id, Action::DeleteContainer)
         .await?;
-    if p.purge == Some(true) {
-        call.principal
-            .authorize(Action::PurgeData, Some(&spec.user_id), state.user_actions())
-            .map_err(|e| ApiError::from(e).for_field("purge"))?;
-    }
     let options = DeleteOptions {
         force: p.force.unwrap_or(false),
         purge: p.purge.unwrap_or(false),
     };
     let manager = state.manager.clone();
-    let name = spec.container_name.to_string();
-    let deleted = detached(async move { manager.delete(&name, options).await }).await?;
+    let deleted = detached(async move { manager.delete(&container, options).await }).await?;
     Ok(HttpResponse::Ok().json(DeletedAnswer {
         deleted: deleted.container_name.to_string(),
         container_id: deleted.container_id,
@@ -486,12 +483,9 @@ pub async fn restart_container(state: Data<AppState>, call: Call) -> Answer {
 
 async fn lifecycle(state: Data<AppState>, call: Call, what: Lifecycle) -> Answer {
     let p: ContainerRef = call.params.parse()?;
-    let spec = state
-        .authorized(&call.principal, &p.container_id, what.action())
-        .await?;
+    let container = call.container(&state, &p.container_id, what.action()).await?;
     let manager = state.manager.clone();
-    let name = spec.container_name.to_string();
-    let spec = detached(async move { manager.lifecycle(&name, what).await }).await?;
+    let spec = detached(async move { manager.lifecycle(&container, what).await }).await?;
     container_answer(&spec)
 }
 
@@ -520,9 +514,7 @@ pub async fn container_logs(state: Data<AppState>, call: Call) -> Answer {
         )
         .for_field("tail"));
     }
-    let spec = state
-        .authorized(&call.principal, &p.container_id, Action::ReadLogs)
-        .await?;
+    let container = call.container(&state, &p.container_id, Action::ReadLogs).await?;
     let follow = p.follow.unwrap_or(false);
     let since = p
         .since
@@ -536,7 +528,7 @@ pub async fn container_logs(state: Data<AppState>, call: Call) -> Answer {
         timestamps: p.timestamps.unwrap_or(false),
         since,
     };
-    let mut stream = state.manager.logs(spec.container_name.as_str(), &request).await?;
+    let mut stream = state.manager.logs(&container, &request).await?;
     if follow {
         let body = stream.map(|chunk| match chunk {
             Ok(chunk) => Ok(Bytes::from(chunk.text)),
@@ -555,7 +547,10 @@ pub async fn container_logs(state: Data<AppState>, call: Call) -> Answer {
         }
         logs.push_str(&chunk.text);
     }
-    Ok(about(HttpResponse::Ok().json(LogsAnswer { logs }), &spec))
+    Ok(about(
+        HttpResponse::Ok().json(LogsAnswer { logs }),
+        container.spec(),
+    ))
 }
 
 /// Run a command in a container
@@ -580,9 +575,8 @@ pub async fn container_exec(state: Data<AppState>, req: HttpRequest, call: Call)
         )
         .for_field("timeout"));
     }
-    let spec = state
-        .authorized(&call.principal, &p.container_id, Action::Exec)
-        .await?;
+    let container = call.container(&state, &p.container_id, Action::Exec).await?;
+    let spec = container.spec();
     let command = match p.command {
         CommandParam::Words(words) => Command::from_args(words),
         CommandParam::Line(line) => Command::parse(&line),
@@ -604,9 +598,7 @@ pub async fn container_exec(state: Data<AppState>, req: HttpRequest, call: Call)
     };
     // Not detached: when the client hangs up, this call is dropped and the adapter kills the
     // command in the container.
-    let run = state
-        .manager
-        .exec_as(spec.container_name.as_str(), command, timeout, user);
+    let run = state.manager.exec_as(&container, command, timeout, user);
     // The adapter enforces the limit; this guard only bounds a request whose engine hangs.
     let bounded = tokio::time::timeout(timeout + Duration::from_secs(15), run);
     let output = tokio::select! {
@@ -631,7 +623,7 @@ pub async fn container_exec(state: Data<AppState>, req: HttpRequest, call: Call)
             stdout: output.stdout,
             stderr: output.stderr,
         }),
-        &spec,
+        spec,
     ))
 }
 
@@ -652,12 +644,10 @@ pub async fn container_exec(state: Data<AppState>, req: HttpRequest, call: Call)
 )]
 pub async fn add_ssh_key_to_container(state: Data<AppState>, call: Call) -> Answer {
     let p: AddKeyParams = call.params.parse()?;
-    let spec = state
-        .authorized(&call.principal, &p.container_id, Action::AddSshKey)
-        .await?;
+    let container = call.container(&state, &p.container_id, Action::AddSshKey).await?;
+    let spec = container.spec().clone();
     let manager = state.manager.clone();
-    let name = spec.container_name.to_string();
-    let added = detached(async move { manager.add_ssh_key(&name, &p.ssh_public_key).await }).await?;
+    let added = detached(async move { manager.add_ssh_key(&container, &p.ssh_public_key).await }).await?;
     Ok(about(
         HttpResponse::Ok().json(KeyAddedAnswer {
             key: to_json(&added.key)?,
@@ -679,13 +669,12 @@ pub async fn add_ssh_key_to_container(state: Data<AppState>, call: Call) -> Answ
 )]
 pub async fn remove_ssh_key_from_container(state: Data<AppState>, call: Call) -> Answer {
     let p: RemoveKeyParams = call.params.parse()?;
-    let spec = state
-        .authorized(&call.principal, &p.container_id, Action::RemoveSshKey)
+    let container = call
+        .container(&state, &p.container_id, Action::RemoveSshKey)
         .await?;
     let manager = state.manager.clone();
-    let name = spec.container_name.to_string();
     let fingerprint = p.fingerprint.clone();
-    let applied = detached(async move { manager.remove_ssh_key(&name, &fingerprint).await }).await?;
+    let applied = detached(async move { manager.remove_ssh_key(&container, &fingerprint).await }).await?;
     Ok(HttpResponse::Ok().json(KeyRemovedAnswer {
         removed: p.fingerprint,
         applied,
@@ -703,10 +692,10 @@ pub async fn remove_ssh_key_from_container(state: Data<AppState>, call: Call) ->
 )]
 pub async fn list_container_ssh_keys(state: Data<AppState>, call: Call) -> Answer {
     let p: ContainerRef = call.params.parse()?;
-    let spec = state
-        .authorized(&call.principal, &p.container_id, Action::ReadSshInfo)
+    let container = call
+        .container(&state, &p.container_id, Action::ReadSshInfo)
         .await?;
-    let keys = state.manager.ssh_keys(spec.container_name.as_str()).await?;
+    let keys = state.manager.ssh_keys(&container).await?;
     Ok(HttpResponse::Ok().json(KeysAnswer {
         keys: to_json(&keys)?,
     }))
@@ -723,11 +712,11 @@ pub async fn list_container_ssh_keys(state: Data<AppState>, call: Call) -> Answe
 )]
 pub async fn get_container_ssh_info(state: Data<AppState>, call: Call) -> Answer {
     let p: ContainerRef = call.params.parse()?;
-    let spec = state
-        .authorized(&call.principal, &p.container_id, Action::ReadSshInfo)
+    let container = call
+        .container(&state, &p.container_id, Action::ReadSshInfo)
         .await?;
-    let info = state.manager.ssh_info(spec.container_name.as_str()).await?;
-    Ok(about(HttpResponse::Ok().json(info), &spec))
+    let info = state.manager.ssh_info(&container).await?;
+    Ok(about(HttpResponse::Ok().json(info), container.spec()))
 }
 
 /// Register one's own SSH key (self-service)
@@ -745,12 +734,8 @@ pub async fn get_container_ssh_info(state: Data<AppState>, call: Call) -> Answer
 )]
 pub async fn register_ssh_key(state: Data<AppState>, call: Call) -> Answer {
     let p: RegisterKeyParams = call.params.parse()?;
-    let spec = match (&p.container_id, &call.principal) {
-        (Some(reference), _) => {
-            state
-                .authorized(&call.principal, reference, Action::AddSshKey)
-                .await?
-        }
+    let container = match (&p.container_id, &call.principal) {
+        (Some(reference), _) => call.container(&state, reference, Action::AddSshKey).await?,
         (None, Principal::Admin) => {
             return Err(ApiError::bad_request(
                 "the admin has no containers of its own: name one with container_id",
@@ -765,16 +750,16 @@ pub async fn register_ssh_key(state: Data<AppState>, call: Call) -> Answer {
                     "you have no SSH-enabled container: ask the admin for one (such as cli_v4)",
                 )
             })?;
-            state
-                .authorized(&call.principal, first.container_name.as_str(), Action::AddSshKey)
+            call.container(&state, first.container_name.as_str(), Action::AddSshKey)
                 .await?
         }
     };
     let manager = state.manager.clone();
-    let name = spec.container_name.to_string();
     let key = p.ssh_public_key;
-    let added = detached(async move { manager.add_ssh_key(&name, &key).await }).await?;
-    let info = state.manager.ssh_info(spec.container_name.as_str()).await?;
+    let adding = container.clone();
+    let added = detached(async move { manager.add_ssh_key(&adding, &key).await }).await?;
+    let info = state.manager.ssh_info(&container).await?;
+    let spec = container.spec();
     Ok(HttpResponse::Ok().json(json!({
         "message": if added.added { "SSH key registered" } else { "SSH key already registered" },
         "container_name": spec.container_name,
@@ -855,13 +840,14 @@ pub async fn get_my_ssh_info(state: Data<AppState>, call: Call) -> Answer {
 )]
 pub async fn container_stats(state: Data<AppState>, call: Call) -> Answer {
     let p: ContainerRef = call.params.parse()?;
-    let spec = state
-        .authorized(&call.principal, &p.container_id, Action::ReadContainer)
+    let container = call
+        .container(&state, &p.container_id, Action::ReadContainer)
         .await?;
-    let stats = state.manager.stats(spec.container_name.as_str()).await?;
+    let stats = state.manager.stats(&container).await?;
+    let spec = container.spec();
     Ok(about(
         HttpResponse::Ok().json(json!({ "container_name": spec.container_name, "stats": to_json(stats)? })),
-        &spec,
+        spec,
     ))
 }
 
@@ -968,6 +954,24 @@ pub async fn list_all_docker_containers(state: Data<AppState>, call: Call) -> An
         containers,
         docker_available: true,
     }))
+}
+
+/// The nodes containers are placed on (admin only)
+///
+/// On a Swarm runtime, each node with its state, capacity and what the manager placed on it
+/// (containers, the memory and CPUs they reserve); on a single engine, no nodes.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/ContainerManager/list_nodes",
+    tag = "system",
+    responses((status = 200, description = "The nodes", body = NodesAnswer))
+)]
+pub async fn list_nodes(state: Data<AppState>, call: Call) -> Answer {
+    let NoParams = call.params.parse()?;
+    call.principal
+        .authorize(Action::Administer, None, state.user_actions())?;
+    let nodes = state.manager.nodes().await?.iter().map(NodeDoc::of).collect();
+    Ok(HttpResponse::Ok().json(NodesAnswer { nodes }))
 }
 
 /// Infrastructure services running on the engine (admin only)
@@ -1343,8 +1347,8 @@ pub async fn rotate_admin_key(state: Data<AppState>, call: Call) -> Answer {
 )]
 pub async fn update_container(state: Data<AppState>, call: Call) -> Answer {
     let p: UpdateParams = call.params.parse()?;
-    let spec = state
-        .authorized(&call.principal, &p.container_id, Action::UpdateContainer)
+    let container = call
+        .container(&state, &p.container_id, Action::UpdateContainer)
         .await?;
     let image = p
         .image
@@ -1354,8 +1358,7 @@ pub async fn update_container(state: Data<AppState>, call: Call) -> Answer {
         .map(|i| cm_core::ImageRef::parse(i).map_err(|e| e.for_field("image")))
         .transpose()?;
     let manager = state.manager.clone();
-    let name = spec.container_name.to_string();
-    let updated = detached(async move { manager.update(&name, image).await }).await?;
+    let updated = detached(async move { manager.update(&container, image).await }).await?;
     container_answer(&updated)
 }
 

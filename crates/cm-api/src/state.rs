@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::HttpRequest;
-use cm_core::{Action, Auth, ContainerSpec, Manager, Principal, Secret, StatusView};
+use cm_core::{Auth, Manager, Principal, Secret, StatusView};
 
 use crate::attempts::Attempts;
 use crate::background::{DEFAULT_RECONCILE_INTERVAL, Reconciler};
@@ -115,20 +115,5 @@ impl AppState {
     /// What user tokens may do to their own containers (`[auth] user_actions`).
     pub fn user_actions(&self) -> &cm_core::UserActions {
         &self.manager.config().user_actions
-    }
-
-    /// Resolves a container reference as `principal` may see it, then checks that it may do
-    /// `action` on it.
-    ///
-    /// A user token resolves only among its own user's containers, so another user's container
-    /// answers exactly like a missing one; the rule then sees the real owner. A caller-supplied
-    /// user id plays no part.
-    pub async fn authorized(
-        &self,
-        principal: &Principal,
-        reference: &str,
-        action: Action,
-    ) -> Result<ContainerSpec, ApiError> {
-        Ok(self.manager.authorized(principal, reference, action).await?)
     }
 }

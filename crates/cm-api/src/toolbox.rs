@@ -19,7 +19,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::web::Data;
 use actix_web::{Error, HttpMessage, HttpResponse};
-use cm_core::{ContainerSpec, Envelope, ssh_command};
+use cm_core::{AuthorizedContainer, ContainerSpec, Envelope, ssh_command};
 use serde_json::{Map, Value, json};
 
 use crate::state::AppState;
@@ -28,6 +28,11 @@ use crate::state::AppState;
 /// not the body), so the ToolBox mode can add the original's fields without a second lookup.
 #[derive(Debug, Clone)]
 pub struct Resolved(pub ContainerSpec);
+
+/// The authorized container of a `get_container` answer, attached beside [`Resolved`], so the
+/// ToolBox mode can add its resource use without resolving it again.
+#[derive(Debug, Clone)]
+pub struct Readable(pub AuthorizedContainer);
 
 /// The middleware: wrap the API scope with `middleware::from_fn(toolbox::envelope)`.
 pub async fn envelope(
@@ -63,6 +68,7 @@ pub async fn envelope(
         return Ok(res);
     }
     let resolved = res.response().extensions().get::<Resolved>().cloned();
+    let readable = res.response().extensions().get::<Readable>().cloned();
     let (request, response) = res.into_parts();
     let status = response.status();
     let mut headers = response.headers().clone();
@@ -82,11 +88,11 @@ pub async fn envelope(
     let (status, mut body) = wrap(&function, status, answer, &context);
     // The original's get_container carried the container's resource use.
     if function == "get_container"
-        && let (Some(state), Some(Resolved(spec))) = (&state, &resolved)
+        && let (Some(state), Some(Readable(container))) = (&state, &readable)
         && body["result"]["data"]["docker_status"] == "running"
-        && let Ok(stats) = state.manager.stats(spec.container_name.as_str()).await
+        && let Ok(stats) = state.manager.stats(container).await
     {
-        body["result"]["data"]["stats"] = original_stats(spec, &stats, context.now);
+        body["result"]["data"]["stats"] = original_stats(container.spec(), &stats, context.now);
     }
     headers.remove(header::CONTENT_LENGTH);
     let mut rewritten = HttpResponse::build(status);

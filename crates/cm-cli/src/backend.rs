@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use cm_core::{
-    Command as ContainerCommand, ContainerSpec, ContainerStats, CreateForm, CreateOutcome, CreateRequest,
-    DeleteOptions, DiskUsage, ExecOutput, KeyAdded, Lifecycle, Listing, LogRequest, Manager, OutputStream,
-    QuotaReport, ReconcileOptions, ReconcileReport, SshInfo, StoredKey, UserId, UserQuota,
+    Action, AuthorizedContainer, Command as ContainerCommand, ContainerSpec, ContainerStats, CreateForm,
+    CreateOutcome, CreateRequest, DeleteOptions, DiskUsage, ExecOutput, KeyAdded, Lifecycle, Listing,
+    LogRequest, Manager, OutputStream, Principal, QuotaReport, ReconcileOptions, ReconcileReport, SshInfo,
+    StoredKey, UserId, UserQuota,
 };
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -22,6 +23,12 @@ fn endpoint(what: Lifecycle) -> &'static str {
         Lifecycle::Stop => "stop_container",
         Lifecycle::Restart => "restart_container",
     }
+}
+
+/// The container `id` names, for `cm` on this host: it acts as the admin (whoever may run it can
+/// read the database and drive the engine anyway).
+async fn as_admin(m: &Manager, id: &str, action: Action) -> cm_core::Result<AuthorizedContainer> {
+    m.authorized(&Principal::Admin, id, action).await
 }
 
 /// A deleted container.
@@ -67,6 +74,19 @@ impl Backend {
     }
 
     /// The SSH-enabled containers of one user, or of everyone.
+    /// The nodes with what each holds (none on a single engine).
+    pub async fn nodes(&self) -> cm_core::Result<Vec<output::NodeRow>> {
+        match self {
+            Backend::Local(m) => {
+                let reports = m.nodes().await?;
+                let value = serde_json::to_value(reports)
+                    .map_err(|e| cm_core::Error::internal(format!("the nodes could not be shown: {e}")))?;
+                shape(value, "list_nodes")
+            }
+            Backend::Remote(r) => r.fetch("list_nodes", &json!({}), Some("nodes")),
+        }
+    }
+
     pub async fn list_ssh(&self, user: Option<&UserId>) -> cm_core::Result<Listing> {
         match self {
             Backend::Local(m) => m.list_ssh(user).await,
@@ -87,7 +107,7 @@ impl Backend {
     pub async fn get(&self, id: &str) -> cm_core::Result<Found> {
         match self {
             Backend::Local(m) => {
-                let spec = m.get(id).await?;
+                let spec = m.get(&as_admin(m, id, Action::ReadContainer).await?).await?;
                 let usage = m.disk_usage(&spec).await?;
                 let health = match m.health(&spec).await {
                     Ok(health) => Some(health),
@@ -146,6 +166,7 @@ impl Backend {
                     ("command", form.command),
                     ("memory", form.memory),
                     ("cpus", form.cpus),
+                    ("node", form.node),
                 ] {
                     if let Some(value) = value {
                         body[name] = json!(value);
@@ -162,14 +183,17 @@ impl Backend {
 
     pub async fn lifecycle(&self, id: &str, action: Lifecycle) -> cm_core::Result<ContainerSpec> {
         match self {
-            Backend::Local(m) => m.lifecycle(id, action).await,
+            Backend::Local(m) => {
+                m.lifecycle(&as_admin(m, id, action.action()).await?, action)
+                    .await
+            }
             Backend::Remote(r) => r.fetch(endpoint(action), &container(id), Some("container")),
         }
     }
 
     pub async fn stats(&self, id: &str) -> cm_core::Result<ContainerStats> {
         match self {
-            Backend::Local(m) => m.stats(id).await,
+            Backend::Local(m) => m.stats(&as_admin(m, id, Action::ReadContainer).await?).await,
             Backend::Remote(r) => r.fetch("container_stats", &container(id), Some("stats")),
         }
     }
@@ -179,7 +203,9 @@ impl Backend {
     pub async fn print_logs(&self, id: &str, request: LogRequest) -> cm_core::Result<()> {
         let Backend::Remote(r) = self else {
             let Some(m) = self.local() else { unreachable!() };
-            let mut stream = m.logs(id, &request).await?;
+            let mut stream = m
+                .logs(&as_admin(m, id, Action::ReadLogs).await?, &request)
+                .await?;
             loop {
                 let next = tokio::select! {
                     next = stream.next() => next,
@@ -220,7 +246,10 @@ impl Backend {
         timeout: Duration,
     ) -> cm_core::Result<ExecOutput> {
         match self {
-            Backend::Local(m) => m.exec(id, command, timeout).await,
+            Backend::Local(m) => {
+                m.exec(&as_admin(m, id, Action::Exec).await?, command, timeout)
+                    .await
+            }
             Backend::Remote(r) => {
                 let body = json!({
                     "container_id": id,
@@ -236,7 +265,9 @@ impl Backend {
     pub async fn delete(&self, id: &str, options: DeleteOptions) -> cm_core::Result<Deleted> {
         match self {
             Backend::Local(m) => {
-                let spec = m.delete(id, options).await?;
+                let spec = m
+                    .delete(&as_admin(m, id, Action::DeleteContainer).await?, options)
+                    .await?;
                 Ok(Deleted {
                     container_name: spec.container_name.to_string(),
                     container_id: spec.container_id,
@@ -260,7 +291,10 @@ impl Backend {
 
     pub async fn update(&self, id: &str, image: Option<cm_core::ImageRef>) -> cm_core::Result<ContainerSpec> {
         match self {
-            Backend::Local(m) => m.update(id, image).await,
+            Backend::Local(m) => {
+                m.update(&as_admin(m, id, Action::UpdateContainer).await?, image)
+                    .await
+            }
             Backend::Remote(r) => {
                 let mut body = container(id);
                 if let Some(image) = image {
@@ -284,7 +318,10 @@ impl Backend {
 
     pub async fn add_ssh_key(&self, id: &str, key: &str) -> cm_core::Result<KeyAdded> {
         match self {
-            Backend::Local(m) => m.add_ssh_key(id, key).await,
+            Backend::Local(m) => {
+                m.add_ssh_key(&as_admin(m, id, Action::AddSshKey).await?, key)
+                    .await
+            }
             Backend::Remote(r) => {
                 let mut body = container(id);
                 body["ssh_public_key"] = json!(key);
@@ -295,14 +332,17 @@ impl Backend {
 
     pub async fn ssh_keys(&self, id: &str) -> cm_core::Result<Vec<StoredKey>> {
         match self {
-            Backend::Local(m) => m.ssh_keys(id).await,
+            Backend::Local(m) => m.ssh_keys(&as_admin(m, id, Action::ReadSshInfo).await?).await,
             Backend::Remote(r) => r.fetch("list_container_ssh_keys", &container(id), Some("keys")),
         }
     }
 
     pub async fn remove_ssh_key(&self, id: &str, fingerprint: &str) -> cm_core::Result<bool> {
         match self {
-            Backend::Local(m) => m.remove_ssh_key(id, fingerprint).await,
+            Backend::Local(m) => {
+                m.remove_ssh_key(&as_admin(m, id, Action::RemoveSshKey).await?, fingerprint)
+                    .await
+            }
             Backend::Remote(r) => {
                 let mut body = container(id);
                 body["fingerprint"] = json!(fingerprint);
@@ -313,7 +353,7 @@ impl Backend {
 
     pub async fn ssh_info(&self, id: &str) -> cm_core::Result<SshInfo> {
         match self {
-            Backend::Local(m) => m.ssh_info(id).await,
+            Backend::Local(m) => m.ssh_info(&as_admin(m, id, Action::ReadSshInfo).await?).await,
             Backend::Remote(r) => r.fetch("get_container_ssh_info", &container(id), None),
         }
     }

@@ -237,6 +237,8 @@ pub enum Command {
         /// The SHA256:... fingerprint.
         fingerprint: String,
     },
+    /// List the nodes of a Swarm runtime: state, capacity and what the manager placed on each.
+    Nodes,
     /// List the SSH-enabled containers.
     ListSsh {
         /// Only this user's containers.
@@ -369,4 +371,8 @@ pub struct CreateArgs {
     /// An SSH public key to authorize from the start (repeatable).
     #[arg(long = "ssh-key", value_name = "KEY")]
     pub ssh_keys: Vec<String>,
+    /// The node to place it on (a Swarm runtime; see `cm nodes`); by default the node with the
+    /// most memory free.
+    #[arg(long)]
+    pub node: Option<String>,
 }

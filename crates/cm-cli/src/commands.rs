@@ -521,6 +521,14 @@ async fn on_backend(
                 output::line(&format!("removed {fingerprint}"));
             }
         }
+        Command::Nodes => {
+            let nodes = backend.nodes().await?;
+            if json {
+                output::json(&nodes)?;
+            } else {
+                output::nodes(&nodes);
+            }
+        }
         Command::ListSsh { user_id } => {
             let user = user_id.as_deref().map(UserId::parse).transpose()?;
             let listing = backend.list_ssh(user.as_ref()).await?;
@@ -911,6 +919,7 @@ async fn create(backend: &Backend, args: CreateArgs, json: bool) -> anyhow::Resu
         cpus: args.cpus,
         enable_ssh: args.ssh,
         ssh_keys: args.ssh_keys,
+        node: args.node,
     };
     let spinner = if std::io::stderr().is_terminal() && !json {
         let bar = ProgressBar::new_spinner();

@@ -136,17 +136,19 @@ pub fn container(
 ) {
     // The caller hides secret-looking values (`EnvVars::redacted`).
     let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let fields = [
+    // On a single engine the HTTP port is the host's loopback; on Swarm, the node's.
+    let host = spec
+        .node
+        .as_ref()
+        .map_or_else(|| "127.0.0.1".to_owned(), ToString::to_string);
+    let mut fields = vec![
         ("name", spec.container_name.to_string()),
         ("id", spec.container_id.clone()),
         ("user", spec.user_id.to_string()),
         ("type", spec.container_type.to_string()),
         ("status", spec.status.to_string()),
         ("image", spec.image.to_string()),
-        (
-            "port",
-            format!("127.0.0.1:{} -> {}", spec.port, spec.internal_port),
-        ),
+        ("port", format!("{host}:{} -> {}", spec.port, spec.internal_port)),
         (
             "ssh port",
             spec.ssh_port.map_or_else(|| "-".to_owned(), |p| p.to_string()),
@@ -182,6 +184,9 @@ pub fn container(
         ("created", spec.created_at.clone()),
         ("env", env.join(" ")),
     ];
+    if let Some(node) = &spec.node {
+        fields.insert(5, ("node", node.to_string()));
+    }
     for (key, value) in fields {
         line(&format!("{key:<9} {value}"));
     }
@@ -477,6 +482,64 @@ pub fn stats(stats: &cm_core::ContainerStats) {
     for (key, value) in fields {
         line(&format!("{key:<9} {value}"));
     }
+}
+
+/// A node as `cm nodes` shows it, read alike from cm-core's report and from the API's answer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct NodeRow {
+    pub name: String,
+    pub state: String,
+    pub schedulable: bool,
+    pub manager: bool,
+    pub address: String,
+    pub memory_bytes: u64,
+    pub cpus: f64,
+    pub containers: usize,
+    pub reserved_memory_bytes: u64,
+    pub reserved_cpus: f64,
+}
+
+/// The nodes of a Swarm runtime, or why there are none.
+pub fn nodes(nodes: &[NodeRow]) {
+    if nodes.is_empty() {
+        line("no nodes: this installation runs one engine ([runtime] kind = \"docker\"; see docs/swarm.md)");
+        return;
+    }
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            let state = if n.schedulable {
+                n.state.clone()
+            } else {
+                format!("{} (drained)", n.state)
+            };
+            vec![
+                n.name.clone(),
+                state,
+                if n.manager { "manager" } else { "worker" }.to_owned(),
+                n.address.clone(),
+                n.containers.to_string(),
+                format!(
+                    "{} of {}",
+                    mebibytes(n.reserved_memory_bytes),
+                    mebibytes(n.memory_bytes)
+                ),
+                format!("{} of {}", n.reserved_cpus, n.cpus),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NODE",
+            "STATE",
+            "ROLE",
+            "ADDRESS",
+            "CONTAINERS",
+            "MEMORY RESERVED",
+            "CPUS RESERVED",
+        ],
+        &rows,
+    );
 }
 
 fn mebibytes(bytes: u64) -> String {

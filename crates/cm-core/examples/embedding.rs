@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use cm_core::testing::{FakeKeyParser, FakeProbe, FakeProxy, FakeRuntime, FixedClock, MemoryStore};
-use cm_core::{Adapters, Config, CreateForm, CreateRequest, DeleteOptions, Manager, NoFailPoints};
+use cm_core::{
+    Action, Adapters, Config, CreateForm, CreateRequest, DeleteOptions, Manager, NoFailPoints, Principal,
+};
 
 #[tokio::main]
 async fn main() -> cm_core::Result<()> {
@@ -49,7 +51,12 @@ async fn main() -> cm_core::Result<()> {
         force: true,
         purge: true,
     };
-    manager.delete("usr_123_cli_v4", options).await?;
+    // Every use case on one container takes a handle: resolved once, and authorized for the
+    // principal acting (an embedding service acts as the admin, or as a user with a token's rights).
+    let container = manager
+        .authorized(&Principal::Admin, "usr_123_cli_v4", Action::DeleteContainer)
+        .await?;
+    manager.delete(&container, options).await?;
     println!("deleted, with its data");
     Ok(())
 }

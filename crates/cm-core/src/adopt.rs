@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::AuthorizedContainer;
 use crate::config::ContainerType;
 use crate::error::{Error, Result};
 use crate::manager::Manager;
@@ -328,6 +329,7 @@ impl Manager {
             pids_limit: kind.pids_limit,
             url_path: url_path(&user, &kind_name),
             disk: None,
+            node: None,
         };
         Ok(Some(Candidate { spec, kind, key }))
     }
@@ -378,7 +380,10 @@ impl Manager {
             );
         }
         if recreate {
-            match self.update(name.as_str(), None).await {
+            match self
+                .update(&AuthorizedContainer::system(spec.clone()), None)
+                .await
+            {
                 Ok(updated) => {
                     adoption.outcome = AdoptOutcome::Recreated;
                     adoption.id = updated.container_id;

@@ -5,6 +5,7 @@
 //! ones (cm-docker, cm-store, cm-nginx, cm-ssh) or, with the `testing` feature, the in-memory fakes
 //! in [`testing`].
 
+mod access;
 mod actions;
 mod adopt;
 mod audit;
@@ -22,6 +23,7 @@ mod manager;
 mod metrics;
 mod names;
 mod network;
+mod placement;
 mod ports;
 mod quota;
 mod reconcile;
@@ -35,6 +37,7 @@ pub mod contract;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use access::AuthorizedContainer;
 pub use adopt::{AdoptOptions, AdoptOutcome, Adoption, OriginalRecords};
 pub use audit::{Actor, AuditEntry, AuditLog, AuditQuery, Auditor, Source as AuditSource, name_like};
 pub use auth::{
@@ -57,15 +60,15 @@ pub use keys::{
 pub use limits::Slot;
 pub use live::StatusView;
 pub use manager::{Adapters, Manager};
-pub use names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
+pub use names::{ContainerName, NetworkName, NodeName, TypeName, UserId, VolumeName};
 pub use network::{PortProbe, PortRange, Subnet, SubnetPool};
 pub use ports::{
     AppProbe, Clock, ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, CreateReservation,
     DiskSupport, DiskUsage, EngineContainer, EngineInfo, Ensured, EventStream, ExecOutput, ExecRequest,
     FailPoints, ForeignContainer, KeyParser, LogChunk, LogRequest, LogStream, NetworkPlan, NoFailPoints,
-    NoProxy, ObservedContainer, ObservedObject, Operation, OperationKind, OutputStream, PortBinding,
-    PortLease, Proxy, ProxyStatus, ReloadOutcome, RemoveMode, Route, RouteState, RouteStatus, Store,
-    SystemClock, UploadEntry, VolumePlan,
+    NoProxy, NodeInfo, NodeState, ObservedContainer, ObservedObject, Operation, OperationKind, OutputStream,
+    PortBinding, PortLease, Proxy, ProxyStatus, ReloadOutcome, RemoveMode, Route, RouteState, RouteStatus,
+    Store, SystemClock, UploadEntry, VolumePlan,
 };
 pub use quota::{QuotaReport, QuotaUse, UserQuota};
 pub use reconcile::{
@@ -80,6 +83,7 @@ pub use usecase::exec::DEFAULT_EXEC_TIMEOUT;
 pub use usecase::keys::{KeyAdded, SshInfo, ssh_command};
 pub use usecase::lifecycle::Lifecycle;
 pub use usecase::lookup::{Listing, ListingRevision};
+pub use usecase::nodes::NodeReport;
 pub use values::{
     Command, CpuLimit, DiskSize, EnvVars, ImageRef, LogRotation, MemoryLimit, REDACTED, SECRET_MARKERS,
     is_secret_name,

@@ -39,7 +39,14 @@ pub struct VolumeName(String);
 #[serde(try_from = "String", into = "String")]
 pub struct NetworkName(String);
 
+/// A node of a cluster (a Swarm node's host name): 1-253 ASCII letters, digits, `.` and `-`,
+/// starting with a letter or digit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct NodeName(String);
+
 const USER_ID_MAX: usize = 63;
+const NODE_NAME_MAX: usize = 253;
 const TYPE_NAME_MAX: usize = 32;
 const NETWORK_PREFIX: &str = "cm-user-";
 
@@ -176,6 +183,28 @@ impl NetworkName {
     }
 }
 
+impl NodeName {
+    /// Parses a node's host name, refusing anything a host name can not hold.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let first_ok = raw.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let rest_ok = raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+        if raw.len() > NODE_NAME_MAX || !first_ok || !rest_ok {
+            return Err(Error::invalid(format!(
+                "invalid node {}: a node is named by its host name (letters, digits, '.' and '-')",
+                quote(raw)
+            )));
+        }
+        Ok(NodeName(raw.to_owned()))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Quotes a refused value for an error message, escaping control characters so the message stays one line.
 pub(crate) fn quote(raw: &str) -> String {
     const SHOWN: usize = 80;
@@ -213,7 +242,7 @@ macro_rules! string_newtype_impls {
     )*};
 }
 
-string_newtype_impls!(UserId, TypeName, ContainerName, VolumeName, NetworkName);
+string_newtype_impls!(UserId, TypeName, ContainerName, VolumeName, NetworkName, NodeName);
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::RestartPolicy;
 use crate::error::Result;
 use crate::keys::{SshPublicKey, StoredKey};
-use crate::names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
+use crate::names::{ContainerName, NetworkName, NodeName, TypeName, UserId, VolumeName};
 use crate::network::{PortProbe, PortRange, Subnet, SubnetPool};
 use crate::spec::{ContainerSpec, ContainerStatus};
 use crate::values::{Command, CpuLimit, DiskSize, EnvVars, ImageRef, MemoryLimit};
@@ -103,6 +103,79 @@ pub trait ContainerRuntime: Send + Sync {
     /// The engine's container events as they happen, from now on. The stream ends or fails when
     /// the engine goes away.
     async fn container_events(&self) -> Result<EventStream>;
+
+    /// The nodes containers can be placed on, for a runtime that spreads them over several
+    /// (Swarm); empty for a single engine, where there is nothing to choose.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        Ok(Vec::new())
+    }
+
+    /// Whether [`ContainerRuntime::rename_container`] works. Swarm can not rename a service: an
+    /// update then replaces the container instead of keeping the old one aside under another
+    /// name, and re-creates it from its record when the new one fails.
+    fn renames(&self) -> bool {
+        true
+    }
+
+    /// Copies a data volume's contents from one node to another (a move), replacing what the
+    /// target held; gives the bytes copied. Only a runtime with nodes can.
+    async fn copy_volume(&self, plan: &VolumePlan, from: &NodeName, to: &NodeName) -> Result<u64> {
+        let _ = (plan, from, to);
+        Err(crate::Error::new(
+            crate::ErrorKind::Unavailable,
+            "this runtime has one engine: there are no nodes to move data between",
+        ))
+    }
+
+    /// Removes a volume from one node (the copy a move left behind).
+    async fn remove_volume_on(&self, name: &str, node: &NodeName) -> Result<()> {
+        let _ = node;
+        self.remove_volume(name).await
+    }
+}
+
+/// One node of a cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Its host name: what containers are pinned to and `--node` names.
+    pub name: NodeName,
+    /// The cluster's id of it.
+    pub id: String,
+    /// The address its published ports are reached at.
+    pub address: IpAddr,
+    /// Whether it is up.
+    pub state: NodeState,
+    /// Whether new containers may be placed on it (Swarm's availability `active`).
+    pub schedulable: bool,
+    /// Whether it manages the cluster.
+    pub manager: bool,
+    /// Its memory, in bytes.
+    pub memory_bytes: u64,
+    /// Its CPUs.
+    pub cpus: f64,
+}
+
+/// Whether a node is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// Up and answering.
+    Ready,
+    /// Gone: its containers are shown as `node-down`.
+    Down,
+    /// Neither (joining, or a state the cluster does not name).
+    Unknown,
+}
+
+impl NodeState {
+    /// The state as the CLI and the API show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Ready => "ready",
+            NodeState::Down => "down",
+            NodeState::Unknown => "unknown",
+        }
+    }
 }
 
 /// A container's resource use and health, as the engine reports them.
@@ -233,6 +306,9 @@ pub struct VolumePlan {
     pub labels: BTreeMap<String, String>,
     /// Its size cap; `None` shares the engine's disk.
     pub size: Option<DiskSize>,
+    /// The node it lives on (a runtime with nodes keeps volumes node-local); `None` on a single
+    /// engine.
+    pub node: Option<NodeName>,
 }
 
 /// Everything the engine needs to create one container.
@@ -266,6 +342,8 @@ pub struct ContainerPlan {
     pub cap_add: Vec<String>,
     /// How the engine rotates the log.
     pub logs: crate::values::LogRotation,
+    /// The node to run it on (a runtime with nodes pins it there); `None` on a single engine.
+    pub node: Option<NodeName>,
 }
 
 /// One published port.

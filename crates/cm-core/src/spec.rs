@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
+use crate::names::{ContainerName, NetworkName, NodeName, TypeName, UserId, VolumeName};
 use crate::network::Subnet;
 use crate::values::{Command, CpuLimit, DiskSize, EnvVars, ImageRef, MemoryLimit};
 
@@ -76,6 +76,10 @@ pub struct ContainerSpec {
     /// The data volume's size cap, when its type has one (records made before caps have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskSize>,
+    /// The node it is pinned to, on a runtime that spreads containers over nodes (Swarm); `None`
+    /// on a single engine (and in records made before nodes existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeName>,
 }
 
 /// The state of a container.
@@ -104,6 +108,10 @@ pub enum ContainerStatus {
     Missing,
     /// The engine could not be asked; the stored status is shown as stale.
     Unknown,
+    /// The node it is pinned to is down: its data is there, so it is never re-created elsewhere
+    /// on its own; it runs again when the node comes back, or `cm move` takes it elsewhere.
+    #[serde(rename = "node-down")]
+    NodeDown,
 }
 
 /// How many restarts in a row (the engine's restart count, which a deliberate start resets) make
@@ -177,6 +185,7 @@ impl ContainerStatus {
             ContainerStatus::Dead => "dead",
             ContainerStatus::Missing => "missing",
             ContainerStatus::Unknown => "unknown",
+            ContainerStatus::NodeDown => "node-down",
         }
     }
 }

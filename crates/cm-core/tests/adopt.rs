@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use cm_core::testing::{FakeWorld, create_request};
+use cm_core::testing::{FakeWorld, as_admin, create_request};
 use cm_core::{AdoptOptions, AdoptOutcome, OriginalRecords, Store, labels};
 
 fn original_labels(user: &str, kind: &str, port: u16, ssh: Option<u16>) -> BTreeMap<String, String> {
@@ -121,7 +121,7 @@ async fn adoption_takes_over_the_originals_containers_and_says_why_it_leaves_oth
     assert!(why.contains(&format!("port {} is leased", alice.port)), "{why}");
     assert_eq!(report.len(), 5);
 
-    let spec = world.manager.resolve("bob_custom").await.unwrap();
+    let spec = as_admin(&world.manager, "bob_custom").await.unwrap().into_spec();
     assert_eq!(spec.container_id, bob);
     assert_eq!((spec.port, spec.ssh_port), (8001, Some(22001)));
     assert_eq!(spec.volume_name.as_str(), "container_bob_custom_1a2b3c4d");
@@ -186,7 +186,11 @@ async fn adoption_takes_over_the_originals_containers_and_says_why_it_leaves_oth
         .unwrap();
     assert_eq!(erins.len(), 1, "{erins:?}");
     assert_eq!(erins[0].name, "erin_custom_22222222");
-    let updated = world.manager.update("bob_custom", None).await.unwrap();
+    let updated = world
+        .manager
+        .update(&as_admin(&world.manager, "bob_custom").await.unwrap(), None)
+        .await
+        .unwrap();
     assert_ne!(updated.container_id, bob);
     assert_eq!(
         (updated.port, updated.volume_name.as_str()),

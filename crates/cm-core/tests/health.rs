@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cm_core::testing::{FakeWorld, create_request};
+use cm_core::testing::{FakeWorld, as_admin, create_request};
 use cm_core::{ContainerStatus, ErrorKind, ImageRef};
 
 #[tokio::test]
@@ -51,7 +51,7 @@ async fn without_the_exit_check_a_crash_looping_container_is_created_and_reporte
     let err = world
         .manager
         .delete(
-            "alice_custom",
+            &as_admin(&world.manager, "alice_custom").await.unwrap(),
             cm_core::DeleteOptions {
                 force: false,
                 purge: false,
@@ -85,12 +85,16 @@ async fn a_healthy_container_reports_use_and_no_lines_and_the_sampler_keeps_a_hi
     assert_eq!(health.history[0].memory_bytes, 1 << 24);
 
     // A stopped container is not sampled; a deleted one is forgotten.
-    world.manager.stop("alice_custom").await.unwrap();
+    world
+        .manager
+        .stop(&as_admin(&world.manager, "alice_custom").await.unwrap())
+        .await
+        .unwrap();
     assert_eq!(world.manager.sample_usage().await.unwrap(), 0);
     world
         .manager
         .delete(
-            "alice_custom",
+            &as_admin(&world.manager, "alice_custom").await.unwrap(),
             cm_core::DeleteOptions {
                 force: false,
                 purge: false,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cm_core::testing::{FakeAppProbe, FakeWorld, create_request};
+use cm_core::testing::{FakeAppProbe, FakeWorld, as_admin, create_request};
 use cm_core::{
     Command, Config, ContainerSpec, ContainerStatus, LogRequest, Manager, Principal, RouteAnswer,
     RouteDenial, StatusView, TypeName, UserId, WakeOutcome,
@@ -198,9 +198,12 @@ async fn a_container_stopped_on_purpose_is_never_woken_by_a_request() {
     let spec = idle.create("alice", "custom").await;
     let (alice, custom) = (user("alice"), kind("custom"));
     let owner = Principal::User(alice.clone());
+    let container = as_admin(&idle.manager, spec.container_name.as_str())
+        .await
+        .unwrap();
 
     // Stopped by its owner: the route says so, and nothing starts it.
-    idle.manager.stop(spec.container_name.as_str()).await.unwrap();
+    idle.manager.stop(&container).await.unwrap();
     idle.view_says(&spec, ContainerStatus::Exited).await;
     let (answer, woken) = idle
         .manager
@@ -217,10 +220,10 @@ async fn a_container_stopped_on_purpose_is_never_woken_by_a_request() {
     assert_eq!(idle.status(&spec).await, ContainerStatus::Exited);
 
     // Idle-stopped, then stopped again on purpose: the purpose wins.
-    idle.manager.start(spec.container_name.as_str()).await.unwrap();
+    idle.manager.start(&container).await.unwrap();
     idle.advance(11 * MINUTE);
     assert_eq!(idle.sweep().await.len(), 1);
-    idle.manager.stop(spec.container_name.as_str()).await.unwrap();
+    idle.manager.stop(&container).await.unwrap();
     assert!(idle.manager.idle_stopped().await.unwrap().is_empty());
     let (_, woken) = idle
         .manager
@@ -231,12 +234,14 @@ async fn a_container_stopped_on_purpose_is_never_woken_by_a_request() {
     assert_eq!(idle.status(&spec).await, ContainerStatus::Exited);
 
     // Deleting drops the mark with the record.
-    idle.manager.start(spec.container_name.as_str()).await.unwrap();
+    idle.manager.start(&container).await.unwrap();
     idle.advance(11 * MINUTE);
     assert_eq!(idle.sweep().await.len(), 1);
     idle.manager
         .delete(
-            spec.container_name.as_str(),
+            &as_admin(&idle.manager, spec.container_name.as_str())
+                .await
+                .unwrap(),
             cm_core::DeleteOptions {
                 force: true,
                 purge: false,
@@ -276,7 +281,11 @@ async fn commands_and_followed_logs_keep_a_container_active() {
     // A command is activity when it ends.
     idle.advance(9 * MINUTE);
     idle.manager
-        .exec(name, Command::parse("echo hi").unwrap(), Duration::from_secs(5))
+        .exec(
+            &as_admin(&idle.manager, name).await.unwrap(),
+            Command::parse("echo hi").unwrap(),
+            Duration::from_secs(5),
+        )
         .await
         .unwrap();
     idle.advance(9 * MINUTE);
@@ -286,7 +295,7 @@ async fn commands_and_followed_logs_keep_a_container_active() {
     let follow = idle
         .manager
         .logs(
-            name,
+            &as_admin(&idle.manager, name).await.unwrap(),
             &LogRequest {
                 follow: true,
                 ..LogRequest::default()

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cm_core::testing::{FakeOp, FakeWorld, create_request};
+use cm_core::testing::{FakeOp, FakeWorld, as_admin, create_request};
 use cm_core::{Command, Config, CreateForm, CreateRequest, DeleteOptions, ErrorKind, Manager, Store, UserId};
 
 const KEY: &str =
@@ -133,7 +133,14 @@ async fn existing_data_volume_is_kept_when_a_recreate_fails() {
         force: true,
         purge: false,
     };
-    world.manager.delete("alice_preview_server", force).await.unwrap();
+    world
+        .manager
+        .delete(
+            &as_admin(&world.manager, "alice_preview_server").await.unwrap(),
+            force,
+        )
+        .await
+        .unwrap();
     assert_eq!(world.runtime.volumes(), ["alice_preview_server_data"]);
     world.runtime.fail(FakeOp::StartContainer, ErrorKind::Internal);
     create(&world.manager, "alice", "preview_server")
@@ -186,7 +193,7 @@ async fn delete_keeps_data_unless_purged_and_frees_everything_else() {
     let err = world
         .manager
         .delete(
-            "alice_cli_v4",
+            &as_admin(&world.manager, "alice_cli_v4").await.unwrap(),
             DeleteOptions {
                 force: false,
                 purge: false,
@@ -198,7 +205,7 @@ async fn delete_keeps_data_unless_purged_and_frees_everything_else() {
     world
         .manager
         .delete(
-            "alice_cli_v4",
+            &as_admin(&world.manager, "alice_cli_v4").await.unwrap(),
             DeleteOptions {
                 force: true,
                 purge: false,
@@ -215,7 +222,7 @@ async fn delete_keeps_data_unless_purged_and_frees_everything_else() {
     world
         .manager
         .delete(
-            "alice_cli_v4",
+            &as_admin(&world.manager, "alice_cli_v4").await.unwrap(),
             DeleteOptions {
                 force: true,
                 purge: true,
@@ -234,7 +241,7 @@ async fn delete_with_the_engine_down_changes_nothing() {
     let err = world
         .manager
         .delete(
-            "alice_cli_v4",
+            &as_admin(&world.manager, "alice_cli_v4").await.unwrap(),
             DeleteOptions {
                 force: true,
                 purge: true,
@@ -255,26 +262,36 @@ async fn containers_are_found_by_name_id_and_unique_prefix() {
     let a = create(&world.manager, "alice", "cli_v4").await.unwrap().spec;
     let b = create(&world.manager, "bob", "cli_v4").await.unwrap().spec;
     assert_eq!(
-        world.manager.get("alice_cli_v4").await.unwrap().container_id,
+        world
+            .manager
+            .get(&as_admin(&world.manager, "alice_cli_v4").await.unwrap())
+            .await
+            .unwrap()
+            .container_id,
         a.container_id
     );
     assert_eq!(
-        world.manager.get(&a.container_id).await.unwrap().container_name,
+        world
+            .manager
+            .get(&as_admin(&world.manager, &a.container_id).await.unwrap())
+            .await
+            .unwrap()
+            .container_name,
         a.container_name
     );
     // The fake ids are 01c0ffee..., 02c0ffee...
     assert_eq!(
         world
             .manager
-            .get(&b.container_id[..3])
+            .get(&as_admin(&world.manager, &b.container_id[..3]).await.unwrap())
             .await
             .unwrap()
             .container_name,
         b.container_name
     );
-    let err = world.manager.get(&a.container_id[..1]).await.unwrap_err();
+    let err = as_admin(&world.manager, &a.container_id[..1]).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "ambiguous prefix");
-    let err = world.manager.get("nothing").await.unwrap_err();
+    let err = as_admin(&world.manager, "nothing").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
@@ -309,7 +326,7 @@ async fn exec_reports_exit_codes_and_refuses_stopped_containers() {
     let out = world
         .manager
         .exec(
-            "alice_cli_v4",
+            &as_admin(&world.manager, "alice_cli_v4").await.unwrap(),
             Command::parse("echo hi").unwrap(),
             Duration::from_secs(5),
         )
@@ -319,18 +336,22 @@ async fn exec_reports_exit_codes_and_refuses_stopped_containers() {
     let out = world
         .manager
         .exec(
-            "alice_cli_v4",
+            &as_admin(&world.manager, "alice_cli_v4").await.unwrap(),
             Command::parse("false").unwrap(),
             Duration::from_secs(5),
         )
         .await
         .unwrap();
     assert_eq!(out.exit_code, 1);
-    world.manager.stop("alice_cli_v4").await.unwrap();
+    world
+        .manager
+        .stop(&as_admin(&world.manager, "alice_cli_v4").await.unwrap())
+        .await
+        .unwrap();
     let err = world
         .manager
         .exec(
-            "alice_cli_v4",
+            &as_admin(&world.manager, "alice_cli_v4").await.unwrap(),
             Command::parse("echo hi").unwrap(),
             Duration::from_secs(5),
         )
@@ -351,17 +372,39 @@ async fn keys_are_stored_rendered_and_reapplied_at_start() {
     assert!(String::from_utf8_lossy(contents.as_ref().unwrap()).contains("alice@laptop\n"));
     assert_eq!(files["/home/cli/.ssh"].0, 0o700);
 
-    let again = world.manager.add_ssh_key("alice_cli_v4", KEY).await.unwrap();
+    let again = world
+        .manager
+        .add_ssh_key(&as_admin(&world.manager, "alice_cli_v4").await.unwrap(), KEY)
+        .await
+        .unwrap();
     assert!(!again.added, "adding the same key twice is idempotent");
-    world.manager.stop("alice_cli_v4").await.unwrap();
+    world
+        .manager
+        .stop(&as_admin(&world.manager, "alice_cli_v4").await.unwrap())
+        .await
+        .unwrap();
     let fingerprint = again.key.fingerprint().to_owned();
     world
         .manager
-        .remove_ssh_key("alice_cli_v4", &fingerprint)
+        .remove_ssh_key(
+            &as_admin(&world.manager, "alice_cli_v4").await.unwrap(),
+            &fingerprint,
+        )
         .await
         .unwrap();
-    assert!(world.manager.ssh_keys("alice_cli_v4").await.unwrap().is_empty());
-    world.manager.start(&spec.container_id).await.unwrap();
+    assert!(
+        world
+            .manager
+            .ssh_keys(&as_admin(&world.manager, "alice_cli_v4").await.unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    world
+        .manager
+        .start(&as_admin(&world.manager, &spec.container_id).await.unwrap())
+        .await
+        .unwrap();
     let files = &world.runtime.containers()[0].files;
     let text =
         String::from_utf8_lossy(files["/home/cli/.ssh/authorized_keys"].2.as_ref().unwrap()).into_owned();
@@ -417,4 +460,48 @@ async fn a_port_taken_at_bind_time_is_retried_with_other_ports() {
     assert_eq!(err.kind(), ErrorKind::Conflict);
     assert!(err.message().contains("already allocated"), "{}", err.message());
     crowded.assert_empty().await;
+}
+
+#[tokio::test]
+async fn a_handle_does_only_what_its_principal_may_do() {
+    let config =
+        Config::from_toml("[auth]\nuser_actions = [\"start\", \"stop\", \"restart\", \"delete\"]\n").unwrap();
+    let world = FakeWorld::with_config(config);
+    create(&world.manager, "alice", "cli_v4").await.unwrap();
+    let alice = cm_core::Principal::User(UserId::parse("alice").unwrap());
+    // Made for reading, which a user may always do: the handle carries who it acts for, and every
+    // use case checks its own action against it.
+    let read = world
+        .manager
+        .authorized(&alice, "alice_cli_v4", cm_core::Action::ReadContainer)
+        .await
+        .unwrap();
+    let err = world
+        .manager
+        .exec(&read, Command::parse("true").unwrap(), Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Forbidden,
+        "exec is left out of user_actions"
+    );
+    let err = world.manager.update(&read, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden, "update is the admin's");
+    let purge = DeleteOptions {
+        force: true,
+        purge: true,
+    };
+    let err = world.manager.delete(&read, purge).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden, "purging data is the admin's");
+    assert_eq!(err.field(), Some("purge"));
+    assert_eq!(world.runtime.containers().len(), 1, "nothing was touched");
+    // What the user may do works with the same handle, once resolved.
+    world.manager.stop(&read).await.unwrap();
+    let keep = DeleteOptions {
+        force: false,
+        purge: false,
+    };
+    world.manager.delete(&read, keep).await.unwrap();
+    assert!(world.runtime.containers().is_empty());
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cm_core::testing::{FakeOp, FakeWorld, create_request};
+use cm_core::testing::{FakeOp, FakeWorld, as_admin, create_request};
 use cm_core::{DeleteOptions, ErrorKind, ReconcileOptions, Store};
 use proptest::prelude::*;
 
@@ -240,8 +240,9 @@ async fn run(steps: Vec<Step>) {
                 let n = name(u, t);
                 let target = n.clone();
                 let ok = with_trouble(&world, &trouble, async move {
+                    let container = as_admin(&manager, &target).await?;
                     manager
-                        .delete(&target, DeleteOptions { force: true, purge })
+                        .delete(&container, DeleteOptions { force: true, purge })
                         .await
                 })
                 .await;
@@ -257,20 +258,24 @@ async fn run(steps: Vec<Step>) {
                 }
             }
             Step::Stop(u, t) => {
-                let ok = manager.stop(&name(u, t)).await.is_ok();
+                let ok = match as_admin(&manager, &name(u, t)).await {
+                    Ok(container) => manager.stop(&container).await.is_ok(),
+                    Err(_) => false,
+                };
                 assert!(!ok || model.contains(&name(u, t)) || maybe.contains(&name(u, t)));
             }
             Step::Start(u, t) => {
-                let ok = manager.start(&name(u, t)).await.is_ok();
+                let ok = match as_admin(&manager, &name(u, t)).await {
+                    Ok(container) => manager.start(&container).await.is_ok(),
+                    Err(_) => false,
+                };
                 assert!(!ok || model.contains(&name(u, t)) || maybe.contains(&name(u, t)));
             }
             Step::Update(u, t, trouble) => {
                 let target = name(u, t);
-                with_trouble(
-                    &world,
-                    &trouble,
-                    async move { manager.update(&target, None).await },
-                )
+                with_trouble(&world, &trouble, async move {
+                    manager.update(&as_admin(&manager, &target).await?, None).await
+                })
                 .await;
             }
             Step::Lose(u, t) => {

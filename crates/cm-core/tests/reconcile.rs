@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use cm_core::testing::{FAKE_INSTALLATION, FakeWorld, create_request};
+use cm_core::testing::{FAKE_INSTALLATION, FakeWorld, as_admin, create_request};
 use cm_core::{
     ContainerStatus, DeleteOptions, FindingKind, ImageRef, Outcome, ReconcileOptions, Store, labels,
 };
@@ -93,7 +93,14 @@ async fn a_create_killed_on_a_users_second_type_keeps_the_first_and_old_data() {
         force: true,
         purge: false,
     };
-    world.manager.delete("alice_project_dev", keep).await.unwrap();
+    world
+        .manager
+        .delete(
+            &as_admin(&world.manager, "alice_project_dev").await.unwrap(),
+            keep,
+        )
+        .await
+        .unwrap();
     let manager = world.manager.clone();
     crash_at(&world, "create:started", async move {
         manager
@@ -130,7 +137,10 @@ async fn a_delete_killed_at_any_step_is_finished() {
         let manager = world.manager.clone();
         crash_at(&world, point, async move {
             manager
-                .delete("alice_cli_v4", DeleteOptions { force: true, purge })
+                .delete(
+                    &as_admin(&manager, "alice_cli_v4").await.unwrap(),
+                    DeleteOptions { force: true, purge },
+                )
                 .await
         })
         .await;
@@ -167,7 +177,11 @@ async fn a_container_removed_behind_the_back_comes_back_on_the_same_port_with_it
     let found = report.of_kind(FindingKind::MissingContainer);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].outcome, Outcome::Fixed);
-    let back = world.manager.get("alice_cli_v4").await.unwrap();
+    let back = world
+        .manager
+        .get(&as_admin(&world.manager, "alice_cli_v4").await.unwrap())
+        .await
+        .unwrap();
     assert_ne!(back.container_id, spec.container_id);
     assert_eq!((back.port, back.ssh_port), (spec.port, spec.ssh_port));
     assert_eq!(back.status, ContainerStatus::Running);
@@ -191,7 +205,12 @@ async fn a_stopped_container_keeps_its_status_and_a_dry_run_changes_nothing() {
         .set_status(&spec.container_id, ContainerStatus::Exited);
     assert!(world.manager.reconcile(FIX).await.unwrap().is_clean());
     assert_eq!(
-        world.manager.get("alice_preview_server").await.unwrap().status,
+        world
+            .manager
+            .get(&as_admin(&world.manager, "alice_preview_server").await.unwrap())
+            .await
+            .unwrap()
+            .status,
         ContainerStatus::Exited
     );
 
@@ -296,7 +315,10 @@ async fn update_keeps_port_data_and_keys_and_rolls_back_on_a_bad_image() {
     world.runtime.add_image("toolboxv2:next");
     let updated = world
         .manager
-        .update("alice_cli_v4", Some(ImageRef::parse("toolboxv2:next").unwrap()))
+        .update(
+            &as_admin(&world.manager, "alice_cli_v4").await.unwrap(),
+            Some(ImageRef::parse("toolboxv2:next").unwrap()),
+        )
         .await
         .unwrap();
     assert_eq!(updated.image.as_str(), "toolboxv2:next");
@@ -309,11 +331,18 @@ async fn update_keeps_port_data_and_keys_and_rolls_back_on_a_bad_image() {
 
     let err = world
         .manager
-        .update("alice_cli_v4", Some(ImageRef::parse("nope:missing").unwrap()))
+        .update(
+            &as_admin(&world.manager, "alice_cli_v4").await.unwrap(),
+            Some(ImageRef::parse("nope:missing").unwrap()),
+        )
         .await
         .unwrap_err();
     assert!(err.message().contains("previous container was restored"), "{err}");
-    let after = world.manager.get("alice_cli_v4").await.unwrap();
+    let after = world
+        .manager
+        .get(&as_admin(&world.manager, "alice_cli_v4").await.unwrap())
+        .await
+        .unwrap();
     assert_eq!(after.container_id, updated.container_id);
     assert_eq!(after.status, ContainerStatus::Running);
     assert_eq!(world.runtime.container_names(), ["alice_cli_v4"]);
@@ -336,7 +365,9 @@ async fn an_update_killed_midway_is_settled() {
             .unwrap();
         let manager = world.manager.clone();
         crash_at(&world, point, async move {
-            manager.update("alice_preview_server", None).await
+            manager
+                .update(&as_admin(&manager, "alice_preview_server").await.unwrap(), None)
+                .await
         })
         .await;
         let report = world.manager.reconcile(FIX).await.unwrap();
@@ -346,7 +377,11 @@ async fn an_update_killed_midway_is_settled() {
             ["alice_preview_server"],
             "{point}"
         );
-        let spec = world.manager.get("alice_preview_server").await.unwrap();
+        let spec = world
+            .manager
+            .get(&as_admin(&world.manager, "alice_preview_server").await.unwrap())
+            .await
+            .unwrap();
         assert_eq!(spec.status, ContainerStatus::Running, "{point}");
         assert!(world.manager.reconcile(FIX).await.unwrap().is_clean(), "{point}");
     }
@@ -467,11 +502,9 @@ async fn a_crash_inside_recovery_is_finished_by_the_next_reconcile() {
                     force: true,
                     purge: true,
                 };
-                crash_at(
-                    &world,
-                    work,
-                    async move { manager.delete(&target, options).await },
-                )
+                crash_at(&world, work, async move {
+                    manager.delete(&as_admin(&manager, &target).await?, options).await
+                })
                 .await;
             }
             _ => {
@@ -479,7 +512,10 @@ async fn a_crash_inside_recovery_is_finished_by_the_next_reconcile() {
                     .create(create_request("alice", kind), &|_| {})
                     .await
                     .unwrap();
-                crash_at(&world, work, async move { manager.update(&target, None).await }).await;
+                crash_at(&world, work, async move {
+                    manager.update(&as_admin(&manager, &target).await?, None).await
+                })
+                .await;
             }
         }
         let manager = world.manager.clone();
@@ -496,7 +532,11 @@ async fn a_crash_inside_recovery_is_finished_by_the_next_reconcile() {
         if work.starts_with("update") {
             // The update is rolled back: the container runs under its name again.
             assert_eq!(world.runtime.container_names(), std::slice::from_ref(&name));
-            let spec = world.manager.get(&name).await.unwrap();
+            let spec = world
+                .manager
+                .get(&as_admin(&world.manager, &name).await.unwrap())
+                .await
+                .unwrap();
             assert_eq!(spec.status, ContainerStatus::Running);
         } else {
             world.assert_empty().await;

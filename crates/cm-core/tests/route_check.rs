@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use cm_core::testing::{CountingEntropy, FakeWorld, FixedClock, MemoryCredentials, create_request};
 use cm_core::{
-    Auth, Config, ContainerStatus, ErrorKind, Principal, RouteAnswer, RouteDenial, Secret, StatusView,
-    TypeName, UserId,
+    Action, Auth, Config, ContainerStatus, ErrorKind, Principal, RouteAnswer, RouteDenial, Secret,
+    StatusView, TypeName, UserId,
 };
 
 fn user(name: &str) -> UserId {
@@ -310,23 +310,36 @@ async fn a_user_resolves_only_among_their_own_containers() {
         *shared,
         "the fakes' ids share their first digit"
     );
-    let ambiguous = m.resolve_for(&Principal::Admin, shared).await.unwrap_err();
+    let ambiguous = m
+        .authorized(&Principal::Admin, shared, Action::ReadContainer)
+        .await
+        .unwrap_err();
     assert_eq!(ambiguous.kind(), ErrorKind::Conflict);
     assert!(ambiguous.message().contains("bob_preview_server"));
     // Alice sees only hers: the same prefix is hers alone, and Bob's name and id are missing,
     // word for word like a name nobody has.
     assert_eq!(
-        m.resolve_for(&alice, shared).await.unwrap().container_id,
+        m.authorized(&alice, shared, Action::ReadContainer)
+            .await
+            .unwrap()
+            .spec()
+            .container_id,
         own.container_id
     );
-    let missing = m.resolve_for(&alice, "zz_none").await.unwrap_err();
+    let missing = m
+        .authorized(&alice, "zz_none", Action::ReadContainer)
+        .await
+        .unwrap_err();
     assert_eq!(missing.kind(), ErrorKind::NotFound);
     for reference in [
         other.container_name.as_str(),
         other.container_id.as_str(),
         &other.container_id[..4],
     ] {
-        let err = m.resolve_for(&alice, reference).await.unwrap_err();
+        let err = m
+            .authorized(&alice, reference, Action::ReadContainer)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{reference}");
         assert_eq!(err.message(), missing.message().replace("zz_none", reference));
     }

@@ -287,11 +287,10 @@ pub async fn restart(posted: Posted<BackField>, name: Path<String>) -> PageResul
 
 async fn lifecycle(posted: Posted<BackField>, reference: &str, what: Lifecycle) -> PageResult {
     let Posted { viewer, form } = posted;
-    let spec = viewer.container(reference, what.action()).await?;
+    let container = viewer.container(reference, what.action()).await?;
     let manager = viewer.state().manager.clone();
-    let name = spec.container_name.to_string();
-    let target = name.clone();
-    let result = detached(async move { manager.lifecycle(&target, what).await }).await;
+    let name = container.name().to_string();
+    let result = detached(async move { manager.lifecycle(&container, what).await }).await;
     let verb = what.done();
     let flash = match result {
         Ok(spec) => Flash::success(format!("Container {name} was {verb}; it is {}.", spec.status)),
@@ -304,18 +303,18 @@ async fn lifecycle(posted: Posted<BackField>, reference: &str, what: Lifecycle) 
 /// stops a running one, `purge` (admin only) also removes the data volume.
 pub async fn delete(posted: Posted<DeleteFields>, name: Path<String>) -> PageResult {
     let Posted { viewer, form } = posted;
-    let spec = viewer.container(&name, Action::DeleteContainer).await?;
+    let container = viewer.container(&name, Action::DeleteContainer).await?;
     if form.purge.is_some() {
-        viewer.require(Action::PurgeData, Some(&spec.user_id))?;
+        // Refused as a page of its own (the use case would refuse it too, as a message).
+        viewer.require(Action::PurgeData, Some(&container.spec().user_id))?;
     }
     let options = DeleteOptions {
         force: form.force.is_some(),
         purge: form.purge.is_some(),
     };
     let manager = viewer.state().manager.clone();
-    let name = spec.container_name.to_string();
-    let target = name.clone();
-    match detached(async move { manager.delete(&target, options).await }).await {
+    let name = container.name().to_string();
+    match detached(async move { manager.delete(&container, options).await }).await {
         Ok(deleted) => {
             tracing::info!(container = %name, purge = options.purge, "deleted through the dashboard");
             let data = if options.purge {
@@ -387,12 +386,11 @@ pub async fn revoke_tokens(posted: Posted<RevokeFields>) -> PageResult {
 /// `POST /keys/add`: parses and authorizes a key on a container.
 pub async fn add_key(posted: Posted<AddKeyFields>) -> PageResult {
     let Posted { viewer, form } = posted;
-    let spec = viewer.container(&form.container, Action::AddSshKey).await?;
+    let container = viewer.container(&form.container, Action::AddSshKey).await?;
     let manager = viewer.state().manager.clone();
-    let name = spec.container_name.to_string();
-    let target = name.clone();
+    let name = container.name().to_string();
     let key = form.key.clone();
-    let flash = match detached(async move { manager.add_ssh_key(&target, &key).await }).await {
+    let flash = match detached(async move { manager.add_ssh_key(&container, &key).await }).await {
         Ok(added) if !added.added => Flash::warning(format!(
             "Container {name} already has the key {}.",
             added.key.fingerprint()
@@ -419,13 +417,12 @@ pub async fn add_key(posted: Posted<AddKeyFields>) -> PageResult {
 /// `POST /keys/remove` (admin only): removes a key by fingerprint.
 pub async fn remove_key(posted: Posted<RemoveKeyFields>) -> PageResult {
     let Posted { viewer, form } = posted;
-    let spec = viewer.container(&form.container, Action::RemoveSshKey).await?;
+    let container = viewer.container(&form.container, Action::RemoveSshKey).await?;
     let manager = viewer.state().manager.clone();
-    let name = spec.container_name.to_string();
-    let target = name.clone();
+    let name = container.name().to_string();
     let fingerprint = form.fingerprint.trim().to_owned();
     let shown = fingerprint.clone();
-    let flash = match detached(async move { manager.remove_ssh_key(&target, &fingerprint).await }).await {
+    let flash = match detached(async move { manager.remove_ssh_key(&container, &fingerprint).await }).await {
         Ok(_) => Flash::success(format!("Key {shown} was removed from {name}.")),
         Err(e) => Flash::error(format!("The key was not removed: {}", e.message())),
     };

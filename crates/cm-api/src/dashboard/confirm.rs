@@ -182,13 +182,11 @@ pub async fn restart_page(viewer: Viewer, name: Path<String>, query: Query<BackQ
 }
 
 async fn lifecycle_page(viewer: Viewer, reference: &str, what: Lifecycle, back: Option<&str>) -> PageResult {
-    let spec = viewer.container(reference, what.action()).await?;
-    let spec = viewer
-        .state()
-        .manager
-        .get(spec.container_name.as_str())
-        .await
-        .unwrap_or(spec);
+    let container = viewer.container(reference, what.action()).await?;
+    let spec = match viewer.state().manager.get(&container).await {
+        Ok(live) => live,
+        Err(_) => container.into_spec(),
+    };
     let c = ContainerView::of(&spec);
     let back = safe_back(back).to_owned();
     let (verb, effect) = match what {
@@ -283,12 +281,12 @@ pub async fn revoke_page(viewer: Viewer, query: Query<RevokeQuery>) -> PageResul
 
 /// `GET /keys/remove?container=&fingerprint=`: which key goes, from which container.
 pub async fn remove_key_page(viewer: Viewer, query: Query<RemoveKeyQuery>) -> PageResult {
-    let spec = viewer.container(&query.container, Action::RemoveSshKey).await?;
-    let name = spec.container_name.to_string();
+    let container = viewer.container(&query.container, Action::RemoveSshKey).await?;
+    let name = container.name().to_string();
     let keys = viewer
         .state()
         .manager
-        .ssh_keys(&name)
+        .ssh_keys(&container)
         .await
         .map_err(|e| viewer.fail(e, "keys"))?;
     let fingerprint = query.fingerprint.trim();
@@ -306,7 +304,7 @@ pub async fn remove_key_page(viewer: Viewer, query: Query<RemoveKeyQuery>) -> Pa
                 } else {
                     format!(" ({comment})")
                 },
-                spec.user_id
+                container.spec().user_id
             ),
             "Whoever holds its private key can no longer log in to the container over SSH. It can be added again later.".to_owned(),
         ],
@@ -460,11 +458,12 @@ pub async fn bulk(posted: Posted<Vec<(String, String)>>, req: HttpRequest) -> Pa
     let mut done: Vec<String> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     for name in &bulk.names {
+        let mut resolved = None;
         let outcome = match viewer.container(name, bulk.action.permission()).await {
             Err(refused) => Err((refusal(&refused), refused_code(&refused))),
-            Ok(spec) => {
+            Ok(target) => {
+                resolved = Some(crate::audit::Target::of(&target));
                 let manager = viewer.state().manager.clone();
-                let target = spec.container_name.to_string();
                 let action = bulk.action;
                 let result = detached(async move {
                     match action {
@@ -492,6 +491,7 @@ pub async fn bulk(posted: Posted<Vec<(String, String)>>, req: HttpRequest) -> Pa
             &viewer.principal,
             bulk.action.audited(),
             name,
+            resolved,
             failure,
             address,
         )

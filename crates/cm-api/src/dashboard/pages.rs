@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::http::StatusCode;
 use actix_web::web::{Path, Query};
-use cm_core::{Action, AdminKeySource, Config, CreateForm, CreateRequest, ErrorKind, Listing, LogRequest};
+use cm_core::{
+    Action, AdminKeySource, AuthorizedContainer, Config, CreateForm, CreateRequest, ErrorKind, Listing,
+    LogRequest,
+};
 use futures_util::StreamExt;
 use minijinja::Value;
 use serde::{Deserialize, Serialize};
@@ -120,6 +123,8 @@ impl CreateFields {
             cpus: Some(self.cpus.clone()),
             enable_ssh: self.enable_ssh.is_some(),
             ssh_keys: vec![self.ssh_key.clone()],
+            // Placed where the most memory is free (the form has no node field yet).
+            node: None,
         }
     }
 
@@ -233,18 +238,18 @@ pub async fn dashboard(viewer: Viewer, params: Query<ListParams>) -> PageResult 
 
 /// `GET /containers/{name}`: one container, its environment, SSH access and keys.
 pub async fn container(viewer: Viewer, name: Path<String>) -> PageResult {
-    let spec = viewer.container(&name, Action::ReadContainer).await?;
+    let container = viewer.container(&name, Action::ReadContainer).await?;
     let manager = &viewer.state().manager;
-    let (spec, stale) = match manager.with_status(spec.clone()).await {
+    let (spec, stale) = match manager.get(&container).await {
         Ok(live) => (live, None),
         Err(e) if e.kind() == ErrorKind::Unavailable => {
-            let mut stored = spec;
+            let mut stored = container.spec().clone();
             stored.status = cm_core::ContainerStatus::Unknown;
             (stored, Some(e.message().to_owned()))
         }
         Err(e) => return Err(viewer.fail(e, "containers")),
     };
-    let (ssh, keys) = ssh_details(&viewer, &spec).await?;
+    let (ssh, keys) = ssh_details(&viewer, &container).await?;
     let disk = match manager.disk_usage(&spec).await {
         Ok(usage) => usage.map(DiskView::of),
         Err(e) => return Err(viewer.fail(e, "containers")),
@@ -394,27 +399,31 @@ pub async fn audit(viewer: Viewer, filter: actix_web::web::Query<AuditFilter>) -
 /// The SSH connection details and keys of an SSH-enabled container the viewer may read.
 async fn ssh_details(
     viewer: &Viewer,
-    spec: &cm_core::ContainerSpec,
+    container: &AuthorizedContainer,
 ) -> Result<(Value, Vec<KeyView>), PageError> {
+    let spec = container.spec();
     if spec.ssh_port.is_none() || viewer.require(Action::ReadSshInfo, Some(&spec.user_id)).is_err() {
         return Ok((Value::from(()), Vec::new()));
     }
     let manager = &viewer.state().manager;
-    let name = spec.container_name.as_str();
-    let info = manager.ssh_info(name).await.map_err(|e| viewer.fail(e, "keys"))?;
-    let keys = manager.ssh_keys(name).await.map_err(|e| viewer.fail(e, "keys"))?;
+    let info = manager
+        .ssh_info(container)
+        .await
+        .map_err(|e| viewer.fail(e, "keys"))?;
+    let keys = manager
+        .ssh_keys(container)
+        .await
+        .map_err(|e| viewer.fail(e, "keys"))?;
     Ok((to_value(&info), keys.iter().map(KeyView::of).collect()))
 }
 
 /// `GET /containers/{name}/delete`: the confirmation (admin only).
 pub async fn delete_page(viewer: Viewer, name: Path<String>) -> PageResult {
-    let spec = viewer.container(&name, Action::DeleteContainer).await?;
-    let spec = viewer
-        .state()
-        .manager
-        .get(spec.container_name.as_str())
-        .await
-        .unwrap_or(spec);
+    let container = viewer.container(&name, Action::DeleteContainer).await?;
+    let spec = match viewer.state().manager.get(&container).await {
+        Ok(live) => live,
+        Err(_) => container.into_spec(),
+    };
     let page = minijinja::context! { c => to_value(ContainerView::of(&spec)) };
     viewer.render("containers", "delete.html", page)
 }
@@ -542,7 +551,10 @@ pub async fn keys_page(
     }
     let mut containers = Vec::new();
     for spec in &listing.containers {
-        let (info, keys) = ssh_details(viewer, spec).await?;
+        let container = manager
+            .authorize_record(&viewer.principal, spec.clone(), Action::ReadSshInfo)
+            .map_err(|e| viewer.fail(e, "keys"))?;
+        let (info, keys) = ssh_details(viewer, &container).await?;
         containers.push(SshContainer {
             c: ContainerView::of(spec),
             info,
@@ -644,7 +656,7 @@ pub async fn settings(viewer: Viewer) -> PageResult {
 
 /// `GET /logs/{name}`: the last lines of a container's output, and a follow switch.
 pub async fn logs(viewer: Viewer, name: Path<String>, query: Query<TailQuery>) -> PageResult {
-    let spec = viewer.container(&name, Action::ReadLogs).await?;
+    let container = viewer.container(&name, Action::ReadLogs).await?;
     let tail = match query.tail.as_deref().map(str::trim) {
         None | Some("") => DEFAULT_PAGE_TAIL,
         Some(text) => match text.parse::<u64>() {
@@ -666,7 +678,7 @@ pub async fn logs(viewer: Viewer, name: Path<String>, query: Query<TailQuery>) -
     let mut text = String::new();
     let mut truncated = false;
     let mut error = None;
-    match manager.logs(spec.container_name.as_str(), &request).await {
+    match manager.logs(&container, &request).await {
         Ok(mut stream) => {
             while let Some(chunk) = stream.next().await {
                 match chunk {
@@ -687,9 +699,10 @@ pub async fn logs(viewer: Viewer, name: Path<String>, query: Query<TailQuery>) -
         Err(e) => error = Some(e.message().to_owned()),
     }
     let status = manager
-        .get(spec.container_name.as_str())
+        .get(&container)
         .await
         .map_or(cm_core::ContainerStatus::Unknown, |s| s.status);
+    let spec = container.spec();
     let mut tails: Vec<u64> = TAILS.to_vec();
     if !tails.contains(&tail) {
         tails.push(tail);
@@ -698,7 +711,7 @@ pub async fn logs(viewer: Viewer, name: Path<String>, query: Query<TailQuery>) -
     let history = audit_views(&viewer, spec.container_name.as_str(), None, 20).await;
     let page = minijinja::context! {
         history => to_value(&history),
-        c => to_value(ContainerView::of(&spec)),
+        c => to_value(ContainerView::of(spec)),
         status => status.as_str(),
         status_class => status_class(status),
         tail => tail,

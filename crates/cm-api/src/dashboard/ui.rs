@@ -125,7 +125,7 @@ pub async fn check_key(viewer: Viewer, req: HttpRequest, body: Bytes) -> PageRes
 /// `GET /ui/logs/{name}?tail=N`: the container's output as a `text/plain` stream that follows
 /// new output until the container stops (or the page goes away).
 pub async fn follow_logs(viewer: Viewer, name: Path<String>, query: Query<FollowQuery>) -> PageResult {
-    let spec = viewer.container(&name, Action::ReadLogs).await.map_err(as_json)?;
+    let container = viewer.container(&name, Action::ReadLogs).await.map_err(as_json)?;
     let tail = query.tail.unwrap_or(0).min(crate::routes::MAX_TAIL);
     let request = LogRequest {
         tail: Some(usize::try_from(tail).unwrap_or(usize::MAX)),
@@ -135,7 +135,7 @@ pub async fn follow_logs(viewer: Viewer, name: Path<String>, query: Query<Follow
     let stream = viewer
         .state()
         .manager
-        .logs(spec.container_name.as_str(), &request)
+        .logs(&container, &request)
         .await
         .map_err(|e| as_json(viewer.fail(e, "containers")))?;
     let body = stream.map(|chunk| match chunk {
@@ -215,7 +215,10 @@ mod tests {
         assert!(world.manager.idle_sweep().await.unwrap().stopped.is_empty());
         world.clock.advance(std::time::Duration::from_secs(11 * 60));
         assert_eq!(world.manager.idle_sweep().await.unwrap().stopped.len(), 2);
-        world.manager.stop("bob_custom").await.unwrap();
+        let bob = cm_core::testing::as_admin(&world.manager, "bob_custom")
+            .await
+            .unwrap();
+        world.manager.stop(&bob).await.unwrap();
 
         let snapshot = LiveEvent::Snapshot {
             containers: vec![state("alice_custom", "exited"), state("bob_custom", "exited")],

@@ -7,7 +7,7 @@ use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, Data};
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
-use cm_core::{Action, ContainerSpec, ErrorKind, Principal};
+use cm_core::{Action, AuthorizedContainer, ErrorKind, Principal};
 use futures_util::future::LocalBoxFuture;
 use minijinja::{Value, context};
 use serde::Deserialize;
@@ -28,6 +28,8 @@ pub struct Viewer {
     /// The session's CSRF token.
     pub csrf: String,
     https: bool,
+    /// The request, for what the audit trail learns while it is handled.
+    request: HttpRequest,
 }
 
 /// A form POST of a logged-in viewer, its CSRF token checked.
@@ -146,13 +148,17 @@ impl Viewer {
 
     /// Finds a container as the viewer may see it (a user only among their own, so another
     /// user's container looks missing) and checks that the viewer may do `action` on it, as in
-    /// the REST handlers.
-    pub async fn container(&self, reference: &str, action: Action) -> Result<ContainerSpec, PageError> {
-        self.state
+    /// the REST handlers. The audit trail records it as the form's target without resolving it
+    /// again.
+    pub async fn container(&self, reference: &str, action: Action) -> Result<AuthorizedContainer, PageError> {
+        let container = self
+            .state
             .manager
             .authorized(&self.principal, reference, action)
             .await
-            .map_err(|e| self.fail(e, "containers"))
+            .map_err(|e| self.fail(e, "containers"))?;
+        actix_web::HttpMessage::extensions_mut(&self.request).insert(crate::audit::Target::of(&container));
+        Ok(container)
     }
 
     /// An error page for a failed use case, with the navigation.
@@ -214,6 +220,7 @@ impl Viewer {
                 principal,
                 csrf: snapshot.csrf,
                 https,
+                request: req,
             }),
             Ok(_) => {
                 state.sessions.destroy(&id);

@@ -36,6 +36,8 @@ pub struct ContainerView {
     pub subnet: String,
     pub volume: String,
     pub running: bool,
+    /// The node it is pinned to (Swarm), else `None`.
+    pub node: Option<String>,
 }
 
 /// A capped data volume's use, for a meter.
@@ -140,6 +142,7 @@ impl ContainerView {
             subnet: spec.subnet.to_string(),
             volume: spec.volume_name.to_string(),
             running: spec.status.is_active(),
+            node: spec.node.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -207,13 +210,16 @@ pub fn status_class(status: ContainerStatus) -> &'static str {
         ContainerStatus::Running => "ok",
         ContainerStatus::Created => "info",
         ContainerStatus::Restarting | ContainerStatus::Paused | ContainerStatus::Removing => "warn",
-        ContainerStatus::CrashLooping | ContainerStatus::Dead | ContainerStatus::Missing => "bad",
+        ContainerStatus::CrashLooping
+        | ContainerStatus::Dead
+        | ContainerStatus::Missing
+        | ContainerStatus::NodeDown => "bad",
         ContainerStatus::Exited | ContainerStatus::Unknown => "off",
     }
 }
 
 /// Every status, for the filter.
-pub const STATUSES: [ContainerStatus; 10] = [
+pub const STATUSES: [ContainerStatus; 11] = [
     ContainerStatus::Running,
     ContainerStatus::Exited,
     ContainerStatus::Created,
@@ -223,6 +229,7 @@ pub const STATUSES: [ContainerStatus; 10] = [
     ContainerStatus::Removing,
     ContainerStatus::Dead,
     ContainerStatus::Missing,
+    ContainerStatus::NodeDown,
     ContainerStatus::Unknown,
 ];
 

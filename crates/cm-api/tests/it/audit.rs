@@ -108,3 +108,36 @@ async fn changes_and_refused_credentials_are_recorded_without_secrets() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.audit.entries().len(), entries.len());
 }
+
+#[actix_web::test]
+async fn a_delete_is_recorded_by_the_name_and_owner_its_handler_resolved() {
+    let app = TestApp::new();
+    let (status, created) = app
+        .post(
+            &api("create_container"),
+            json!({"user_id": "alice", "container_type": "cli_v4"}),
+            &Cred::admin(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["container"]["container_id"].as_str().unwrap().to_owned();
+    let alice = Cred::Bearer(app.token("alice").await);
+    // By an id prefix, and the container is gone by the time the entry is written: the entry
+    // still names it and its owner, as the handler resolved them.
+    let (status, answer) = app
+        .post(
+            &api("delete_container"),
+            json!({"container_id": &id[..10], "force": true}),
+            &alice,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let alices = trail(&app, "user_id=alice").await;
+    let delete = alices
+        .iter()
+        .find(|e| e["action"] == "delete_container")
+        .unwrap_or_else(|| panic!("Alice's delete is in her trail: {alices:#?}"));
+    assert_eq!(delete["target"], "alice_cli_v4");
+    assert_eq!(delete["subject"], "alice");
+    assert_eq!(delete["result"], "ok");
+}

@@ -159,6 +159,11 @@ pub(crate) const ROWS: &[Row] = &[
         expect: [401, 401, 200, 403, 403, 401],
     },
     Row {
+        endpoint: "list_nodes",
+        body: |_| json!({}),
+        expect: [401, 401, 200, 403, 403, 401],
+    },
+    Row {
         endpoint: "audit_log",
         body: |_| json!({"user_id": "alice"}),
         expect: [401, 401, 200, 403, 403, 401],

@@ -1515,7 +1515,8 @@ async fn a_container_stopped_for_being_idle_says_so_and_one_stopped_on_purpose_d
     app.world.clock.advance(std::time::Duration::from_secs(11 * 60));
     let sweep = manager.idle_sweep().await.unwrap();
     assert_eq!(sweep.stopped.len(), 2, "{sweep:?}");
-    manager.stop("bob_custom").await.unwrap();
+    let bob = cm_core::testing::as_admin(manager, "bob_custom").await.unwrap();
+    manager.stop(&bob).await.unwrap();
     let browser = login(&app, ADMIN).await;
     let list = browser.get(&app, "/").await;
     assert_eq!(list.status, StatusCode::OK);

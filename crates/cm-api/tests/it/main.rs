@@ -20,6 +20,7 @@ mod helpers;
 mod idle;
 mod logging;
 mod metrics;
+mod nodes;
 mod openapi;
 mod schemathesis;
 mod toolbox;

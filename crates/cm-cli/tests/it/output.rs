@@ -67,6 +67,30 @@ impl Fixture {
         fixture
     }
 
+    /// [`Fixture::seeded`] on a cluster of a manager and a worker with 4 GiB and 2 CPUs each.
+    async fn clustered() -> Self {
+        let fixture = Self::new();
+        let node = |name: &str, octet: u8| cm_core::NodeInfo {
+            name: cm_core::NodeName::parse(name).unwrap(),
+            id: format!("id-{name}"),
+            address: std::net::IpAddr::from([10, 99, 0, octet]),
+            state: cm_core::NodeState::Ready,
+            schedulable: true,
+            manager: octet == 1,
+            memory_bytes: 4 << 30,
+            cpus: 2.0,
+        };
+        fixture
+            .world
+            .runtime
+            .set_nodes(vec![node("manager-1", 1), node("worker-1", 2)]);
+        fixture
+            .cm(&["create", "alice", "cli_v4", "--node", "worker-1"])
+            .await;
+        fixture.cm(&["create", "bob", "project_dev"]).await;
+        fixture
+    }
+
     /// Runs `cm ARGS` and gives back what it prints on stdout, then its exit code (and the error
     /// `cm` would print on stderr).
     async fn cm(&self, args: &[&str]) -> String {
@@ -98,6 +122,8 @@ enum Seed {
     Empty,
     /// [`Fixture::seeded`].
     Two,
+    /// [`Fixture::seeded`] on a cluster of two nodes.
+    Cluster,
 }
 
 /// Runs `cm ARGS` and `cm --json ARGS`, each in a fresh world seeded by `seed`, and snapshots
@@ -107,6 +133,7 @@ async fn check(seed: Seed, name: &str, args: &[&str]) {
         match seed {
             Seed::Empty => Fixture::new(),
             Seed::Two => Fixture::seeded().await,
+            Seed::Cluster => Fixture::clustered().await,
         }
     };
     let human = fixture(seed).await.cm(args).await;
@@ -161,9 +188,84 @@ async fn lifecycle_stats_and_keys() {
 }
 
 #[tokio::test]
+async fn logs_exec_update_and_key_changes() {
+    check(Seed::Two, "logs", &["logs", "bob_project_dev", "--tail", "2"]).await;
+    check(
+        Seed::Two,
+        "exec",
+        &["exec", "bob_project_dev", "echo", "hi there"],
+    )
+    .await;
+    check(Seed::Two, "exec_failing", &["exec", "bob_project_dev", "false"]).await;
+    check(Seed::Two, "exec_unknown", &["exec", "nobody_cli_v4", "echo"]).await;
+    check(Seed::Two, "update", &["update", "bob_project_dev"]).await;
+    check(
+        Seed::Two,
+        "update_bad_image",
+        &["update", "bob_project_dev", "--image", "Not An Image"],
+    )
+    .await;
+    check(
+        Seed::Two,
+        "add_ssh_key_again",
+        &["add-ssh-key", "alice_cli_v4", KEY],
+    )
+    .await;
+    check(
+        Seed::Two,
+        "add_ssh_key_no_ssh",
+        &["add-ssh-key", "bob_project_dev", KEY],
+    )
+    .await;
+    check(
+        Seed::Two,
+        "remove_ssh_key",
+        &["remove-ssh-key", "alice_cli_v4", "SHA256:C9okWi0dh2l9GKJl"],
+    )
+    .await;
+    check(
+        Seed::Two,
+        "remove_ssh_key_unknown",
+        &["remove-ssh-key", "alice_cli_v4", "SHA256:nope"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn nodes_and_placement() {
+    check(Seed::Empty, "nodes_single_engine", &["nodes"]).await;
+    check(Seed::Cluster, "nodes", &["nodes"]).await;
+    check(Seed::Cluster, "get_placed", &["get", "alice_cli_v4"]).await;
+    check(
+        Seed::Cluster,
+        "create_on_unknown_node",
+        &["create", "carol", "cli_v4", "--node", "worker-9"],
+    )
+    .await;
+    check(
+        Seed::Empty,
+        "create_on_a_node_of_one_engine",
+        &["create", "carol", "cli_v4", "--node", "worker-1"],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn types_quota_and_audit() {
     check(Seed::Empty, "types", &["types"]).await;
     check(Seed::Two, "quota_show", &["quota", "show", "alice"]).await;
+    check(
+        Seed::Two,
+        "quota_set",
+        &["quota", "set", "alice", "--containers", "3", "--memory", "4g"],
+    )
+    .await;
+    check(
+        Seed::Two,
+        "quota_set_bad",
+        &["quota", "set", "alice", "--memory", "lots"],
+    )
+    .await;
     check(Seed::Two, "audit", &["audit", "--user", "alice"]).await;
 }
 

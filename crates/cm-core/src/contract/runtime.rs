@@ -1,6 +1,8 @@
 //! The [`ContainerRuntime`] contract: networks, volumes, a container's life (create, start,
 //! inspect, list by labels, published ports, stats, restart, stop, remove), exec exit codes and
-//! time limits, uploads and downloads, the tail of the logs, and engine events.
+//! time limits, uploads and downloads, the tail of the logs, engine events, renames (an update
+//! keeps the old container aside under another name), and the whole engine's listing and the
+//! full inspection adoption reads.
 //!
 //! Run it with [`crate::runtime_contract!`] and a [`RuntimeSubject`]. Every object a check
 //! creates carries [`RuntimeSubject::labels`] and belongs to users of [`RuntimeSubject::user`],
@@ -64,6 +66,8 @@ macro_rules! runtime_contract {
                 uploaded_files_are_read_back,
                 logs_keep_their_tail,
                 events_tell_starts_and_removals,
+                a_container_is_renamed_and_found_by_its_new_name,
+                every_container_is_listed_and_one_is_inspected_whole,
             );
         }
     };
@@ -114,6 +118,7 @@ async fn setup(subject: &impl RuntimeSubject, name: &str) -> Setup {
         name: VolumeName::of(&user, &kind),
         labels: owner_labels(&user, Some(&kind), &subject.labels()),
         size: None,
+        node: None,
     };
     let published = bounded(
         subject,
@@ -145,6 +150,7 @@ async fn setup(subject: &impl RuntimeSubject, name: &str) -> Setup {
         restart_policy: RestartPolicy::No,
         cap_add: Vec::new(),
         logs: crate::LogRotation::DEFAULT,
+        node: None,
     };
     Setup {
         user,
@@ -754,4 +760,122 @@ pub async fn events_tell_starts_and_removals(subject: &impl RuntimeSubject) {
     )
     .await
     .unwrap();
+}
+
+/// A container renamed (as an update puts the old one aside) keeps its id and is found by its new
+/// name only; a name in use or a missing container is refused. A runtime that can not rename
+/// (Swarm) says so, and refuses as `Unavailable`.
+pub async fn a_container_is_renamed_and_found_by_its_new_name(subject: &impl RuntimeSubject) {
+    let runtime = subject.runtime();
+    let setup = setup(subject, "rename").await;
+    let id = running(subject, &setup).await;
+    let name = setup.plan.name.as_str();
+    let aside = format!("{name}{}", crate::PREVIOUS_SUFFIX);
+    if !runtime.renames() {
+        let refused = bounded(subject, "rename_container", runtime.rename_container(&id, &aside))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Unavailable, "{refused}");
+        teardown(subject, &setup, &id).await;
+        return;
+    }
+    bounded(subject, "rename_container", runtime.rename_container(&id, &aside))
+        .await
+        .unwrap();
+    let renamed = bounded(subject, "inspect_container", runtime.inspect_container(&aside))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(renamed.id, id);
+    assert_eq!(renamed.name, aside);
+    assert!(
+        bounded(subject, "inspect_container", runtime.inspect_container(name))
+            .await
+            .unwrap()
+            .is_none(),
+        "the old name is free"
+    );
+    // A second container under the old name, then the first may not take it back.
+    let second = bounded(subject, "create_container", runtime.create_container(&setup.plan))
+        .await
+        .unwrap();
+    let taken = bounded(subject, "rename_container", runtime.rename_container(&id, name))
+        .await
+        .unwrap_err();
+    assert_eq!(taken.kind(), ErrorKind::Conflict, "{taken}");
+    bounded(
+        subject,
+        "remove_container",
+        runtime.remove_container(&second, RemoveMode::Force),
+    )
+    .await
+    .unwrap();
+    let missing = bounded(
+        subject,
+        "rename_container",
+        runtime.rename_container("0123456789ab0123456789ab", "nobody-here"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    teardown(subject, &setup, &id).await;
+}
+
+/// The whole engine's listing (what the admin's engine view and adoption read) holds a container
+/// with its name, image, state, labels, published ports and network; the full inspection gives
+/// its environment, the volume at `/data` and when it was created; an unknown id is `None`.
+pub async fn every_container_is_listed_and_one_is_inspected_whole(subject: &impl RuntimeSubject) {
+    let runtime = subject.runtime();
+    let mut setup = setup(subject, "whole").await;
+    setup.plan.env = EnvVars::parse_assignments(&["GREETING=hello"]).unwrap();
+    let id = running(subject, &setup).await;
+    let all = bounded(subject, "list_all_containers", runtime.list_all_containers())
+        .await
+        .unwrap();
+    let listed = all
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("{id} is not in the listing"));
+    assert_eq!(listed.name, setup.plan.name.as_str());
+    assert_eq!(listed.image, setup.plan.image.as_str());
+    assert_eq!(listed.status, "running");
+    assert!(listed.is_managed());
+    for (key, value) in &setup.plan.labels {
+        assert_eq!(listed.labels.get(key), Some(value), "label {key}");
+    }
+    let port = setup.plan.ports[0];
+    assert_eq!(
+        listed.ports.get(&format!("{}/tcp", port.container_port)),
+        Some(&port.host_port)
+    );
+    assert!(
+        listed.networks.iter().any(|n| n == setup.network.name.as_str()),
+        "{:?}",
+        listed.networks
+    );
+
+    let whole = bounded(subject, "inspect_foreign", runtime.inspect_foreign(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(whole.observed.id, id);
+    assert_eq!(whole.observed.name, setup.plan.name.as_str());
+    assert_eq!(whole.env.get("GREETING").map(String::as_str), Some("hello"));
+    assert_eq!(whole.data_volume.as_deref(), Some(setup.volume.name.as_str()));
+    assert!(
+        humantime::parse_rfc3339_weak(&whole.created).is_ok(),
+        "created {:?} is an RFC 3339 time",
+        whole.created
+    );
+    assert!(
+        bounded(
+            subject,
+            "inspect_foreign",
+            runtime.inspect_foreign("0123456789ab0123456789ab")
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+    teardown(subject, &setup, &id).await;
 }

@@ -127,6 +127,7 @@ pub fn spec(user_id: &str, kind_name: &str, id: &str, port: u16) -> ContainerSpe
         pids_limit: t.pids_limit,
         url_path: format!("/container/{user_id}/{kind_name}/"),
         disk: None,
+        node: None,
     }
 }
 
@@ -455,8 +456,10 @@ pub async fn a_put_with_a_new_id_replaces_the_record(subject: &mut impl StoreSub
     };
     store.put(&stopped).await.unwrap();
     assert_eq!(store.get("id-1").await.unwrap(), Some(stopped.clone()));
+    // Re-created on another node (a move): the record keeps where it went.
     let recreated = ContainerSpec {
         container_id: "id-2".to_owned(),
+        node: Some(crate::NodeName::parse("worker-2").unwrap()),
         ..stopped
     };
     store.put(&recreated).await.unwrap();

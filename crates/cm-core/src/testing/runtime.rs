@@ -86,6 +86,8 @@ struct Engine {
     /// Ports someone grabs between the probe and the bind: a start publishing one fails.
     grabbed_ports: BTreeSet<u16>,
     events: Option<tokio::sync::broadcast::Sender<ContainerEvent>>,
+    /// The nodes of a cluster (see [`FakeRuntime::set_nodes`]); none for a single engine.
+    nodes: Vec<crate::ports::NodeInfo>,
 }
 
 impl Engine {
@@ -225,6 +227,20 @@ impl FakeRuntime {
         engine.emit(id, "destroy");
     }
 
+    /// Makes it a cluster of `nodes` (a create then places containers on them).
+    pub fn set_nodes(&self, nodes: Vec<crate::ports::NodeInfo>) {
+        self.engine().nodes = nodes;
+    }
+
+    /// Sets a node's state (a node that is down shows its containers as `node-down`).
+    pub fn set_node_state(&self, name: &str, state: crate::ports::NodeState) {
+        for node in &mut self.engine().nodes {
+            if node.name.as_str() == name {
+                node.state = state;
+            }
+        }
+    }
+
     /// Adds a container that wears our labels but that the manager never made.
     pub fn add_foreign(&self, name: &str, labels: BTreeMap<String, String>) -> String {
         let mut engine = self.engine();
@@ -287,11 +303,21 @@ impl FakeRuntime {
         Ok(engine)
     }
 
-    fn observed(c: &FakeContainer) -> ObservedContainer {
+    fn observed(c: &FakeContainer, nodes: &[crate::ports::NodeInfo]) -> ObservedContainer {
+        // Like Swarm: a container on a node that is down can not be seen running.
+        let node_down = c.plan.node.as_ref().is_some_and(|name| {
+            nodes
+                .iter()
+                .any(|n| &n.name == name && n.state == crate::ports::NodeState::Down)
+        });
         ObservedContainer {
             id: c.id.clone(),
             name: c.name.clone(),
-            status: c.status,
+            status: if node_down {
+                ContainerStatus::NodeDown
+            } else {
+                c.status
+            },
             image: c.plan.image.to_string(),
             labels: c.plan.labels.clone(),
             start_error: None,
@@ -494,13 +520,18 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
 
+    async fn nodes(&self) -> Result<Vec<crate::ports::NodeInfo>> {
+        let engine = self.check(FakeOp::Inspect)?;
+        Ok(engine.nodes.clone())
+    }
+
     async fn inspect_container(&self, id_or_name: &str) -> Result<Option<ObservedContainer>> {
         let engine = self.check(FakeOp::Inspect)?;
         Ok(engine
             .containers
             .values()
             .find(|c| c.id == id_or_name || c.name == id_or_name)
-            .map(Self::observed))
+            .map(|c| Self::observed(c, &engine.nodes)))
     }
 
     async fn list_managed(&self, filter: &BTreeMap<String, String>) -> Result<Vec<ObservedContainer>> {
@@ -512,7 +543,7 @@ impl ContainerRuntime for FakeRuntime {
                 c.plan.labels.get(labels::MANAGED_BY).map(String::as_str) == Some(labels::MANAGED_BY_VALUE)
                     && filter.iter().all(|(k, v)| c.plan.labels.get(k) == Some(v))
             })
-            .map(Self::observed)
+            .map(|c| Self::observed(c, &engine.nodes))
             .collect())
     }
 
@@ -665,7 +696,7 @@ impl ContainerRuntime for FakeRuntime {
     async fn inspect_foreign(&self, id: &str) -> Result<Option<ForeignContainer>> {
         let engine = self.check(FakeOp::Inspect)?;
         Ok(engine.containers.get(id).map(|c| ForeignContainer {
-            observed: Self::observed(c),
+            observed: Self::observed(c, &engine.nodes),
             env: c
                 .plan
                 .env

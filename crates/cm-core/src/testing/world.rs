@@ -189,3 +189,14 @@ impl Default for FakeWorld {
         Self::new()
     }
 }
+
+/// The admin's handle to the container `reference` names: tests act as the admin, who may do
+/// everything, so one handle serves every use case.
+pub async fn as_admin(
+    manager: &crate::Manager,
+    reference: &str,
+) -> crate::Result<crate::AuthorizedContainer> {
+    manager
+        .authorized(&crate::Principal::Admin, reference, crate::Action::ReadContainer)
+        .await
+}

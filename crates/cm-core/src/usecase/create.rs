@@ -11,7 +11,7 @@ use crate::config::{Config, ContainerType, SSH_CONTAINER_PORT, SshMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::SshPublicKey;
 
-use crate::names::{ContainerName, NetworkName, TypeName, UserId, VolumeName};
+use crate::names::{ContainerName, NetworkName, NodeName, TypeName, UserId, VolumeName};
 
 use crate::ports::{
     ContainerPlan, CreateReservation, Ensured, NetworkPlan, PortBinding, RemoveMode, VolumePlan,
@@ -44,6 +44,9 @@ pub struct CreateRequest {
     pub enable_ssh: bool,
     /// Public keys to authorize from the start (raw text, parsed before anything is touched).
     pub ssh_keys: Vec<String>,
+    /// The node to place it on, where the runtime has nodes; else the one with the most memory
+    /// free.
+    pub node: Option<NodeName>,
 }
 
 /// A create request as text, from a command line, a form or JSON.
@@ -67,6 +70,8 @@ pub struct CreateForm {
     pub enable_ssh: bool,
     /// Public keys.
     pub ssh_keys: Vec<String>,
+    /// A node's host name, or empty to let the manager choose (Swarm only).
+    pub node: Option<String>,
 }
 
 /// What a create produced.
@@ -115,6 +120,10 @@ impl CreateRequest {
             .map(CpuLimit::parse)
             .transpose()
             .map_err(|e| e.for_field("cpus"))?;
+        let node = nonempty(&form.node)
+            .map(NodeName::parse)
+            .transpose()
+            .map_err(|e| e.for_field("node"))?;
         Ok(CreateRequest {
             user_id,
             container_type: kind.name.clone(),
@@ -130,6 +139,7 @@ impl CreateRequest {
                 .filter(|k| !k.trim().is_empty())
                 .cloned()
                 .collect(),
+            node,
         })
     }
 }
@@ -149,6 +159,7 @@ pub(crate) fn new_spec(
     leased: &[u16],
     started: SystemTime,
     placeholder_subnet: crate::network::Subnet,
+    node: Option<NodeName>,
 ) -> ContainerSpec {
     let user = &request.user_id;
     let mut env = kind.env.clone();
@@ -176,6 +187,7 @@ pub(crate) fn new_spec(
         pids_limit: kind.pids_limit,
         url_path: url_path(user, &kind.name),
         disk: kind.disk,
+        node,
     }
 }
 
@@ -216,6 +228,8 @@ pub(crate) struct CreatePlan<'a> {
     pub(crate) leased: &'a [u16],
     /// When the create began (its record's creation time).
     pub(crate) started: SystemTime,
+    /// The node it goes to (a runtime with nodes).
+    pub(crate) node: Option<NodeName>,
 }
 
 impl Manager {
@@ -298,6 +312,10 @@ impl Manager {
         }
         progress("checking the engine");
         self.adapters.runtime.engine_info().await?;
+        let node = self.place(request.node.as_ref()).await?;
+        if let Some(node) = &node {
+            progress(&format!("placed on node {node}"));
+        }
         let exclude = self
             .adapters
             .runtime
@@ -335,6 +353,7 @@ impl Manager {
                 keys: &keys,
                 leased: &leased,
                 started,
+                node: node.clone(),
             };
             let result = self.create_steps(&plan, &mut undo, progress).await;
             match result {
@@ -409,6 +428,7 @@ impl Manager {
             plan.leased,
             plan.started,
             self.config.subnet_pool.range,
+            plan.node.clone(),
         );
         for key in plan.keys {
             self.adapters
@@ -474,6 +494,7 @@ impl Manager {
             name: spec.volume_name.clone(),
             labels: volume_labels,
             size: spec.disk,
+            node: spec.node.clone(),
         };
         if runtime.ensure_volume(&volume_plan).await? == Ensured::Created {
             undo.push(Undo::Volume(spec.volume_name.clone()));
@@ -535,6 +556,7 @@ impl Manager {
             restart_policy: kind.restart_policy,
             cap_add: kind.cap_add.clone(),
             logs: kind.logs,
+            node: spec.node.clone(),
         }
     }
 

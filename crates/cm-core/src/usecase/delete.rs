@@ -1,5 +1,7 @@
 //! Deleting a container (its data only with `purge`) and the data volumes kept by deletes.
 
+use crate::access::AuthorizedContainer;
+use crate::auth::Action;
 use crate::error::{Error, ErrorKind, Result};
 
 use crate::names::{NetworkName, UserId, VolumeName};
@@ -24,19 +26,27 @@ impl Manager {
     ///
     /// Records are dropped only after the engine removed the container: with the engine down,
     /// nothing changes.
-    pub async fn delete(&self, reference: &str, options: DeleteOptions) -> Result<ContainerSpec> {
+    pub async fn delete(
+        &self,
+        container: &AuthorizedContainer,
+        options: DeleteOptions,
+    ) -> Result<ContainerSpec> {
         let started = std::time::Instant::now();
-        let outcome = self.delete_measured(reference, options).await;
+        let outcome = self.delete_measured(container, options).await;
         self.metrics.observe("delete", &outcome, started.elapsed());
         outcome
     }
 
     pub(crate) async fn delete_measured(
         &self,
-        reference: &str,
+        container: &AuthorizedContainer,
         options: DeleteOptions,
     ) -> Result<ContainerSpec> {
-        let spec = self.resolve(reference).await?;
+        if options.purge {
+            self.permitted(container, Action::PurgeData)
+                .map_err(|e| e.for_field("purge"))?;
+        }
+        let spec = self.permitted(container, Action::DeleteContainer)?.clone();
         let runtime = &self.adapters.runtime;
         let store = &self.adapters.store;
         let observed = runtime.inspect_container(&spec.container_id).await?;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::access::AuthorizedContainer;
+use crate::auth::Action;
 use crate::error::{Error, ErrorKind, Result};
 
 use crate::limits::Work;
@@ -20,8 +22,8 @@ pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Manager {
     /// The container's output.
-    pub async fn logs(&self, reference: &str, request: &LogRequest) -> Result<LogStream> {
-        let spec = self.resolve(reference).await?;
+    pub async fn logs(&self, container: &AuthorizedContainer, request: &LogRequest) -> Result<LogStream> {
+        let spec = self.permitted(container, Action::ReadLogs)?;
         if !request.follow {
             return self.adapters.runtime.logs(&spec.container_id, request).await;
         }
@@ -53,15 +55,20 @@ impl Manager {
 
     /// A container's resource use (sampled over about a second) and health: restarts, last exit
     /// code, OOM kill, start time.
-    pub async fn stats(&self, reference: &str) -> Result<crate::ports::ContainerStats> {
-        let spec = self.resolve(reference).await?;
-        self.require_present(&spec).await?;
+    pub async fn stats(&self, container: &AuthorizedContainer) -> Result<crate::ports::ContainerStats> {
+        let spec = self.permitted(container, Action::ReadContainer)?;
+        self.require_present(spec).await?;
         self.adapters.runtime.stats(&spec.container_id).await
     }
 
     /// Runs a command in a running container as the image's user (the admin's way, and `cm`'s).
-    pub async fn exec(&self, reference: &str, command: Command, timeout: Duration) -> Result<ExecOutput> {
-        self.exec_as(reference, command, timeout, None).await
+    pub async fn exec(
+        &self,
+        container: &AuthorizedContainer,
+        command: Command,
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
+        self.exec_as(container, command, timeout, None).await
     }
 
     /// Runs a command in a running container as `user` (`None`: the image's user). At most
@@ -69,7 +76,7 @@ impl Manager {
     /// in all; over that the call is refused ([`ErrorKind::Busy`]) without running anything.
     pub async fn exec_as(
         &self,
-        reference: &str,
+        container: &AuthorizedContainer,
         command: Command,
         timeout: Duration,
         user: Option<String>,
@@ -77,12 +84,12 @@ impl Manager {
         if timeout.is_zero() || timeout > Duration::from_secs(24 * 3600) {
             return Err(Error::invalid("invalid timeout: 1 second to 24 hours").for_field("timeout"));
         }
-        let spec = self.resolve(reference).await?;
+        let spec = self.permitted(container, Action::Exec)?;
         let _slot = self
             .running
             .take(Work::Exec, &spec.user_id, &self.config.limits)?;
         let _in_use = self.in_use(&spec.container_name);
-        let observed = self.require_present(&spec).await?;
+        let observed = self.require_present(spec).await?;
         if observed.status != ContainerStatus::Running {
             return Err(Error::conflict(format!(
                 "container {} is {}: start it first",

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
+use crate::access::AuthorizedContainer;
 use crate::auth::Principal;
 use crate::config::SSH_CONTAINER_PORT;
 use crate::error::{Error, Result};
@@ -300,7 +301,7 @@ impl Manager {
                 return Ok(None);
             }
             tracing::info!(container = %name, "waking an idle-stopped container");
-            if let Err(e) = self.start(name.as_str()).await {
+            if let Err(e) = self.start(&AuthorizedContainer::system(spec.clone())).await {
                 tracing::warn!(container = %name, error = ?e, "an idle-stopped container could not be started");
                 self.metrics().wake("failed");
                 return Ok(Some(Woken {

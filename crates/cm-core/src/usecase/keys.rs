@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::AuthorizedContainer;
+use crate::auth::Action;
 use crate::config::SSH_USER;
 use crate::error::{Error, Result};
 use crate::keys::{SshPublicKey, StoredKey, render_authorized_keys};
@@ -73,27 +75,27 @@ impl Manager {
     }
 
     /// Parses a key and authorizes it on a container; applied now when it runs, else at its next start.
-    pub async fn add_ssh_key(&self, reference: &str, raw_key: &str) -> Result<KeyAdded> {
+    pub async fn add_ssh_key(&self, container: &AuthorizedContainer, raw_key: &str) -> Result<KeyAdded> {
         let key = self
             .adapters
             .keys
             .parse(raw_key)
             .map_err(|e| e.for_field("ssh_public_key"))?;
-        let spec = self.resolve(reference).await?;
-        require_ssh(&spec)?;
+        let spec = self.permitted(container, Action::AddSshKey)?;
+        require_ssh(spec)?;
         let added = self
             .adapters
             .store
             .add_key(&spec.container_name, &key, self.adapters.clock.now())
             .await?;
-        let applied = self.apply_keys_if_running(&spec).await?;
+        let applied = self.apply_keys_if_running(spec).await?;
         Ok(KeyAdded { key, added, applied })
     }
 
     /// Removes a key by fingerprint; `NotFound` when the container has no such key.
-    pub async fn remove_ssh_key(&self, reference: &str, fingerprint: &str) -> Result<bool> {
-        let spec = self.resolve(reference).await?;
-        require_ssh(&spec)?;
+    pub async fn remove_ssh_key(&self, container: &AuthorizedContainer, fingerprint: &str) -> Result<bool> {
+        let spec = self.permitted(container, Action::RemoveSshKey)?;
+        require_ssh(spec)?;
         if !self
             .adapters
             .store
@@ -106,12 +108,12 @@ impl Manager {
                 quote(fingerprint)
             )));
         }
-        self.apply_keys_if_running(&spec).await
+        self.apply_keys_if_running(spec).await
     }
 
     /// The keys of a container.
-    pub async fn ssh_keys(&self, reference: &str) -> Result<Vec<StoredKey>> {
-        let spec = self.resolve(reference).await?;
+    pub async fn ssh_keys(&self, container: &AuthorizedContainer) -> Result<Vec<StoredKey>> {
+        let spec = self.permitted(container, Action::ReadSshInfo)?;
         self.adapters.store.keys(&spec.container_name).await
     }
 
@@ -126,9 +128,9 @@ impl Manager {
     }
 
     /// How to connect to a container over SSH.
-    pub async fn ssh_info(&self, reference: &str) -> Result<SshInfo> {
-        let spec = self.resolve(reference).await?;
-        let port = require_ssh(&spec)?;
+    pub async fn ssh_info(&self, container: &AuthorizedContainer) -> Result<SshInfo> {
+        let spec = self.permitted(container, Action::ReadSshInfo)?;
+        let port = require_ssh(spec)?;
         let host = self.ssh_host();
         let keys = self.adapters.store.keys(&spec.container_name).await?;
         Ok(SshInfo {

@@ -1,5 +1,7 @@
 //! Starting, stopping and restarting a container, and what a start re-applies.
 
+use crate::access::AuthorizedContainer;
+use crate::auth::Action;
 use crate::error::{Error, Result};
 
 use crate::ports::ObservedContainer;
@@ -21,11 +23,11 @@ pub enum Lifecycle {
 
 impl Lifecycle {
     /// What the caller must be allowed to do.
-    pub fn action(self) -> crate::auth::Action {
+    pub fn action(self) -> Action {
         match self {
-            Lifecycle::Start => crate::auth::Action::StartContainer,
-            Lifecycle::Stop => crate::auth::Action::StopContainer,
-            Lifecycle::Restart => crate::auth::Action::RestartContainer,
+            Lifecycle::Start => Action::StartContainer,
+            Lifecycle::Stop => Action::StopContainer,
+            Lifecycle::Restart => Action::RestartContainer,
         }
     }
 
@@ -41,17 +43,17 @@ impl Lifecycle {
 
 impl Manager {
     /// Starts, stops or restarts a container.
-    pub async fn lifecycle(&self, reference: &str, what: Lifecycle) -> Result<ContainerSpec> {
+    pub async fn lifecycle(&self, container: &AuthorizedContainer, what: Lifecycle) -> Result<ContainerSpec> {
         match what {
-            Lifecycle::Start => self.start(reference).await,
-            Lifecycle::Stop => self.stop(reference).await,
-            Lifecycle::Restart => self.restart(reference).await,
+            Lifecycle::Start => self.start(container).await,
+            Lifecycle::Stop => self.stop(container).await,
+            Lifecycle::Restart => self.restart(container).await,
         }
     }
 
     /// Starts a container and re-applies its SSH keys.
-    pub async fn start(&self, reference: &str) -> Result<ContainerSpec> {
-        let spec = self.resolve(reference).await?;
+    pub async fn start(&self, container: &AuthorizedContainer) -> Result<ContainerSpec> {
+        let spec = self.permitted(container, Action::StartContainer)?.clone();
         self.require_present(&spec).await?;
         self.prepare_disk(&spec).await?;
         self.adapters.runtime.start_container(&spec.container_id).await?;
@@ -60,8 +62,8 @@ impl Manager {
     }
 
     /// Stops a container; its route stays (nginx answers 502 until it starts again).
-    pub async fn stop(&self, reference: &str) -> Result<ContainerSpec> {
-        let spec = self.resolve(reference).await?;
+    pub async fn stop(&self, container: &AuthorizedContainer) -> Result<ContainerSpec> {
+        let spec = self.permitted(container, Action::StopContainer)?.clone();
         self.require_present(&spec).await?;
         self.stopping_on_purpose(&spec).await?;
         self.adapters.runtime.stop_container(&spec.container_id).await?;
@@ -69,8 +71,8 @@ impl Manager {
     }
 
     /// Restarts a container and re-applies its SSH keys.
-    pub async fn restart(&self, reference: &str) -> Result<ContainerSpec> {
-        let spec = self.resolve(reference).await?;
+    pub async fn restart(&self, container: &AuthorizedContainer) -> Result<ContainerSpec> {
+        let spec = self.permitted(container, Action::RestartContainer)?.clone();
         self.require_present(&spec).await?;
         self.prepare_disk(&spec).await?;
         self.adapters

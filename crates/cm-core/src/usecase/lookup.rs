@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Principal;
+use crate::access::AuthorizedContainer;
+use crate::auth::{Action, Principal};
 
 use crate::error::{Error, Result};
 
@@ -37,32 +38,55 @@ pub struct Listing {
 
 impl Manager {
     /// Finds a container by full id, unique id prefix, or name, among every user's containers.
-    pub async fn resolve(&self, reference: &str) -> Result<ContainerSpec> {
+    pub(crate) async fn resolve(&self, reference: &str) -> Result<ContainerSpec> {
         self.resolve_among(reference, None).await
     }
 
     /// Finds a container the way `principal` may see it: the admin among every container, a user
     /// only among their own. Another user's container is then indistinguishable from a missing
     /// one (the same error, word for word), and an ambiguous prefix names only the caller's own.
-    pub async fn resolve_for(&self, principal: &Principal, reference: &str) -> Result<ContainerSpec> {
+    pub(crate) async fn resolve_for(&self, principal: &Principal, reference: &str) -> Result<ContainerSpec> {
         self.resolve_among(reference, principal.scope()).await
     }
 
     /// Resolves a reference as `principal` may see it ([`Manager::resolve_for`]) and checks that
     /// it may do `action` on the container ([`Principal::authorize`], against the real owner):
-    /// the one way every frontend turns a caller's reference into a container.
+    /// the one way every frontend turns a caller's reference into a container, and the only way
+    /// to the handle that every use case on one container takes.
     pub async fn authorized(
         &self,
         principal: &Principal,
         reference: &str,
-        action: crate::auth::Action,
-    ) -> Result<ContainerSpec> {
+        action: Action,
+    ) -> Result<AuthorizedContainer> {
         let spec = self
             .resolve_for(principal, reference)
             .await
             .map_err(|e| e.for_field("container_id"))?;
         principal.authorize(action, Some(&spec.user_id), &self.config().user_actions)?;
-        Ok(spec)
+        Ok(AuthorizedContainer::new(principal.clone(), spec))
+    }
+
+    /// A handle to a record the caller already holds (an item of a listing made for `principal`),
+    /// when `principal` may do `action` on it: authorized like [`Manager::authorized`], without
+    /// resolving again.
+    pub fn authorize_record(
+        &self,
+        principal: &Principal,
+        spec: ContainerSpec,
+        action: Action,
+    ) -> Result<AuthorizedContainer> {
+        principal.authorize(action, Some(&spec.user_id), &self.config().user_actions)?;
+        Ok(AuthorizedContainer::new(principal.clone(), spec))
+    }
+
+    /// The handle's record, when its principal may do `action` (each use case asks for its own).
+    pub(crate) fn permitted<'a>(
+        &self,
+        container: &'a AuthorizedContainer,
+        action: Action,
+    ) -> Result<&'a ContainerSpec> {
+        container.permit(action, &self.config().user_actions)
     }
 
     pub(crate) async fn resolve_among(
@@ -114,9 +138,9 @@ impl Manager {
     }
 
     /// One container with its live status.
-    pub async fn get(&self, reference: &str) -> Result<ContainerSpec> {
-        let spec = self.resolve(reference).await?;
-        self.with_status(spec).await
+    pub async fn get(&self, container: &AuthorizedContainer) -> Result<ContainerSpec> {
+        let spec = self.permitted(container, Action::ReadContainer)?;
+        self.with_status(spec.clone()).await
     }
 
     /// A container's status from the event-fed view, when there is a live one (no engine call).

@@ -15,6 +15,7 @@ pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub(crate) mod lookup;
 pub(crate) mod metrics;
+pub(crate) mod nodes;
 pub(crate) mod quota;
 pub(crate) mod route_check;
 pub(crate) mod routes;

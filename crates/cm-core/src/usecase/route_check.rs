@@ -1,7 +1,7 @@
 //! The route check (`Manager::check_route`): may this caller reach this app, and where does it
 //! listen.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::auth::{Action, Principal};
 use crate::config::Access;
@@ -74,7 +74,7 @@ impl Manager {
         let strip_prefix = self.config().types.get(kind).is_none_or(|t| t.strip_prefix);
         self.note_activity(&name, kind);
         Ok(RouteAnswer::Allow {
-            upstream: SocketAddr::from((Ipv4Addr::LOCALHOST, spec.port)),
+            upstream: SocketAddr::from((self.ports_address(spec.node.as_ref()).await, spec.port)),
             strip_prefix,
         })
     }

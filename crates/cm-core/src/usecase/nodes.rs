@@ -1,0 +1,142 @@
+//! The nodes of a runtime that spreads containers over several (Swarm): what each holds, and
+//! where a new container goes.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::manager::Manager;
+use crate::names::NodeName;
+use crate::ports::{NodeInfo, NodeState};
+
+/// A node with what the manager placed on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeReport {
+    /// The node as the cluster reports it.
+    #[serde(flatten)]
+    pub node: NodeInfo,
+    /// How many of the manager's containers are pinned to it.
+    pub containers: usize,
+    /// The sum of their memory limits, in bytes.
+    pub reserved_memory_bytes: u64,
+    /// The sum of their CPU limits.
+    pub reserved_cpus: f64,
+}
+
+impl NodeReport {
+    /// Memory not yet promised to a container, in bytes.
+    pub fn free_memory_bytes(&self) -> u64 {
+        self.node.memory_bytes.saturating_sub(self.reserved_memory_bytes)
+    }
+
+    /// Whether a new container may go there.
+    fn takes_containers(&self) -> bool {
+        self.node.state == NodeState::Ready && self.node.schedulable
+    }
+}
+
+impl Manager {
+    /// The nodes with what each holds; empty on a single engine.
+    pub async fn nodes(&self) -> Result<Vec<NodeReport>> {
+        let nodes = self.adapters().runtime.nodes().await?;
+        self.node_addresses.remember(&nodes);
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut reports: BTreeMap<NodeName, NodeReport> = nodes
+            .into_iter()
+            .map(|node| {
+                let report = NodeReport {
+                    node: node.clone(),
+                    containers: 0,
+                    reserved_memory_bytes: 0,
+                    reserved_cpus: 0.0,
+                };
+                (node.name, report)
+            })
+            .collect();
+        for spec in self.adapters().store.list_all().await? {
+            if let Some(report) = spec.node.as_ref().and_then(|n| reports.get_mut(n)) {
+                report.containers += 1;
+                report.reserved_memory_bytes += spec.memory.bytes();
+                report.reserved_cpus += spec.cpus.cpus();
+            }
+        }
+        Ok(reports.into_values().collect())
+    }
+
+    /// Where a new container goes: `requested` when it is a node that takes containers, else the
+    /// one with the most memory not yet reserved (ties by name); `None` on a single engine.
+    pub(crate) async fn place(&self, requested: Option<&NodeName>) -> Result<Option<NodeName>> {
+        let reports = self.nodes().await?;
+        if reports.is_empty() {
+            return match requested {
+                None => Ok(None),
+                Some(node) => Err(Error::invalid(format!(
+                    "this installation runs one engine: there is no node {node} to choose (nodes are a Swarm runtime's)"
+                ))
+                .for_field("node")),
+            };
+        }
+        let names = || {
+            reports
+                .iter()
+                .map(|r| format!("{} ({})", r.node.name, r.node.state.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some(node) = requested {
+            return match reports.iter().find(|r| &r.node.name == node) {
+                Some(report) if report.takes_containers() => Ok(Some(node.clone())),
+                Some(report) => Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "node {node} takes no containers now (it is {}{})",
+                        report.node.state.as_str(),
+                        if report.node.schedulable { "" } else { ", drained" }
+                    ),
+                )
+                .for_field("node")),
+                None => Err(
+                    Error::invalid(format!("there is no node {node}; the nodes are {}", names()))
+                        .for_field("node"),
+                ),
+            };
+        }
+        reports
+            .iter()
+            .filter(|r| r.takes_containers())
+            .max_by(|a, b| {
+                a.free_memory_bytes()
+                    .cmp(&b.free_memory_bytes())
+                    .then_with(|| b.node.name.cmp(&a.node.name))
+            })
+            .map(|r| Some(r.node.name.clone()))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("no node takes containers now: {}", names()),
+                )
+            })
+    }
+
+    /// Where a container's published ports are reached: on a single engine the host itself, else
+    /// its node's address, remembered from the last listing of the nodes (listed again only when
+    /// the node is not known yet, so the route check asks the engine at most once per new node).
+    pub(crate) async fn ports_address(&self, node: Option<&NodeName>) -> IpAddr {
+        let Some(node) = node else {
+            return IpAddr::from([127, 0, 0, 1]);
+        };
+        if let Some(address) = self.node_addresses.get(node) {
+            return address;
+        }
+        if let Err(e) = self.nodes().await {
+            tracing::warn!(%node, error = %e, "the nodes could not be listed for a route");
+        }
+        self.node_addresses
+            .get(node)
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    }
+}

@@ -1,0 +1,201 @@
+//! Placement over the nodes of a cluster (a runtime with nodes, such as Swarm), against the
+//! in-memory fakes: where creates go, what `nodes` reports, a node that is down, and where the
+//! route check sends requests.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::{IpAddr, SocketAddr};
+
+use cm_core::testing::{FakeWorld, as_admin, create_request};
+use cm_core::{
+    ContainerStatus, CreateForm, CreateRequest, ErrorKind, NodeInfo, NodeName, NodeState, Principal,
+    RouteAnswer, TypeName, UserId,
+};
+
+const GIB: u64 = 1 << 30;
+
+fn node(name: &str, last_octet: u8, memory_gib: u64) -> NodeInfo {
+    NodeInfo {
+        name: NodeName::parse(name).unwrap(),
+        id: format!("id-{name}"),
+        address: IpAddr::from([10, 99, 0, last_octet]),
+        state: NodeState::Ready,
+        schedulable: true,
+        manager: last_octet == 1,
+        memory_bytes: memory_gib * GIB,
+        cpus: 2.0,
+    }
+}
+
+fn cluster() -> FakeWorld {
+    let world = FakeWorld::new();
+    world
+        .runtime
+        .set_nodes(vec![node("n1", 1, 4), node("n2", 2, 4), node("n3", 3, 2)]);
+    world
+}
+
+fn on(world: &FakeWorld, user: &str, kind: &str, node: Option<&str>) -> CreateRequest {
+    let form = CreateForm {
+        user_id: user.into(),
+        container_type: kind.into(),
+        node: node.map(str::to_owned),
+        ..CreateForm::default()
+    };
+    CreateRequest::parse(&form, world.manager.config()).unwrap()
+}
+
+#[tokio::test]
+async fn a_single_engine_places_nothing_and_refuses_a_node() {
+    let world = FakeWorld::new();
+    let spec = world
+        .manager
+        .create(create_request("alice", "cli_v4"), &|_| {})
+        .await
+        .unwrap()
+        .spec;
+    assert_eq!(spec.node, None);
+    assert!(world.manager.nodes().await.unwrap().is_empty());
+    let err = world
+        .manager
+        .create(on(&world, "bob", "cli_v4", Some("n1")), &|_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(err.field(), Some("node"));
+    assert_eq!(world.runtime.containers().len(), 1, "nothing was made for bob");
+    // A record of a single engine says nothing of nodes on the wire.
+    assert!(!serde_json::to_string(&spec).unwrap().contains("node"));
+}
+
+#[tokio::test]
+async fn creates_go_where_the_most_memory_is_free_and_stay_pinned() {
+    let world = cluster();
+    let mut placed = Vec::new();
+    for user in ["a", "b", "c", "d"] {
+        let spec = world
+            .manager
+            .create(create_request(user, "project_dev"), &|_| {})
+            .await
+            .unwrap()
+            .spec;
+        placed.push(spec.node.unwrap().to_string());
+    }
+    // 4, 4 and 2 GiB free at first, 512 MiB each: n1 (a tie goes by name), n2 (more free), n1
+    // (a tie again), n2.
+    assert_eq!(placed, ["n1", "n2", "n1", "n2"]);
+    // The engine was told, and the record keeps it.
+    let pinned: Vec<Option<String>> = world
+        .runtime
+        .containers()
+        .iter()
+        .map(|c| c.plan.node.as_ref().map(ToString::to_string))
+        .collect();
+    assert!(pinned.iter().all(Option::is_some), "{pinned:?}");
+    let a = as_admin(&world.manager, "a_project_dev").await.unwrap();
+    assert_eq!(a.spec().node.as_ref().unwrap().as_str(), "n1");
+
+    let reports = world.manager.nodes().await.unwrap();
+    let seen: Vec<(&str, usize, u64)> = reports
+        .iter()
+        .map(|r| (r.node.name.as_str(), r.containers, r.reserved_memory_bytes))
+        .collect();
+    assert_eq!(seen, [("n1", 2, GIB), ("n2", 2, GIB), ("n3", 0, 0)]);
+    assert_eq!(reports[0].free_memory_bytes(), 3 * GIB);
+}
+
+#[tokio::test]
+async fn a_chosen_node_must_exist_and_take_containers() {
+    let world = cluster();
+    let spec = world
+        .manager
+        .create(on(&world, "alice", "cli_v4", Some("n3")), &|_| {})
+        .await
+        .unwrap()
+        .spec;
+    assert_eq!(spec.node.unwrap().as_str(), "n3");
+
+    let err = world
+        .manager
+        .create(on(&world, "bob", "cli_v4", Some("n9")), &|_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(
+        err.message().contains("n1 (ready), n2 (ready), n3 (ready)"),
+        "{err}"
+    );
+
+    world.runtime.set_node_state("n2", NodeState::Down);
+    let err = world
+        .manager
+        .create(on(&world, "bob", "cli_v4", Some("n2")), &|_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert_eq!(err.field(), Some("node"));
+    // Left to choose, it never picks a node that is down.
+    let spec = world
+        .manager
+        .create(create_request("carol", "cli_v4"), &|_| {})
+        .await
+        .unwrap()
+        .spec;
+    assert_eq!(spec.node.unwrap().as_str(), "n1");
+
+    let bad = CreateForm {
+        user_id: "dave".into(),
+        container_type: "cli_v4".into(),
+        node: Some("n1; rm -rf /".into()),
+        ..CreateForm::default()
+    };
+    let err = CreateRequest::parse(&bad, world.manager.config()).unwrap_err();
+    assert_eq!(err.field(), Some("node"));
+    assert_eq!(world.runtime.containers().len(), 2);
+}
+
+#[tokio::test]
+async fn a_node_going_down_shows_its_containers_as_node_down_and_routes_go_to_the_node() {
+    let world = cluster();
+    world
+        .manager
+        .create(on(&world, "alice", "preview_server", Some("n2")), &|_| {})
+        .await
+        .unwrap();
+    world
+        .manager
+        .create(on(&world, "bob", "preview_server", Some("n3")), &|_| {})
+        .await
+        .unwrap();
+    let alice = UserId::parse("alice").unwrap();
+    let kind = TypeName::parse("preview_server").unwrap();
+    let answer = world
+        .manager
+        .check_route(Some(&Principal::User(alice.clone())), &alice, &kind)
+        .await
+        .unwrap();
+    let spec = as_admin(&world.manager, "alice_preview_server")
+        .await
+        .unwrap()
+        .into_spec();
+    match answer {
+        RouteAnswer::Allow { upstream, .. } => {
+            assert_eq!(upstream, SocketAddr::from(([10, 99, 0, 2], spec.port)));
+        }
+        denied => panic!("the owner is let through: {denied:?}"),
+    }
+
+    world.runtime.set_node_state("n2", NodeState::Down);
+    let handle = as_admin(&world.manager, "alice_preview_server").await.unwrap();
+    assert_eq!(
+        world.manager.get(&handle).await.unwrap().status,
+        ContainerStatus::NodeDown
+    );
+    let bob = as_admin(&world.manager, "bob_preview_server").await.unwrap();
+    assert_eq!(
+        world.manager.get(&bob).await.unwrap().status,
+        ContainerStatus::Running,
+        "another node's containers are unaffected"
+    );
+    assert_eq!(ContainerStatus::NodeDown.as_str(), "node-down");
+}
