@@ -29,7 +29,8 @@ use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
     EndpointSpecModeEnum, Limit, Mount, MountType, NetworkAttachmentConfig, Service, ServiceSpec,
     ServiceSpecMode, ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec, TaskSpecLogDriver,
-    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
+    TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    TaskState,
 };
 use bollard::query_parameters::{
     EventsOptionsBuilder, ListContainersOptionsBuilder, ListServicesOptionsBuilder, ListTasksOptionsBuilder,
@@ -38,8 +39,8 @@ use bollard::query_parameters::{
 use cm_core::{
     ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, ContainerStatus, DiskSupport,
     EngineContainer, EngineInfo, Ensured, Error, ErrorKind, EventStream, ExecOutput, ExecRequest,
-    ForeignContainer, LogRequest, LogStream, NetworkPlan, ObservedContainer, ObservedObject, PortRange,
-    RemoveMode, RestartPolicy, Result, Subnet, UploadEntry, VolumePlan, labels,
+    ForeignContainer, LogRequest, LogStream, NetworkPlan, NodeInfo, NodeName, NodeState, ObservedContainer,
+    ObservedObject, PortRange, RemoveMode, RestartPolicy, Result, Subnet, UploadEntry, VolumePlan, labels,
 };
 use cm_docker::{DockerRuntime, NetworkDriver, engine_error, managed_filter};
 use futures_util::StreamExt;
@@ -528,6 +529,45 @@ fn unless_node_down<T>(at: usize, engine: &DockerRuntime, answer: Result<T>) -> 
     }
 }
 
+/// Docker's state text of a status, as `docker ps` shows it.
+fn engine_state(status: ContainerStatus) -> &'static str {
+    match status {
+        ContainerStatus::CrashLooping => "restarting",
+        other => other.as_str(),
+    }
+}
+
+/// A swarm node as the port describes it; `None` for a node without a usable hostname.
+fn node_info(node: bollard::models::Node) -> Option<NodeInfo> {
+    let description = node.description.unwrap_or_default();
+    let name = NodeName::parse(description.hostname.as_deref()?).ok()?;
+    let status = node.status.unwrap_or_default();
+    let state = match status.state.map(|s| s.to_string()).as_deref() {
+        Some("ready") => NodeState::Ready,
+        Some("down" | "disconnected") => NodeState::Down,
+        _ => NodeState::Unknown,
+    };
+    let spec = node.spec.unwrap_or_default();
+    let resources = description.resources.unwrap_or_default();
+    Some(NodeInfo {
+        name,
+        id: node.id.unwrap_or_default(),
+        address: status
+            .addr
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+        state,
+        schedulable: spec.availability.map(|a| a.to_string()).as_deref() == Some("active"),
+        manager: node.manager_status.is_some(),
+        memory_bytes: resources
+            .memory_bytes
+            .and_then(|m| u64::try_from(m).ok())
+            .unwrap_or(0),
+        cpus: resources.nano_cpus.unwrap_or(0) as f64 / 1e9,
+    })
+}
+
 /// The state of a task.
 fn task_state(task: &Task) -> Option<TaskState> {
     task.status.as_ref()?.state
@@ -755,6 +795,11 @@ fn service_spec(plan: &ContainerPlan, image_id: &str) -> ServiceSpec {
                     ("max-file".to_owned(), plan.logs.max_files().to_string()),
                 ])),
             }),
+            // Pinned to its node: its data volume lives there.
+            placement: plan.node.as_ref().map(|node| TaskSpecPlacement {
+                constraints: Some(vec![format!("node.hostname=={node}")]),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         mode: Some(ServiceSpecMode {
@@ -841,7 +886,10 @@ impl ContainerRuntime for SwarmRuntime {
                 self.disk_support().detail
             )));
         }
-        self.manager.ensure_volume(plan).await
+        match plan.node.as_ref().and_then(|node| self.nodes.get(node.as_str())) {
+            Some(engine) => engine.ensure_volume(plan).await,
+            None => self.manager.ensure_volume(plan).await,
+        }
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
@@ -852,7 +900,12 @@ impl ContainerRuntime for SwarmRuntime {
                 users.join(", ")
             )));
         }
-        self.manager.remove_volume(name).await
+        // Volumes are node-local: removed wherever one of the name is (a node down keeps its).
+        for (at, engine) in self.engines().enumerate() {
+            let removed = engine.remove_volume(name).await;
+            unless_node_down(at, engine, removed)?;
+        }
+        Ok(())
     }
 
     fn disk_support(&self) -> DiskSupport {
@@ -1099,21 +1152,161 @@ impl ContainerRuntime for SwarmRuntime {
     }
 
     async fn list_all_containers(&self) -> Result<Vec<EngineContainer>> {
-        let mut all = Vec::new();
+        // Services as containers (their tasks' containers are theirs), plain containers as they are.
+        let docker = self.docker().await?;
+        let services = self
+            .manager
+            .answer(
+                docker
+                    .list_services(None::<bollard::query_parameters::ListServicesOptions>)
+                    .await,
+            )
+            .await?;
+        let networks = self
+            .manager
+            .answer(
+                docker
+                    .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+                    .await,
+            )
+            .await?;
+        let network_names: HashMap<String, String> = networks
+            .into_iter()
+            .filter_map(|n| Some((n.id?, n.name?)))
+            .collect();
+        let mut tasks: HashMap<String, Vec<Task>> = HashMap::new();
+        for task in self.tasks(None).await? {
+            tasks
+                .entry(task.service_id.clone().unwrap_or_default())
+                .or_default()
+                .push(task);
+        }
+        let mut all: Vec<EngineContainer> = services
+            .into_iter()
+            .map(|service| {
+                let id = service.id.clone().unwrap_or_default();
+                let spec = service.spec.clone().unwrap_or_default();
+                let ports = spec
+                    .endpoint_spec
+                    .as_ref()
+                    .and_then(|e| e.ports.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|p| {
+                        let kind = p.protocol.map_or_else(|| "tcp".to_owned(), |k| k.to_string());
+                        let published = u16::try_from(p.published_port?).ok()?;
+                        Some((format!("{}/{kind}", p.target_port?), published))
+                    })
+                    .collect();
+                let attached = spec
+                    .task_template
+                    .as_ref()
+                    .and_then(|t| t.networks.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|n| n.target)
+                    .map(|target| network_names.get(&target).cloned().unwrap_or(target))
+                    .collect();
+                let seen = observed(service, tasks.remove(&id).unwrap_or_default());
+                EngineContainer {
+                    id,
+                    name: seen.name,
+                    image: seen.image,
+                    status: engine_state(seen.status).to_owned(),
+                    labels: seen.labels,
+                    ports,
+                    networks: attached,
+                }
+            })
+            .collect();
         for (at, engine) in self.engines().enumerate() {
             let listed = engine.list_all_containers().await;
-            all.extend(unless_node_down(at, engine, listed)?.unwrap_or_default());
+            all.extend(
+                unless_node_down(at, engine, listed)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|c| !c.labels.contains_key(SERVICE_ID_LABEL)),
+            );
         }
         Ok(all)
     }
 
     async fn inspect_foreign(&self, id: &str) -> Result<Option<ForeignContainer>> {
-        // The Python original's containers are plain containers on the local engine.
-        self.manager.inspect_foreign(id).await
+        let Some(service) = self.service(id).await? else {
+            // The Python original's containers are plain containers on the local engine.
+            return self.manager.inspect_foreign(id).await;
+        };
+        let service_id = service.id.clone().unwrap_or_default();
+        let container = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.task_template.as_ref())
+            .and_then(|t| t.container_spec.clone())
+            .unwrap_or_default();
+        let created = service.created_at.clone().unwrap_or_default();
+        let data_volume = container
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .find(|m| m.target.as_deref() == Some(cm_core::DATA_PATH))
+            .and_then(|m| m.source);
+        // What the image sets is not the container's own.
+        let docker = self.docker().await?;
+        let image_env: BTreeSet<String> = match container.image.as_deref() {
+            Some(image) => match docker.inspect_image(image).await {
+                Ok(i) => i
+                    .config
+                    .and_then(|c| c.env)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+                Err(_) => BTreeSet::new(),
+            },
+            None => BTreeSet::new(),
+        };
+        let env = container
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|assignment| !image_env.contains(assignment))
+            .filter_map(|assignment| {
+                let (key, value) = assignment.split_once('=')?;
+                Some((key.to_owned(), value.to_owned()))
+            })
+            .collect();
+        let tasks = self.tasks(Some(&service_id)).await?;
+        Ok(Some(ForeignContainer {
+            observed: observed(service, tasks),
+            env,
+            data_volume,
+            created,
+        }))
     }
 
     async fn list_managed_volumes(&self) -> Result<Vec<ObservedObject>> {
-        self.manager.list_managed_volumes().await
+        let mut all: Vec<ObservedObject> = Vec::new();
+        for (at, engine) in self.engines().enumerate() {
+            let listed = engine.list_managed_volumes().await;
+            for volume in unless_node_down(at, engine, listed)?.unwrap_or_default() {
+                if !all.iter().any(|v| v.name == volume.name) {
+                    all.push(volume);
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        let docker = self.docker().await?;
+        let nodes = self
+            .manager
+            .answer(
+                docker
+                    .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+                    .await,
+            )
+            .await?;
+        Ok(nodes.into_iter().filter_map(node_info).collect())
     }
 
     async fn list_managed_networks(&self) -> Result<Vec<ObservedObject>> {

@@ -230,6 +230,7 @@ fn exec_logs_and_the_published_port_of_a_container_on_a_worker_go_through_that_w
         name: VolumeName::of(&user, &kind),
         labels: owner_labels(&user, Some(&kind), &labels),
         size: None,
+        node: None,
     };
     let plan = ContainerPlan {
         name: ContainerName::of(&user, &kind),
@@ -256,6 +257,7 @@ fn exec_logs_and_the_published_port_of_a_container_on_a_worker_go_through_that_w
         restart_policy: RestartPolicy::No,
         cap_add: Vec::new(),
         logs: cm_core::LogRotation::DEFAULT,
+        node: None,
     };
     let rt = tokio_runtime();
     let runtime = &subject.runtime;
@@ -378,6 +380,7 @@ fn plan_of(subject: &OnCluster<'_>, user: &UserId) -> (NetworkPlan, VolumePlan, 
         name: VolumeName::of(user, &kind),
         labels: owner_labels(user, Some(&kind), &labels),
         size: None,
+        node: None,
     };
     let plan = ContainerPlan {
         name: ContainerName::of(user, &kind),
@@ -398,6 +401,7 @@ fn plan_of(subject: &OnCluster<'_>, user: &UserId) -> (NetworkPlan, VolumePlan, 
         restart_policy: RestartPolicy::No,
         cap_add: Vec::new(),
         logs: cm_core::LogRotation::DEFAULT,
+        node: None,
     };
     (network, volume, plan)
 }
