@@ -1,6 +1,6 @@
 //! `cm` with `[runtime] kind = "swarm"` on the real engine in a single-node swarm: health names
-//! the runtime and what is weaker; create, list, get, exec, logs, stop, start and delete work on
-//! a service; nothing is left behind.
+//! the runtime and what is weaker; create, list, get, exec, logs, stop, start, update and delete
+//! work on a service; nothing is left behind.
 //!
 //! Swarm mode is the engine's global state: the test holds the engine alone (`TestEnv::alone`)
 //! and `cm_testkit::swarm::SingleNodeSwarm` leaves swarm mode on drop if and only if it entered
@@ -148,6 +148,21 @@ fn cm_runs_containers_as_swarm_services() {
     assert_eq!(cm_json(&env, &["get", &name])["status"], "running");
     // A new task: /data is the same volume.
     assert_eq!(cm_ok(&env, &["exec", &name, "cat", "/data/kept"]).trim(), "swarm");
+
+    // An update replaces the service (Swarm cannot rename one to keep it aside); /data stays.
+    cm_ok(&env, &["update", &name]);
+    let updated = cm_json(&env, &["get", &name]);
+    assert_eq!(updated["status"], "running", "{updated}");
+    assert_eq!(cm_ok(&env, &["exec", &name, "cat", "/data/kept"]).trim(), "swarm");
+    let services = docker_ok(&[
+        "service",
+        "ls",
+        "--filter",
+        &env.label_filter(),
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(services, name, "one service after the update");
 
     cm_ok(&env, &["delete", &name, "--purge", "--force"]);
     assert!(!docker(&["service", "inspect", &name]).status.success());

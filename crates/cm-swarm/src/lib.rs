@@ -76,7 +76,8 @@ pub const WEAKER: &[&str] = &[
     "every start and restart is a new container: files outside /data are reset (SSH keys are \
      written again by cm's start and by reconcile), and the logs begin anew",
     "restart counts come from Swarm's task history (5 tasks by default), not the engine's counter",
-    "cm update is refused: Swarm cannot rename a service to keep the old one aside",
+    "cm update replaces the container instead of keeping the old one aside until the new one \
+     runs (Swarm cannot rename a service); a failed update re-creates the old one from its record",
     "data volumes cannot be size-capped",
 ];
 
@@ -1142,13 +1143,49 @@ impl ContainerRuntime for SwarmRuntime {
         }
     }
 
+    fn renames(&self) -> bool {
+        false
+    }
+
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         Err(Error::new(
             ErrorKind::Unavailable,
+            format!("cannot rename {id} to {new_name}: Swarm cannot rename a service"),
+        ))
+    }
+
+    async fn copy_volume(&self, plan: &VolumePlan, from: &NodeName, to: &NodeName) -> Result<u64> {
+        Err(Error::new(
+            ErrorKind::Unavailable,
             format!(
-                "cannot rename {id} to {new_name}: Swarm cannot rename a service (cm update is not available on Swarm yet)"
+                "copying volume {} from node {from} to node {to} is not implemented on Swarm yet",
+                plan.name
             ),
         ))
+    }
+
+    async fn remove_volume_on(&self, name: &str, node: &NodeName) -> Result<()> {
+        let users = self.services_using(name).await?;
+        if !users.is_empty() {
+            return Err(Error::conflict(format!(
+                "volume {name} is in use by service(s) {}",
+                users.join(", ")
+            )));
+        }
+        match self.nodes.get(node.as_str()) {
+            Some(engine) => engine.remove_volume(name).await,
+            None => {
+                let docker = self.docker().await?;
+                let info = self.manager.answer(docker.info().await).await?;
+                if info.name.as_deref() == Some(node.as_str()) {
+                    self.manager.remove_volume(name).await
+                } else {
+                    Err(Error::unavailable(format!(
+                        "node {node} has no engine endpoint in [runtime.nodes]: volume {name} stays there"
+                    )))
+                }
+            }
+        }
     }
 
     async fn list_all_containers(&self) -> Result<Vec<EngineContainer>> {
