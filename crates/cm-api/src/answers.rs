@@ -306,6 +306,20 @@ pub struct EngineContainersAnswer {
     pub docker_available: bool,
 }
 
+/// A container moved to another node.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MovedAnswer {
+    /// The container on its new node.
+    #[schema(value_type = ContainerDoc)]
+    pub container: Value,
+    /// The node it was on.
+    pub from: String,
+    /// The bytes of data copied.
+    pub copied_bytes: u64,
+    /// How long it was not running (0 when it was not running before).
+    pub downtime_seconds: f64,
+}
+
 /// The nodes of a Swarm runtime.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NodesAnswer {

@@ -131,6 +131,7 @@ fn dashboard_action(pattern: &str) -> Option<&'static str> {
         "/containers/{name}/stop" => "stop_container",
         "/containers/{name}/restart" => "restart_container",
         "/containers/{name}/delete" => "delete_container",
+        "/containers/{name}/move" => "move_container",
         "/users/tokens" => "create_user_token",
         "/users/tokens/revoke" => "revoke_user_token",
         "/keys/add" => "add_ssh_key_to_container",

@@ -127,6 +127,11 @@ impl Reconciler {
                     if let Err(e) = sampler.sample_usage().await {
                         tracing::debug!(error = ?e, "no usage samples this round");
                     }
+                    match sampler.watch_nodes().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::warn!(containers = n, "containers sit on nodes that are down"),
+                        Err(e) => tracing::debug!(error = ?e, "the nodes could not be listed this round"),
+                    }
                 }
             });
         }

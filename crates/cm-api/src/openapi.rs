@@ -19,8 +19,8 @@ use crate::answers::{
     AdminKeyAnswer, AuditAnswer, AuditEntryDoc, ContainerAnswer, ContainerDoc, CountsDoc, CreatedAnswer,
     DeletedAnswer, EngineContainerDoc, EngineContainersAnswer, EngineDoc, ExecAnswer, HealthAnswer,
     HealthDoc, KeyAddedAnswer, KeyDoc, KeyRemovedAnswer, KeysAnswer, ListingAnswer, LiveAnswer, LogsAnswer,
-    NodeDoc, NodesAnswer, ProxyDoc, QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer, SshInfoDoc,
-    StatsAnswer, StatsDoc, StoredKeyDoc, TokenCreatedAnswer, TokenDoc, TokensAnswer, TypesAnswer,
+    MovedAnswer, NodeDoc, NodesAnswer, ProxyDoc, QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer,
+    SshInfoDoc, StatsAnswer, StatsDoc, StoredKeyDoc, TokenCreatedAnswer, TokenDoc, TokensAnswer, TypesAnswer,
     UsagePointDoc, WhoamiAnswer,
 };
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
@@ -50,7 +50,7 @@ and needs `Authorization: Bearer <admin key or user token>`. Errors are `{\"erro
         StatsAnswer, StatsDoc, HealthDoc, UsagePointDoc,
         EngineDoc, ProxyDoc, HealthAnswer, TypesAnswer, TokenCreatedAnswer, TokenDoc, TokensAnswer, RevokedAnswer,
         AdminKeyAnswer, WhoamiAnswer, LiveAnswer, QuotaAnswer, AuditAnswer, AuditEntryDoc, CountsDoc, EngineContainerDoc,
-        EngineContainersAnswer, ServiceDoc, ServicesAnswer, NodesAnswer, NodeDoc,
+        EngineContainersAnswer, ServiceDoc, ServicesAnswer, NodesAnswer, NodeDoc, MovedAnswer,
     )),
     modifiers(&Conventions),
     tags(

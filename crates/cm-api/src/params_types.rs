@@ -129,6 +129,16 @@ pub struct UpdateParams {
     pub image: Option<String>,
 }
 
+/// Parameters of `move_container`.
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct MoveParams {
+    /// The container: id, unique id prefix or name.
+    pub container_id: String,
+    /// The node to move it to, by host name (see `list_nodes`).
+    pub node: String,
+}
+
 /// Parameters of `reconcile`.
 #[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
@@ -328,6 +338,7 @@ impl ParamSet for DeleteParams {
 }
 
 impl ParamSet for UpdateParams {}
+impl ParamSet for MoveParams {}
 
 impl ParamSet for ReconcileParams {}
 

@@ -21,17 +21,17 @@ use serde_json::json;
 use crate::answers::{
     AdminKeyAnswer, AuditAnswer, ContainerAnswer, CreatedAnswer, DeletedAnswer, EngineContainerDoc,
     EngineContainersAnswer, ExecAnswer, HealthAnswer, KeyAddedAnswer, KeyRemovedAnswer, KeysAnswer,
-    ListingAnswer, LogsAnswer, NodeDoc, NodesAnswer, QuotaAnswer, RevokedAnswer, ServiceDoc, ServicesAnswer,
-    SshInfoDoc, StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer, container_json,
-    to_json, type_json,
+    ListingAnswer, LogsAnswer, MovedAnswer, NodeDoc, NodesAnswer, QuotaAnswer, RevokedAnswer, ServiceDoc,
+    ServicesAnswer, SshInfoDoc, StatsAnswer, TokenCreatedAnswer, TokensAnswer, TypesAnswer, WhoamiAnswer,
+    container_json, to_json, type_json,
 };
 use crate::call::Call;
 use crate::error::{ApiError, ErrorCode};
 use crate::params::CommandParam;
 use crate::params_types::{
     AddKeyParams, AuditParams, ContainerRef, CreateParams, DeleteParams, ExecParams, GetParams, ListParams,
-    LogsParams, MySshParams, NoParams, QuotaParams, ReconcileParams, RegisterKeyParams, RemoveKeyParams,
-    RevokeParams, TokenParams, UpdateParams, UserParams,
+    LogsParams, MoveParams, MySshParams, NoParams, QuotaParams, ReconcileParams, RegisterKeyParams,
+    RemoveKeyParams, RevokeParams, TokenParams, UpdateParams, UserParams,
 };
 use crate::state::AppState;
 
@@ -95,6 +95,7 @@ macro_rules! endpoint_table {
             read list_user_tokens [403],
             write rotate_admin_key [403, 409],
             write update_container [403, 404, 409, 422, 503],
+            write move_container [403, 404, 409, 422, 503],
             write reconcile [403, 503],
             read reconcile_status [403],
             read get_user_quota [403, 422],
@@ -1329,6 +1330,36 @@ pub async fn rotate_admin_key(state: Data<AppState>, call: Call) -> Answer {
     tracing::warn!("the admin key was rotated through the API");
     Ok(secret_answer(HttpResponse::Ok()).json(AdminKeyAnswer {
         admin_key: key.expose().to_owned(),
+    }))
+}
+
+/// Move a container to another node with its data (admin only, Swarm)
+///
+/// Stops it, copies its data volume to the node, re-creates it there with the same name, ports,
+/// keys and route, and removes the data from the old node; if anything fails it comes back where
+/// it was. Refused on a single engine (422), to the node it is on (409), from a node that is down
+/// and to one that takes no containers (503).
+#[utoipa::path(
+    post,
+    path = "/api/ContainerManager/move_container",
+    tag = "containers",
+    params(MoveParams),
+    request_body(content = Option<MoveParams>, description = "The same parameters as a JSON object"),
+    responses((status = 200, description = "The container on its new node", body = MovedAnswer))
+)]
+pub async fn move_container(state: Data<AppState>, call: Call) -> Answer {
+    let p: MoveParams = call.params.parse()?;
+    let container = call
+        .container(&state, &p.container_id, Action::UpdateContainer)
+        .await?;
+    let node = cm_core::NodeName::parse(p.node.trim()).map_err(|e| e.for_field("node"))?;
+    let manager = state.manager.clone();
+    let moved = detached(async move { manager.move_container(&container, &node).await }).await?;
+    Ok(HttpResponse::Ok().json(MovedAnswer {
+        container: container_json(&moved.spec)?,
+        from: moved.from.to_string(),
+        copied_bytes: moved.copied_bytes,
+        downtime_seconds: moved.downtime.as_secs_f64(),
     }))
 }
 

@@ -46,6 +46,7 @@ pub async fn planned(command: &Command, manager: Option<&Manager>) -> Option<Aud
             json!({"force": force, "purge": purge}),
         ),
         Command::Update { id, image } => ("update_container", Some(id.clone()), json!({"image": image})),
+        Command::Move { id, node } => ("move_container", Some(id.clone()), json!({"node": node})),
         Command::AddSshKey { id, key } => (
             "add_ssh_key_to_container",
             Some(id.clone()),

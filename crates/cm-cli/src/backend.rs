@@ -31,6 +31,14 @@ async fn as_admin(m: &Manager, id: &str, action: Action) -> cm_core::Result<Auth
     m.authorized(&Principal::Admin, id, action).await
 }
 
+/// A container moved to another node.
+pub struct Moved {
+    pub spec: ContainerSpec,
+    pub from: String,
+    pub copied_bytes: u64,
+    pub downtime_seconds: f64,
+}
+
 /// A deleted container.
 pub struct Deleted {
     pub container_name: String,
@@ -301,6 +309,34 @@ impl Backend {
                     body["image"] = json!(image.to_string());
                 }
                 r.fetch("update_container", &body, Some("container"))
+            }
+        }
+    }
+
+    /// Moves a container to another node with its data.
+    pub async fn move_to(&self, id: &str, node: &str) -> cm_core::Result<Moved> {
+        match self {
+            Backend::Local(m) => {
+                let node = cm_core::NodeName::parse(node.trim()).map_err(|e| e.for_field("node"))?;
+                let container = as_admin(m, id, Action::UpdateContainer).await?;
+                let moved = m.move_container(&container, &node).await?;
+                Ok(Moved {
+                    spec: moved.spec,
+                    from: moved.from.to_string(),
+                    copied_bytes: moved.copied_bytes,
+                    downtime_seconds: moved.downtime.as_secs_f64(),
+                })
+            }
+            Backend::Remote(r) => {
+                let mut body = container(id);
+                body["node"] = json!(node);
+                let answer = r.call("move_container", &body)?;
+                Ok(Moved {
+                    spec: shape(answer["container"].clone(), "move_container")?,
+                    from: answer["from"].as_str().unwrap_or_default().to_owned(),
+                    copied_bytes: answer["copied_bytes"].as_u64().unwrap_or_default(),
+                    downtime_seconds: answer["downtime_seconds"].as_f64().unwrap_or_default(),
+                })
             }
         }
     }

@@ -134,6 +134,16 @@ pub enum Command {
         #[arg(long)]
         image: Option<String>,
     },
+    /// Move a container to another node with its data (a Swarm runtime): stopped, its volume
+    /// copied, re-created there with the same name, ports, keys and route; back where it was if
+    /// anything fails.
+    Move {
+        /// Id, id prefix or name.
+        id: String,
+        /// The node to move it to (see `cm nodes`).
+        #[arg(long)]
+        node: String,
+    },
     /// Compare the store with the engine, nginx and the keys, and converge: finish or undo
     /// interrupted operations, re-create lost containers, re-apply keys and routes, free leaked
     /// leases, report orphans.

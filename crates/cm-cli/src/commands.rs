@@ -474,6 +474,26 @@ async fn on_backend(
                 ));
             }
         }
+        Command::Move { id, node } => {
+            let moved = backend.move_to(&id, &node).await?;
+            if json {
+                output::json(&json!({
+                    "container": shown(&moved.spec),
+                    "from": moved.from,
+                    "copied_bytes": moved.copied_bytes,
+                    "downtime_seconds": moved.downtime_seconds,
+                }))?;
+            } else {
+                output::line(&format!(
+                    "moved {} from node {} to node {}: {} of data copied, down for {:.1} s",
+                    moved.spec.container_name,
+                    moved.from,
+                    moved.spec.node.as_ref().map_or("?", |n| n.as_str()),
+                    output::size(moved.copied_bytes),
+                    moved.downtime_seconds
+                ));
+            }
+        }
         Command::Reconcile { dry_run, prune } => {
             let report = backend.reconcile(ReconcileOptions { dry_run, prune }).await?;
             if json {

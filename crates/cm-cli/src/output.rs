@@ -542,6 +542,15 @@ pub fn nodes(nodes: &[NodeRow]) {
     );
 }
 
+/// A byte count as people read it: `512 B`, `4.0 KiB`, `100.0 MiB`, `1.5 GiB`.
+pub fn size(bytes: u64) -> String {
+    let units = [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    units.iter().find(|(_, unit)| bytes >= *unit).map_or_else(
+        || format!("{bytes} B"),
+        |(name, unit)| format!("{:.1} {name}", bytes as f64 / *unit as f64),
+    )
+}
+
 fn mebibytes(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }

@@ -84,6 +84,7 @@ pub use usecase::keys::{KeyAdded, SshInfo, ssh_command};
 pub use usecase::lifecycle::Lifecycle;
 pub use usecase::lookup::{Listing, ListingRevision};
 pub use usecase::nodes::NodeReport;
+pub use usecase::relocate::Moved;
 pub use values::{
     Command, CpuLimit, DiskSize, EnvVars, ImageRef, LogRotation, MemoryLimit, REDACTED, SECRET_MARKERS,
     is_secret_name,

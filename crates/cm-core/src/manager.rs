@@ -52,8 +52,8 @@ pub struct Manager {
     pub(crate) stopping: Arc<tokio::sync::watch::Sender<bool>>,
     /// Activity and wakes of idle-stopped containers (see `idle.rs`).
     pub(crate) idle: Arc<crate::idle::Idle>,
-    /// The nodes' addresses from the last listing (a runtime with nodes).
-    pub(crate) node_addresses: Arc<crate::placement::NodeAddresses>,
+    /// The nodes as last listed (a runtime with nodes).
+    pub(crate) known_nodes: Arc<crate::placement::KnownNodes>,
 }
 
 impl Manager {
@@ -69,7 +69,7 @@ impl Manager {
             usage: Arc::default(),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
             idle: Arc::new(crate::idle::Idle::new(None)),
-            node_addresses: Arc::default(),
+            known_nodes: Arc::default(),
         }
     }
 

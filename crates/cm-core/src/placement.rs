@@ -1,30 +1,35 @@
-//! What the manager remembers of the nodes between listings: each node's address, so that the
-//! route check (which never asks the engine) knows where a container's ports are reached.
+//! What the manager remembers of the nodes between listings: each node as last listed, so that
+//! the route check (which never asks the engine) knows where a container's ports are reached and
+//! the metrics can tell the nodes' states without an engine call.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{PoisonError, RwLock};
 
 use crate::names::NodeName;
 use crate::ports::NodeInfo;
 
-/// The nodes' addresses, as the last listing reported them.
+/// The nodes as the last listing reported them.
 #[derive(Debug, Default)]
-pub(crate) struct NodeAddresses(RwLock<BTreeMap<NodeName, IpAddr>>);
+pub(crate) struct KnownNodes(RwLock<Vec<NodeInfo>>);
 
-impl NodeAddresses {
-    /// Replaces what is remembered with `nodes`' addresses.
+impl KnownNodes {
+    /// Replaces what is remembered with `nodes`.
     pub(crate) fn remember(&self, nodes: &[NodeInfo]) {
-        let addresses = nodes.iter().map(|n| (n.name.clone(), n.address)).collect();
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = addresses;
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = nodes.to_vec();
     }
 
     /// The address of `node`, when it was listed.
-    pub(crate) fn get(&self, node: &NodeName) -> Option<IpAddr> {
+    pub(crate) fn address(&self, node: &NodeName) -> Option<IpAddr> {
         self.0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(node)
-            .copied()
+            .iter()
+            .find(|n| &n.name == node)
+            .map(|n| n.address)
+    }
+
+    /// Every node last listed.
+    pub(crate) fn all(&self) -> Vec<NodeInfo> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }

@@ -6,10 +6,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use cm_core::testing::{FakeWorld, as_admin, create_request};
+use cm_core::testing::{FakeOp, FakeWorld, as_admin, create_request};
 use cm_core::{
-    ContainerStatus, CreateForm, CreateRequest, ErrorKind, NodeInfo, NodeName, NodeState, Principal,
-    RouteAnswer, TypeName, UserId,
+    ContainerStatus, CreateForm, CreateRequest, ErrorKind, ImageRef, NodeInfo, NodeName, NodeState,
+    Principal, RouteAnswer, Store, TypeName, UserId,
 };
 
 const GIB: u64 = 1 << 30;
@@ -27,8 +27,10 @@ fn node(name: &str, last_octet: u8, memory_gib: u64) -> NodeInfo {
     }
 }
 
+/// Three nodes, and renames refused as Swarm refuses them.
 fn cluster() -> FakeWorld {
     let world = FakeWorld::new();
+    world.runtime.refuse_renames();
     world
         .runtime
         .set_nodes(vec![node("n1", 1, 4), node("n2", 2, 4), node("n3", 3, 2)]);
@@ -198,4 +200,242 @@ async fn a_node_going_down_shows_its_containers_as_node_down_and_routes_go_to_th
         "another node's containers are unaffected"
     );
     assert_eq!(ContainerStatus::NodeDown.as_str(), "node-down");
+}
+
+fn name(node: &str) -> NodeName {
+    NodeName::parse(node).unwrap()
+}
+
+#[tokio::test]
+async fn a_move_copies_the_data_re_creates_on_the_target_and_routes_there() {
+    let world = cluster();
+    let created = world
+        .manager
+        .create(on(&world, "alice", "preview_server", Some("n1")), &|_| {})
+        .await
+        .unwrap()
+        .spec;
+    let alice = as_admin(&world.manager, "alice_preview_server").await.unwrap();
+    let moved = world.manager.move_container(&alice, &name("n2")).await.unwrap();
+    assert_eq!(moved.from.as_str(), "n1");
+    assert_eq!(moved.copied_bytes, 4096);
+    assert_eq!(moved.spec.node.as_ref().unwrap().as_str(), "n2");
+    assert_ne!(moved.spec.container_id, created.container_id, "re-created");
+    assert_eq!(moved.spec.port, created.port, "the same ports");
+    let volume = created.volume_name.to_string();
+    assert_eq!(
+        world.runtime.copies(),
+        [(volume.clone(), "n1".to_owned(), "n2".to_owned())]
+    );
+    assert_eq!(world.runtime.removed_on(), [(volume, "n1".to_owned())]);
+    let containers = world.runtime.containers();
+    assert_eq!(containers.len(), 1, "the old container is gone");
+    assert_eq!(containers[0].plan.node.as_ref().unwrap().as_str(), "n2");
+    assert_eq!(containers[0].status, ContainerStatus::Running);
+    assert!(world.store.operations().await.unwrap().is_empty());
+
+    let owner = UserId::parse("alice").unwrap();
+    let answer = world
+        .manager
+        .check_route(
+            Some(&Principal::User(owner.clone())),
+            &owner,
+            &TypeName::parse("preview_server").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer, RouteAnswer::Allow { upstream, .. } if upstream.ip() == IpAddr::from([10, 99, 0, 2])),
+        "{answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_move_is_refused_where_it_can_not_keep_the_data() {
+    let single = FakeWorld::new();
+    single
+        .manager
+        .create(create_request("alice", "cli_v4"), &|_| {})
+        .await
+        .unwrap();
+    let alice = as_admin(&single.manager, "alice_cli_v4").await.unwrap();
+    let err = single
+        .manager
+        .move_container(&alice, &name("n2"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+
+    let world = cluster();
+    world
+        .manager
+        .create(on(&world, "alice", "cli_v4", Some("n1")), &|_| {})
+        .await
+        .unwrap();
+    let alice = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+    let err = world
+        .manager
+        .move_container(&alice, &name("n1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let err = world
+        .manager
+        .move_container(&alice, &name("n7"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    world.runtime.set_node_state("n3", NodeState::Down);
+    let err = world
+        .manager
+        .move_container(&alice, &name("n3"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    // From a node that is down, its data can not be read: never re-created empty elsewhere.
+    world.runtime.set_node_state("n1", NodeState::Down);
+    let err = world
+        .manager
+        .move_container(&alice, &name("n2"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.message().contains("bring the node back"), "{err}");
+    assert!(world.runtime.copies().is_empty());
+    assert_eq!(world.runtime.containers().len(), 1);
+    let unchanged = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+    assert_eq!(unchanged.spec().node.as_ref().unwrap().as_str(), "n1");
+}
+
+#[tokio::test]
+async fn a_failed_copy_brings_the_container_back_on_its_node() {
+    let world = cluster();
+    world
+        .manager
+        .create(on(&world, "alice", "cli_v4", Some("n1")), &|_| {})
+        .await
+        .unwrap();
+    world.runtime.fail(FakeOp::CopyVolume, ErrorKind::Unavailable);
+    let alice = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+    let err = world
+        .manager
+        .move_container(&alice, &name("n2"))
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("stays on node n1"), "{err}");
+    world.runtime.heal();
+    let containers = world.runtime.containers();
+    assert_eq!(containers.len(), 1);
+    assert_eq!(containers[0].plan.node.as_ref().unwrap().as_str(), "n1");
+    assert_eq!(
+        containers[0].status,
+        ContainerStatus::Running,
+        "it ran, so it runs again"
+    );
+    let record = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+    assert_eq!(
+        record.spec().container_id,
+        containers[0].id,
+        "the record follows the re-created one"
+    );
+    assert_eq!(record.spec().node.as_ref().unwrap().as_str(), "n1");
+    assert!(world.store.operations().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_update_without_renames_replaces_the_container_and_restores_it_on_failure() {
+    let world = cluster();
+    world
+        .manager
+        .create(on(&world, "alice", "cli_v4", Some("n2")), &|_| {})
+        .await
+        .unwrap();
+    let alice = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+    let updated = world
+        .manager
+        .update(&alice, Some(ImageRef::parse("toolboxv2:dev").unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(updated.image.as_str(), "toolboxv2:dev");
+    assert_eq!(
+        updated.node.as_ref().unwrap().as_str(),
+        "n2",
+        "it stays on its node"
+    );
+    assert_eq!(world.runtime.containers().len(), 1);
+
+    let alice = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+    let err = world
+        .manager
+        .update(&alice, Some(ImageRef::parse("nope:missing").unwrap()))
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("restored"), "{err}");
+    let containers = world.runtime.containers();
+    assert_eq!(containers.len(), 1);
+    assert_eq!(containers[0].plan.image.as_str(), "toolboxv2:dev");
+    assert_eq!(containers[0].status, ContainerStatus::Running);
+    let record = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+    assert_eq!(record.spec().container_id, containers[0].id);
+    assert!(world.store.operations().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn watching_the_nodes_marks_containers_on_a_down_node_in_listings_and_metrics() {
+    let world = cluster();
+    let view = cm_core::StatusView::new();
+    let manager = world.manager.clone().with_status_view(view.clone());
+    let feeder = manager.clone();
+    let fed = view.clone();
+    let feed = tokio::spawn(async move { feeder.feed_status_view(fed, &|| {}).await });
+    let alice = manager
+        .create(on(&world, "alice", "cli_v4", Some("n2")), &|_| {})
+        .await
+        .unwrap()
+        .spec;
+    let bob = manager
+        .create(on(&world, "bob", "cli_v4", Some("n3")), &|_| {})
+        .await
+        .unwrap()
+        .spec;
+    let says = |id: String, status: ContainerStatus| {
+        let view = view.clone();
+        async move {
+            let said = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                while view.snapshot_of(&id) != Some(status) {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            })
+            .await;
+            assert!(said.is_ok(), "the view never said {status} of {id}");
+        }
+    };
+    says(alice.container_id.clone(), ContainerStatus::Running).await;
+    assert_eq!(manager.watch_nodes().await.unwrap(), 0);
+
+    world.runtime.set_node_state("n2", NodeState::Down);
+    assert_eq!(manager.watch_nodes().await.unwrap(), 1);
+    let listing = manager.list_all().await.unwrap();
+    let status_of = |name: &str| {
+        listing
+            .containers
+            .iter()
+            .find(|c| c.container_name.as_str() == name)
+            .map(|c| c.status)
+    };
+    assert_eq!(status_of("alice_cli_v4"), Some(ContainerStatus::NodeDown));
+    assert_eq!(status_of("bob_cli_v4"), Some(ContainerStatus::Running));
+    let metrics = manager.metrics_text().await.unwrap();
+    assert!(metrics.contains("cm_nodes{state=\"down\"} 1"), "{metrics}");
+    assert!(metrics.contains("cm_nodes{state=\"ready\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("cm_containers{state=\"node-down\",type=\"cli_v4\"} 1"),
+        "{metrics}"
+    );
+
+    world.runtime.set_node_state("n2", NodeState::Ready);
+    assert_eq!(manager.watch_nodes().await.unwrap(), 0);
+    says(alice.container_id.clone(), ContainerStatus::Running).await;
+    says(bob.container_id.clone(), ContainerStatus::Running).await;
+    feed.abort();
 }

@@ -53,6 +53,12 @@ pub struct DeleteFields {
 }
 
 #[derive(Deserialize)]
+pub struct MoveFields {
+    #[serde(default)]
+    node: String,
+}
+
+#[derive(Deserialize)]
 pub struct UserField {
     #[serde(default)]
     user_id: String,
@@ -297,6 +303,31 @@ async fn lifecycle(posted: Posted<BackField>, reference: &str, what: Lifecycle) 
         Err(e) => Flash::error(format!("Container {name} was not {verb}: {}", e.message())),
     };
     Ok(viewer.redirect_with(safe_back(form.back.as_deref()), flash))
+}
+
+/// `POST /containers/{name}/move` (admin only): moves the container to another node with its
+/// data; back on the container's page with what happened.
+pub async fn move_container(posted: Posted<MoveFields>, name: Path<String>) -> PageResult {
+    let Posted { viewer, form } = posted;
+    let container = viewer.container(&name, Action::UpdateContainer).await?;
+    let name = container.name().to_string();
+    let page = format!("/containers/{name}");
+    let node = match cm_core::NodeName::parse(form.node.trim()) {
+        Ok(node) => node,
+        Err(e) => return Ok(viewer.redirect_with(&page, Flash::error(e.message()))),
+    };
+    let manager = viewer.state().manager.clone();
+    let target = node.clone();
+    let flash = match detached(async move { manager.move_container(&container, &target).await }).await {
+        Ok(moved) => Flash::success(format!(
+            "Container {name} moved from node {} to node {node}: {} KiB of data copied, down for {:.1} s.",
+            moved.from,
+            moved.copied_bytes / 1024,
+            moved.downtime.as_secs_f64()
+        )),
+        Err(e) => Flash::error(format!("Container {name} was not moved: {}", e.message())),
+    };
+    Ok(viewer.redirect_with(&page, flash))
 }
 
 /// `POST /containers/{name}/delete` (the admin, or the owner when users may delete): `force`

@@ -65,6 +65,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/containers/{name}/delete", web::get().to(pages::delete_page))
             .route("/containers/{name}/delete", web::post().to(actions::delete))
             .route("/users", web::get().to(pages::users))
+            .route("/nodes", web::get().to(pages::nodes))
+            .route("/containers/{name}/move", web::post().to(actions::move_container))
             .route("/users/tokens", web::post().to(actions::create_token))
             .route("/users/tokens/revoke", web::get().to(confirm::revoke_page))
             .route("/users/tokens/revoke", web::post().to(actions::revoke_tokens))

@@ -255,6 +255,20 @@ pub async fn container(viewer: Viewer, name: Path<String>) -> PageResult {
         Err(e) => return Err(viewer.fail(e, "containers")),
     };
     let history = audit_views(&viewer, spec.container_name.as_str(), None, 20).await;
+    // Where the admin may move it: the other nodes that take containers (none on one engine).
+    let move_targets: Vec<String> = match (&spec.node, viewer.is_admin()) {
+        (Some(here), true) => manager
+            .nodes()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| {
+                &r.node.name != here && r.node.state == cm_core::NodeState::Ready && r.node.schedulable
+            })
+            .map(|r| r.node.name.to_string())
+            .collect(),
+        _ => Vec::new(),
+    };
     // How it is doing: the page shows it without it when the engine can not tell.
     let health = match stale {
         Some(_) => None,
@@ -274,6 +288,7 @@ pub async fn container(viewer: Viewer, name: Path<String>) -> PageResult {
         keys => to_value(&keys),
         stale => stale,
         routing => manager.proxy_status().enabled,
+        move_targets => move_targets,
     };
     viewer.render("containers", "container.html", page)
 }
@@ -465,6 +480,50 @@ pub fn create_form(
         errors => to_value(errors),
     };
     viewer.render_status(status, "create", "create.html", page)
+}
+
+/// `GET /nodes` (admin only): the nodes of a Swarm runtime and what each holds.
+pub async fn nodes(viewer: Viewer) -> PageResult {
+    viewer.require(Action::Administer, None)?;
+    #[derive(Serialize)]
+    struct NodeView {
+        name: String,
+        state: &'static str,
+        state_class: &'static str,
+        schedulable: bool,
+        role: &'static str,
+        address: String,
+        containers: usize,
+        memory: String,
+        cpus: String,
+    }
+    let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30));
+    let (nodes, error) = match viewer.state().manager.nodes().await {
+        Ok(reports) => (
+            reports
+                .iter()
+                .map(|r| NodeView {
+                    name: r.node.name.to_string(),
+                    state: r.node.state.as_str(),
+                    state_class: match r.node.state {
+                        cm_core::NodeState::Ready => "ok",
+                        cm_core::NodeState::Down => "bad",
+                        cm_core::NodeState::Unknown => "warn",
+                    },
+                    schedulable: r.node.schedulable,
+                    role: if r.node.manager { "manager" } else { "worker" },
+                    address: r.node.address.to_string(),
+                    containers: r.containers,
+                    memory: format!("{} of {}", gib(r.reserved_memory_bytes), gib(r.node.memory_bytes)),
+                    cpus: format!("{} of {}", r.reserved_cpus, r.node.cpus),
+                })
+                .collect(),
+            None,
+        ),
+        Err(e) => (Vec::new(), Some(e.message().to_owned())),
+    };
+    let page = minijinja::context! { nodes => to_value(&nodes), error => error };
+    viewer.render("nodes", "nodes.html", page)
 }
 
 /// `GET /users`: users with their containers and tokens (admin only).

@@ -39,6 +39,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("confirm.html", include_str!("../../templates/confirm.html")),
     ("create.html", include_str!("../../templates/create.html")),
     ("users.html", include_str!("../../templates/users.html")),
+    ("nodes.html", include_str!("../../templates/nodes.html")),
     ("keys.html", include_str!("../../templates/keys.html")),
     ("settings.html", include_str!("../../templates/settings.html")),
     ("logs.html", include_str!("../../templates/logs.html")),

@@ -205,6 +205,11 @@ pub(crate) const ROWS: &[Row] = &[
         expect: [401, 401, 200, 403, 404, 401],
     },
     Row {
+        endpoint: "move_container",
+        body: |_| json!({"container_id": CONTAINER, "node": "n2"}),
+        expect: [401, 401, 422, 403, 404, 401],
+    },
+    Row {
         endpoint: "reconcile",
         body: |_| json!({"dry_run": true}),
         expect: [401, 401, 200, 403, 403, 401],

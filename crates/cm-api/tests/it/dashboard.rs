@@ -1536,3 +1536,69 @@ async fn a_container_stopped_for_being_idle_says_so_and_one_stopped_on_purpose_d
     let page = browser.get(&app, "/containers/alice_custom").await;
     assert!(page.body.contains("stopped (idle)"), "{}", page.body);
 }
+
+#[actix_web::test]
+async fn the_admin_sees_the_nodes_and_moves_a_container_with_its_data() {
+    let app = TestApp::new();
+    let admin = login(&app, ADMIN).await;
+    let single = admin.get(&app, "/nodes").await;
+    assert_eq!(single.status, StatusCode::OK);
+    assert!(single.body.contains("runs one engine"), "{}", single.body);
+
+    let node = |name: &str, octet: u8| cm_core::NodeInfo {
+        name: cm_core::NodeName::parse(name).unwrap(),
+        id: format!("id-{name}"),
+        address: std::net::IpAddr::from([10, 99, 0, octet]),
+        state: cm_core::NodeState::Ready,
+        schedulable: true,
+        manager: octet == 1,
+        memory_bytes: 4 << 30,
+        cpus: 2.0,
+    };
+    app.world
+        .runtime
+        .set_nodes(vec![node("manager-1", 1), node("worker-1", 2)]);
+    create(
+        &app,
+        json!({"user_id": "alice", "container_type": "cli_v4", "node": "worker-1"}),
+    )
+    .await;
+    let nodes = admin.get(&app, "/nodes").await;
+    assert!(nodes.body.contains("data-node=\"worker-1\""), "{}", nodes.body);
+    assert!(nodes.body.contains("0.5 GiB of 4.0 GiB"), "{}", nodes.body);
+
+    let page = admin.get(&app, "/containers/alice_cli_v4").await;
+    assert!(page.body.contains("id=\"node\">worker-1<"), "{}", page.body);
+    assert!(
+        page.body.contains("<option value=\"manager-1\">"),
+        "only the other node is offered"
+    );
+    assert!(!page.body.contains("<option value=\"worker-1\">"));
+    let moved = admin
+        .post_and_follow(&app, "/containers/alice_cli_v4/move", &[("node", "manager-1")])
+        .await;
+    assert!(
+        moved.body.contains("moved from node worker-1 to node manager-1"),
+        "{}",
+        moved.body
+    );
+    assert!(moved.body.contains("id=\"node\">manager-1<"), "{}", moved.body);
+    let trail = app.audit.entries();
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.action == "move_container" && e.target.as_deref() == Some("alice_cli_v4")),
+        "{trail:#?}"
+    );
+
+    // A user sees neither the nodes nor the move.
+    let token = app.token("alice").await;
+    let alice = login(&app, &token).await;
+    assert_eq!(alice.get(&app, "/nodes").await.status, StatusCode::FORBIDDEN);
+    let own = alice.get(&app, "/containers/alice_cli_v4").await;
+    assert!(!own.body.contains("move-form"), "{}", own.body);
+    let refused = alice
+        .post(&app, "/containers/alice_cli_v4/move", &[("node", "worker-1")])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}

@@ -62,6 +62,25 @@ async fn a_create_names_its_node_and_list_nodes_counts_it() {
     assert_eq!(nodes[0]["containers"], 0);
     assert_eq!(nodes[1]["address"], "10.99.0.2");
 
+    let (status, moved) = app
+        .post(
+            &api("move_container"),
+            json!({"container_id": "alice_cli_v4", "node": "manager-1"}),
+            &Cred::admin(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(moved["from"], "worker-1");
+    assert_eq!(moved["container"]["node"], "manager-1");
+    let (status, back) = app
+        .post(
+            &api("move_container"),
+            json!({"container_id": "alice_cli_v4", "node": "worker-1"}),
+            &Cred::admin(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{back}");
+
     app.world.runtime.set_node_state("worker-1", NodeState::Down);
     let (status, got) = app
         .get(

@@ -238,6 +238,18 @@ async fn nodes_and_placement() {
     check(Seed::Cluster, "get_placed", &["get", "alice_cli_v4"]).await;
     check(
         Seed::Cluster,
+        "move",
+        &["move", "alice_cli_v4", "--node", "manager-1"],
+    )
+    .await;
+    check(
+        Seed::Cluster,
+        "move_to_its_node",
+        &["move", "alice_cli_v4", "--node", "worker-1"],
+    )
+    .await;
+    check(
+        Seed::Cluster,
         "create_on_unknown_node",
         &["create", "carol", "cli_v4", "--node", "worker-9"],
     )

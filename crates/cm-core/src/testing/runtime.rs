@@ -36,6 +36,8 @@ pub enum FakeOp {
     EnsureVolume,
     /// `remove_volume`.
     RemoveVolume,
+    /// `copy_volume` (a move).
+    CopyVolume,
     /// `create_container`.
     CreateContainer,
     /// `start_container`.
@@ -88,6 +90,12 @@ struct Engine {
     events: Option<tokio::sync::broadcast::Sender<ContainerEvent>>,
     /// The nodes of a cluster (see [`FakeRuntime::set_nodes`]); none for a single engine.
     nodes: Vec<crate::ports::NodeInfo>,
+    /// Set when renames are refused, as Swarm refuses them (see [`FakeRuntime::refuse_renames`]).
+    no_renames: bool,
+    /// Volumes copied between nodes: (volume, from, to).
+    copies: Vec<(String, String, String)>,
+    /// Volumes removed from one node: (volume, node).
+    removed_on: Vec<(String, String)>,
 }
 
 impl Engine {
@@ -230,6 +238,21 @@ impl FakeRuntime {
     /// Makes it a cluster of `nodes` (a create then places containers on them).
     pub fn set_nodes(&self, nodes: Vec<crate::ports::NodeInfo>) {
         self.engine().nodes = nodes;
+    }
+
+    /// Refuses renames from now on, as Swarm does (an update then replaces containers).
+    pub fn refuse_renames(&self) {
+        self.engine().no_renames = true;
+    }
+
+    /// The volumes copied between nodes, as (volume, from, to).
+    pub fn copies(&self) -> Vec<(String, String, String)> {
+        self.engine().copies.clone()
+    }
+
+    /// The volumes removed from one node, as (volume, node).
+    pub fn removed_on(&self) -> Vec<(String, String)> {
+        self.engine().removed_on.clone()
     }
 
     /// Sets a node's state (a node that is down shows its containers as `node-down`).
@@ -708,8 +731,43 @@ impl ContainerRuntime for FakeRuntime {
         }))
     }
 
+    fn renames(&self) -> bool {
+        !self.engine().no_renames
+    }
+
+    async fn copy_volume(
+        &self,
+        plan: &crate::ports::VolumePlan,
+        from: &crate::names::NodeName,
+        to: &crate::names::NodeName,
+    ) -> Result<u64> {
+        let mut engine = self.check(FakeOp::CopyVolume)?;
+        if !engine.volumes.contains_key(plan.name.as_str()) {
+            return Err(Error::not_found(format!(
+                "no volume {} on node {from}",
+                plan.name
+            )));
+        }
+        engine
+            .copies
+            .push((plan.name.to_string(), from.to_string(), to.to_string()));
+        Ok(4096)
+    }
+
+    async fn remove_volume_on(&self, name: &str, node: &crate::names::NodeName) -> Result<()> {
+        let mut engine = self.check(FakeOp::RemoveVolume)?;
+        engine.removed_on.push((name.to_owned(), node.to_string()));
+        Ok(())
+    }
+
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         let mut engine = self.check(FakeOp::CreateContainer)?;
+        if engine.no_renames {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("can not rename {id} to {new_name}: this fake refuses renames, as Swarm does"),
+            ));
+        }
         if engine.containers.values().any(|c| c.name == new_name) {
             return Err(Error::conflict(format!("name {new_name} is in use")));
         }

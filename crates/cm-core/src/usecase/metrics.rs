@@ -35,6 +35,22 @@ impl Manager {
                 label(kind)
             );
         }
+        let nodes = self.known_nodes();
+        if !nodes.is_empty() {
+            let mut by_state: BTreeMap<&str, u64> = BTreeMap::new();
+            for node in &nodes {
+                *by_state.entry(node.state.as_str()).or_default() += 1;
+            }
+            family(
+                &mut out,
+                "cm_nodes",
+                "gauge",
+                "Nodes of the Swarm runtime by state, as last listed.",
+            );
+            for (state, count) in by_state {
+                let _ = writeln!(out, "cm_nodes{{state=\"{state}\"}} {count}");
+            }
+        }
         let pool = self.config().port_pool;
         let leased = self.leased_ports().await?;
         let in_pool = leased.iter().filter(|p| pool.contains(**p)).count();

@@ -17,6 +17,7 @@ pub(crate) mod lookup;
 pub(crate) mod metrics;
 pub(crate) mod nodes;
 pub(crate) mod quota;
+pub(crate) mod relocate;
 pub(crate) mod route_check;
 pub(crate) mod routes;
 pub(crate) mod status_feed;

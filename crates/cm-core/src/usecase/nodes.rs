@@ -10,6 +10,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::manager::Manager;
 use crate::names::NodeName;
 use crate::ports::{NodeInfo, NodeState};
+use crate::spec::ContainerStatus;
 
 /// A node with what the manager placed on it.
 #[derive(Debug, Clone, Serialize)]
@@ -41,7 +42,7 @@ impl Manager {
     /// The nodes with what each holds; empty on a single engine.
     pub async fn nodes(&self) -> Result<Vec<NodeReport>> {
         let nodes = self.adapters().runtime.nodes().await?;
-        self.node_addresses.remember(&nodes);
+        self.known_nodes.remember(&nodes);
         if nodes.is_empty() {
             return Ok(Vec::new());
         }
@@ -65,6 +66,47 @@ impl Manager {
             }
         }
         Ok(reports.into_values().collect())
+    }
+
+    /// Tells the live statuses which containers sit on a node that is down (`node-down`: the
+    /// engine sends no event of its own for them) and has those whose node is back inspected
+    /// again; gives how many are on nodes that are down. cm-api runs it with the usage sampler.
+    pub async fn watch_nodes(&self) -> Result<usize> {
+        let nodes = self.adapters().runtime.nodes().await?;
+        self.known_nodes.remember(&nodes);
+        let Some(view) = self.status_view.as_ref() else {
+            return Ok(0);
+        };
+        if nodes.is_empty() {
+            return Ok(0);
+        }
+        let down: Vec<&NodeName> = nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Down)
+            .map(|n| &n.name)
+            .collect();
+        let mut on_down_nodes = 0;
+        for spec in self.adapters().store.list_all().await? {
+            let Some(node) = &spec.node else { continue };
+            if down.contains(&node) {
+                on_down_nodes += 1;
+                view.set(&spec.container_id, Some(ContainerStatus::NodeDown));
+            } else if view.snapshot_of(&spec.container_id) == Some(ContainerStatus::NodeDown) {
+                let status = self
+                    .adapters()
+                    .runtime
+                    .inspect_container(&spec.container_id)
+                    .await?
+                    .map_or(ContainerStatus::Missing, |c| c.status);
+                view.set(&spec.container_id, Some(status));
+            }
+        }
+        Ok(on_down_nodes)
+    }
+
+    /// The nodes as last listed, without asking the engine (for the metrics).
+    pub fn known_nodes(&self) -> Vec<NodeInfo> {
+        self.known_nodes.all()
     }
 
     /// Where a new container goes: `requested` when it is a node that takes containers, else the
@@ -129,14 +171,14 @@ impl Manager {
         let Some(node) = node else {
             return IpAddr::from([127, 0, 0, 1]);
         };
-        if let Some(address) = self.node_addresses.get(node) {
+        if let Some(address) = self.known_nodes.address(node) {
             return address;
         }
         if let Err(e) = self.nodes().await {
             tracing::warn!(%node, error = %e, "the nodes could not be listed for a route");
         }
-        self.node_addresses
-            .get(node)
+        self.known_nodes
+            .address(node)
             .unwrap_or(IpAddr::from([127, 0, 0, 1]))
     }
 }
