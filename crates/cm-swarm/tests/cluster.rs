@@ -279,7 +279,7 @@ fn exec_logs_and_the_published_port_of_a_container_on_a_worker_go_through_that_w
         assert_eq!(observed.status, ContainerStatus::Running);
         id
     });
-    assert_eq!(task_nodes(&env), [w2.hostname.clone()]);
+    assert_eq!(task_nodes(&env), [w2.hostname.as_str()]);
     let container = container_on(&w2, &id);
     assert_eq!(container.lines().count(), 1, "on worker 2: {container:?}");
     let short = &container[..12];
@@ -515,7 +515,7 @@ fn a_killed_worker_is_down_and_containers_on_the_others_are_unaffected() {
             .unwrap();
         id
     });
-    assert_eq!(task_nodes(&env), [cluster.worker(1).hostname.clone()]);
+    assert_eq!(task_nodes(&env), [cluster.worker(1).hostname.as_str()]);
     for node in [cluster.manager(), cluster.worker(2)] {
         docker_ok(&["node", "update", "--availability", "active", &node.id]);
     }

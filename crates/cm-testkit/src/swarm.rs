@@ -562,6 +562,12 @@ impl<'env> Cluster<'env> {
         };
         // A swarm left by a killed test run goes before its bridge could be needed again.
         leave_stale_swarm();
+        let (state, _) = swarm_state();
+        assert_eq!(
+            state, "inactive",
+            "the engine already is in a swarm (not made by a test): a Cluster needs its own \
+             (run `docker swarm leave --force` if that swarm is not needed)"
+        );
 
         let labels = [
             format!("{TEST_LABEL}={}", env.run),
@@ -896,5 +902,67 @@ impl Drop for Cluster<'_> {
     fn drop(&mut self) {
         let problems = self.teardown();
         report(&problems);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Leaves swarm mode when dropped: what a test made by hand goes even if the test panics.
+    struct LeaveOnDrop;
+
+    impl Drop for LeaveOnDrop {
+        fn drop(&mut self) {
+            if swarm_state().0 != "inactive" {
+                let _ = leave_swarm();
+                let _ = remove_gwbridge();
+            }
+        }
+    }
+
+    #[test]
+    fn a_swarm_left_by_a_killed_test_run_is_left_before_joining() {
+        if !crate::require(
+            "docker",
+            &["info", "--format", "{{.ServerVersion}}"],
+            "a running Docker engine",
+        ) {
+            return;
+        }
+        let env = TestEnv::alone();
+        if swarm_state().0 != "inactive" {
+            // Someone's own swarm: not ours to leave; the integration tests cover its reuse.
+            eprintln!("the engine is in swarm mode already: nothing to simulate");
+            return;
+        }
+        let _leave = LeaveOnDrop;
+        // A run that put the engine into swarm mode and was killed: this process's pid with
+        // another start time, as a reused pid would look.
+        let me = owner_id();
+        let parts: Vec<&str> = me.split('.').collect();
+        let dead = format!("{}.{}.{}.1.{}", parts[0], parts[1], parts[2], parts[4]);
+        assert!(owner_is_gone(&dead));
+        std::fs::write(marker_path(), &dead).unwrap();
+        checked(
+            "docker swarm init",
+            &sdocker(&[
+                "swarm",
+                "init",
+                "--advertise-addr",
+                "127.0.0.1",
+                "--default-addr-pool",
+                ADDR_POOL,
+            ]),
+        );
+        let old = stdout(&sdocker(&["info", "--format", "{{.Swarm.NodeID}}"]));
+        {
+            let swarm = SingleNodeSwarm::join(&env);
+            assert!(swarm.initiated(), "the stale swarm is this fixture's to leave");
+            assert_ne!(swarm.node_id(), old, "a new swarm, not the stale one");
+            assert_eq!(std::fs::read_to_string(marker_path()).unwrap().trim(), owner_id());
+        }
+        assert_eq!(swarm_state().0, "inactive");
+        assert!(!marker_path().exists());
     }
 }
