@@ -809,6 +809,7 @@ impl<'env> Cluster<'env> {
     /// Copies `image` from the host engine onto every worker that still runs
     /// (`docker save` once into the test's temp dir, then `docker -H <worker> load`).
     pub fn load_image(&self, image: &str) {
+        let since = Instant::now();
         let dir = self.swarm.env().path().join("images");
         std::fs::create_dir_all(&dir).unwrap();
         let file: String = image
@@ -830,6 +831,7 @@ impl<'env> Cluster<'env> {
             }
         }
         let _ = std::fs::remove_file(&file);
+        trace(since, &format!("{image} is loaded on the workers"));
     }
 
     /// Kills worker `n` (counted from 1) abruptly, its engine and tasks with it, as a machine
