@@ -41,7 +41,7 @@ mod errors;
 mod probe;
 
 pub use disk::{DiskImages, FIRST_LOOP};
-pub use errors::engine_error;
+pub use errors::{engine_error, engine_error_at};
 pub use probe::{HttpAppProbe, TcpPortProbe};
 
 /// How long a single engine request may take before it counts as hung.
@@ -204,18 +204,26 @@ impl DockerRuntime {
             None => Docker::connect_with_defaults(),
         };
         let docker = connected
-            .map_err(engine_error)?
+            .map_err(|e| self.translate(e))?
             .with_timeout(REQUEST_TIMEOUT)
             .negotiate_version()
             .await
-            .map_err(engine_error)?;
+            .map_err(|e| self.translate(e))?;
         *client = Some(docker.clone());
         Ok(docker)
     }
 
+    /// An engine error in our terms, naming this runtime's endpoint when it has its own.
+    fn translate(&self, err: bollard::errors::Error) -> Error {
+        match &self.endpoint {
+            Some(endpoint) => engine_error_at(err, endpoint),
+            None => engine_error(err),
+        }
+    }
+
     /// Forgets the client after a connection failure, so the next call reconnects.
     pub async fn on_error(&self, err: bollard::errors::Error) -> Error {
-        let err = engine_error(err);
+        let err = self.translate(err);
         if err.kind() == ErrorKind::Unavailable {
             *self.client.lock().await = None;
         }

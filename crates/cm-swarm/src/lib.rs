@@ -354,15 +354,20 @@ impl SwarmRuntime {
     /// The containers of a service on every engine reached (running or not).
     async fn containers_of_service(&self, id: &str) -> Result<Vec<(String, &DockerRuntime)>> {
         let mut found = Vec::new();
-        for engine in self.engines() {
-            let docker = engine.docker().await?;
-            let filters = HashMap::from([("label".to_owned(), vec![format!("{SERVICE_ID_LABEL}={id}")])]);
-            let options = ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filters)
-                .build();
-            let listed = engine.answer(docker.list_containers(Some(options)).await).await?;
-            found.extend(listed.into_iter().filter_map(|c| c.id).map(|c| (c, engine)));
+        for (at, engine) in self.engines().enumerate() {
+            let listed = async {
+                let docker = engine.docker().await?;
+                let filters = HashMap::from([("label".to_owned(), vec![format!("{SERVICE_ID_LABEL}={id}")])]);
+                let options = ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&filters)
+                    .build();
+                engine.answer(docker.list_containers(Some(options)).await).await
+            }
+            .await;
+            if let Some(listed) = unless_node_down(at, engine, listed)? {
+                found.extend(listed.into_iter().filter_map(|c| c.id).map(|c| (c, engine)));
+            }
         }
         Ok(found)
     }
@@ -428,7 +433,13 @@ impl SwarmRuntime {
                 .as_ref()
                 .and_then(|s| s.availability.as_ref())
                 .map(ToString::to_string);
-            if available.as_deref() == Some("drain") {
+            let ready = node
+                .status
+                .as_ref()
+                .and_then(|s| s.state.as_ref())
+                .map(ToString::to_string);
+            // Only a ready node that takes tasks could run it.
+            if available.as_deref() == Some("drain") || ready.as_deref() != Some("ready") {
                 continue;
             }
             let host = node
@@ -496,6 +507,24 @@ impl SwarmRuntime {
                 )))
             }
         }
+    }
+}
+
+/// A call's answer from engine number `at` of [`SwarmRuntime::engines`]: a node's engine that
+/// cannot be reached is skipped (`None`, with a warning), so one node down does not stop what the
+/// others can answer; the manager's errors are errors.
+fn unless_node_down<T>(at: usize, engine: &DockerRuntime, answer: Result<T>) -> Result<Option<T>> {
+    match answer {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if at > 0 && e.kind() == ErrorKind::Unavailable => {
+            tracing::warn!(
+                engine = engine.endpoint().unwrap_or_default(),
+                error = %e,
+                "a node's engine cannot be reached; skipped"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -888,15 +917,18 @@ impl ContainerRuntime for SwarmRuntime {
     async fn start_container(&self, id: &str) -> Result<()> {
         let service = self.existing(id).await?;
         let service_id = service.id.clone().unwrap_or_default();
-        let before = self.task_ids(&service_id).await?;
+        let mut before = self.task_ids(&service_id).await?;
         if replicas(&service) == 0 {
             self.update(&service, |spec| scaled(spec, 1)).await?;
         } else {
             let current = current_of(self.tasks(Some(&service_id)).await?);
-            if current.task.as_ref().is_some_and(is_up) {
-                return Ok(());
+            match current.task {
+                // Running, or on its way: starting it again is fine, once it runs.
+                Some(task) if is_up(&task) => {
+                    before.remove(task.id.as_deref().unwrap_or_default());
+                }
+                _ => self.update(&service, forced).await?,
             }
-            self.update(&service, forced).await?;
         }
         self.wait_started(&service_id, &before).await?;
         self.replay_uploads(&service_id).await
@@ -1009,8 +1041,9 @@ impl ContainerRuntime for SwarmRuntime {
 
     async fn published_ports(&self, range: PortRange) -> Result<BTreeSet<u16>> {
         let mut ports = BTreeSet::new();
-        for engine in self.engines() {
-            ports.extend(engine.published_ports(range).await?);
+        for (at, engine) in self.engines().enumerate() {
+            let published = engine.published_ports(range).await;
+            ports.extend(unless_node_down(at, engine, published)?.unwrap_or_default());
         }
         Ok(ports)
     }
@@ -1067,8 +1100,9 @@ impl ContainerRuntime for SwarmRuntime {
 
     async fn list_all_containers(&self) -> Result<Vec<EngineContainer>> {
         let mut all = Vec::new();
-        for engine in self.engines() {
-            all.extend(engine.list_all_containers().await?);
+        for (at, engine) in self.engines().enumerate() {
+            let listed = engine.list_all_containers().await;
+            all.extend(unless_node_down(at, engine, listed)?.unwrap_or_default());
         }
         Ok(all)
     }
@@ -1089,7 +1123,9 @@ impl ContainerRuntime for SwarmRuntime {
     async fn container_events(&self) -> Result<EventStream> {
         let mut streams = Vec::new();
         for (at, engine) in self.engines().enumerate() {
-            let docker = engine.docker().await?;
+            let Some(docker) = unless_node_down(at, engine, engine.docker().await)? else {
+                continue;
+            };
             let filters = HashMap::from([(
                 "type".to_owned(),
                 if at == 0 {
@@ -1100,7 +1136,24 @@ impl ContainerRuntime for SwarmRuntime {
                 },
             )]);
             let options = EventsOptionsBuilder::new().filters(&filters).build();
-            streams.push(docker.events(Some(options)));
+            let events = docker.events(Some(options));
+            if at == 0 {
+                streams.push(events.boxed());
+            } else {
+                // A node's engine going away ends its events, not everyone's (its containers
+                // are then the manager's to report, as tasks).
+                let endpoint = engine.endpoint().unwrap_or_default().to_owned();
+                streams.push(
+                    events
+                        .take_while(move |item| {
+                            if let Err(e) = item {
+                                tracing::warn!(engine = %endpoint, error = %e, "a node's engine events ended");
+                            }
+                            std::future::ready(item.is_ok())
+                        })
+                        .boxed(),
+                );
+            }
         }
         let stream = futures_util::stream::select_all(streams).filter_map(|item| async move {
             match item {

@@ -112,14 +112,7 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
         PortBinding, RemoveMode, RestartPolicy, TypeName, UploadEntry, VolumeName, VolumePlan, owner_labels,
     };
     let runtime = subject.runtime();
-    let bounded = async |what: &str, call: std::pin::Pin<Box<dyn Future<Output = _> + Send + '_>>| {
-        tokio::time::timeout(subject.limit(), call)
-            .await
-            .unwrap_or_else(|_| panic!("{what}: no answer in time"))
-    };
-    let info: cm_core::EngineInfo = bounded("engine_info", Box::pin(runtime.engine_info()))
-        .await
-        .unwrap();
+    let info = within(subject, runtime.engine_info()).await.unwrap();
     assert_eq!(info.runtime, "swarm");
     assert!(
         info.weaker.iter().any(|w| w.contains("0.0.0.0")),
@@ -129,7 +122,7 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
 
     let user = subject.user("extra");
     let kind = TypeName::parse("cli_v4").unwrap();
-    let taken = runtime.network_subnets().await.unwrap();
+    let taken = within(subject, runtime.network_subnets()).await.unwrap();
     let network = NetworkPlan {
         name: NetworkName::of(&user),
         subnet: subject.subnets().pick(&taken).unwrap(),
@@ -140,7 +133,7 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
         labels: owner_labels(&user, Some(&kind), &subject.labels()),
         size: None,
     };
-    runtime.ensure_network(&network).await.unwrap();
+    within(subject, runtime.ensure_network(&network)).await.unwrap();
     let driver = docker_ok(&[
         "network",
         "inspect",
@@ -149,8 +142,10 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
         "{{.Driver}} {{.Attachable}}",
     ]);
     assert_eq!(driver, "overlay true");
-    runtime.ensure_volume(&volume).await.unwrap();
-    let published = runtime.published_ports(subject.ports()).await.unwrap();
+    within(subject, runtime.ensure_volume(&volume)).await.unwrap();
+    let published = within(subject, runtime.published_ports(subject.ports()))
+        .await
+        .unwrap();
     let port = subject
         .ports()
         .pick(1, &published, &cm_core::testing::FakeProbe::default())
@@ -180,7 +175,9 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
         image: cm_core::ImageRef::parse("cm-swarm-no-such-image:never").unwrap(),
         ..plan.clone()
     };
-    let err = runtime.create_container(&missing).await.unwrap_err();
+    let err = within(subject, runtime.create_container(&missing))
+        .await
+        .unwrap_err();
     let host = docker_ok(&["info", "--format", "{{.Name}}"]);
     let said = err.to_string();
     assert_eq!(err.kind(), cm_core::ErrorKind::NotFound, "{said}");
@@ -190,7 +187,7 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
         "{said}"
     );
 
-    let id = runtime.create_container(&plan).await.unwrap();
+    let id = within(subject, runtime.create_container(&plan)).await.unwrap();
     let service = docker_ok(&[
         "service",
         "inspect",
@@ -211,9 +208,11 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
         gid: 0,
         contents: Some(b"before the start\n".to_vec()),
     };
-    runtime.upload(&id, "/tmp", &[note]).await.unwrap();
-    runtime.start_container(&id).await.unwrap();
-    let read = runtime.download(&id, "/tmp/note").await.unwrap();
+    within(subject, runtime.upload(&id, "/tmp", &[note]))
+        .await
+        .unwrap();
+    within(subject, runtime.start_container(&id)).await.unwrap();
+    let read = within(subject, runtime.download(&id, "/tmp/note")).await.unwrap();
     assert_eq!(read.as_deref(), Some(&b"before the start\n"[..]));
 
     let container = docker_ok(&[
@@ -239,12 +238,18 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
     );
 
     // A crash is restarted by Swarm and counted.
-    let before = runtime.inspect_container(&id).await.unwrap().unwrap();
+    let before = within(subject, runtime.inspect_container(&id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(before.restart_count, Some(0));
     docker(&["kill", &container]);
     let mut restarted = None;
     for _ in 0..100 {
-        let now = runtime.inspect_container(&id).await.unwrap().unwrap();
+        let now = within(subject, runtime.inspect_container(&id))
+            .await
+            .unwrap()
+            .unwrap();
         if now.status == cm_core::ContainerStatus::Running && now.restart_count == Some(1) {
             restarted = Some(now);
             break;
@@ -254,7 +259,7 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
     assert!(
         restarted.is_some(),
         "no restart after a crash: {:?}",
-        runtime.inspect_container(&id).await
+        within(subject, runtime.inspect_container(&id)).await
     );
 
     // Left running: the run's cleanup finds the service and removes it with its container.
@@ -263,8 +268,20 @@ async fn what_swarm_adds(subject: &Swarm<'_>) {
     assert!(found.contains(&format!("service {}", plan.name)), "{found:?}");
     cm_testkit::remove_labelled(&filter);
     assert_eq!(cm_testkit::labelled(&filter), Vec::<String>::new());
-    assert_eq!(runtime.inspect_container(&id).await.unwrap(), None);
-    runtime.remove_container(&id, RemoveMode::Force).await.unwrap();
+    assert_eq!(
+        within(subject, runtime.inspect_container(&id)).await.unwrap(),
+        None
+    );
+    within(subject, runtime.remove_container(&id, RemoveMode::Force))
+        .await
+        .unwrap();
+}
+
+/// A runtime call, bounded by the subject's limit.
+async fn within<T>(subject: &Swarm<'_>, call: impl Future<Output = T>) -> T {
+    tokio::time::timeout(subject.limit(), call)
+        .await
+        .unwrap_or_else(|_| panic!("no answer within {:?}", subject.limit()))
 }
 
 fn docker(args: &[&str]) {
