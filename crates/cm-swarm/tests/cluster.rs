@@ -540,8 +540,43 @@ fn a_killed_worker_is_down_and_containers_on_the_others_are_unaffected() {
         };
         let out = bounded("exec", runtime.exec(&id, &request)).await.unwrap();
         assert_eq!((out.exit_code, out.stdout.as_str()), (0, "still-here\n"));
-        // Not checked yet (the adapter asks every configured engine, the dead one's too): a
-        // create and a remove while a node is down. The fixture removes the service.
+        // A new container is still created and started while worker 2 is down (the manager
+        // takes tasks again), and both are removed.
+        let other = subject.user("new");
+        let (network, volume, mut plan) = plan_of(&subject, &other);
+        plan.ports[0].host_port += 1;
+        let range = subject.env.slot.subnet_range();
+        let (prefix, _) = range.split('/').next().unwrap().rsplit_once('.').unwrap();
+        let network = NetworkPlan {
+            subnet: Subnet::parse(&format!("{prefix}.16/28")).unwrap(),
+            ..network
+        };
+        bounded("ensure_network", runtime.ensure_network(&network))
+            .await
+            .unwrap();
+        bounded("ensure_volume", runtime.ensure_volume(&volume))
+            .await
+            .unwrap();
+        let new = bounded("create_container", runtime.create_container(&plan))
+            .await
+            .unwrap();
+        bounded("start_container", runtime.start_container(&new))
+            .await
+            .unwrap();
+        for id in [&new, &id] {
+            bounded(
+                "remove_container",
+                runtime.remove_container(id, RemoveMode::Force),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                bounded("inspect_container", runtime.inspect_container(id))
+                    .await
+                    .unwrap(),
+                None
+            );
+        }
     });
     drop(rt);
     drop(subject);
