@@ -933,6 +933,8 @@ mod tests {
             return;
         }
         let env = TestEnv::alone();
+        // A real swarm of a killed run goes first (what this test simulates below).
+        leave_stale_swarm();
         if swarm_state().0 != "inactive" {
             // Someone's own swarm: not ours to leave; the integration tests cover its reuse.
             eprintln!("the engine is in swarm mode already: nothing to simulate");
