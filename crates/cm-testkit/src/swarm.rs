@@ -412,7 +412,8 @@ pub const NODE_LABEL: &str = "cm.node";
 
 /// The entry of a worker container: `/sys` and the cgroup hierarchies read-write (the engine
 /// mounts them read-only), a tmpfs for the engine's data, then `dockerd` on a unix socket in the
-/// bind-mounted directory `/run/cm-node` (its log beside it).
+/// bind-mounted directory `/run/cm-node` (its log beside it), owned by the group of the host's
+/// socket so a test that reaches the host's engine by its group reaches the worker's too.
 const WORKER_ENTRY: &str = r#"set -e
 mount -o remount,rw /sys
 mount -o remount,rw /sys/fs/cgroup
@@ -421,7 +422,7 @@ mkdir -p /var/lib/docker
 mount -t tmpfs -o size=8g tmpfs /var/lib/docker
 exec dockerd --host unix:///run/cm-node/docker.sock --data-root /var/lib/docker \
   --storage-driver overlay2 --mtu "$CM_MTU" --label "cm.node=$CM_NODE" \
-  >/run/cm-node/dockerd.log 2>&1
+  ${CM_SOCKET_GROUP:+--group "$CM_SOCKET_GROUP"} >/run/cm-node/dockerd.log 2>&1
 "#;
 
 /// One node of a [`Cluster`].
@@ -480,6 +481,14 @@ fn host_endpoint() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
+}
+
+/// The group id of the host engine's unix socket, if it is one.
+fn host_socket_group() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let endpoint = host_endpoint();
+    let path = endpoint.strip_prefix("unix://")?;
+    std::fs::metadata(path).ok().map(|m| m.gid())
 }
 
 /// Where the host's `docker-init` is (under `/usr`, which the workers mount).
@@ -662,6 +671,10 @@ impl<'env> Cluster<'env> {
             let volume = format!("{}:/run/cm-node", dir.display());
             let node_env = format!("CM_NODE={name}");
             let mtu_env = format!("CM_MTU={mtu}");
+            let group_env = format!(
+                "CM_SOCKET_GROUP={}",
+                host_socket_group().map(|g| g.to_string()).unwrap_or_default()
+            );
             let mut args = vec![
                 "run",
                 "--detach",
@@ -683,6 +696,8 @@ impl<'env> Cluster<'env> {
                 &node_env,
                 "--env",
                 &mtu_env,
+                "--env",
+                &group_env,
                 "--entrypoint",
                 &init,
                 "--cap-add",

@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use cm_testkit::swarm::{Cluster, NODE_IMAGE, label_args};
@@ -124,8 +125,14 @@ fn three_nodes_are_ready_and_everything_goes_afterwards() {
             nodes.contains(&format!("{} Ready Leader", cluster.manager().hostname)),
             "{nodes}"
         );
-        // Each worker's engine answers on its endpoint and is its own (its own node id).
+        // Each worker's engine answers on its endpoint and is its own (its own node id); its
+        // socket has the group of the host's, so whoever reaches one reaches the other.
+        let host_group = std::fs::metadata("/var/run/docker.sock").map(|m| m.gid());
         for worker in cluster.workers() {
+            let socket = worker.endpoint.strip_prefix("unix://").unwrap();
+            if let Ok(group) = host_group {
+                assert_eq!(std::fs::metadata(socket).unwrap().gid(), group);
+            }
             let id = worker.docker_ok(&["info", "--format", "{{.Swarm.NodeID}}"]);
             assert_eq!(id, worker.id);
             assert_eq!(
