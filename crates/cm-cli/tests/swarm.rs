@@ -97,6 +97,14 @@ fn cm_runs_containers_as_swarm_services() {
         format!("ContainerManager {user} 536870912 1000000000 512 [ALL]")
     );
 
+    // The store and the swarm agree: reconcile finds nothing to do, also after a stop.
+    let report = cm_json(&env, &["reconcile", "--dry-run"]);
+    assert_eq!(
+        report["findings"].as_array().map(Vec::len),
+        Some(0),
+        "a dry run finds work: {report:#}"
+    );
+
     let listed = cm_json(&env, &["list", &user]);
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["container_name"], name.as_str());
@@ -130,6 +138,12 @@ fn cm_runs_containers_as_swarm_services() {
     cm_ok(&env, &["stop", &name]);
     assert_eq!(cm_json(&env, &["get", &name])["status"], "exited");
     assert!(!cm(&env, &["exec", &name, "true"]).status.success());
+    let report = cm_json(&env, &["reconcile", "--dry-run"]);
+    assert_eq!(
+        report["findings"].as_array().map(Vec::len),
+        Some(0),
+        "a dry run finds work after a stop: {report:#}"
+    );
     cm_ok(&env, &["start", &name]);
     assert_eq!(cm_json(&env, &["get", &name])["status"], "running");
     // A new task: /data is the same volume.
