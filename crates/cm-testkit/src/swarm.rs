@@ -213,9 +213,20 @@ fn remove_swarm_objects(filter: &str) -> Vec<String> {
             ));
         }
         for service in &services {
+            // A task's container may still be on its way when the service goes (the agent
+            // removes it after): gone means none on two looks a second apart. Those left are
+            // removed now rather than after their stop grace period.
             let by_service = format!("label=com.docker.swarm.service.id={service}");
             let gone = wait_for(STATE_WAIT, || {
-                lines(&sdocker(&["ps", "-aq", "--filter", &by_service])).is_empty()
+                let left = lines(&sdocker(&["ps", "-aq", "--filter", &by_service]));
+                if left.is_empty() {
+                    std::thread::sleep(Duration::from_secs(1));
+                    return lines(&sdocker(&["ps", "-aq", "--filter", &by_service])).is_empty();
+                }
+                let mut args = vec!["rm", "--force", "--volumes"];
+                args.extend(left.iter().map(String::as_str));
+                let _ = sdocker(&args);
+                false
             });
             if !gone {
                 problems.push(format!("the containers of service {service} did not go"));
