@@ -281,7 +281,7 @@ fn exec_logs_and_the_published_port_of_a_container_on_a_worker_go_through_that_w
         assert_eq!(observed.status, ContainerStatus::Running);
         id
     });
-    assert_eq!(task_nodes(&env), std::slice::from_ref(&w2.hostname));
+    assert_eq!(task_nodes(&env), [w2.hostname.as_str()]);
     let container = container_on(&w2, &id);
     assert_eq!(container.lines().count(), 1, "on worker 2: {container:?}");
     let short = &container[..12];
@@ -519,7 +519,7 @@ fn a_killed_worker_is_down_and_containers_on_the_others_are_unaffected() {
             .unwrap();
         id
     });
-    assert_eq!(task_nodes(&env), [cluster.worker(1).hostname.clone()]);
+    assert_eq!(task_nodes(&env), [cluster.worker(1).hostname.as_str()]);
     for node in [cluster.manager(), cluster.worker(2)] {
         docker_ok(&["node", "update", "--availability", "active", &node.id]);
     }
@@ -544,8 +544,43 @@ fn a_killed_worker_is_down_and_containers_on_the_others_are_unaffected() {
         };
         let out = bounded("exec", runtime.exec(&id, &request)).await.unwrap();
         assert_eq!((out.exit_code, out.stdout.as_str()), (0, "still-here\n"));
-        // Not checked yet (the adapter asks every configured engine, the dead one's too): a
-        // create and a remove while a node is down. The fixture removes the service.
+        // A new container is still created and started while worker 2 is down (the manager
+        // takes tasks again), and both are removed.
+        let other = subject.user("new");
+        let (network, volume, mut plan) = plan_of(&subject, &other);
+        plan.ports[0].host_port += 1;
+        let range = subject.env.slot.subnet_range();
+        let (prefix, _) = range.split('/').next().unwrap().rsplit_once('.').unwrap();
+        let network = NetworkPlan {
+            subnet: Subnet::parse(&format!("{prefix}.16/28")).unwrap(),
+            ..network
+        };
+        bounded("ensure_network", runtime.ensure_network(&network))
+            .await
+            .unwrap();
+        bounded("ensure_volume", runtime.ensure_volume(&volume))
+            .await
+            .unwrap();
+        let new = bounded("create_container", runtime.create_container(&plan))
+            .await
+            .unwrap();
+        bounded("start_container", runtime.start_container(&new))
+            .await
+            .unwrap();
+        for id in [&new, &id] {
+            bounded(
+                "remove_container",
+                runtime.remove_container(id, RemoveMode::Force),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                bounded("inspect_container", runtime.inspect_container(id))
+                    .await
+                    .unwrap(),
+                None
+            );
+        }
     });
     drop(rt);
     drop(subject);

@@ -213,9 +213,20 @@ fn remove_swarm_objects(filter: &str) -> Vec<String> {
             ));
         }
         for service in &services {
+            // A task's container may still be on its way when the service goes (the agent
+            // removes it after): gone means none on two looks a second apart. Those left are
+            // removed now rather than after their stop grace period.
             let by_service = format!("label=com.docker.swarm.service.id={service}");
             let gone = wait_for(STATE_WAIT, || {
-                lines(&sdocker(&["ps", "-aq", "--filter", &by_service])).is_empty()
+                let left = lines(&sdocker(&["ps", "-aq", "--filter", &by_service]));
+                if left.is_empty() {
+                    std::thread::sleep(Duration::from_secs(1));
+                    return lines(&sdocker(&["ps", "-aq", "--filter", &by_service])).is_empty();
+                }
+                let mut args = vec!["rm", "--force", "--volumes"];
+                args.extend(left.iter().map(String::as_str));
+                let _ = sdocker(&args);
+                false
             });
             if !gone {
                 problems.push(format!("the containers of service {service} did not go"));
@@ -412,7 +423,8 @@ pub const NODE_LABEL: &str = "cm.node";
 
 /// The entry of a worker container: `/sys` and the cgroup hierarchies read-write (the engine
 /// mounts them read-only), a tmpfs for the engine's data, then `dockerd` on a unix socket in the
-/// bind-mounted directory `/run/cm-node` (its log beside it).
+/// bind-mounted directory `/run/cm-node` (its log beside it), owned by the group of the host's
+/// socket so a test that reaches the host's engine by its group reaches the worker's too.
 const WORKER_ENTRY: &str = r#"set -e
 mount -o remount,rw /sys
 mount -o remount,rw /sys/fs/cgroup
@@ -421,7 +433,7 @@ mkdir -p /var/lib/docker
 mount -t tmpfs -o size=8g tmpfs /var/lib/docker
 exec dockerd --host unix:///run/cm-node/docker.sock --data-root /var/lib/docker \
   --storage-driver overlay2 --mtu "$CM_MTU" --label "cm.node=$CM_NODE" \
-  >/run/cm-node/dockerd.log 2>&1
+  ${CM_SOCKET_GROUP:+--group "$CM_SOCKET_GROUP"} >/run/cm-node/dockerd.log 2>&1
 "#;
 
 /// One node of a [`Cluster`].
@@ -480,6 +492,14 @@ fn host_endpoint() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
+}
+
+/// The group id of the host engine's unix socket, if it is one.
+fn host_socket_group() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let endpoint = host_endpoint();
+    let path = endpoint.strip_prefix("unix://")?;
+    std::fs::metadata(path).ok().map(|m| m.gid())
 }
 
 /// Where the host's `docker-init` is (under `/usr`, which the workers mount).
@@ -562,6 +582,12 @@ impl<'env> Cluster<'env> {
         };
         // A swarm left by a killed test run goes before its bridge could be needed again.
         leave_stale_swarm();
+        let (state, _) = swarm_state();
+        assert_eq!(
+            state, "inactive",
+            "the engine already is in a swarm (not made by a test): a Cluster needs its own \
+             (run `docker swarm leave --force` if that swarm is not needed)"
+        );
 
         let labels = [
             format!("{TEST_LABEL}={}", env.run),
@@ -656,6 +682,10 @@ impl<'env> Cluster<'env> {
             let volume = format!("{}:/run/cm-node", dir.display());
             let node_env = format!("CM_NODE={name}");
             let mtu_env = format!("CM_MTU={mtu}");
+            let group_env = format!(
+                "CM_SOCKET_GROUP={}",
+                host_socket_group().map(|g| g.to_string()).unwrap_or_default()
+            );
             let mut args = vec![
                 "run",
                 "--detach",
@@ -677,6 +707,8 @@ impl<'env> Cluster<'env> {
                 &node_env,
                 "--env",
                 &mtu_env,
+                "--env",
+                &group_env,
                 "--entrypoint",
                 &init,
                 "--cap-add",
@@ -803,6 +835,7 @@ impl<'env> Cluster<'env> {
     /// Copies `image` from the host engine onto every worker that still runs
     /// (`docker save` once into the test's temp dir, then `docker -H <worker> load`).
     pub fn load_image(&self, image: &str) {
+        let since = Instant::now();
         let dir = self.swarm.env().path().join("images");
         std::fs::create_dir_all(&dir).unwrap();
         let file: String = image
@@ -824,6 +857,7 @@ impl<'env> Cluster<'env> {
             }
         }
         let _ = std::fs::remove_file(&file);
+        trace(since, &format!("{image} is loaded on the workers"));
     }
 
     /// Kills worker `n` (counted from 1) abruptly, its engine and tasks with it, as a machine
@@ -896,5 +930,69 @@ impl Drop for Cluster<'_> {
     fn drop(&mut self) {
         let problems = self.teardown();
         report(&problems);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Leaves swarm mode when dropped: what a test made by hand goes even if the test panics.
+    struct LeaveOnDrop;
+
+    impl Drop for LeaveOnDrop {
+        fn drop(&mut self) {
+            if swarm_state().0 != "inactive" {
+                let _ = leave_swarm();
+                let _ = remove_gwbridge();
+            }
+        }
+    }
+
+    #[test]
+    fn a_swarm_left_by_a_killed_test_run_is_left_before_joining() {
+        if !crate::require(
+            "docker",
+            &["info", "--format", "{{.ServerVersion}}"],
+            "a running Docker engine",
+        ) {
+            return;
+        }
+        let env = TestEnv::alone();
+        // A real swarm of a killed run goes first (what this test simulates below).
+        leave_stale_swarm();
+        if swarm_state().0 != "inactive" {
+            // Someone's own swarm: not ours to leave; the integration tests cover its reuse.
+            eprintln!("the engine is in swarm mode already: nothing to simulate");
+            return;
+        }
+        let _leave = LeaveOnDrop;
+        // A run that put the engine into swarm mode and was killed: this process's pid with
+        // another start time, as a reused pid would look.
+        let me = owner_id();
+        let parts: Vec<&str> = me.split('.').collect();
+        let dead = format!("{}.{}.{}.1.{}", parts[0], parts[1], parts[2], parts[4]);
+        assert!(owner_is_gone(&dead));
+        std::fs::write(marker_path(), &dead).unwrap();
+        checked(
+            "docker swarm init",
+            &sdocker(&[
+                "swarm",
+                "init",
+                "--advertise-addr",
+                "127.0.0.1",
+                "--default-addr-pool",
+                ADDR_POOL,
+            ]),
+        );
+        let old = stdout(&sdocker(&["info", "--format", "{{.Swarm.NodeID}}"]));
+        {
+            let swarm = SingleNodeSwarm::join(&env);
+            assert!(swarm.initiated(), "the stale swarm is this fixture's to leave");
+            assert_ne!(swarm.node_id(), old, "a new swarm, not the stale one");
+            assert_eq!(std::fs::read_to_string(marker_path()).unwrap().trim(), owner_id());
+        }
+        assert_eq!(swarm_state().0, "inactive");
+        assert!(!marker_path().exists());
     }
 }
