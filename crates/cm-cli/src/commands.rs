@@ -630,11 +630,11 @@ async fn local_health(manager: &Manager, settings: &Settings, json: bool) -> any
         }))?;
     } else {
         match &engine {
-            Ok(info) => output::line(&format!(
-                "engine    ok: Docker {} (API {}, {})",
-                info.version, info.api_version, info.platform
-            )),
-            Err(e) => output::line(&format!("engine    down: {e}")),
+            Ok(info) => engine_lines(info),
+            Err(e) => {
+                output::line(&format!("engine    down: {e}"));
+                output::line(&format!("runtime   {}", manager.config().runtime.kind.as_str()));
+            }
         }
         output::line(&format!(
             "routing   {}: {}",
@@ -670,6 +670,31 @@ async fn local_health(manager: &Manager, settings: &Settings, json: bool) -> any
     })
 }
 
+/// The engine's lines of `cm health`: its version, the runtime, and what that runtime applies
+/// more weakly than one Docker engine (Swarm), one line each.
+fn engine_lines(info: &cm_core::EngineInfo) {
+    output::line(&format!(
+        "engine    ok: Docker {} (API {}, {})",
+        info.version, info.api_version, info.platform
+    ));
+    // An older cm-api does not say which runtime it runs.
+    if info.runtime.is_empty() {
+        return;
+    }
+    if info.weaker.is_empty() {
+        output::line(&format!("runtime   {}", info.runtime));
+        return;
+    }
+    output::line(&format!(
+        "runtime   {}: weaker than one Docker engine in {} ways (docs/swarm.md):",
+        info.runtime,
+        info.weaker.len()
+    ));
+    for weaker in &info.weaker {
+        output::line(&format!("          - {weaker}"));
+    }
+}
+
 fn routing_state(enabled: bool, mode: Option<cm_core::RoutingMode>) -> &'static str {
     match (enabled, mode) {
         (false, _) => "disabled",
@@ -690,14 +715,11 @@ fn remote_health(remote: &Remote, url: &str, json: bool) -> anyhow::Result<ExitC
     } else {
         match &answer {
             Ok(a) => {
-                let engine = &a["engine"];
                 let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
-                output::line(&format!(
-                    "engine    ok: Docker {} (API {}, {})",
-                    text(&engine["version"]),
-                    text(&engine["api_version"]),
-                    text(&engine["platform"])
-                ));
+                match serde_json::from_value::<cm_core::EngineInfo>(a["engine"].clone()) {
+                    Ok(info) => engine_lines(&info),
+                    Err(_) => output::line("engine    ok: (an answer this cm cannot read)"),
+                }
                 let proxy = &a["proxy"];
                 let mode = serde_json::from_value(proxy["mode"].clone()).ok();
                 output::line(&format!(

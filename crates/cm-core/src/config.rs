@@ -53,6 +53,41 @@ pub struct Config {
     pub extra_labels: BTreeMap<String, String>,
     /// The configured container types, by name.
     pub types: BTreeMap<TypeName, ContainerType>,
+    /// Which container runtime runs the containers (`[runtime]`).
+    pub runtime: RuntimeSettings,
+}
+
+/// Which runtime adapter runs the containers (`[runtime]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct RuntimeSettings {
+    /// `docker` (one engine, the default) or `swarm` (a Docker Swarm whose manager is the local
+    /// engine).
+    pub kind: RuntimeKind,
+    /// Swarm only (`[runtime.nodes]`): a node's hostname to the endpoint of its engine
+    /// (`unix:///path/docker.sock`, `tcp://host:port`), for exec, logs, files and stats of the
+    /// containers it runs. The manager's own node is served by the local engine unless listed.
+    pub nodes: BTreeMap<String, String>,
+}
+
+/// The kinds of container runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    /// One Docker engine (cm-docker).
+    #[default]
+    Docker,
+    /// Docker Swarm: one service per container (cm-swarm).
+    Swarm,
+}
+
+impl RuntimeKind {
+    /// The name as the configuration writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Docker => "docker",
+            RuntimeKind::Swarm => "swarm",
+        }
+    }
 }
 
 /// Watching containers' health (`[health]`).
@@ -435,6 +470,7 @@ struct RawConfig {
     idle: Option<RawIdle>,
     auth: Option<RawAuth>,
     api: Option<RawApi>,
+    runtime: Option<RawRuntime>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -501,6 +537,52 @@ struct RawToolbox {
     validate_cache_seconds: Option<u64>,
     validate_timeout_ms: Option<u64>,
     session_cookie_on_api: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    kind: Option<RuntimeKind>,
+    #[serde(default)]
+    nodes: BTreeMap<String, String>,
+}
+
+impl RawRuntime {
+    fn build(self) -> Result<RuntimeSettings> {
+        let kind = self.kind.unwrap_or_default();
+        if kind == RuntimeKind::Docker && !self.nodes.is_empty() {
+            return Err(Error::invalid(
+                "invalid configuration: [runtime.nodes] needs [runtime] kind = \"swarm\"",
+            ));
+        }
+        for (node, endpoint) in &self.nodes {
+            let name_ok = !node.is_empty()
+                && node.len() <= 253
+                && node
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+            if !name_ok {
+                return Err(Error::invalid(format!(
+                    "invalid configuration: [runtime.nodes] {} is not a node hostname",
+                    quote(node)
+                )));
+            }
+            let scheme_ok = ["unix:///", "tcp://", "http://"]
+                .iter()
+                .any(|scheme| endpoint.starts_with(scheme) && endpoint.len() > scheme.len());
+            if !scheme_ok || endpoint.chars().any(char::is_whitespace) {
+                return Err(Error::invalid(format!(
+                    "invalid configuration: [runtime.nodes] {node} = {}: an engine endpoint such as \
+                     \"unix:///var/run/docker.sock\" or \"tcp://10.0.0.2:2375\"",
+                    quote(endpoint)
+                )));
+            }
+        }
+        Ok(RuntimeSettings {
+            kind,
+            nodes: self.nodes,
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -833,6 +915,7 @@ impl RawConfig {
                 days => std::time::Duration::from_secs(u64::from(days) * 24 * 3600),
             },
             health: self.health.unwrap_or_default().build()?,
+            runtime: self.runtime.unwrap_or_default().build()?,
             idle: IdleSettings {
                 wake_wait: match self.idle.unwrap_or_default().wake_wait_seconds.unwrap_or(20) {
                     seconds @ 1..=50 => std::time::Duration::from_secs(seconds),
@@ -1193,6 +1276,40 @@ mod tests {
         assert!(said("jupyter").contains("configured types are cli_v4, custom, preview_server, project_dev"));
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn the_runtime_is_docker_unless_swarm_is_asked_for() {
+        // Old files have no [runtime]: they keep the single engine.
+        assert_eq!(Config::defaults().runtime, RuntimeSettings::default());
+        assert_eq!(Config::defaults().runtime.kind, RuntimeKind::Docker);
+        let swarm = Config::from_toml(
+            "[runtime]\nkind = \"swarm\"\n[runtime.nodes]\n\"node-2\" = \"tcp://10.0.0.2:2375\"\nm1 = \"unix:///run/m1.sock\"\n",
+        )
+        .unwrap();
+        assert_eq!(swarm.runtime.kind, RuntimeKind::Swarm);
+        assert_eq!(swarm.runtime.kind.as_str(), "swarm");
+        assert_eq!(
+            swarm.runtime.nodes.get("node-2").map(String::as_str),
+            Some("tcp://10.0.0.2:2375")
+        );
+        assert_eq!(swarm.runtime.nodes.len(), 2);
+        let refused = |text: &str| Config::from_toml(text).unwrap_err().to_string();
+        assert!(refused("[runtime]\nkind = \"kubernetes\"\n").contains("invalid configuration"));
+        assert!(refused("[runtime]\nkind = \"swarm\"\nnode = 1\n").contains("invalid configuration"));
+        assert!(
+            refused("[runtime.nodes]\nn1 = \"unix:///x.sock\"\n")
+                .contains("needs [runtime] kind = \"swarm\""),
+            "nodes without swarm"
+        );
+        assert!(
+            refused("[runtime]\nkind = \"swarm\"\n[runtime.nodes]\nn1 = \"ssh://host\"\n")
+                .contains("an engine endpoint")
+        );
+        assert!(
+            refused("[runtime]\nkind = \"swarm\"\n[runtime.nodes]\n\"n 1\" = \"unix:///x.sock\"\n")
+                .contains("not a node hostname")
+        );
     }
 
     #[test]

@@ -46,8 +46,8 @@ pub use auth::{
 };
 pub use config::{
     Access, Config, ContainerType, DATA_PATH, Envelope, HealthSettings, HostMode, IdleSettings,
-    LimitSettings, NginxSettings, RestartPolicy, RoutingMode, RoutingSettings, SSH_CONTAINER_PORT, SSH_USER,
-    SshMode, SshSettings, ToolboxIdentity, check_exec_user, check_label,
+    LimitSettings, NginxSettings, RestartPolicy, RoutingMode, RoutingSettings, RuntimeKind, RuntimeSettings,
+    SSH_CONTAINER_PORT, SSH_USER, SshMode, SshSettings, ToolboxIdentity, check_exec_user, check_label,
 };
 pub use engine_view::{DiscoveredService, EngineCounts};
 pub use error::{Error, ErrorKind, Result};

@@ -262,6 +262,13 @@ pub struct EngineInfo {
     pub api_version: String,
     /// Operating system and architecture of the engine.
     pub platform: String,
+    /// The runtime adapter: `docker` (one engine) or `swarm`.
+    #[serde(default)]
+    pub runtime: String,
+    /// What this runtime applies more weakly than the single-engine Docker runtime (a limit or
+    /// protection the engine's API lacks here), one sentence each; empty when nothing is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weaker: Vec<String>,
 }
 
 /// Whether an `ensure_*` call made something new.

@@ -100,13 +100,37 @@ fn adapters_know_only_the_core() {
             .collect();
         assert_eq!(ours, ["cm-core"], "{adapter} depends on {ours:?}");
     }
+    // The Swarm adapter drives the same outside thing, the Docker engine, in swarm mode: it is
+    // built on cm-docker's runtime (one per node's engine) and knows nothing else of ours.
+    let swarm: Vec<String> = dependencies("cm-swarm")
+        .into_iter()
+        .filter(|d| d.starts_with("cm-"))
+        .collect();
+    assert_eq!(swarm, ["cm-core", "cm-docker"], "cm-swarm depends on {swarm:?}");
+    // Nothing but the composition root (and tests) builds on the Swarm adapter.
+    for krate in [
+        "cm-core",
+        "cm-docker",
+        "cm-store",
+        "cm-nginx",
+        "cm-ssh",
+        "cm-toolbox",
+        "cm-cli",
+        "cm-api",
+    ] {
+        assert!(
+            !dependencies(krate).iter().any(|d| d == "cm-swarm"),
+            "{krate} depends on cm-swarm"
+        );
+    }
 }
 
 #[test]
 fn each_outside_library_is_imported_by_its_adapter_only() {
     // cm-bench drives the raw engine itself: it measures the manager against it.
     for (library, allowed) in [
-        ("bollard", &["cm-bench", "cm-docker"][..]),
+        // cm-swarm speaks the engine's swarm API (services, tasks, nodes) beside cm-docker.
+        ("bollard", &["cm-bench", "cm-docker", "cm-swarm"][..]),
         ("rusqlite", &["cm-store"][..]),
         ("ssh_key", &["cm-ssh"][..]),
         ("jsonwebtoken", &["cm-toolbox"][..]),

@@ -6,6 +6,11 @@ use cm_core::{Error, ErrorKind};
 /// Maps an engine error to a kind: 404 not found, 409 (and "in use" 403/500) conflict, 400 invalid
 /// input, a missing socket or broken connection unavailable, a request past its time limit timeout.
 pub fn engine_error(err: BollardError) -> Error {
+    engine_error_at(err, &engine_address())
+}
+
+/// Like [`engine_error`], for the engine at `address` (named when it cannot be reached).
+pub fn engine_error_at(err: BollardError, address: &str) -> Error {
     let (kind, message) = match &err {
         BollardError::DockerResponseServerError { status_code, message } => {
             let message = first_line(message);
@@ -32,17 +37,14 @@ pub fn engine_error(err: BollardError) -> Error {
         ),
         BollardError::RequestTimeoutError => (
             ErrorKind::Unavailable,
-            format!("docker engine at {} did not answer in time", engine_address()),
+            format!("docker engine at {address} did not answer in time"),
         ),
         BollardError::HyperResponseError { .. }
         | BollardError::HyperLegacyError { .. }
         | BollardError::HttpClientError { .. }
         | BollardError::IOError { .. } => (
             ErrorKind::Unavailable,
-            format!(
-                "docker engine is not reachable at {} (is Docker running?)",
-                engine_address()
-            ),
+            format!("docker engine is not reachable at {address} (is Docker running?)"),
         ),
         _ => (
             ErrorKind::Internal,
@@ -84,6 +86,13 @@ mod tests {
             status_code,
             message: message.to_owned(),
         }
+    }
+
+    #[test]
+    fn an_unreachable_engine_is_named_by_its_endpoint() {
+        let err = engine_error_at(BollardError::RequestTimeoutError, "tcp://10.0.0.2:2375");
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(err.to_string().contains("tcp://10.0.0.2:2375"), "{err}");
     }
 
     #[test]

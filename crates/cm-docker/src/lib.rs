@@ -41,7 +41,7 @@ mod errors;
 mod probe;
 
 pub use disk::{DiskImages, FIRST_LOOP};
-pub use errors::engine_error;
+pub use errors::{engine_error, engine_error_at};
 pub use probe::{HttpAppProbe, TcpPortProbe};
 
 /// How long a single engine request may take before it counts as hung.
@@ -59,11 +59,24 @@ const EXEC_END_POLL: Duration = Duration::from_millis(100);
 const NETWORK_RACE_CHECKS: u32 = 20;
 const NETWORK_RACE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The Docker engine, reached through `DOCKER_HOST` or the local socket.
+/// The Docker engine, reached through `DOCKER_HOST` or the local socket (or an endpoint given).
 pub struct DockerRuntime {
     client: Mutex<Option<Docker>>,
     /// Where size-capped volumes keep their images; `None`: caps are not offered.
     disks: Option<DiskImages>,
+    /// The engine's endpoint (`unix:///...`, `tcp://...`); `None`: `DOCKER_HOST` or the local socket.
+    endpoint: Option<String>,
+    /// The driver of user networks: `bridge` on one engine, `overlay` (attachable) on a swarm.
+    network_driver: NetworkDriver,
+}
+
+/// Which driver user networks get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkDriver {
+    /// One engine's bridge.
+    Bridge,
+    /// A swarm's overlay, attachable (so a plain container can join it too).
+    Overlay,
 }
 
 impl Default for DockerRuntime {
@@ -103,15 +116,38 @@ impl DockerRuntime {
         DockerRuntime {
             client: Mutex::new(None),
             disks: None,
+            endpoint: None,
+            network_driver: NetworkDriver::Bridge,
         }
     }
 
     /// A runtime that also caps data volumes' size, with their disk images in `dir`.
     pub fn with_disk_images(dir: impl Into<PathBuf>) -> Self {
         DockerRuntime {
-            client: Mutex::new(None),
             disks: Some(DiskImages::new(dir)),
+            ..Self::new()
         }
+    }
+
+    /// A runtime of the engine at `endpoint` (`unix:///path/docker.sock`, `tcp://host:port`),
+    /// connecting on first use.
+    pub fn at(endpoint: impl Into<String>) -> Self {
+        DockerRuntime {
+            endpoint: Some(endpoint.into()),
+            ..Self::new()
+        }
+    }
+
+    /// The same runtime, making user networks with `driver`.
+    #[must_use]
+    pub fn with_network_driver(mut self, driver: NetworkDriver) -> Self {
+        self.network_driver = driver;
+        self
+    }
+
+    /// The engine's endpoint as configured (`None`: `DOCKER_HOST` or the local socket).
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint.as_deref()
     }
 
     /// The disk images of `volume` when it is a size-capped volume of ours.
@@ -156,25 +192,38 @@ impl DockerRuntime {
         }
     }
 
-    /// The connected client; connects and negotiates the API version when there is none.
-    async fn docker(&self) -> Result<Docker> {
+    /// The connected client; connects and negotiates the API version when there is none. For
+    /// adapters built on this one (cm-swarm), which speak more of the engine's API.
+    pub async fn docker(&self) -> Result<Docker> {
         let mut client = self.client.lock().await;
         if let Some(docker) = client.as_ref() {
             return Ok(docker.clone());
         }
-        let docker = Docker::connect_with_defaults()
-            .map_err(engine_error)?
+        let connected = match &self.endpoint {
+            Some(endpoint) => Docker::connect_with_host(endpoint),
+            None => Docker::connect_with_defaults(),
+        };
+        let docker = connected
+            .map_err(|e| self.translate(e))?
             .with_timeout(REQUEST_TIMEOUT)
             .negotiate_version()
             .await
-            .map_err(engine_error)?;
+            .map_err(|e| self.translate(e))?;
         *client = Some(docker.clone());
         Ok(docker)
     }
 
+    /// An engine error in our terms, naming this runtime's endpoint when it has its own.
+    fn translate(&self, err: bollard::errors::Error) -> Error {
+        match &self.endpoint {
+            Some(endpoint) => engine_error_at(err, endpoint),
+            None => engine_error(err),
+        }
+    }
+
     /// Forgets the client after a connection failure, so the next call reconnects.
-    async fn on_error(&self, err: bollard::errors::Error) -> Error {
-        let err = engine_error(err);
+    pub async fn on_error(&self, err: bollard::errors::Error) -> Error {
+        let err = self.translate(err);
         if err.kind() == ErrorKind::Unavailable {
             *self.client.lock().await = None;
         }
@@ -182,7 +231,7 @@ impl DockerRuntime {
     }
 
     /// An engine answer in our terms: the value, or the error translated (see [`Self::on_error`]).
-    async fn answer<T>(&self, result: Result<T, bollard::errors::Error>) -> Result<T> {
+    pub async fn answer<T>(&self, result: Result<T, bollard::errors::Error>) -> Result<T> {
         match result {
             Ok(value) => Ok(value),
             Err(e) => Err(self.on_error(e).await),
@@ -241,6 +290,8 @@ impl ContainerRuntime for DockerRuntime {
                 version.os.unwrap_or_default(),
                 version.arch.unwrap_or_default()
             ),
+            runtime: "docker".to_owned(),
+            weaker: Vec::new(),
         })
     }
 
@@ -251,9 +302,11 @@ impl ContainerRuntime for DockerRuntime {
             return ours_or_conflict(&labels, &want, "network", plan.name.as_str())
                 .map(|()| Ensured::Existing);
         }
+        let overlay = self.network_driver == NetworkDriver::Overlay;
         let request = NetworkCreateRequest {
             name: plan.name.to_string(),
-            driver: Some("bridge".to_owned()),
+            driver: Some(if overlay { "overlay" } else { "bridge" }.to_owned()),
+            attachable: overlay.then_some(true),
             ipam: Some(Ipam {
                 driver: Some("default".to_owned()),
                 config: Some(vec![IpamConfig {
@@ -905,7 +958,7 @@ impl ContainerRuntime for DockerRuntime {
 }
 
 /// The label filter `managed-by=ContainerManager`.
-fn managed_filter() -> HashMap<String, Vec<String>> {
+pub fn managed_filter() -> HashMap<String, Vec<String>> {
     HashMap::from([(
         "label".to_owned(),
         vec![format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)],

@@ -17,6 +17,7 @@
 
 pub mod http;
 pub mod nginx;
+pub mod swarm;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -325,10 +326,15 @@ impl Drop for TestEnv {
     }
 }
 
-/// The containers, volumes and networks matching a `label=...` filter, as `kind name` lines.
+/// The services, containers, volumes and networks matching a `label=...` filter, as `kind name`
+/// lines (services only when the engine is a swarm manager).
 pub fn labelled(filter: &str) -> Vec<String> {
     let mut found = Vec::new();
     for (kind, args) in [
+        (
+            "service",
+            vec!["service", "ls", "--format", "{{.Name}}", "--filter", filter],
+        ),
         (
             "container",
             vec!["ps", "-a", "--format", "{{.Names}}", "--filter", filter],
@@ -382,9 +388,34 @@ pub fn detach_loops(matches: impl Fn(&Path) -> bool) {
     }
 }
 
-/// Removes every container, volume and network matching a `label=...` filter.
+/// Removes every service, container, volume and network matching a `label=...` filter.
+/// Services go first (Swarm would start their containers again), and their containers are waited
+/// for; an engine out of swarm mode lists no services.
 pub fn remove_labelled(filter: &str) {
     let ids = docker_lines;
+    let services = ids(&["service", "ls", "-q", "--filter", filter]);
+    if !services.is_empty() {
+        let mut args = vec!["service", "inspect", "--format", "{{.ID}}"];
+        args.extend(services.iter().map(String::as_str));
+        // Full ids: the tasks' containers carry those in their labels.
+        let full = ids(&args);
+        let mut args = vec!["service", "rm"];
+        args.extend(full.iter().map(String::as_str));
+        docker(&args);
+        for service in &full {
+            let by_service = format!("label=com.docker.swarm.service.id={service}");
+            wait_until(Duration::from_secs(60), || {
+                let left = ids(&["ps", "-aq", "--filter", &by_service]);
+                if !left.is_empty() {
+                    // Killed now rather than after their stop grace period.
+                    let mut args = vec!["rm", "-f", "-v"];
+                    args.extend(left.iter().map(String::as_str));
+                    docker(&args);
+                }
+                left.is_empty()
+            });
+        }
+    }
     let containers = ids(&["ps", "-aq", "--filter", filter]);
     if !containers.is_empty() {
         let mut args = vec!["rm", "-f", "-v"];
@@ -402,6 +433,16 @@ pub fn remove_labelled(filter: &str) {
         let mut args = vec!["network", "rm"];
         args.extend(networks.iter().map(String::as_str));
         docker(&args);
+        // A removed service's task leaves its overlay network a moment later: retried.
+        if !services.is_empty() {
+            wait_until(Duration::from_secs(30), || {
+                let left = ids(&["network", "ls", "-q", "--filter", filter]);
+                for network in &left {
+                    docker(&["network", "rm", network]);
+                }
+                left.is_empty()
+            });
+        }
     }
 }
 

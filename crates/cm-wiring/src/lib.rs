@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use cm_core::{
-    Adapters, Auditor, Auth, Config, Entropy, FailPoints, IdentityVerifier, Manager, PortRange, Proxy,
-    RoutingMode, Secret, SystemClock, ToolboxIdentity,
+    Adapters, Auditor, Auth, Config, ContainerRuntime, Entropy, FailPoints, IdentityVerifier, Manager,
+    PortRange, Proxy, RoutingMode, RuntimeKind, Secret, SystemClock, ToolboxIdentity,
 };
 use cm_docker::{DockerRuntime, TcpPortProbe};
 use cm_nginx::{DynamicProxy, NginxProxy};
 use cm_ssh::Ed25519KeyParser;
 use cm_store::SqliteStore;
+use cm_swarm::SwarmRuntime;
 
 /// Where the configuration is read from when `CM_CONFIG` is not set (if the file exists).
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/containermanager/config.toml";
@@ -230,7 +231,7 @@ fn manager_over(
 ) -> anyhow::Result<Manager> {
     let installation = store.installation_id()?;
     let adapters = Adapters {
-        runtime: Arc::new(DockerRuntime::with_disk_images(disk_image_dir(settings))),
+        runtime: runtime_for(settings),
         store,
         proxy,
         keys: Arc::new(Ed25519KeyParser),
@@ -239,6 +240,15 @@ fn manager_over(
         fail_points: fail_points(),
     };
     Ok(Manager::new(settings.config.clone(), adapters).with_installation(&installation))
+}
+
+/// The runtime adapter `[runtime] kind` names: one Docker engine (with disk caps), or a Docker
+/// Swarm managed by the local engine, reaching other nodes' engines through `[runtime.nodes]`.
+pub fn runtime_for(settings: &Settings) -> Arc<dyn ContainerRuntime> {
+    match settings.config.runtime.kind {
+        RuntimeKind::Docker => Arc::new(DockerRuntime::with_disk_images(disk_image_dir(settings))),
+        RuntimeKind::Swarm => Arc::new(SwarmRuntime::new(settings.config.runtime.nodes.clone())),
+    }
 }
 
 /// Where capped volumes' disk images live: `[disk] image_dir`, else `disks/` beside the database.

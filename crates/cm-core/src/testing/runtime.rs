@@ -358,6 +358,8 @@ impl ContainerRuntime for FakeRuntime {
             version: "fake".into(),
             api_version: "1.41".into(),
             platform: "memory".into(),
+            runtime: "docker".into(),
+            weaker: Vec::new(),
         })
     }
 

@@ -1,0 +1,178 @@
+//! `cm` with `[runtime] kind = "swarm"` on the real engine in a single-node swarm: health names
+//! the runtime and what is weaker; create, list, get, exec, logs, stop, start, update and delete
+//! work on a service; nothing is left behind.
+//!
+//! Swarm mode is the engine's global state: the test holds the engine alone (`TestEnv::alone`)
+//! and `cm_testkit::swarm::SingleNodeSwarm` leaves swarm mode on drop if and only if it entered
+//! it, failed test or not. Every `cm` and `docker` call is bounded in time.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Output;
+use std::time::Duration;
+
+use cm_testkit::swarm::SingleNodeSwarm;
+use cm_testkit::{TestEnv, docker, docker_ok, require_docker, wait_until};
+use serde_json::Value;
+
+/// Runs `cm args...` in `env`'s world, killed after 5 minutes.
+fn cm(env: &TestEnv, args: &[&str]) -> Output {
+    std::process::Command::new("timeout")
+        .args(["--kill-after=10", "300", env!("CARGO_BIN_EXE_cm")])
+        .args(args)
+        .envs(env.vars())
+        .output()
+        .unwrap()
+}
+
+/// Runs `cm args...`, which must succeed; returns stdout.
+fn cm_ok(env: &TestEnv, args: &[&str]) -> String {
+    let out = cm(env, args);
+    assert!(
+        out.status.success(),
+        "cm {args:?} failed ({:?}): {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn cm_json(env: &TestEnv, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&cm_ok(env, &all)).unwrap()
+}
+
+#[test]
+fn cm_runs_containers_as_swarm_services() {
+    if !require_docker() {
+        return;
+    }
+    let env = TestEnv::alone();
+    let swarm = SingleNodeSwarm::join(&env);
+    env.set_config_extra("[runtime]\nkind = \"swarm\"\n");
+
+    let health = cm_ok(&env, &["health"]);
+    assert!(health.contains("engine    ok"), "{health}");
+    assert!(health.contains("runtime   swarm: weaker"), "{health}");
+    assert!(health.contains("0.0.0.0"), "{health}");
+    let health = cm_json(&env, &["health"]);
+    assert_eq!(health["engine"]["Ok"]["runtime"], "swarm", "{health}");
+
+    let user = env.user("sw");
+    let name = format!("{user}_cli_v4");
+    let spec = cm_json(&env, &["create", &user, "cli_v4"]);
+    assert_eq!(spec["container_name"], name.as_str());
+    assert_eq!(spec["status"], "running", "{spec}");
+    let id = spec["container_id"].as_str().unwrap().to_owned();
+
+    // One service of the name, one replica, its task's container carrying our labels, host-mode
+    // ports, the limits.
+    let service = docker_ok(&["service", "inspect", &name, "--format", "{{.ID}}"]);
+    assert_eq!(service, id);
+    let replicas = docker_ok(&[
+        "service",
+        "inspect",
+        &name,
+        "--format",
+        "{{.Spec.Mode.Replicated.Replicas}} {{(index .Endpoint.Ports 0).PublishMode}}",
+    ]);
+    assert_eq!(replicas, "1 host");
+    let container = docker_ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.id={id}"),
+    ]);
+    assert!(!container.is_empty());
+    let labels = docker_ok(&[
+        "inspect",
+        &container,
+        "--format",
+        "{{index .Config.Labels \"managed-by\"}} {{index .Config.Labels \"user-id\"}} {{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.CapDrop}}",
+    ]);
+    assert_eq!(
+        labels,
+        format!("ContainerManager {user} 536870912 1000000000 512 [ALL]")
+    );
+
+    // The store and the swarm agree: reconcile finds nothing to do, also after a stop.
+    let report = cm_json(&env, &["reconcile", "--dry-run"]);
+    assert_eq!(
+        report["findings"].as_array().map(Vec::len),
+        Some(0),
+        "a dry run finds work: {report:#}"
+    );
+
+    let listed = cm_json(&env, &["list", &user]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["container_name"], name.as_str());
+    assert_eq!(listed[0]["status"], "running");
+    assert_eq!(cm_json(&env, &["get", &name])["status"], "running");
+
+    let said = cm_ok(
+        &env,
+        &[
+            "exec",
+            &name,
+            "sh",
+            "-c",
+            "echo swarm > /data/kept; cat /data/kept",
+        ],
+    );
+    assert_eq!(said.trim(), "swarm");
+    // The SSH keys of the create were written into the task's container.
+    let keys = cm_ok(&env, &["exec", &name, "ls", "-a", "/home/cli/.ssh"]);
+    assert!(keys.contains("authorized_keys"), "{keys}");
+    assert!(
+        wait_until(Duration::from_secs(60), || cm(
+            &env,
+            &["logs", &name, "--tail", "5"]
+        )
+        .status
+        .success()),
+        "cm logs failed"
+    );
+
+    cm_ok(&env, &["stop", &name]);
+    assert_eq!(cm_json(&env, &["get", &name])["status"], "exited");
+    assert!(!cm(&env, &["exec", &name, "true"]).status.success());
+    let report = cm_json(&env, &["reconcile", "--dry-run"]);
+    assert_eq!(
+        report["findings"].as_array().map(Vec::len),
+        Some(0),
+        "a dry run finds work after a stop: {report:#}"
+    );
+    cm_ok(&env, &["start", &name]);
+    assert_eq!(cm_json(&env, &["get", &name])["status"], "running");
+    // A new task: /data is the same volume.
+    assert_eq!(cm_ok(&env, &["exec", &name, "cat", "/data/kept"]).trim(), "swarm");
+
+    // An update replaces the service (Swarm cannot rename one to keep it aside); /data stays.
+    cm_ok(&env, &["update", &name]);
+    let updated = cm_json(&env, &["get", &name]);
+    assert_eq!(updated["status"], "running", "{updated}");
+    assert_eq!(cm_ok(&env, &["exec", &name, "cat", "/data/kept"]).trim(), "swarm");
+    let services = docker_ok(&[
+        "service",
+        "ls",
+        "--filter",
+        &env.label_filter(),
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(services, name, "one service after the update");
+
+    cm_ok(&env, &["delete", &name, "--purge", "--force"]);
+    assert!(!docker(&["service", "inspect", &name]).status.success());
+    assert_eq!(cm_json(&env, &["list", &user]), serde_json::json!([]));
+    assert!(
+        cm_testkit::labelled(&env.label_filter())
+            .iter()
+            .all(|o| !o.starts_with("service ") && !o.starts_with("container ")),
+        "{:?}",
+        cm_testkit::labelled(&env.label_filter())
+    );
+    drop(swarm);
+}
