@@ -13,9 +13,10 @@ fuzz_target!(|fields: (
     Vec<String>,
     Option<String>,
     Option<String>,
-    bool
+    bool,
+    Option<String>
 )| {
-    let (user_id, container_type, image, command, env, memory, cpus, enable_ssh) = fields;
+    let (user_id, container_type, image, command, env, memory, cpus, enable_ssh, node) = fields;
     let form = CreateForm {
         user_id,
         container_type,
@@ -26,10 +27,15 @@ fuzz_target!(|fields: (
         cpus,
         enable_ssh,
         ssh_keys: Vec::new(),
+        node,
     };
     let config = Config::defaults();
     if let Ok(request) = CreateRequest::parse(&form, &config) {
         // Whatever was accepted is one of the configured types.
         assert!(config.types.contains_key(&request.container_type));
+        // A node, when given, is a host name: nothing that could reach a constraint or a path.
+        if let Some(node) = &request.node {
+            assert!(node.as_str().chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
+        }
     }
 });

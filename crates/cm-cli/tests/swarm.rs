@@ -176,3 +176,101 @@ fn cm_runs_containers_as_swarm_services() {
     );
     drop(swarm);
 }
+
+/// `cm` on a real 3-node swarm (`cm_testkit::swarm::Cluster`: the host engine as manager, two
+/// workers in containers): placement by `--node` and by free memory, `cm nodes`, `cm move` with
+/// the data, and a killed worker's container shown `node-down` while another keeps running.
+#[test]
+fn cm_places_moves_and_reports_nodes_on_three_nodes() {
+    if !require_docker() {
+        return;
+    }
+    let env = TestEnv::alone();
+    let mut cluster = cm_testkit::swarm::Cluster::start(&env, 2);
+    cluster.load_image("cm-base:bookworm");
+    let endpoints: String = cluster
+        .endpoints()
+        .iter()
+        .map(|(host, endpoint)| format!("\"{host}\" = \"{endpoint}\"\n"))
+        .collect();
+    env.set_config_extra(&format!(
+        "[types.web]\nimage = \"cm-base:bookworm\"\ninternal_port = 8080\nmemory = \"64m\"\n\
+         command = [\"python3\", \"-m\", \"http.server\", \"8080\", \"--directory\", \"/data\"]\n\
+         [runtime]\nkind = \"swarm\"\n[runtime.nodes]\n{endpoints}"
+    ));
+    let (w1, w2) = (
+        cluster.worker(1).hostname.clone(),
+        cluster.worker(2).hostname.clone(),
+    );
+
+    let nodes = cm_json(&env, &["nodes"]);
+    let nodes = nodes.as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    assert!(nodes.iter().all(|n| n["state"] == "ready"), "{nodes:?}");
+
+    // Placed where asked, and the data written there.
+    let user = env.user("mv");
+    let name = format!("{user}_web");
+    let spec = cm_json(&env, &["create", &user, "web", "--node", &w1]);
+    assert_eq!(spec["node"], w1.as_str(), "{spec}");
+    cm_ok(
+        &env,
+        &["exec", &name, "sh", "-c", "echo moved-with-me > /data/marker"],
+    );
+    let on_w1 = cluster
+        .worker(1)
+        .docker_ok(&["ps", "-q", "--filter", &env.label_filter()]);
+    assert!(!on_w1.is_empty(), "its task runs on {w1}");
+
+    // Moved with its data: the file is there on the other worker, served on its address.
+    let moved = cm_json(&env, &["move", &name, "--node", &w2]);
+    assert_eq!(moved["from"], w1.as_str(), "{moved}");
+    assert_eq!(moved["container"]["node"], w2.as_str(), "{moved}");
+    assert!(moved["copied_bytes"].as_u64().unwrap() > 0, "{moved}");
+    assert_eq!(
+        cm_ok(&env, &["exec", &name, "cat", "/data/marker"]).trim(),
+        "moved-with-me"
+    );
+    let on_w2 = cluster
+        .worker(2)
+        .docker_ok(&["ps", "-q", "--filter", &env.label_filter()]);
+    assert!(!on_w2.is_empty(), "its task runs on {w2}");
+    let volumes_w1 = cluster
+        .worker(1)
+        .docker_ok(&["volume", "ls", "-q", "--filter", &env.label_filter()]);
+    assert!(
+        !volumes_w1.contains(&format!("{name}_data")),
+        "the old copy is gone: {volumes_w1}"
+    );
+
+    // Left to choose, a second container avoids the node that holds the first one's memory.
+    let other = env.user("other");
+    let second = cm_json(&env, &["create", &other, "web"]);
+    assert_ne!(second["node"], w2.as_str(), "{second}");
+
+    // A worker killed: its container shows node-down, nothing is re-created empty elsewhere.
+    cluster.kill_worker(2);
+    assert!(cluster.wait_for_state(cluster.worker(2), "down", Duration::from_secs(60)));
+    let got = cm_json(&env, &["get", &name]);
+    assert_eq!(got["status"], "node-down", "{got}");
+    let nodes = cm_json(&env, &["nodes"]);
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == w2.as_str() && n["state"] == "down"),
+        "{nodes}"
+    );
+    let refused = cm(&env, &["move", &name, "--node", &w1]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("bring the node back"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let second_name = format!("{other}_web");
+    assert_eq!(cm_json(&env, &["get", &second_name])["status"], "running");
+    cm_ok(&env, &["delete", &second_name, "--purge", "--force"]);
+    drop(cluster);
+}

@@ -117,10 +117,18 @@ pub trait ContainerRuntime: Send + Sync {
         true
     }
 
-    /// Copies a data volume's contents from one node to another (a move), replacing what the
-    /// target held; gives the bytes copied. Only a runtime with nodes can.
-    async fn copy_volume(&self, plan: &VolumePlan, from: &NodeName, to: &NodeName) -> Result<u64> {
-        let _ = (plan, from, to);
+    /// Copies a data volume's contents from one node to another (a move), into the target's
+    /// volume of the same name (made when missing); gives the bytes copied. `via` is an image both
+    /// nodes hold (the container's own) for whatever the copy needs to run. Only a runtime with
+    /// nodes can.
+    async fn copy_volume(
+        &self,
+        plan: &VolumePlan,
+        from: &NodeName,
+        to: &NodeName,
+        via: &ImageRef,
+    ) -> Result<u64> {
+        let _ = (plan, from, to, via);
         Err(crate::Error::new(
             crate::ErrorKind::Unavailable,
             "this runtime has one engine: there are no nodes to move data between",

@@ -39,8 +39,9 @@ use bollard::query_parameters::{
 use cm_core::{
     ContainerEvent, ContainerPlan, ContainerRuntime, ContainerStats, ContainerStatus, DiskSupport,
     EngineContainer, EngineInfo, Ensured, Error, ErrorKind, EventStream, ExecOutput, ExecRequest,
-    ForeignContainer, LogRequest, LogStream, NetworkPlan, NodeInfo, NodeName, NodeState, ObservedContainer,
-    ObservedObject, PortRange, RemoveMode, RestartPolicy, Result, Subnet, UploadEntry, VolumePlan, labels,
+    ForeignContainer, ImageRef, LogRequest, LogStream, NetworkPlan, NodeInfo, NodeName, NodeState,
+    ObservedContainer, ObservedObject, PortRange, RemoveMode, RestartPolicy, Result, Subnet, UploadEntry,
+    VolumePlan, labels,
 };
 use cm_docker::{DockerRuntime, NetworkDriver, engine_error, managed_filter};
 use futures_util::StreamExt;
@@ -375,6 +376,62 @@ impl SwarmRuntime {
     }
 
     /// Our services that mount the volume or attach to the network `name`.
+    /// The engine of node `node`: its `[runtime.nodes]` endpoint, or the manager's own engine
+    /// when `node` is the manager.
+    async fn engine_of_node(&self, node: &NodeName) -> Result<&DockerRuntime> {
+        if let Some(engine) = self.nodes.get(node.as_str()) {
+            return Ok(engine);
+        }
+        let docker = self.docker().await?;
+        let info = self.manager.answer(docker.info().await).await?;
+        if info.name.as_deref() == Some(node.as_str()) {
+            Ok(&self.manager)
+        } else {
+            Err(Error::unavailable(format!(
+                "node {node} has no engine endpoint in [runtime.nodes]: its containers' data can not be reached"
+            )))
+        }
+    }
+
+    /// The host names of the nodes that are down.
+    async fn down_nodes(&self) -> Result<BTreeSet<String>> {
+        Ok(self
+            .nodes()
+            .await?
+            .into_iter()
+            .filter(|n| n.state == NodeState::Down)
+            .map(|n| n.name.to_string())
+            .collect())
+    }
+
+    /// The services pinned to `node` (by their placement constraint) that mount volume `name`.
+    async fn services_using_on(&self, name: &str, node: &NodeName) -> Result<Vec<String>> {
+        let docker = self.docker().await?;
+        let options = ListServicesOptionsBuilder::new()
+            .filters(&managed_filter())
+            .build();
+        let services = self
+            .manager
+            .answer(docker.list_services(Some(options)).await)
+            .await?;
+        let pinned_here = format!("node.hostname=={node}");
+        Ok(services
+            .into_iter()
+            .filter(|s| {
+                let template = s.spec.as_ref().and_then(|s| s.task_template.as_ref());
+                let mounts = template
+                    .and_then(|t| t.container_spec.as_ref())
+                    .and_then(|c| c.mounts.as_ref());
+                let constraints = template
+                    .and_then(|t| t.placement.as_ref())
+                    .and_then(|p| p.constraints.as_ref());
+                let here = constraints.is_none_or(|c| c.iter().any(|c| c.replace(' ', "") == pinned_here));
+                here && mounts.is_some_and(|m| m.iter().any(|m| m.source.as_deref() == Some(name)))
+            })
+            .filter_map(|s| s.spec.and_then(|s| s.name))
+            .collect())
+    }
+
     async fn services_using(&self, name: &str) -> Result<Vec<String>> {
         let docker = self.docker().await?;
         // A service's spec names its networks by id.
@@ -535,6 +592,86 @@ fn engine_state(status: ContainerStatus) -> &'static str {
     match status {
         ContainerStatus::CrashLooping => "restarting",
         other => other.as_str(),
+    }
+}
+
+/// The label of the created-only containers a volume copy reads and writes through (removed
+/// when it ends; a crash leaves them to the test cleanup or `cm reconcile --prune`).
+const COPY_HELPER_LABEL: &str = "org.containermanager.copy";
+
+/// A container created (never started) on `engine` with `plan`'s volume at `/data`.
+async fn copy_helper(
+    engine: &DockerRuntime,
+    plan: &VolumePlan,
+    via: &ImageRef,
+    read_only: bool,
+) -> Result<String> {
+    let docker = engine.docker().await?;
+    let mut labels = plan.labels.clone();
+    labels.insert(COPY_HELPER_LABEL.to_owned(), plan.name.to_string());
+    let mode = if read_only { ":ro" } else { "" };
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(via.to_string()),
+        cmd: Some(vec!["true".to_owned()]),
+        labels: Some(labels.into_iter().collect()),
+        host_config: Some(bollard::models::HostConfig {
+            binds: Some(vec![format!("{}:{}{mode}", plan.name, cm_core::DATA_PATH)]),
+            network_mode: Some("none".to_owned()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let created = engine
+        .answer(
+            docker
+                .create_container(None::<bollard::query_parameters::CreateContainerOptions>, body)
+                .await,
+        )
+        .await?;
+    Ok(created.id)
+}
+
+/// Streams `/data` of `reader` (as a tar archive) into `writer`'s `/`, so its `/data` (the
+/// target volume) gets the same tree, owners and modes; gives the bytes of the archive.
+async fn stream_volume(
+    source: &DockerRuntime,
+    reader: &str,
+    target: &DockerRuntime,
+    writer: &str,
+) -> Result<u64> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let from = source.docker().await?;
+    let to = target.docker().await?;
+    let copied = Arc::new(AtomicU64::new(0));
+    let counted = copied.clone();
+    let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+        .path(cm_core::DATA_PATH)
+        .build();
+    let archive = from
+        .download_from_container(reader, Some(options))
+        .map(move |chunk| {
+            chunk
+                .inspect(|bytes| {
+                    counted.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                })
+                .map_err(std::io::Error::other)
+        });
+    let options = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
+        .path("/")
+        .build();
+    target
+        .answer(
+            to.upload_to_container(writer, Some(options), bollard::body_try_stream(archive))
+                .await,
+        )
+        .await?;
+    Ok(copied.load(Ordering::Relaxed))
+}
+
+/// Removes a copy's helper container; one left behind is only logged (it holds no process).
+async fn remove_helper(engine: &DockerRuntime, id: &str) {
+    if let Err(e) = engine.remove_container(id, RemoveMode::Force).await {
+        tracing::warn!(container = id, error = %e, "a volume copy's helper container was not removed");
     }
 }
 
@@ -720,6 +857,20 @@ fn observed(service: Service, tasks: Vec<Task>) -> ObservedContainer {
                 .unwrap_or(0),
         ),
     }
+}
+
+/// A container pinned to a node that is down is `node-down`, whatever its last task said: Swarm
+/// can not run it elsewhere (its data is on that node) and reports the old task until the node
+/// comes back.
+fn on_live_node(mut container: ObservedContainer, down: &BTreeSet<String>) -> ObservedContainer {
+    if container
+        .labels
+        .get(labels::NODE)
+        .is_some_and(|node| down.contains(node))
+    {
+        container.status = ContainerStatus::NodeDown;
+    }
+    container
 }
 
 fn to_hash(map: &BTreeMap<String, String>) -> HashMap<String, String> {
@@ -1061,7 +1212,8 @@ impl ContainerRuntime for SwarmRuntime {
         };
         let id = service.id.clone().unwrap_or_default();
         let tasks = self.tasks(Some(&id)).await?;
-        Ok(Some(observed(service, tasks)))
+        let down = self.down_nodes().await?;
+        Ok(Some(on_live_node(observed(service, tasks), &down)))
     }
 
     async fn list_managed(&self, filter: &BTreeMap<String, String>) -> Result<Vec<ObservedContainer>> {
@@ -1084,11 +1236,12 @@ impl ContainerRuntime for SwarmRuntime {
                 .or_default()
                 .push(task);
         }
+        let down = self.down_nodes().await?;
         Ok(services
             .into_iter()
             .map(|service| {
                 let id = service.id.clone().unwrap_or_default();
-                observed(service, tasks.remove(&id).unwrap_or_default())
+                on_live_node(observed(service, tasks.remove(&id).unwrap_or_default()), &down)
             })
             .collect())
     }
@@ -1154,38 +1307,50 @@ impl ContainerRuntime for SwarmRuntime {
         ))
     }
 
-    async fn copy_volume(&self, plan: &VolumePlan, from: &NodeName, to: &NodeName) -> Result<u64> {
-        Err(Error::new(
-            ErrorKind::Unavailable,
-            format!(
-                "copying volume {} from node {from} to node {to} is not implemented on Swarm yet",
+    async fn copy_volume(
+        &self,
+        plan: &VolumePlan,
+        from: &NodeName,
+        to: &NodeName,
+        via: &ImageRef,
+    ) -> Result<u64> {
+        let source = self.engine_of_node(from).await?;
+        let target = self.engine_of_node(to).await?;
+        let on_target = VolumePlan {
+            node: None,
+            ..plan.clone()
+        };
+        target.ensure_volume(&on_target).await?;
+        // Containers that are created, never started: the engine reads and writes a created
+        // container's volumes through its archive API, so nothing runs on either node.
+        let reader = copy_helper(source, plan, via, true).await?;
+        let copied = async {
+            let writer = copy_helper(target, plan, via, false).await?;
+            let copied = stream_volume(source, &reader, target, &writer).await;
+            remove_helper(target, &writer).await;
+            copied
+        }
+        .await;
+        remove_helper(source, &reader).await;
+        copied.map_err(|e| {
+            e.context(format_args!(
+                "copying volume {} from node {from} to node {to}",
                 plan.name
-            ),
-        ))
+            ))
+        })
     }
 
     async fn remove_volume_on(&self, name: &str, node: &NodeName) -> Result<()> {
-        let users = self.services_using(name).await?;
+        // A service elsewhere may use the same name (a moved container's new copy): only one
+        // pinned to this node holds this copy.
+        let users = self.services_using_on(name, node).await?;
         if !users.is_empty() {
             return Err(Error::conflict(format!(
-                "volume {name} is in use by service(s) {}",
+                "volume {name} on node {node} is in use by service(s) {}",
                 users.join(", ")
             )));
         }
-        match self.nodes.get(node.as_str()) {
-            Some(engine) => engine.remove_volume(name).await,
-            None => {
-                let docker = self.docker().await?;
-                let info = self.manager.answer(docker.info().await).await?;
-                if info.name.as_deref() == Some(node.as_str()) {
-                    self.manager.remove_volume(name).await
-                } else {
-                    Err(Error::unavailable(format!(
-                        "node {node} has no engine endpoint in [runtime.nodes]: volume {name} stays there"
-                    )))
-                }
-            }
-        }
+        self.engine_of_node(node).await?.remove_volume(name).await
     }
 
     async fn list_all_containers(&self) -> Result<Vec<EngineContainer>> {

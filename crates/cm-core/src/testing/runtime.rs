@@ -740,6 +740,7 @@ impl ContainerRuntime for FakeRuntime {
         plan: &crate::ports::VolumePlan,
         from: &crate::names::NodeName,
         to: &crate::names::NodeName,
+        _via: &ImageRef,
     ) -> Result<u64> {
         let mut engine = self.check(FakeOp::CopyVolume)?;
         if !engine.volumes.contains_key(plan.name.as_str()) {

@@ -117,8 +117,8 @@ impl Manager {
         // By the manager's clock, so that tests with a fixed clock see the same figures.
         let stopped_at = self.adapters().clock.now();
         let runtime = self.adapters().runtime.clone();
-        let (source, target) = (from.clone(), to.clone());
-        let copy = || async move { runtime.copy_volume(&volume, &source, &target).await };
+        let (source, target, via) = (from.clone(), to.clone(), spec.image.clone());
+        let copy = || async move { runtime.copy_volume(&volume, &source, &target, &via).await };
         let what = super::update::Replacing {
             describe: format!("move of {name} to node {to}"),
             restored: format!("it is back on node {from}"),
