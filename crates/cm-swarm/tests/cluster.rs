@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -17,68 +16,17 @@ use std::time::Duration;
 use cm_core::contract::runtime::{self as contract, RuntimeSubject};
 use cm_core::{
     Command, ContainerName, ContainerPlan, ContainerRuntime, ContainerStatus, CpuLimit, EnvVars, ExecRequest,
-    ImageRef, LogRequest, MemoryLimit, NetworkName, NetworkPlan, PortBinding, PortRange, RemoveMode,
-    RestartPolicy, Subnet, SubnetPool, TypeName, UserId, VolumeName, VolumePlan, owner_labels,
+    LogRequest, MemoryLimit, NetworkName, NetworkPlan, PortBinding, RemoveMode, RestartPolicy, Subnet,
+    TypeName, UserId, VolumeName, VolumePlan, owner_labels,
 };
 use cm_swarm::SwarmRuntime;
 use cm_testkit::swarm::{Cluster, Node};
-use cm_testkit::{DOCKER_CALL_LIMIT, OWNER_LABEL, TEST_LABEL, TestEnv, docker_ok};
+use cm_testkit::{DOCKER_CALL_LIMIT, TestEnv, docker_ok};
 use futures_util::StreamExt;
 
-/// The base of the default images (images/build.sh): a shell, coreutils and python3.
-const IMAGE: &str = "cm-base:bookworm";
+mod common;
 
-struct OnCluster<'env> {
-    runtime: SwarmRuntime,
-    env: &'env TestEnv,
-}
-
-impl RuntimeSubject for OnCluster<'_> {
-    fn runtime(&self) -> &dyn ContainerRuntime {
-        &self.runtime
-    }
-
-    fn labels(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (TEST_LABEL.to_owned(), self.env.run.clone()),
-            (OWNER_LABEL.to_owned(), cm_testkit::owner_id()),
-        ])
-    }
-
-    fn user(&self, name: &str) -> UserId {
-        UserId::parse(&self.env.user(name)).unwrap()
-    }
-
-    fn image(&self) -> ImageRef {
-        ImageRef::parse(IMAGE).unwrap()
-    }
-
-    fn ports(&self) -> PortRange {
-        let (first, last) = self.env.slot.port_range();
-        PortRange::new(first, last).unwrap()
-    }
-
-    fn subnets(&self) -> SubnetPool {
-        SubnetPool::new(Subnet::parse(&self.env.slot.subnet_range()).unwrap(), 28).unwrap()
-    }
-
-    fn limit(&self) -> Duration {
-        DOCKER_CALL_LIMIT
-    }
-}
-
-/// The engine answers and has the base image (under CI, a missing one fails).
-fn have_engine() -> bool {
-    cm_testkit::require(
-        "docker",
-        &["info", "--format", "{{.ServerVersion}}"],
-        "a running Docker engine",
-    ) && cm_testkit::require(
-        "docker",
-        &["image", "inspect", "--format", "{{.Id}}", IMAGE],
-        "the base image cm-base:bookworm (images/build.sh)",
-    )
-}
+use common::{IMAGE, Swarm as OnCluster, have_engine};
 
 /// A cluster of the manager and two workers with the image on every node, and only worker 2
 /// taking tasks.
