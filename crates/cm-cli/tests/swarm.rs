@@ -274,3 +274,32 @@ fn cm_places_moves_and_reports_nodes_on_three_nodes() {
     cm_ok(&env, &["delete", &second_name, "--purge", "--force"]);
     drop(cluster);
 }
+
+/// A service removed behind cm's back on a single-node swarm: `cm reconcile` finds the record's
+/// container missing and re-creates it on its node, with the data it had.
+#[test]
+fn reconcile_re_creates_a_service_removed_behind_its_back() {
+    if !require_docker() {
+        return;
+    }
+    let env = TestEnv::alone();
+    let _swarm = SingleNodeSwarm::join(&env);
+    env.set_config_extra("[runtime]\nkind = \"swarm\"\n");
+    let user = env.user("rc");
+    let name = format!("{user}_cli_v4");
+    cm_ok(&env, &["create", &user, "cli_v4"]);
+    cm_ok(&env, &["exec", &name, "sh", "-c", "echo kept > /data/kept"]);
+    docker_ok(&["service", "rm", &name]);
+    assert!(wait_until(Duration::from_secs(60), || {
+        docker(&["service", "inspect", &name]).status.code() == Some(1)
+    }));
+
+    let dry = cm_json(&env, &["reconcile", "--dry-run"]);
+    assert!(dry.to_string().contains("\"missing_container\""), "{dry}");
+    let report = cm_json(&env, &["reconcile"]);
+    assert!(report.to_string().contains("\"fixed\""), "{report}");
+    let got = cm_json(&env, &["get", &name]);
+    assert_eq!(got["status"], "running", "{got}");
+    assert_eq!(cm_ok(&env, &["exec", &name, "cat", "/data/kept"]).trim(), "kept");
+    cm_ok(&env, &["delete", &name, "--purge", "--force"]);
+}
