@@ -23,6 +23,10 @@ pub(crate) const SAMPLES_AT_ONCE: usize = 8;
 /// How often the create's watch looks at a new container.
 pub(crate) const EXIT_CHECK_STEP: Duration = Duration::from_millis(100);
 
+/// How long the create's watch waits to see the exit code of a container it caught running again
+/// after a restart (the engine clears the code while it runs).
+pub(crate) const EXIT_CODE_WAIT: Duration = Duration::from_secs(2);
+
 /// One sample of a container's use.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct UsagePoint {

@@ -12,7 +12,8 @@ use crate::ports::{ContainerStats, LogRequest};
 use crate::spec::{ContainerSpec, ContainerStatus};
 
 use crate::health::{
-    ContainerHealth, EXIT_CHECK_STEP, LAST_LOG_LINES, SAMPLES_AT_ONCE, UsagePoint, seconds_since,
+    ContainerHealth, EXIT_CHECK_STEP, EXIT_CODE_WAIT, LAST_LOG_LINES, SAMPLES_AT_ONCE, UsagePoint,
+    seconds_since,
 };
 
 impl Manager {
@@ -99,6 +100,13 @@ impl Manager {
                 ContainerStatus::Running | ContainerStatus::Created
             );
             if restarted || exited {
+                // Restarted and running again, its exit code is gone until it exits again (soon,
+                // when it exits at once): look a little longer for it.
+                let observed = if exited {
+                    observed
+                } else {
+                    self.next_exit(spec, observed).await?
+                };
                 let lines = self.last_log_lines(&spec.container_id).await;
                 let code = observed
                     .exit_code
@@ -135,6 +143,30 @@ impl Manager {
             }
             tokio::time::sleep(EXIT_CHECK_STEP.min(deadline - now)).await;
         }
+    }
+
+    /// The container's state once it is seen not running, within [`EXIT_CODE_WAIT`]; `seen` when
+    /// it keeps running that long (or is gone).
+    async fn next_exit(
+        &self,
+        spec: &ContainerSpec,
+        seen: crate::ports::ObservedContainer,
+    ) -> Result<crate::ports::ObservedContainer> {
+        let until = tokio::time::Instant::now() + EXIT_CODE_WAIT;
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(EXIT_CHECK_STEP).await;
+            match self
+                .adapters()
+                .runtime
+                .inspect_container(&spec.container_id)
+                .await?
+            {
+                Some(observed) if observed.status != ContainerStatus::Running => return Ok(observed),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        Ok(seen)
     }
 
     /// Samples the use of every running container once, a few at a time, into the history the
