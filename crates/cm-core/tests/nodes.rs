@@ -47,6 +47,16 @@ fn on(world: &FakeWorld, user: &str, kind: &str, node: Option<&str>) -> CreateRe
     CreateRequest::parse(&form, world.manager.config()).unwrap()
 }
 
+/// Creates `user`'s `kind` on `node`, which must succeed: the record.
+async fn create_on(world: &FakeWorld, user: &str, kind: &str, node: Option<&str>) -> cm_core::ContainerSpec {
+    world
+        .manager
+        .create(on(world, user, kind, node), &|_| {})
+        .await
+        .unwrap()
+        .spec
+}
+
 #[tokio::test]
 async fn a_single_engine_places_nothing_and_refuses_a_node() {
     let world = FakeWorld::new();
@@ -109,12 +119,7 @@ async fn creates_go_where_the_most_memory_is_free_and_stay_pinned() {
 #[tokio::test]
 async fn a_chosen_node_must_exist_and_take_containers() {
     let world = cluster();
-    let spec = world
-        .manager
-        .create(on(&world, "alice", "cli_v4", Some("n3")), &|_| {})
-        .await
-        .unwrap()
-        .spec;
+    let spec = create_on(&world, "alice", "cli_v4", Some("n3")).await;
     assert_eq!(spec.node.unwrap().as_str(), "n3");
 
     let err = world
@@ -159,16 +164,8 @@ async fn a_chosen_node_must_exist_and_take_containers() {
 #[tokio::test]
 async fn a_node_going_down_shows_its_containers_as_node_down_and_routes_go_to_the_node() {
     let world = cluster();
-    world
-        .manager
-        .create(on(&world, "alice", "preview_server", Some("n2")), &|_| {})
-        .await
-        .unwrap();
-    world
-        .manager
-        .create(on(&world, "bob", "preview_server", Some("n3")), &|_| {})
-        .await
-        .unwrap();
+    create_on(&world, "alice", "preview_server", Some("n2")).await;
+    create_on(&world, "bob", "preview_server", Some("n3")).await;
     let alice = UserId::parse("alice").unwrap();
     let kind = TypeName::parse("preview_server").unwrap();
     let answer = world
@@ -209,12 +206,7 @@ fn name(node: &str) -> NodeName {
 #[tokio::test]
 async fn a_move_copies_the_data_re_creates_on_the_target_and_routes_there() {
     let world = cluster();
-    let created = world
-        .manager
-        .create(on(&world, "alice", "preview_server", Some("n1")), &|_| {})
-        .await
-        .unwrap()
-        .spec;
+    let created = create_on(&world, "alice", "preview_server", Some("n1")).await;
     let alice = as_admin(&world.manager, "alice_preview_server").await.unwrap();
     let moved = world.manager.move_container(&alice, &name("n2")).await.unwrap();
     assert_eq!(moved.from.as_str(), "n1");
@@ -267,11 +259,7 @@ async fn a_move_is_refused_where_it_can_not_keep_the_data() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 
     let world = cluster();
-    world
-        .manager
-        .create(on(&world, "alice", "cli_v4", Some("n1")), &|_| {})
-        .await
-        .unwrap();
+    create_on(&world, "alice", "cli_v4", Some("n1")).await;
     let alice = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
     let err = world
         .manager
@@ -310,11 +298,7 @@ async fn a_move_is_refused_where_it_can_not_keep_the_data() {
 #[tokio::test]
 async fn a_failed_copy_brings_the_container_back_on_its_node() {
     let world = cluster();
-    world
-        .manager
-        .create(on(&world, "alice", "cli_v4", Some("n1")), &|_| {})
-        .await
-        .unwrap();
+    create_on(&world, "alice", "cli_v4", Some("n1")).await;
     world.runtime.fail(FakeOp::CopyVolume, ErrorKind::Unavailable);
     let alice = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
     let err = world
@@ -354,11 +338,7 @@ async fn a_failed_copy_brings_the_container_back_on_its_node() {
 #[tokio::test]
 async fn an_update_without_renames_replaces_the_container_and_restores_it_on_failure() {
     let world = cluster();
-    world
-        .manager
-        .create(on(&world, "alice", "cli_v4", Some("n2")), &|_| {})
-        .await
-        .unwrap();
+    create_on(&world, "alice", "cli_v4", Some("n2")).await;
     let alice = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
     let updated = world
         .manager
@@ -457,11 +437,7 @@ async fn watching_the_nodes_marks_containers_on_a_down_node_in_listings_and_metr
 #[tokio::test]
 async fn a_stopped_container_moves_stopped_and_a_stale_handle_is_refused() {
     let world = cluster();
-    world
-        .manager
-        .create(on(&world, "alice", "cli_v4", Some("n1")), &|_| {})
-        .await
-        .unwrap();
+    create_on(&world, "alice", "cli_v4", Some("n1")).await;
     let alice = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
     world.manager.stop(&alice).await.unwrap();
     let moved = world.manager.move_container(&alice, &name("n2")).await.unwrap();
@@ -501,11 +477,7 @@ async fn a_stopped_container_moves_stopped_and_a_stale_handle_is_refused() {
 #[tokio::test]
 async fn a_route_to_a_node_gone_from_the_cluster_is_refused_not_sent_to_localhost() {
     let world = cluster();
-    world
-        .manager
-        .create(on(&world, "alice", "preview_server", Some("n3")), &|_| {})
-        .await
-        .unwrap();
+    create_on(&world, "alice", "preview_server", Some("n3")).await;
     // n3 leaves the cluster, and the next listing (the sampler's, every round) says so.
     world.runtime.set_nodes(vec![node("n1", 1, 4), node("n2", 2, 4)]);
     assert_eq!(world.manager.nodes().await.unwrap().len(), 2);

@@ -404,34 +404,36 @@ impl SwarmRuntime {
             .collect())
     }
 
-    /// The services pinned to `node` (by their placement constraint) that mount volume `name`.
-    async fn services_using_on(&self, name: &str, node: &NodeName) -> Result<Vec<String>> {
+    /// Every service this installation's labels mark as managed.
+    async fn managed_services(&self) -> Result<Vec<Service>> {
         let docker = self.docker().await?;
         let options = ListServicesOptionsBuilder::new()
             .filters(&managed_filter())
             .build();
-        let services = self
-            .manager
+        self.manager
             .answer(docker.list_services(Some(options)).await)
-            .await?;
+            .await
+    }
+
+    /// The services pinned to `node` (by their placement constraint) that mount volume `name`.
+    async fn services_using_on(&self, name: &str, node: &NodeName) -> Result<Vec<String>> {
         let pinned_here = format!("node.hostname=={node}");
-        Ok(services
+        Ok(self
+            .managed_services()
+            .await?
             .into_iter()
             .filter(|s| {
-                let template = s.spec.as_ref().and_then(|s| s.task_template.as_ref());
-                let mounts = template
-                    .and_then(|t| t.container_spec.as_ref())
-                    .and_then(|c| c.mounts.as_ref());
-                let constraints = template
+                let constraints = template_of(s)
                     .and_then(|t| t.placement.as_ref())
                     .and_then(|p| p.constraints.as_ref());
                 let here = constraints.is_none_or(|c| c.iter().any(|c| c.replace(' ', "") == pinned_here));
-                here && mounts.is_some_and(|m| m.iter().any(|m| m.source.as_deref() == Some(name)))
+                here && mounts_volume(s, name)
             })
             .filter_map(|s| s.spec.and_then(|s| s.name))
             .collect())
     }
 
+    /// The services that mount volume `name` or attach to network `name`.
     async fn services_using(&self, name: &str) -> Result<Vec<String>> {
         let docker = self.docker().await?;
         // A service's spec names its networks by id.
@@ -448,22 +450,13 @@ impl SwarmRuntime {
         let is_network = |target: Option<&str>| {
             target == Some(name) || (target.is_some() && target == network_id.as_deref())
         };
-        let options = ListServicesOptionsBuilder::new()
-            .filters(&managed_filter())
-            .build();
-        let services = self
-            .manager
-            .answer(docker.list_services(Some(options)).await)
-            .await?;
-        Ok(services
+        Ok(self
+            .managed_services()
+            .await?
             .into_iter()
             .filter(|s| {
-                let template = s.spec.as_ref().and_then(|s| s.task_template.as_ref());
-                let mounts = template
-                    .and_then(|t| t.container_spec.as_ref())
-                    .and_then(|c| c.mounts.as_ref());
-                let networks = template.and_then(|t| t.networks.as_ref());
-                mounts.is_some_and(|m| m.iter().any(|m| m.source.as_deref() == Some(name)))
+                let networks = template_of(s).and_then(|t| t.networks.as_ref());
+                mounts_volume(s, name)
                     || networks.is_some_and(|n| n.iter().any(|n| is_network(n.target.as_deref())))
             })
             .filter_map(|s| s.spec.and_then(|s| s.name))
@@ -857,6 +850,19 @@ fn observed(service: Service, tasks: Vec<Task>) -> ObservedContainer {
                 .unwrap_or(0),
         ),
     }
+}
+
+/// A service's task template.
+fn template_of(service: &Service) -> Option<&TaskSpec> {
+    service.spec.as_ref()?.task_template.as_ref()
+}
+
+/// Whether a service mounts volume `name`.
+fn mounts_volume(service: &Service, name: &str) -> bool {
+    template_of(service)
+        .and_then(|t| t.container_spec.as_ref())
+        .and_then(|c| c.mounts.as_ref())
+        .is_some_and(|m| m.iter().any(|m| m.source.as_deref() == Some(name)))
 }
 
 /// A container pinned to a node that is down is `node-down`, whatever its last task said: Swarm

@@ -262,9 +262,7 @@ pub async fn container(viewer: Viewer, name: Path<String>) -> PageResult {
             .await
             .unwrap_or_default()
             .into_iter()
-            .filter(|r| {
-                &r.node.name != here && r.node.state == cm_core::NodeState::Ready && r.node.schedulable
-            })
+            .filter(|r| &r.node.name != here && r.takes_containers())
             .map(|r| r.node.name.to_string())
             .collect(),
         _ => Vec::new(),

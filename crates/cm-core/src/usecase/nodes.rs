@@ -32,8 +32,8 @@ impl NodeReport {
         self.node.memory_bytes.saturating_sub(self.reserved_memory_bytes)
     }
 
-    /// Whether a new container may go there.
-    fn takes_containers(&self) -> bool {
+    /// Whether a new container may go there (ready and not drained).
+    pub fn takes_containers(&self) -> bool {
         self.node.state == NodeState::Ready && self.node.schedulable
     }
 }
