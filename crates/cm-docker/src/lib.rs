@@ -622,30 +622,12 @@ impl ContainerRuntime for DockerRuntime {
             .into_iter()
             .find(|m| m.destination.as_deref() == Some("/data"))
             .and_then(|m| m.name);
-        // What the image sets is not the container's own: only the rest moves with it.
-        let image_env: BTreeSet<String> = match inspected.image.as_deref() {
-            Some(image) => match docker.inspect_image(image).await {
-                Ok(i) => i
-                    .config
-                    .and_then(|c| c.env)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-                Err(_) => BTreeSet::new(),
-            },
-            None => BTreeSet::new(),
-        };
-        let env = inspected
-            .config
-            .and_then(|c| c.env)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|assignment| !image_env.contains(assignment))
-            .filter_map(|assignment| {
-                let (key, value) = assignment.split_once('=')?;
-                Some((key.to_owned(), value.to_owned()))
-            })
-            .collect();
+        let env = own_env(
+            &docker,
+            inspected.image.as_deref(),
+            inspected.config.and_then(|c| c.env).unwrap_or_default(),
+        )
+        .await;
         Ok(Some(ForeignContainer {
             observed,
             env,
@@ -955,6 +937,30 @@ impl ContainerRuntime for DockerRuntime {
                 .context(format_args!("writing files into {destination}"))),
         }
     }
+}
+
+/// A container's environment without the assignments its image sets with the same values: what
+/// the image sets is not the container's own, only the rest moves with it (adoption).
+pub async fn own_env(docker: &Docker, image: Option<&str>, env: Vec<String>) -> BTreeMap<String, String> {
+    let image_env: BTreeSet<String> = match image {
+        Some(image) => match docker.inspect_image(image).await {
+            Ok(i) => i
+                .config
+                .and_then(|c| c.env)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            Err(_) => BTreeSet::new(),
+        },
+        None => BTreeSet::new(),
+    };
+    env.into_iter()
+        .filter(|assignment| !image_env.contains(assignment))
+        .filter_map(|assignment| {
+            let (key, value) = assignment.split_once('=')?;
+            Some((key.to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 /// The label filter `managed-by=ContainerManager`.

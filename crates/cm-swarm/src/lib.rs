@@ -43,7 +43,7 @@ use cm_core::{
     ObservedContainer, ObservedObject, PortRange, RemoveMode, RestartPolicy, Result, Subnet, UploadEntry,
     VolumePlan, labels,
 };
-use cm_docker::{DockerRuntime, NetworkDriver, engine_error, managed_filter};
+use cm_docker::{DockerRuntime, NetworkDriver, engine_error, managed_filter, own_env};
 use futures_util::StreamExt;
 use tokio::sync::Mutex;
 
@@ -1458,30 +1458,13 @@ impl ContainerRuntime for SwarmRuntime {
             .into_iter()
             .find(|m| m.target.as_deref() == Some(cm_core::DATA_PATH))
             .and_then(|m| m.source);
-        // What the image sets is not the container's own.
         let docker = self.docker().await?;
-        let image_env: BTreeSet<String> = match container.image.as_deref() {
-            Some(image) => match docker.inspect_image(image).await {
-                Ok(i) => i
-                    .config
-                    .and_then(|c| c.env)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-                Err(_) => BTreeSet::new(),
-            },
-            None => BTreeSet::new(),
-        };
-        let env = container
-            .env
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|assignment| !image_env.contains(assignment))
-            .filter_map(|assignment| {
-                let (key, value) = assignment.split_once('=')?;
-                Some((key.to_owned(), value.to_owned()))
-            })
-            .collect();
+        let env = own_env(
+            &docker,
+            container.image.as_deref(),
+            container.env.unwrap_or_default(),
+        )
+        .await;
         let tasks = self.tasks(Some(&service_id)).await?;
         Ok(Some(ForeignContainer {
             observed: observed(service, tasks),
