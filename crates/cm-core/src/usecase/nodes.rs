@@ -120,56 +120,7 @@ impl Manager {
     /// Where a new container goes: `requested` when it is a node that takes containers, else the
     /// one with the most memory not yet reserved (ties by name); `None` on a single engine.
     pub(crate) async fn place(&self, requested: Option<&NodeName>) -> Result<Option<NodeName>> {
-        let reports = self.nodes().await?;
-        if reports.is_empty() {
-            return match requested {
-                None => Ok(None),
-                Some(node) => Err(Error::invalid(format!(
-                    "this installation runs one engine: there is no node {node} to choose (nodes are a Swarm runtime's)"
-                ))
-                .for_field("node")),
-            };
-        }
-        let names = || {
-            reports
-                .iter()
-                .map(|r| format!("{} ({})", r.node.name, r.node.state.as_str()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        if let Some(node) = requested {
-            return match reports.iter().find(|r| &r.node.name == node) {
-                Some(report) if report.takes_containers() => Ok(Some(node.clone())),
-                Some(report) => Err(Error::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "node {node} takes no containers now (it is {}{})",
-                        report.node.state.as_str(),
-                        if report.node.schedulable { "" } else { ", drained" }
-                    ),
-                )
-                .for_field("node")),
-                None => Err(
-                    Error::invalid(format!("there is no node {node}; the nodes are {}", names()))
-                        .for_field("node"),
-                ),
-            };
-        }
-        reports
-            .iter()
-            .filter(|r| r.takes_containers())
-            .max_by(|a, b| {
-                a.free_memory_bytes()
-                    .cmp(&b.free_memory_bytes())
-                    .then_with(|| b.node.name.cmp(&a.node.name))
-            })
-            .map(|r| Some(r.node.name.clone()))
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!("no node takes containers now: {}", names()),
-                )
-            })
+        choose_node(&self.nodes().await?, requested)
     }
 
     /// Where a container's published ports are reached: on a single engine the host itself, else
@@ -195,4 +146,59 @@ impl Manager {
         }
         self.known_nodes.address(node)
     }
+}
+
+/// Where a new container goes: `requested` when it is a node that takes containers, else the
+/// one with the most memory not yet reserved (ties by name); `None` on a single engine (no
+/// nodes). The rule of [`Manager::place`], over nodes already listed.
+pub(crate) fn choose_node(reports: &[NodeReport], requested: Option<&NodeName>) -> Result<Option<NodeName>> {
+    if reports.is_empty() {
+        return match requested {
+            None => Ok(None),
+            Some(node) => Err(Error::invalid(format!(
+                "this installation runs one engine: there is no node {node} to choose (nodes are a Swarm runtime's)"
+            ))
+            .for_field("node")),
+        };
+    }
+    let names = || {
+        reports
+            .iter()
+            .map(|r| format!("{} ({})", r.node.name, r.node.state.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(node) = requested {
+        return match reports.iter().find(|r| &r.node.name == node) {
+            Some(report) if report.takes_containers() => Ok(Some(node.clone())),
+            Some(report) => Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "node {node} takes no containers now (it is {}{})",
+                    report.node.state.as_str(),
+                    if report.node.schedulable { "" } else { ", drained" }
+                ),
+            )
+            .for_field("node")),
+            None => Err(
+                Error::invalid(format!("there is no node {node}; the nodes are {}", names()))
+                    .for_field("node"),
+            ),
+        };
+    }
+    reports
+        .iter()
+        .filter(|r| r.takes_containers())
+        .max_by(|a, b| {
+            a.free_memory_bytes()
+                .cmp(&b.free_memory_bytes())
+                .then_with(|| b.node.name.cmp(&a.node.name))
+        })
+        .map(|r| Some(r.node.name.clone()))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("no node takes containers now: {}", names()),
+            )
+        })
 }

@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
+use super::nodes::choose_node;
 use crate::access::AuthorizedContainer;
 use crate::auth::Action;
 use crate::error::{Error, ErrorKind, Result};
@@ -17,7 +16,7 @@ use crate::ports::{NodeState, OperationKind, VolumePlan};
 use crate::spec::{ContainerSpec, owner_labels};
 
 /// What a move did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Moved {
     /// The record on its new node.
     pub spec: ContainerSpec,
@@ -27,17 +26,7 @@ pub struct Moved {
     pub copied_bytes: u64,
     /// How long it was not running: from its stop to its start on the new node (zero when it was
     /// not running before).
-    #[serde(with = "seconds")]
     pub downtime: Duration,
-}
-
-/// Durations as fractional seconds on the wire.
-mod seconds {
-    use std::time::Duration;
-
-    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
-    }
 }
 
 impl Manager {
@@ -69,6 +58,7 @@ impl Manager {
                 ))
             })?;
         let nodes = self.nodes().await?;
+        choose_node(&nodes, Some(to))?;
         match nodes.iter().find(|n| n.node.name == from) {
             Some(source) if source.node.state == NodeState::Ready => {}
             Some(source) => {
@@ -91,7 +81,6 @@ impl Manager {
                 ));
             }
         }
-        self.place(Some(to)).await?;
 
         let store = &self.adapters().store;
         let name = spec.container_name.clone();
