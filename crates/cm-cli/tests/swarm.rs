@@ -8,9 +8,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::Output;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
+use cm_core::{HostMode, RoutingMode};
+use cm_nginx::{Site, render_site};
+use cm_testkit::http::{self, Response};
+use cm_testkit::nginx::TestNginx;
 use cm_testkit::swarm::SingleNodeSwarm;
 use cm_testkit::{TestEnv, docker, docker_ok, require_docker, wait_until};
 use serde_json::Value;
@@ -42,6 +47,116 @@ fn cm_json(env: &TestEnv, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     serde_json::from_str(&cm_ok(env, &all)).unwrap()
+}
+
+/// How long a route may take to give the expected answer (an app starting, a status reaching
+/// cm-api's event feed).
+const ROUTE_READY: Duration = Duration::from_secs(60);
+
+/// The routes of a test's world: a real nginx with the site file of `cm nginx setup` in dynamic
+/// mode, and the workspace's `cm-api` (beside `cm` in the target directory; `cargo test
+/// --workspace` builds it) answering its route check. Both stopped on drop.
+struct Routes {
+    nginx: TestNginx,
+    api: Child,
+    api_log: PathBuf,
+}
+
+impl Routes {
+    /// Starts nginx, whose site asks a cm-api on a free port, and returns it with the `[nginx]`
+    /// section that points `cm` at it; `None` after a loud skip line when nginx is missing
+    /// outside CI. cm-api is started by [`Routes::serve`], once the configuration is complete.
+    fn nginx(env: &TestEnv, test: &str) -> Option<(TestNginx, u16)> {
+        let api_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let enabled_dir = env.path().join("box-enabled");
+        std::fs::create_dir_all(&enabled_dir).unwrap();
+        let render = |port: u16| {
+            render_site(&Site {
+                mode: RoutingMode::Dynamic,
+                host: HostMode::Path,
+                listen: ([127, 0, 0, 1], port).into(),
+                server_name: "_".into(),
+                base_domain: None,
+                api: ([127, 0, 0, 1], api_port).into(),
+                enabled_dir: enabled_dir.clone(),
+            })
+            .unwrap()
+        };
+        TestNginx::start_site(test, &render).map(|nginx| (nginx, api_port))
+    }
+
+    /// Starts cm-api on `api_port` with `env`'s configuration and waits (30 s at most) until it
+    /// answers.
+    fn serve(env: &TestEnv, nginx: TestNginx, api_port: u16) -> Routes {
+        let binary = PathBuf::from(env!("CARGO_BIN_EXE_cm")).with_file_name("cm-api");
+        assert!(
+            binary.exists(),
+            "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p cm-api` first)",
+            binary.display()
+        );
+        let api_log = env.path().join("cm-api.log");
+        let api = Command::new(binary)
+            .envs(env.vars())
+            .env("CM_LISTEN", format!("127.0.0.1:{api_port}"))
+            .env("CONTAINER_ADMIN_KEY", format!("swarm-routes-admin-{}", env.run))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&api_log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut routes = Routes { nginx, api, api_log };
+        let started = Instant::now();
+        while http::get(api_port, "/healthz", &[]).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30) && routes.api.try_wait().unwrap().is_none(),
+                "cm-api did not start: {}",
+                routes.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        routes
+    }
+
+    /// cm-api's and nginx's logs, for failure messages.
+    fn logs(&self) -> String {
+        let tail = |text: String| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        };
+        format!(
+            "cm-api:\n{}\nnginx:\n{}",
+            tail(std::fs::read_to_string(&self.api_log).unwrap_or_default()),
+            tail(self.nginx.error_log_text())
+        )
+    }
+
+    /// GETs `path` through nginx with `headers` until it answers `status` (or
+    /// [`ROUTE_READY`] passes); asserts and returns that answer.
+    fn get_until(&self, path: &str, headers: &[(&str, &str)], status: u16) -> Response {
+        let mut last = None;
+        wait_until(ROUTE_READY, || {
+            last = http::get(self.nginx.port, path, headers).ok();
+            last.as_ref().is_some_and(|r| r.status == status)
+        });
+        let last = last.unwrap_or_else(|| panic!("nginx did not answer {path}:\n{}", self.logs()));
+        assert_eq!(last.status, status, "{path}: {last:?}\n{}", self.logs());
+        last
+    }
+}
+
+impl Drop for Routes {
+    fn drop(&mut self) {
+        let _ = self.api.kill();
+        let _ = self.api.wait();
+    }
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
 }
 
 #[test]
@@ -180,6 +295,10 @@ fn cm_runs_containers_as_swarm_services() {
 /// `cm` on a real 3-node swarm (`cm_testkit::swarm::Cluster`: the host engine as manager, two
 /// workers in containers): placement by `--node` and by free memory, `cm nodes`, `cm move` with
 /// the data, and a killed worker's container shown `node-down` while another keeps running.
+///
+/// Through a real nginx whose route check is the real cm-api (dynamic routing): the container on
+/// a worker answers its owner with the file written into its `/data` and refuses another user;
+/// after `cm move` to the other worker the route follows it; stopped, nginx answers 503.
 #[test]
 fn cm_places_moves_and_reports_nodes_on_three_nodes() {
     if !require_docker() {
@@ -193,11 +312,17 @@ fn cm_places_moves_and_reports_nodes_on_three_nodes() {
         .iter()
         .map(|(host, endpoint)| format!("\"{host}\" = \"{endpoint}\"\n"))
         .collect();
+    let nginx = Routes::nginx(&env, "cm_places_moves_and_reports_nodes_on_three_nodes");
+    let nginx_toml = nginx
+        .as_ref()
+        .map(|(nginx, _)| nginx.dynamic_config_toml())
+        .unwrap_or_default();
     env.set_config_extra(&format!(
-        "[types.web]\nimage = \"cm-base:bookworm\"\ninternal_port = 8080\nmemory = \"64m\"\n\
+        "{nginx_toml}[types.web]\nimage = \"cm-base:bookworm\"\ninternal_port = 8080\nmemory = \"64m\"\n\
          command = [\"python3\", \"-m\", \"http.server\", \"8080\", \"--directory\", \"/data\"]\n\
          [runtime]\nkind = \"swarm\"\n[runtime.nodes]\n{endpoints}"
     ));
+    let routes = nginx.map(|(nginx, api_port)| Routes::serve(&env, nginx, api_port));
     let (w1, w2) = (
         cluster.worker(1).hostname.clone(),
         cluster.worker(2).hostname.clone(),
@@ -222,6 +347,19 @@ fn cm_places_moves_and_reports_nodes_on_three_nodes() {
         .docker_ok(&["ps", "-q", "--filter", &env.label_filter()]);
     assert!(!on_w1.is_empty(), "its task runs on {w1}");
 
+    // Through nginx: the owner gets the file from the worker's published port, another user is
+    // refused.
+    let owner = bearer(cm_ok(&env, &["token", "create", &user]).trim());
+    let stranger = bearer(cm_ok(&env, &["token", "create", &env.user("stranger")]).trim());
+    let marker = format!("/container/{user}/web/marker");
+    if let Some(routes) = &routes {
+        let got = routes.get_until(&marker, &[("Authorization", &owner)], 200);
+        assert_eq!(got.body, "moved-with-me\n", "{got:?}");
+        let refused = http::get(routes.nginx.port, &marker, &[("Authorization", &stranger)]).unwrap();
+        assert_eq!(refused.status, 403, "{refused:?}");
+        assert!(!refused.body.contains("moved-with-me"), "{refused:?}");
+    }
+
     // Moved with its data: the file is there on the other worker, served on its address.
     let moved = cm_json(&env, &["move", &name, "--node", &w2]);
     assert_eq!(moved["from"], w1.as_str(), "{moved}");
@@ -242,6 +380,18 @@ fn cm_places_moves_and_reports_nodes_on_three_nodes() {
         !volumes_w1.contains(&format!("{name}_data")),
         "the old copy is gone: {volumes_w1}"
     );
+
+    // The route follows the move; stopped, nginx says so (503); started again, it answers.
+    if let Some(routes) = &routes {
+        let got = routes.get_until(&marker, &[("Authorization", &owner)], 200);
+        assert_eq!(got.body, "moved-with-me\n", "{got:?}");
+        cm_ok(&env, &["stop", &name]);
+        let stopped = routes.get_until(&marker, &[("Authorization", &owner)], 503);
+        assert!(stopped.body.contains("stopped"), "{stopped:?}");
+        cm_ok(&env, &["start", &name]);
+        let got = routes.get_until(&marker, &[("Authorization", &owner)], 200);
+        assert_eq!(got.body, "moved-with-me\n", "{got:?}");
+    }
 
     // Left to choose, a second container avoids the node that holds the first one's memory.
     let other = env.user("other");

@@ -803,7 +803,10 @@ fn observed(service: Service, tasks: Vec<Task>) -> ObservedContainer {
         None if wanted == 0 => "created",
         None => "restarting",
         Some(task) => match task_state(task) {
-            Some(TaskState::RUNNING) => "running",
+            // Scaled to 0 (a stop), a task still running is on its way out. The node's engine
+            // tells its container's end (the event the status view inspects on) before the
+            // manager's task shows it, so `running` here would stick until some next event.
+            Some(TaskState::RUNNING) if wanted > 0 => "running",
             Some(TaskState::COMPLETE | TaskState::FAILED | TaskState::REJECTED) if wanted > 0 => {
                 let failed = exit_code(task).is_none_or(|c| c != 0);
                 match condition {
@@ -1631,6 +1634,30 @@ mod tests {
         assert_eq!(current.task.and_then(|t| t.id).as_deref(), Some("d"));
         assert_eq!(current.restarts, 2);
         assert_eq!(current_of(Vec::new()).restarts, 0);
+    }
+
+    #[test]
+    fn a_task_still_running_after_a_scale_to_zero_is_stopped() {
+        let service = |replicas: i64| {
+            serde_json::from_value::<Service>(serde_json::json!({
+                "ID": "s",
+                "Spec": { "Name": "u_web", "Mode": { "Replicated": { "Replicas": replicas } } }
+            }))
+            .unwrap_or_default()
+        };
+        let running = |desired| {
+            vec![task(
+                "a",
+                "2026-01-01T00:00:01Z",
+                TaskState::RUNNING,
+                desired,
+                None,
+            )]
+        };
+        let stopping = observed(service(0), running(TaskState::SHUTDOWN));
+        assert_eq!(stopping.status, ContainerStatus::observed("exited", 0));
+        let up = observed(service(1), running(TaskState::RUNNING));
+        assert_eq!(up.status, ContainerStatus::observed("running", 0));
     }
 
     #[test]
