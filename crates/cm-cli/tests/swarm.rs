@@ -298,7 +298,8 @@ fn cm_runs_containers_as_swarm_services() {
 ///
 /// Through a real nginx whose route check is the real cm-api (dynamic routing): the container on
 /// a worker answers its owner with the file written into its `/data` and refuses another user;
-/// after `cm move` to the other worker the route follows it; stopped, nginx answers 503.
+/// after `cm move` to the other worker the route follows it; stopped, and on a killed worker,
+/// nginx answers 503.
 #[test]
 fn cm_places_moves_and_reports_nodes_on_three_nodes() {
     if !require_docker() {
@@ -320,6 +321,7 @@ fn cm_places_moves_and_reports_nodes_on_three_nodes() {
     env.set_config_extra(&format!(
         "{nginx_toml}[types.web]\nimage = \"cm-base:bookworm\"\ninternal_port = 8080\nmemory = \"64m\"\n\
          command = [\"python3\", \"-m\", \"http.server\", \"8080\", \"--directory\", \"/data\"]\n\
+         [health]\nsample_seconds = 5\n\
          [runtime]\nkind = \"swarm\"\n[runtime.nodes]\n{endpoints}"
     ));
     let routes = nginx.map(|(nginx, api_port)| Routes::serve(&env, nginx, api_port));
@@ -403,6 +405,10 @@ fn cm_places_moves_and_reports_nodes_on_three_nodes() {
     assert!(cluster.wait_for_state(cluster.worker(2), "down", Duration::from_secs(60)));
     let got = cm_json(&env, &["get", &name]);
     assert_eq!(got["status"], "node-down", "{got}");
+    // cm-api's sampler (every 5 s here) tells its route check: 503, not a wait on a dead address.
+    if let Some(routes) = &routes {
+        routes.get_until(&marker, &[("Authorization", &owner)], 503);
+    }
     let nodes = cm_json(&env, &["nodes"]);
     assert!(
         nodes

@@ -14,7 +14,7 @@ use cm_core::{Action, DeleteOptions, ErrorKind, Lifecycle, Principal, Secret, Us
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::pages::{CreateFields, FieldErrors, create_form, keys_page};
+use super::pages::{CreateFields, FieldErrors, create_form, create_nodes, keys_page};
 use super::render::{html, render, see_other};
 use super::viewer::{PageResult, Posted};
 use crate::sessions::{
@@ -243,10 +243,17 @@ pub async fn create(posted: Posted<CreateFields>) -> PageResult {
     let Posted { viewer, form: fields } = posted;
     viewer.require(Action::CreateContainer, None)?;
     let manager = viewer.state().manager.clone();
-    let request = match fields.parse_all(&manager) {
+    let nodes = create_nodes(&viewer).await;
+    let request = match fields.parse_all(&manager, nodes.as_deref()) {
         Ok(request) => request,
         Err(errors) => {
-            return create_form(&viewer, StatusCode::UNPROCESSABLE_ENTITY, &fields, &errors);
+            return create_form(
+                &viewer,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &fields,
+                &errors,
+                nodes.as_deref(),
+            );
         }
     };
     let outcome = detached(async move {
@@ -271,7 +278,7 @@ pub async fn create(posted: Posted<CreateFields>) -> PageResult {
         }
         Err(e) => {
             let status = crate::error::ErrorCode::of_kind(e.kind()).status();
-            create_form(&viewer, status, &fields, &FieldErrors::of(&e))
+            create_form(&viewer, status, &fields, &FieldErrors::of(&e), nodes.as_deref())
         }
     }
 }

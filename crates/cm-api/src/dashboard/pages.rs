@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::web::{Path, Query};
 use cm_core::{
     Action, AdminKeySource, AuthorizedContainer, Config, CreateForm, CreateRequest, ErrorKind, Listing,
-    LogRequest,
+    LogRequest, NodeReport,
 };
 use futures_util::StreamExt;
 use minijinja::Value;
@@ -48,6 +48,9 @@ pub struct CreateFields {
     pub enable_ssh: Option<String>,
     #[serde(default)]
     pub ssh_key: String,
+    /// The node's name, or empty for the node with the most memory free (a runtime with nodes).
+    #[serde(default)]
+    pub node: String,
 }
 
 /// The core's refusal of a create, next to the field it is about.
@@ -61,6 +64,7 @@ pub struct FieldErrors {
     pub memory: Option<String>,
     pub cpus: Option<String>,
     pub ssh_key: Option<String>,
+    pub node: Option<String>,
     /// An error about no one field.
     pub general: Option<String>,
 }
@@ -95,6 +99,7 @@ impl FieldErrors {
             Some("memory") => (&mut self.memory, "memory"),
             Some("cpus") => (&mut self.cpus, "cpus"),
             Some("ssh_key" | "ssh_public_key") => (&mut self.ssh_key, "ssh_key"),
+            Some("node") => (&mut self.node, "node"),
             _ => {
                 if self.general.is_none() {
                     self.general = Some(err.message().to_owned());
@@ -123,8 +128,7 @@ impl CreateFields {
             cpus: Some(self.cpus.clone()),
             enable_ssh: self.enable_ssh.is_some(),
             ssh_keys: vec![self.ssh_key.clone()],
-            // Placed where the most memory is free (the form has no node field yet).
-            node: None,
+            node: Some(self.node.clone()),
         }
     }
 
@@ -132,23 +136,64 @@ impl CreateFields {
     /// so each refused field is set aside (left empty, or a valid stand-in for the required
     /// user id and type) and the rest checked again, until the form passes or an error is
     /// about no one field. The SSH key, which the core reads only when it creates, is read here
-    /// too, by the same parser.
-    pub fn parse_all(&self, manager: &cm_core::Manager) -> Result<CreateRequest, Box<FieldErrors>> {
+    /// too, by the same parser; and the node, which the core checks only when it places the
+    /// container, against `nodes` (the listing the form offered; `None` when the nodes could not
+    /// be listed, and the core alone checks it).
+    pub fn parse_all(
+        &self,
+        manager: &cm_core::Manager,
+        nodes: Option<&[NodeReport]>,
+    ) -> Result<CreateRequest, Box<FieldErrors>> {
         let config = manager.config();
         let first_type = manager.types().first().map(|t| t.name.to_string());
         let a_type = first_type.as_deref();
         let key_error = (!self.ssh_key.trim().is_empty())
             .then(|| manager.parse_ssh_key(&self.ssh_key).err())
-            .flatten();
-        let request = self.parse_fields(config, a_type);
-        match (request, key_error) {
-            (Ok(request), None) => Ok(request),
-            (Ok(_), Some(e)) => Err(Box::new(FieldErrors::of(&e.for_field("ssh_key")))),
-            (Err(mut errors), Some(e)) => {
-                errors.add(&e.for_field("ssh_key"));
-                Err(errors)
+            .flatten()
+            .map(|e| e.for_field("ssh_key"));
+        let node_error = nodes.and_then(|nodes| self.node_error(nodes));
+        let mut request = self.parse_fields(config, a_type);
+        for e in [key_error, node_error].into_iter().flatten() {
+            match &mut request {
+                Ok(_) => request = Err(Box::new(FieldErrors::of(&e))),
+                Err(errors) => {
+                    errors.add(&e);
+                }
             }
-            (Err(errors), None) => Err(errors),
+        }
+        request
+    }
+
+    /// Why the chosen node can not take the container, by the rule placement applies
+    /// ([`NodeReport::takes_containers`]); `None` when it can or none was chosen.
+    fn node_error(&self, nodes: &[NodeReport]) -> Option<cm_core::Error> {
+        let chosen = self.node.trim();
+        if chosen.is_empty() {
+            return None;
+        }
+        let refuse = |message: String| Some(cm_core::Error::invalid(message).for_field("node"));
+        if nodes.is_empty() {
+            return refuse(format!(
+                "this installation runs one engine: there is no node {chosen} to choose (nodes are a Swarm runtime's)"
+            ));
+        }
+        let names: Vec<String> = node_choices(nodes)
+            .iter()
+            .map(|r| r.node.name.to_string())
+            .collect();
+        let offered = if names.is_empty() {
+            "no node takes containers now".to_owned()
+        } else {
+            format!("choose {} or leave it automatic", names.join(", "))
+        };
+        match nodes.iter().find(|r| r.node.name.as_str() == chosen) {
+            Some(report) if report.takes_containers() => None,
+            Some(report) => refuse(format!(
+                "node {chosen} takes no containers now (it is {}{}): {offered}",
+                report.node.state.as_str(),
+                if report.node.schedulable { "" } else { ", drained" },
+            )),
+            None => refuse(format!("there is no node {chosen}: {offered}")),
         }
     }
 
@@ -156,8 +201,8 @@ impl CreateFields {
         let mut form = self.form();
         let mut errors = Box::new(FieldErrors::default());
         let mut failed = false;
-        // Each round clears one field, so nine rounds cover every field.
-        for _ in 0..9 {
+        // Each round clears one field, so ten rounds cover every field (nine) and the last check.
+        for _ in 0..10 {
             let err = match CreateRequest::parse(&form, config) {
                 Ok(request) if !failed => return Ok(request),
                 Ok(_) => return Err(errors),
@@ -176,6 +221,7 @@ impl CreateFields {
                 Some("memory") => form.memory = Some(String::new()),
                 Some("cpus") => form.cpus = Some(String::new()),
                 Some("ssh_key") => form.ssh_keys = vec![String::new()],
+                Some("node") => form.node = None,
                 _ => return Err(errors),
             }
         }
@@ -444,20 +490,88 @@ pub async fn delete_page(viewer: Viewer, name: Path<String>) -> PageResult {
 /// `GET /create`: the create form (admin only).
 pub async fn create_page(viewer: Viewer) -> PageResult {
     viewer.require(Action::CreateContainer, None)?;
+    let nodes = create_nodes(&viewer).await;
     create_form(
         &viewer,
         StatusCode::OK,
         &CreateFields::default(),
         &FieldErrors::default(),
+        nodes.as_deref(),
     )
 }
 
-/// The create form with the values typed so far and the core's refusal next to its field.
+/// The nodes as a create sees them: empty on a single engine; `None` (logged) when they could
+/// not be listed, so the form offers no choice and the core alone checks one.
+pub async fn create_nodes(viewer: &Viewer) -> Option<Vec<NodeReport>> {
+    match viewer.state().manager.nodes().await {
+        Ok(nodes) => Some(nodes),
+        Err(e) => {
+            tracing::warn!(error = %e, "the nodes could not be listed for the create form");
+            None
+        }
+    }
+}
+
+/// The nodes a create may choose: those that take containers, as placement has it.
+fn node_choices(nodes: &[NodeReport]) -> Vec<&NodeReport> {
+    nodes.iter().filter(|r| r.takes_containers()).collect()
+}
+
+/// Bytes as GiB with one decimal.
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
+}
+
+/// One choice of the create form's node select.
+#[derive(Serialize)]
+struct NodeOption {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+/// The create form's node select: automatic first, then each node that takes containers with
+/// its free memory, and a chosen value that is none of those (refused, shown with its reason)
+/// kept selected. Empty, and not shown, on a single engine with no node chosen.
+fn node_options(nodes: &[NodeReport], chosen: &str) -> Vec<NodeOption> {
+    let chosen = chosen.trim();
+    let choices = node_choices(nodes);
+    if choices.is_empty() && chosen.is_empty() {
+        return Vec::new();
+    }
+    let mut options = vec![NodeOption {
+        value: String::new(),
+        label: "automatic (most free memory)".to_owned(),
+        selected: chosen.is_empty(),
+    }];
+    options.extend(choices.iter().map(|r| NodeOption {
+        value: r.node.name.to_string(),
+        label: format!(
+            "{} ({}, {} free)",
+            r.node.name,
+            if r.node.manager { "manager" } else { "worker" },
+            gib(r.free_memory_bytes())
+        ),
+        selected: r.node.name.as_str() == chosen,
+    }));
+    if !chosen.is_empty() && !options.iter().any(|o| o.selected) {
+        options.push(NodeOption {
+            value: chosen.to_owned(),
+            label: format!("{chosen} (not available)"),
+            selected: true,
+        });
+    }
+    options
+}
+
+/// The create form with the values typed so far and the core's refusal next to its field;
+/// `nodes` as [`create_nodes`] listed them.
 pub fn create_form(
     viewer: &Viewer,
     status: StatusCode,
     values: &CreateFields,
     errors: &FieldErrors,
+    nodes: Option<&[NodeReport]>,
 ) -> PageResult {
     let types: Vec<TypeView> = viewer
         .state()
@@ -472,10 +586,12 @@ pub fn create_form(
     {
         values.container_type = first.name.clone();
     }
+    let node_options = node_options(nodes.unwrap_or_default(), &values.node);
     let page = minijinja::context! {
         types => to_value(&types),
         values => to_value(&values),
         errors => to_value(errors),
+        node_options => to_value(&node_options),
     };
     viewer.render_status(status, "create", "create.html", page)
 }
@@ -495,7 +611,6 @@ pub async fn nodes(viewer: Viewer) -> PageResult {
         memory: String,
         cpus: String,
     }
-    let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30));
     let (nodes, error) = match viewer.state().manager.nodes().await {
         Ok(reports) => (
             reports

@@ -1602,3 +1602,145 @@ async fn the_admin_sees_the_nodes_and_moves_a_container_with_its_data() {
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 }
+
+#[actix_web::test]
+async fn the_create_form_offers_the_nodes_that_take_containers_and_refuses_others() {
+    let app = TestApp::new();
+    let admin = login(&app, ADMIN).await;
+    // One engine: no node field; a node posted anyway is refused next to it.
+    let single = admin.get(&app, "/create").await;
+    assert!(!single.body.contains("name=\"node\""), "{}", single.body);
+    let page = admin
+        .post(
+            &app,
+            "/create",
+            &[
+                ("user_id", "alice"),
+                ("container_type", "cli_v4"),
+                ("node", "worker-1"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let block = fragment(&page.body, "name=\"node\"", "</label>");
+    assert!(block.contains("runs one engine"), "{block}");
+    assert!(app.world.runtime.containers().is_empty());
+
+    let node = |name: &str, octet: u8, state: cm_core::NodeState, schedulable: bool| cm_core::NodeInfo {
+        name: cm_core::NodeName::parse(name).unwrap(),
+        id: format!("id-{name}"),
+        address: std::net::IpAddr::from([10, 99, 0, octet]),
+        state,
+        schedulable,
+        manager: octet == 1,
+        memory_bytes: 4 << 30,
+        cpus: 2.0,
+    };
+    use cm_core::NodeState::{Down, Ready};
+    app.world.runtime.set_nodes(vec![
+        node("manager-1", 1, Ready, true),
+        node("worker-1", 2, Ready, true),
+        node("worker-2", 3, Down, true),
+        node("worker-3", 4, Ready, false),
+    ]);
+    let form = admin.get(&app, "/create").await;
+    let select = fragment(&form.body, "<select name=\"node\"", "</select>");
+    assert!(
+        select.contains("<option value=\"\" selected>automatic (most free memory)</option>"),
+        "{select}"
+    );
+    assert!(
+        select.contains("<option value=\"manager-1\">manager-1 (manager, 4.0 GiB free)</option>"),
+        "{select}"
+    );
+    assert!(select.contains("<option value=\"worker-1\">"), "{select}");
+    assert!(
+        !select.contains("worker-2") && !select.contains("worker-3"),
+        "a down or drained node is not offered: {select}"
+    );
+
+    // A node that takes no containers, that does not exist or whose name is no name: refused
+    // next to the field with the other fields' errors, the choice kept, nothing created.
+    for (chosen, message) in [
+        ("worker-2", "node worker-2 takes no containers now (it is down)"),
+        (
+            "worker-3",
+            "node worker-3 takes no containers now (it is ready, drained)",
+        ),
+        (
+            "nowhere",
+            "there is no node nowhere: choose manager-1, worker-1 or leave it automatic",
+        ),
+        ("a;b", "invalid node &quot;a;b&quot;"),
+    ] {
+        let page = admin
+            .post(
+                &app,
+                "/create",
+                &[
+                    ("user_id", "alice"),
+                    ("container_type", "cli_v4"),
+                    ("memory", "lots"),
+                    ("node", chosen),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{chosen}");
+        let block = fragment(&page.body, "name=\"node\"", "</label>");
+        assert!(block.contains("class=\"field-error\""), "{chosen}: {block}");
+        assert!(block.contains(message), "{chosen}: {block}");
+        assert!(
+            block.contains(&format!(
+                "<option value=\"{chosen}\" selected>{chosen} (not available)</option>"
+            )),
+            "{chosen} kept: {block}"
+        );
+        let memory = fragment(&page.body, "name=\"memory\"", "</label>");
+        assert!(memory.contains("class=\"field-error\""), "{memory}");
+        assert!(
+            page.body
+                .contains("Nothing was created: 2 field(s) need a change"),
+            "{}",
+            page.body
+        );
+    }
+    assert!(app.world.runtime.containers().is_empty());
+
+    // Placed where chosen; left automatic, on the node with the most memory free.
+    let page = admin
+        .post_and_follow(
+            &app,
+            "/create",
+            &[
+                ("user_id", "alice"),
+                ("container_type", "cli_v4"),
+                ("node", "worker-1"),
+            ],
+        )
+        .await;
+    assert!(
+        page.body.contains("Container alice_cli_v4 was created"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"node\">worker-1<"), "{}", page.body);
+    let page = admin
+        .post_and_follow(
+            &app,
+            "/create",
+            &[("user_id", "bob"), ("container_type", "cli_v4"), ("node", "")],
+        )
+        .await;
+    assert!(
+        page.body.contains("Container bob_cli_v4 was created"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"node\">manager-1<"), "{}", page.body);
+    let form = admin.get(&app, "/create").await;
+    assert!(
+        form.body.contains("worker-1 (worker, 3.5 GiB free)"),
+        "the free memory counts alice's container: {}",
+        form.body
+    );
+}
