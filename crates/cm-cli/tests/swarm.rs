@@ -306,12 +306,11 @@ fn reconcile_re_creates_a_service_removed_behind_its_back() {
 
 /// cm-api running beside a single-node swarm: when Swarm restarts a task by itself (its process
 /// was killed), the new container starts from the image without the SSH keys, and cm-api's status
-/// feed writes them again, without a `cm start` or a reconcile.
+/// feed writes them again, without a `cm start` or a reconcile: OpenSSH's real client logs in
+/// before and after.
 #[test]
 fn cm_api_writes_the_keys_again_into_a_task_swarm_restarted() {
-    const KEY: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop";
-    if !require_docker() {
+    if !require_docker() || !cm_testkit::require("ssh", &["-V"], "OpenSSH's client") {
         return;
     }
     let env = TestEnv::alone();
@@ -321,9 +320,33 @@ fn cm_api_writes_the_keys_again_into_a_task_swarm_restarted() {
     let name = format!("{user}_cli_v4");
     let spec = cm_json(&env, &["create", &user, "cli_v4"]);
     let service = spec["container_id"].as_str().unwrap().to_owned();
-    cm_ok(&env, &["add-ssh-key", &name, KEY]);
-    let keys = || cm(&env, &["exec", &name, "cat", "/home/cli/.ssh/authorized_keys"]);
-    assert!(String::from_utf8_lossy(&keys().stdout).contains("alice@laptop"));
+    let port = spec["ssh_port"].as_u64().unwrap().to_string();
+
+    let key = env.path().join("id_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice@laptop", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    cm_ok(&env, &["add-ssh-key", &name, public.trim()]);
+    let known_hosts = env.path().join("known_hosts");
+    // Bounded: a login that hangs is killed after 30 s.
+    let login = || {
+        std::process::Command::new("timeout")
+            .args(["--kill-after=5", "30", "ssh", "-i"])
+            .arg(&key)
+            .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
+            .args(["-o", "StrictHostKeyChecking=no", "-o", "ConnectTimeout=10"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+            .args(["-p", &port, "cli@127.0.0.1", "echo logged-in"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("logged-in"))
+    };
+    assert!(wait_until(Duration::from_secs(30), login), "the key logs in");
 
     let _api = FeedingApi::start(&env);
     let task = || {
@@ -345,12 +368,9 @@ fn cm_api_writes_the_keys_again_into_a_task_swarm_restarted() {
         "Swarm started a new task"
     );
     assert!(
-        wait_until(Duration::from_secs(30), || String::from_utf8_lossy(
-            &keys().stdout
-        )
-        .contains("alice@laptop")),
-        "the key is back in the new task's container: {}",
-        String::from_utf8_lossy(&keys().stderr)
+        wait_until(Duration::from_secs(30), login),
+        "the key logs in to the new task's container: {}",
+        String::from_utf8_lossy(&cm(&env, &["exec", &name, "cat", "/home/cli/.ssh/authorized_keys"]).stderr)
     );
     cm_ok(&env, &["delete", &name, "--purge", "--force"]);
 }
