@@ -743,16 +743,19 @@ pub async fn register_ssh_key(state: Data<AppState>, call: Call) -> Answer {
             )
             .for_field("container_id"));
         }
-        (None, Principal::User(user)) => {
-            let own = state.manager.list_ssh(Some(user)).await?;
-            let first = own.containers.into_iter().next().ok_or_else(|| {
+        (None, Principal::User(_)) => {
+            // The user's own SSH containers, as handles: the first is used without resolving again.
+            let (own, _) = state
+                .manager
+                .ssh_containers_for(&call.principal, Action::AddSshKey)
+                .await?;
+            let first = own.into_iter().next().ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::NotFound,
                     "you have no SSH-enabled container: ask the admin for one (such as cli_v4)",
                 )
             })?;
-            call.container(&state, first.container_name.as_str(), Action::AddSshKey)
-                .await?
+            call.target(first)
         }
     };
     let manager = state.manager.clone();
