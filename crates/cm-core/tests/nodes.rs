@@ -570,3 +570,30 @@ async fn keys_are_written_again_when_the_runtime_restarts_a_container_afresh() {
     .expect("the feed writes the keys into the fresh container");
     feed.abort();
 }
+
+#[tokio::test]
+async fn ssh_lines_name_the_node_a_container_runs_on() {
+    let config = cm_core::Config::from_toml(
+        "[ssh]\nserver_host = \"cm.example.org\"\n\
+         [runtime]\nkind = \"swarm\"\n[runtime.nodes]\nn2 = \"tcp://10.99.0.2:2375\"\n",
+    )
+    .unwrap();
+    let world = cm_core::testing::FakeWorld::with_config(config);
+    world.runtime.refuse_renames();
+    world.runtime.set_nodes(vec![node("n1", 1, 4), node("n2", 2, 4)]);
+    create_on(&world, "alice", "cli_v4", Some("n2")).await;
+    create_on(&world, "bob", "cli_v4", Some("n1")).await;
+    let on_worker = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+    let info = world.manager.ssh_info(&on_worker).await.unwrap();
+    assert_eq!(
+        info.host, "10.99.0.2",
+        "a worker's container is reached at the worker"
+    );
+    assert!(info.command.contains("10.99.0.2"), "{}", info.command);
+    let on_this_host = as_admin(&world.manager, "bob_cli_v4").await.unwrap();
+    let info = world.manager.ssh_info(&on_this_host).await.unwrap();
+    assert_eq!(
+        info.host, "cm.example.org",
+        "the local engine's node is this host"
+    );
+}

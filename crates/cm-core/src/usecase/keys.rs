@@ -130,11 +130,27 @@ impl Manager {
             .unwrap_or_else(|| "<server>".to_owned())
     }
 
+    /// The host users connect to over SSH for this container: on a node of the cluster other than
+    /// this host's (a Swarm worker in `[runtime.nodes]`), the node's address, where its ports are
+    /// published; else [`Manager::ssh_host`]. A node gone from the cluster has no address: a
+    /// placeholder says so.
+    pub async fn ssh_host_of(&self, spec: &ContainerSpec) -> String {
+        match &spec.node {
+            Some(node) if self.config.runtime.nodes.contains_key(node.as_str()) => {
+                match self.ports_address(Some(node)).await {
+                    Some(address) => address.to_string(),
+                    None => format!("<node {node}, not in the cluster>"),
+                }
+            }
+            _ => self.ssh_host(),
+        }
+    }
+
     /// How to connect to a container over SSH.
     pub async fn ssh_info(&self, container: &AuthorizedContainer) -> Result<SshInfo> {
         let spec = self.permitted(container, Action::ReadSshInfo)?;
         let port = require_ssh(spec)?;
-        let host = self.ssh_host();
+        let host = self.ssh_host_of(spec).await;
         let keys = self.adapters.store.keys(&spec.container_name).await?;
         Ok(SshInfo {
             container_name: spec.container_name.to_string(),
