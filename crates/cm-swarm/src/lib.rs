@@ -681,14 +681,25 @@ fn node_info(node: bollard::models::Node) -> Option<NodeInfo> {
     };
     let spec = node.spec.unwrap_or_default();
     let resources = description.resources.unwrap_or_default();
+    // Some engines report a manager's address as 0.0.0.0; its manager status has the address it
+    // advertises (`ip:port`).
+    let advertised = node
+        .manager_status
+        .as_ref()
+        .and_then(|m| m.addr.as_deref())
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.ip());
+    let address = status
+        .addr
+        .as_deref()
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+        .filter(|a| !a.is_unspecified())
+        .or(advertised)
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
     Some(NodeInfo {
         name,
         id: node.id.unwrap_or_default(),
-        address: status
-            .addr
-            .as_deref()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+        address,
         state,
         schedulable: spec.availability.map(|a| a.to_string()).as_deref() == Some("active"),
         manager: node.manager_status.is_some(),
@@ -1697,6 +1708,31 @@ mod tests {
         assert_eq!(stopping.status, ContainerStatus::observed("exited", 0));
         let up = observed(service(1), running(TaskState::RUNNING));
         assert_eq!(up.status, ContainerStatus::observed("running", 0));
+    }
+
+    #[test]
+    fn a_managers_unspecified_address_is_taken_from_what_it_advertises() {
+        let node = |addr: &str, manager: Option<&str>| {
+            let mut value = serde_json::json!({
+                "ID": "n",
+                "Description": { "Hostname": "m1" },
+                "Status": { "State": "ready", "Addr": addr },
+                "Spec": { "Availability": "active" }
+            });
+            if let Some(advertised) = manager {
+                value["ManagerStatus"] = serde_json::json!({ "Addr": advertised, "Leader": true });
+            }
+            node_info(serde_json::from_value(value).unwrap_or_default()).map(|n| n.address.to_string())
+        };
+        assert_eq!(
+            node("0.0.0.0", Some("10.1.2.3:2377")).as_deref(),
+            Some("10.1.2.3")
+        );
+        assert_eq!(
+            node("10.9.9.9", Some("10.1.2.3:2377")).as_deref(),
+            Some("10.9.9.9")
+        );
+        assert_eq!(node("10.4.4.4", None).as_deref(), Some("10.4.4.4"));
     }
 
     #[test]
