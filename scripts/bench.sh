@@ -6,7 +6,7 @@
 #   scripts/bench.sh            # the full run (about 20 minutes on 2 cores): what the docs report
 #   scripts/bench.sh --quick    # a trial run: few pairs, 10 and 50 containers, short load runs
 #
-# Further arguments go to cm-bench: --only create,concurrency,routes,scale (the sections it does not
+# Further arguments go to cm-bench: --only create,concurrency,routes,scale,swarm (the sections it does not
 # re-run are carried over from DIR/benchmarks.json, each marked with the run it comes from; the
 # route check latency is part of scale); --max-containers N; --out DIR (default docs).
 # Needs a running Docker engine; installs nginx-light and wrk when missing and builds the images
@@ -32,4 +32,10 @@ else
 fi
 
 echo "== load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
-exec target/release/cm-bench "${api[@]}" "$@"
+# Where cargo put the binaries (CARGO_TARGET_DIR, else target/).
+release="${CARGO_TARGET_DIR:-target}/release"
+bin_dir=()
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+  bin_dir=(--bin-dir "$release")
+fi
+exec "$release/cm-bench" "${bin_dir[@]}" "${api[@]}" "$@"
