@@ -393,6 +393,57 @@ impl World<'_> {
         Ok(id)
     }
 
+    /// cm-swarm's order of the same engine work, from this warm process: network and volume, the
+    /// service with 0 replicas (created, not started), its spec read back and updated to 1
+    /// replica, then its tasks until one runs (every 20 ms). What Swarm itself makes of cm's
+    /// sequence, without cm's process, checks and records.
+    async fn api_create_scaled(&self, b: &RawService, node: &Node) -> anyhow::Result<String> {
+        self.api_prepare(b, node).await?;
+        let spec = self.spec(b, Some(node), 0, MEMORY_BYTES, true);
+        let id = within(CALL_LIMIT, "creating a service", async {
+            self.manager
+                .create_service(spec, None)
+                .await
+                .with_context(|| format!("creating service {}", b.name))?
+                .id
+                .context("a service without an id")
+        })
+        .await?;
+        let deadline = Instant::now() + RUN_WAIT;
+        loop {
+            let service = within(CALL_LIMIT, "inspecting a service", async {
+                Ok(self
+                    .manager
+                    .inspect_service(&id, None::<bollard::query_parameters::InspectServiceOptions>)
+                    .await?)
+            })
+            .await?;
+            let mut spec = service.spec.unwrap_or_default();
+            spec.mode = Some(ServiceSpecMode {
+                replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
+                ..Default::default()
+            });
+            let version = service.version.and_then(|v| v.index).unwrap_or(0);
+            let options = bollard::query_parameters::UpdateServiceOptionsBuilder::new()
+                .version(i32::try_from(version).unwrap_or(i32::MAX))
+                .build();
+            let updated = within(CALL_LIMIT, "updating a service", async {
+                Ok(self.manager.update_service(&id, spec, options, None).await?)
+            })
+            .await;
+            match updated {
+                Ok(_) => break,
+                // Swarm bumped the version meanwhile (the endpoint's allocation): read it again.
+                Err(e) if e.to_string().contains("out of sequence") && Instant::now() < deadline => {
+                    tokio::time::sleep(POLL).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.wait_running(&id).await?;
+        Ok(id)
+    }
+
     /// Polls the service's tasks until one runs.
     async fn wait_running(&self, service: &str) -> anyhow::Result<()> {
         let filters = HashMap::from([("service".to_owned(), vec![service.to_owned()])]);
@@ -922,6 +973,14 @@ async fn profile_create(world: &World<'_>, cm: &Cm, node: &Node) -> anyhow::Resu
         *counts.entry(request_kind(path)).or_default() += 1;
     }
     let first = requests.first().map_or(f64::NAN, |(ms, _)| *ms);
+    // Seen running: the last task listing before the service is read again for the record.
+    let seen = requests
+        .iter()
+        .skip_while(|(ms, _)| *ms <= scaled)
+        .take_while(|(_, p)| !(p.starts_with("/services/") || p.contains("/services/")))
+        .filter(|(_, p)| p.contains("/tasks"))
+        .last()
+        .map_or(f64::NAN, |(ms, _)| *ms);
     // The raw side split the same way: network and volume, then the service until its task runs.
     let b = world.raw(TYPE);
     let start = Instant::now();
@@ -958,6 +1017,7 @@ async fn profile_create(world: &World<'_>, cm: &Cm, node: &Node) -> anyhow::Resu
             "service_create_ms": created,
             "scale_to_1_ms": scaled,
             "task_listings_after_scale": task_polls,
+            "task_seen_running_ms": seen,
             "by_kind": counts,
             "timeline": requests.iter().map(|(ms, p)| format!("{ms:.1} {p}")).collect::<Vec<_>>(),
         },
@@ -1079,13 +1139,14 @@ async fn create_delete(world: &World<'_>, report: &mut Report, cm: &Cm) -> anyho
     world.cli_create(&b, &node).await?;
     world.cli_delete(&b, &node).await?;
 
-    let (mut create, mut delete) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
+    let (mut create, mut delete): ([Vec<f64>; 4], [Vec<f64>; 3]) = Default::default();
     for i in 0..pairs {
         let user = world.bench.user();
         let by_api = world.raw(TYPE);
         let by_cli = world.raw(TYPE);
-        let mut service = String::new();
-        for side in rotate(i, 3) {
+        let scaled = world.raw(TYPE);
+        let (mut service, mut scaled_service) = (String::new(), String::new());
+        for side in rotate(i, 4) {
             let ms = match side {
                 0 => create_cm(user.clone()).await?,
                 1 => {
@@ -1093,7 +1154,12 @@ async fn create_delete(world: &World<'_>, report: &mut Report, cm: &Cm) -> anyho
                     service = world.api_create(&by_api, &node).await?;
                     ms_since(start)
                 }
-                _ => timed(world.cli_create(&by_cli, &node)).await?,
+                2 => timed(world.cli_create(&by_cli, &node)).await?,
+                _ => {
+                    let start = Instant::now();
+                    scaled_service = world.api_create_scaled(&scaled, &node).await?;
+                    ms_since(start)
+                }
             };
             create[side].push(ms);
         }
@@ -1105,32 +1171,40 @@ async fn create_delete(world: &World<'_>, report: &mut Report, cm: &Cm) -> anyho
             };
             delete[side].push(ms);
         }
+        world.api_delete(&scaled, &scaled_service, &node).await?;
         progress!(
-            "swarm: create {}/{pairs}: create cm {:.0} ms, API {:.0} ms, CLI {:.0} ms; delete cm {:.0} ms, API {:.0} ms, CLI {:.0} ms",
+            "swarm: create {}/{pairs}: create cm {:.0} ms, API {:.0} ms, CLI {:.0} ms, API in cm's order {:.0} ms; delete cm {:.0} ms, API {:.0} ms, CLI {:.0} ms",
             i + 1,
             create[0][i],
             create[1][i],
             create[2][i],
+            create[3][i],
             delete[0][i],
             delete[1][i],
             delete[2][i]
         );
     }
     let profile = profile_create(world, cm, &node).await?;
-    let [cm_create, api_create, cli_create] = create;
+    let [cm_create, api_create, cli_create, scaled_create] = create;
     let [cm_delete, api_delete, cli_delete] = delete;
     let section = report.section(KEY);
     section.push(Row::new(
         "create to running on a worker: `cm create --node` vs network, volume and `service create` through the engine's API, until the task runs",
         "ms",
         cm_create.clone(),
-        api_create,
+        api_create.clone(),
     ));
     section.push(Row::new(
         "create to running on a worker: `cm create --node` vs docker CLI (network create, volume create on the node, service create --detach, service ps until running)",
         "ms",
         cm_create,
         cli_create,
+    ));
+    section.push(Row::new(
+        "… the same through the API in cm-swarm's order (service with 0 replicas, read back, updated to 1 replica, tasks until one runs) vs the API's direct create (1 replica)",
+        "ms",
+        scaled_create,
+        api_create.clone(),
     ));
     section.push(profile);
     section.push(Row::new(
@@ -1436,7 +1510,7 @@ async fn moves(world: &World<'_>, report: &mut Report, cm: &Cm) -> anyhow::Resul
     let dd = format!("dd if=/dev/urandom of=/data/blob bs=1M count={MOVE_MIB} status=none && sync");
     cm_run(cm, &["exec", &name, "sh", "-c", &dd]).await?;
     let b = world.raw(TYPE);
-    world.api_create(&b, &w1).await?;
+    let raw_id = world.api_create(&b, &w1).await?;
     raw_fill(&b, &w1).await?;
 
     let expected = MOVE_MIB << 20;
@@ -1479,6 +1553,11 @@ async fn moves(world: &World<'_>, report: &mut Report, cm: &Cm) -> anyhow::Resul
             raw_down[i]
         );
     }
+    // Gone before the placement, whose Swarm side counts every task on a node.
+    cm_run(cm, &["delete", &name, "--force", "--purge"]).await?;
+    world
+        .api_delete(&b, &raw_id, if rounds % 2 == 0 { &w1 } else { &w2 })
+        .await?;
     let section = report.section(KEY);
     section.push(
         Row::new(
@@ -1530,13 +1609,17 @@ async fn balance(world: &World<'_>, report: &mut Report) -> anyhow::Result<()> {
             ),
         );
     }
-    let cm_tasks = running_per_node(world, &world.bench.label("swarm-balance")).await?;
+    let cm_tasks = running_per_node(world, |labels| {
+        labels.get(INSTANCE_LABEL).map(String::as_str) == Some(world.bench.label("swarm-balance").as_str())
+    })
+    .await?;
     world.bench.remove_instance(&world.bench.label("swarm-balance"));
 
     progress!("swarm: balance: {n} services through the API without a constraint ({TINY_MEMORY} each)");
-    let mut ids = Vec::new();
+    let (mut ids, mut users) = (Vec::new(), Vec::new());
     for _ in 0..n {
         let b = world.raw(TINY);
+        users.push(b.labels.get("user-id").cloned().unwrap_or_default());
         let spec = world.spec(&b, None, 1, TINY_MEMORY_BYTES, false);
         let id = within(CALL_LIMIT, "creating a service", async {
             world
@@ -1552,7 +1635,12 @@ async fn balance(world: &World<'_>, report: &mut Report) -> anyhow::Result<()> {
     for id in &ids {
         world.wait_running(id).await?;
     }
-    let raw_tasks = running_per_node(world, &world.bench.label(RAW)).await?;
+    let raw_tasks = running_per_node(world, |labels| {
+        labels
+            .get("user-id")
+            .is_some_and(|user| users.iter().any(|u| u == user))
+    })
+    .await?;
     for id in &ids {
         let _ = within(CALL_LIMIT, "removing a service", async {
             Ok(world.manager.delete_service(id).await?)
@@ -1604,7 +1692,7 @@ async fn balance(world: &World<'_>, report: &mut Report) -> anyhow::Result<()> {
     ));
     section.push(Row::new(
         format!("placement of {n}: standard deviation of containers per node"),
-        "containers",
+        "σ",
         vec![cm_sd],
         vec![raw_sd],
     ));
@@ -1629,8 +1717,11 @@ fn stddev(v: &[f64]) -> f64 {
     (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt()
 }
 
-/// The running tasks of the services of instance `label`, per node hostname.
-async fn running_per_node(world: &World<'_>, label: &str) -> anyhow::Result<BTreeMap<String, f64>> {
+/// The running tasks whose container labels pass `ours`, per node hostname.
+async fn running_per_node(
+    world: &World<'_>,
+    ours: impl Fn(&HashMap<String, String>) -> bool,
+) -> anyhow::Result<BTreeMap<String, f64>> {
     let filters = HashMap::from([("desired-state".to_owned(), vec!["running".to_owned()])]);
     let options = ListTasksOptionsBuilder::new().filters(&filters).build();
     let tasks = within(CALL_LIMIT, "listing tasks", async {
@@ -1654,7 +1745,7 @@ async fn running_per_node(world: &World<'_>, label: &str) -> anyhow::Result<BTre
             .as_ref()
             .and_then(|s| s.container_spec.as_ref())
             .and_then(|c| c.labels.as_ref())
-            .is_some_and(|l| l.get(INSTANCE_LABEL).map(String::as_str) == Some(label));
+            .is_some_and(&ours);
         let running = task.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING);
         if ours
             && running
@@ -1801,23 +1892,49 @@ pub fn paragraph(report: &Report, out: &mut String) {
             .unwrap_or_default();
         let created = num(&d["cm"]["service_create_ms"]);
         let scaled = num(&d["cm"]["scale_to_1_ms"]);
+        // Seen running: the last task listing before the service was read again (from the timeline,
+        // so that runs which did not store it are read the same way).
+        let timeline: Vec<(f64, String)> = d["cm"]["timeline"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| {
+                        let (ms, path) = e.as_str()?.split_once(' ')?;
+                        Some((ms.parse().ok()?, path.to_owned()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let seen = timeline
+            .iter()
+            .skip_while(|(ms, _)| *ms <= scaled)
+            .take_while(|(_, p)| !p.contains("/services/"))
+            .filter(|(_, p)| p.contains("/tasks"))
+            .last()
+            .map_or(f64::NAN, |(ms, _)| *ms);
+        let total = cm(profile);
         let _ = write!(
             out,
             "Most of either is Swarm's own scheduling: the raw service's task ran {} after its create was answered \
              (the manager allocates and schedules it, the worker's agent learns of it through the dispatcher and \
              starts the container on its engine); the API side's network and volume took {}. A profiled `cm create` \
-             ({} in all; bollard's request log) made {} engine requests ({}): its first request went out {} after the \
-             process started, its service create at {}, its scale to 1 replica at {}, followed by {} task listings \
-             until the task ran. ",
+             ({} in all; bollard's request log) made {} engine requests ({}): its first went out {} after the process \
+             started; its service create at {} (the raw side's, with its network and volume, was answered at {}); \
+             the scale to 1 replica at {}; it saw the task running at {} ({} task listings, one every 150 ms; the raw \
+             side lists every 20 ms), and it exited {} after that, having read the service, its tasks and the nodes \
+             again for the record. ",
             fmt(raw_running - raw_created, "ms"),
             fmt(num(&d["engine"]["network_and_volume_ms"]), "ms"),
-            fmt(cm(profile), "ms"),
+            fmt(total, "ms"),
             d["cm"]["requests"].as_u64().unwrap_or(0),
             kinds.join(", "),
             fmt(num(&d["cm"]["first_request_ms"]), "ms"),
             fmt(created, "ms"),
+            fmt(raw_created, "ms"),
             fmt(scaled, "ms"),
+            fmt(seen, "ms"),
             d["cm"]["task_listings_after_scale"].as_u64().unwrap_or(0),
+            fmt(total - seen, "ms"),
         );
     }
     out.push_str(SWARM_CAUSES);
