@@ -51,8 +51,14 @@ impl Call {
             .manager
             .authorized(&self.principal, reference, action)
             .await?;
+        Ok(self.target(container))
+    }
+
+    /// Records a handle cm-core gave (such as an item of [`cm_core::Manager::ssh_containers_for`])
+    /// as the call's audit target, and hands it back.
+    pub fn target(&self, container: AuthorizedContainer) -> AuthorizedContainer {
         actix_web::HttpMessage::extensions_mut(&self.request).insert(crate::audit::Target::of(&container));
-        Ok(container)
+        container
     }
 }
 

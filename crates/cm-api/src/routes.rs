@@ -743,16 +743,19 @@ pub async fn register_ssh_key(state: Data<AppState>, call: Call) -> Answer {
             )
             .for_field("container_id"));
         }
-        (None, Principal::User(user)) => {
-            let own = state.manager.list_ssh(Some(user)).await?;
-            let first = own.containers.into_iter().next().ok_or_else(|| {
+        (None, Principal::User(_)) => {
+            // The user's own SSH containers, as handles: the first is used without resolving again.
+            let (own, _) = state
+                .manager
+                .ssh_containers_for(&call.principal, Action::AddSshKey)
+                .await?;
+            let first = own.into_iter().next().ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::NotFound,
                     "you have no SSH-enabled container: ask the admin for one (such as cli_v4)",
                 )
             })?;
-            call.container(&state, first.container_name.as_str(), Action::AddSshKey)
-                .await?
+            call.target(first)
         }
     };
     let manager = state.manager.clone();
@@ -800,10 +803,11 @@ pub async fn get_my_ssh_info(state: Data<AppState>, call: Call) -> Answer {
     };
     let listing = state.manager.list_user(&user).await?;
     let server_ip = state.manager.ssh_host();
-    let containers: Vec<_> = listing
-        .containers
-        .iter()
-        .map(|spec| {
+    let mut containers = Vec::with_capacity(listing.containers.len());
+    for spec in &listing.containers {
+        // A container on another node of a cluster is reached at that node's address.
+        let host = state.manager.ssh_host_of(spec).await;
+        containers.push({
             let mut entry = json!({
                 "container_id": spec.short_id(),
                 "container_name": spec.container_name,
@@ -814,11 +818,11 @@ pub async fn get_my_ssh_info(state: Data<AppState>, call: Call) -> Answer {
             });
             if let Some(port) = spec.ssh_port {
                 entry["ssh_port"] = json!(port);
-                entry["connection_string"] = json!(cm_core::ssh_command(&server_ip, port));
+                entry["connection_string"] = json!(cm_core::ssh_command(&host, port));
             }
             entry
-        })
-        .collect();
+        });
+    }
     Ok(HttpResponse::Ok().json(json!({
         "containers": containers,
         "server_ip": server_ip,

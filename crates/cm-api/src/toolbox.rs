@@ -79,7 +79,12 @@ pub async fn envelope(
     let answer: Value = serde_json::from_slice(&bytes).map_err(|e| {
         crate::error::ApiError::internal(format!("an answer could not be read back as JSON: {e}"))
     })?;
-    let server_ip = state.as_ref().map(|s| s.manager.ssh_host()).unwrap_or_default();
+    // The SSH host of the call's container (on a cluster, its node's address), else the host's.
+    let server_ip = match (&state, &resolved) {
+        (Some(state), Some(resolved)) => state.manager.ssh_host_of(&resolved.0).await,
+        (Some(state), None) => state.manager.ssh_host(),
+        (None, _) => String::new(),
+    };
     let context = Context {
         resolved: resolved.as_ref().map(|r| &r.0),
         server_ip: &server_ip,

@@ -557,10 +557,17 @@ async fn on_backend(
         Command::Ssh { id, connect } => {
             let info = backend.ssh_info(&id).await?;
             if connect {
-                // Locally the configured host (default loopback); remotely the one the API named.
-                let host = match &ssh_host {
-                    Some(configured) => configured.clone().unwrap_or_else(|| "127.0.0.1".into()),
-                    None => info.host.clone(),
+                // The host the answer names (the configured one, or on a cluster the container's
+                // node); on this host without a configured name, loopback.
+                let host = match info.host.as_str() {
+                    "<server>" if ssh_host.is_some() => "127.0.0.1".to_owned(),
+                    placeholder if placeholder.starts_with('<') => {
+                        anyhow::bail!(
+                            "{} can not be reached: its host is {placeholder}",
+                            info.container_name
+                        )
+                    }
+                    host => host.to_owned(),
                 };
                 let status = std::process::Command::new("ssh")
                     .args([

@@ -303,3 +303,127 @@ fn reconcile_re_creates_a_service_removed_behind_its_back() {
     assert_eq!(cm_ok(&env, &["exec", &name, "cat", "/data/kept"]).trim(), "kept");
     cm_ok(&env, &["delete", &name, "--purge", "--force"]);
 }
+
+/// cm-api running beside a single-node swarm: when Swarm restarts a task by itself (its process
+/// was killed), the new container starts from the image without the SSH keys, and cm-api's status
+/// feed writes them again, without a `cm start` or a reconcile: OpenSSH's real client logs in
+/// before and after.
+#[test]
+fn cm_api_writes_the_keys_again_into_a_task_swarm_restarted() {
+    if !require_docker() || !cm_testkit::require("ssh", &["-V"], "OpenSSH's client") {
+        return;
+    }
+    let env = TestEnv::alone();
+    let _swarm = SingleNodeSwarm::join(&env);
+    env.set_config_extra("[runtime]\nkind = \"swarm\"\n");
+    let user = env.user("fk");
+    let name = format!("{user}_cli_v4");
+    let spec = cm_json(&env, &["create", &user, "cli_v4"]);
+    let service = spec["container_id"].as_str().unwrap().to_owned();
+    let port = spec["ssh_port"].as_u64().unwrap().to_string();
+
+    let key = env.path().join("id_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice@laptop", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    cm_ok(&env, &["add-ssh-key", &name, public.trim()]);
+    let known_hosts = env.path().join("known_hosts");
+    // Bounded: a login that hangs is killed after 30 s.
+    let login = || {
+        std::process::Command::new("timeout")
+            .args(["--kill-after=5", "30", "ssh", "-i"])
+            .arg(&key)
+            .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
+            .args(["-o", "StrictHostKeyChecking=no", "-o", "ConnectTimeout=10"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+            .args(["-p", &port, "cli@127.0.0.1", "echo logged-in"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("logged-in"))
+    };
+    assert!(wait_until(Duration::from_secs(30), login), "the key logs in");
+
+    let _api = FeedingApi::start(&env);
+    let task = || {
+        docker_ok(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.id={service}"),
+        ])
+    };
+    let killed = task();
+    assert!(!killed.is_empty(), "the task runs");
+    docker_ok(&["kill", &killed]);
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let now = task();
+            !now.is_empty() && now != killed
+        }),
+        "Swarm started a new task"
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), login),
+        "the key logs in to the new task's container: {}",
+        String::from_utf8_lossy(&cm(&env, &["exec", &name, "cat", "/home/cli/.ssh/authorized_keys"]).stderr)
+    );
+    cm_ok(&env, &["delete", &name, "--purge", "--force"]);
+}
+
+/// A cm-api process on `env`'s database and engine, whose status feed is live once `start`
+/// returns; killed on drop.
+struct FeedingApi(std::process::Child);
+
+impl FeedingApi {
+    fn start(env: &TestEnv) -> FeedingApi {
+        use std::io::{BufRead, BufReader};
+        let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_cm")).with_file_name("cm-api");
+        assert!(
+            binary.exists(),
+            "{} is missing: run the tests with `cargo test --workspace`",
+            binary.display()
+        );
+        let mut child = std::process::Command::new(binary)
+            .envs(env.vars())
+            .env("CM_LOG", "info")
+            .env("CONTAINER_ADMIN_KEY", format!("feed-admin-key-{}", env.run))
+            .env("CM_LISTEN", "127.0.0.1:0")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pipe = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let api = FeedingApi(child);
+        let mut seen = String::new();
+        while !seen.contains("live container statuses") {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("cm-api's status feed did not start: {seen}"));
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        // The rest of its output is drained, so that cm-api never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        api
+    }
+}
+
+impl Drop for FeedingApi {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

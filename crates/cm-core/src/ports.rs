@@ -117,6 +117,13 @@ pub trait ContainerRuntime: Send + Sync {
         true
     }
 
+    /// Whether every start is a new container made from the image (Swarm starts a new task), so
+    /// that files outside the data volume, such as the SSH keys cm writes, are gone after the
+    /// runtime restarts a container by itself. The status feed then writes the keys again.
+    fn starts_afresh(&self) -> bool {
+        false
+    }
+
     /// Copies a data volume's contents from one node to another (a move), into the target's
     /// volume of the same name (made when missing); gives the bytes copied. `via` is an image both
     /// nodes hold (the container's own) for whatever the copy needs to run. Only a runtime with

@@ -498,3 +498,102 @@ async fn a_route_to_a_node_gone_from_the_cluster_is_refused_not_sent_to_localhos
         "{answer:?}"
     );
 }
+
+#[tokio::test]
+async fn a_start_during_a_moves_copy_is_refused_and_the_move_finishes() {
+    let world = cluster();
+    create_on(&world, "alice", "cli_v4", Some("n1")).await;
+    let alice = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+    let gate = world.runtime.hold_copies();
+    let target = name("n2");
+    let moving = world.manager.move_container(&alice, &target);
+    let meanwhile = async {
+        gate.entered.notified().await;
+        let handle = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+        let start = world.manager.start(&handle).await.unwrap_err();
+        let restart = world.manager.restart(&handle).await.unwrap_err();
+        gate.release.notify_one();
+        (start, restart)
+    };
+    let (moved, (start, restart)) = tokio::join!(moving, meanwhile);
+    for refused in [start, restart] {
+        assert_eq!(refused.kind(), ErrorKind::Conflict, "{refused}");
+        assert!(
+            refused.to_string().contains("being updated or moved"),
+            "{refused}"
+        );
+    }
+    let moved = moved.unwrap();
+    assert_eq!(moved.spec.node.as_ref().unwrap().as_str(), "n2");
+    assert_eq!(moved.spec.status, ContainerStatus::Running);
+    assert!(world.store.operations().await.unwrap().is_empty());
+    let fresh = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+    world.manager.restart(&fresh).await.unwrap();
+}
+
+#[tokio::test]
+async fn keys_are_written_again_when_the_runtime_restarts_a_container_afresh() {
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop";
+    let world = cluster();
+    world.runtime.start_afresh();
+    let view = cm_core::StatusView::new();
+    let manager = world.manager.clone().with_status_view(view.clone());
+    let (feeder, fed) = (manager.clone(), view.clone());
+    let feed = tokio::spawn(async move { feeder.feed_status_view(fed, &|| {}).await });
+    let spec = create_on(&world, "alice", "cli_v4", None).await;
+    let alice = as_admin(&manager, "alice_cli_v4").await.unwrap();
+    manager.add_ssh_key(&alice, KEY).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !view.is_live() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+
+    let keys = |world: &cm_core::testing::FakeWorld| {
+        world.runtime.containers()[0]
+            .files
+            .get("/home/cli/.ssh/authorized_keys")
+            .and_then(|(_, _, contents)| contents.clone())
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+    };
+    assert!(keys(&world).unwrap().contains("alice@laptop"));
+    world.runtime.restart_behind_back(&spec.container_id);
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !keys(&world).is_some_and(|k| k.contains("alice@laptop")) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the feed writes the keys into the fresh container");
+    feed.abort();
+}
+
+#[tokio::test]
+async fn ssh_lines_name_the_node_a_container_runs_on() {
+    let config = cm_core::Config::from_toml(
+        "[ssh]\nserver_host = \"cm.example.org\"\n\
+         [runtime]\nkind = \"swarm\"\n[runtime.nodes]\nn2 = \"tcp://10.99.0.2:2375\"\n",
+    )
+    .unwrap();
+    let world = cm_core::testing::FakeWorld::with_config(config);
+    world.runtime.refuse_renames();
+    world.runtime.set_nodes(vec![node("n1", 1, 4), node("n2", 2, 4)]);
+    create_on(&world, "alice", "cli_v4", Some("n2")).await;
+    create_on(&world, "bob", "cli_v4", Some("n1")).await;
+    let on_worker = as_admin(&world.manager, "alice_cli_v4").await.unwrap();
+    let info = world.manager.ssh_info(&on_worker).await.unwrap();
+    assert_eq!(
+        info.host, "10.99.0.2",
+        "a worker's container is reached at the worker"
+    );
+    assert!(info.command.contains("10.99.0.2"), "{}", info.command);
+    let on_this_host = as_admin(&world.manager, "bob_cli_v4").await.unwrap();
+    let info = world.manager.ssh_info(&on_this_host).await.unwrap();
+    assert_eq!(
+        info.host, "cm.example.org",
+        "the local engine's node is this host"
+    );
+}

@@ -78,7 +78,8 @@ pub const WEAKER: &[&str] = &[
     "swap is not capped at the memory limit (services of engine API 1.41 have no memory-swap \
      option): on a node with swap a container may swap beyond its limit",
     "every start and restart is a new container: files outside /data are reset (SSH keys are \
-     written again by cm's start and by reconcile), and the logs begin anew",
+     written again by cm's start, by cm-api's status feed when Swarm restarts a task by itself, and \
+     by reconcile), and the logs begin anew",
     "restart counts come from Swarm's task history (5 tasks by default), not the engine's counter",
     "cm update replaces the container instead of keeping the old one aside until the new one \
      runs (Swarm cannot rename a service); a failed update re-creates the old one from its record",
@@ -1312,6 +1313,11 @@ impl ContainerRuntime for SwarmRuntime {
         false
     }
 
+    fn starts_afresh(&self) -> bool {
+        // Every start is a new task, whose container starts from the image.
+        true
+    }
+
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         Err(Error::new(
             ErrorKind::Unavailable,
@@ -1511,71 +1517,104 @@ impl ContainerRuntime for SwarmRuntime {
     }
 
     async fn container_events(&self) -> Result<EventStream> {
-        let mut streams = Vec::new();
-        for (at, engine) in self.engines().enumerate() {
-            let Some(docker) = unless_node_down(at, engine, engine.docker().await)? else {
-                continue;
-            };
+        let mut streams: Vec<futures_util::stream::BoxStream<'static, Result<ContainerEvent>>> = Vec::new();
+        let filters = |types: &[&str]| {
             let filters = HashMap::from([(
                 "type".to_owned(),
-                if at == 0 {
-                    // Services live in the manager's store: their removal is told here.
-                    vec!["container".to_owned(), "service".to_owned()]
-                } else {
-                    vec!["container".to_owned()]
-                },
+                types.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>(),
             )]);
-            let options = EventsOptionsBuilder::new().filters(&filters).build();
-            let events = docker.events(Some(options));
-            if at == 0 {
-                streams.push(events.boxed());
-            } else {
-                // A node's engine going away ends its events, not everyone's (its containers
-                // are then the manager's to report, as tasks).
-                let endpoint = engine.endpoint().unwrap_or_default().to_owned();
-                streams.push(
-                    events
+            EventsOptionsBuilder::new().filters(&filters).build()
+        };
+        // Services live in the manager's store: their removal is told here. The manager's events
+        // ending or failing ends the whole stream (the status feed then reconnects).
+        let manager = self.manager.docker().await?;
+        streams.push(
+            manager
+                .events(Some(filters(&["container", "service"])))
+                .filter_map(|item| async move {
+                    match item {
+                        Ok(event) => event_of(event).map(Ok),
+                        Err(e) => Some(Err(engine_error(e))),
+                    }
+                })
+                .boxed(),
+        );
+        for engine in self.nodes.values() {
+            let endpoint = engine.endpoint().unwrap_or_default().to_owned();
+            let back = until_back(Arc::clone(engine));
+            match unless_node_down(1, engine, engine.docker().await)? {
+                // A node's engine going away ends its events, not everyone's (its containers are
+                // then the manager's to report, as tasks); once it answers again, the stream
+                // fails, so that the feed resubscribes and sees what changed meanwhile.
+                Some(docker) => streams.push(
+                    docker
+                        .events(Some(filters(&["container"])))
                         .take_while(move |item| {
                             if let Err(e) = item {
                                 tracing::warn!(engine = %endpoint, error = %e, "a node's engine events ended");
                             }
                             std::future::ready(item.is_ok())
                         })
+                        .filter_map(|item| async move { item.ok().and_then(event_of).map(Ok) })
+                        .chain(back)
                         .boxed(),
-                );
+                ),
+                None => streams.push(back),
             }
         }
-        let stream = futures_util::stream::select_all(streams).filter_map(|item| async move {
-            match item {
-                Ok(event) => {
-                    let kind = event.typ.map(|t| t.to_string()).unwrap_or_default();
-                    let action = event.action.unwrap_or_default();
-                    let actor = event.actor?;
-                    let attributes = actor.attributes.unwrap_or_default();
-                    if kind == "service" {
-                        // A service's container is gone with it.
-                        return (action == "remove").then(|| {
-                            Ok(ContainerEvent {
-                                id: actor.id.unwrap_or_default(),
-                                action: "destroy".to_owned(),
-                            })
-                        });
-                    }
-                    let ours = attributes.get(labels::MANAGED_BY).map(String::as_str)
-                        == Some(labels::MANAGED_BY_VALUE);
-                    let service = attributes.get(SERVICE_ID_LABEL)?;
-                    ours.then(|| {
-                        Ok(ContainerEvent {
-                            id: service.clone(),
-                            action,
-                        })
-                    })
-                }
-                Err(e) => Some(Err(engine_error(e))),
-            }
-        });
-        Ok(Box::pin(stream))
+        Ok(Box::pin(futures_util::stream::select_all(streams)))
     }
+}
+
+/// How often the engine of a node whose events ended is asked whether it is back.
+const NODE_BACK_POLL: Duration = Duration::from_secs(2);
+
+/// A stream that waits until `engine` answers a ping, then fails once: the status feed
+/// resubscribes to every engine and seeds its statuses again, so a node's events resume after the
+/// node comes back, with nothing that changed meanwhile missed.
+fn until_back(
+    engine: Arc<DockerRuntime>,
+) -> futures_util::stream::BoxStream<'static, Result<ContainerEvent>> {
+    futures_util::stream::once(async move {
+        loop {
+            tokio::time::sleep(NODE_BACK_POLL).await;
+            if let Ok(docker) = engine.docker().await
+                && docker.ping().await.is_ok()
+            {
+                break;
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "the engine of a node ({}) answers again: resubscribing to the events",
+                engine.endpoint().unwrap_or_default()
+            ),
+        ))
+    })
+    .boxed()
+}
+
+/// The event of one of our services in an engine's event: a service removed (its container is
+/// gone with it), or a change of a container that belongs to a service of ours (by the service's
+/// id, which is the container id cm knows).
+fn event_of(event: bollard::models::EventMessage) -> Option<ContainerEvent> {
+    let kind = event.typ.map(|t| t.to_string()).unwrap_or_default();
+    let action = event.action.unwrap_or_default();
+    let actor = event.actor?;
+    if kind == "service" {
+        return (action == "remove").then(|| ContainerEvent {
+            id: actor.id.unwrap_or_default(),
+            action: "destroy".to_owned(),
+        });
+    }
+    let attributes = actor.attributes.unwrap_or_default();
+    let ours = attributes.get(labels::MANAGED_BY).map(String::as_str) == Some(labels::MANAGED_BY_VALUE);
+    let service = attributes.get(SERVICE_ID_LABEL)?;
+    ours.then(|| ContainerEvent {
+        id: service.clone(),
+        action,
+    })
 }
 
 #[cfg(test)]

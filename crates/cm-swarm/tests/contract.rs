@@ -35,6 +35,7 @@ async fn swarm_runtime_keeps_the_runtime_contract() {
     // Every check of `runtime_contract!`, in its order.
     contract::networks_are_ensured_once_listed_and_removed(&subject).await;
     contract::volumes_are_ensured_once_per_owner_listed_and_removed(&subject).await;
+    contract::a_size_cap_is_enforced_or_refused(&subject).await;
     contract::a_container_lives_through_create_start_stop_and_remove(&subject).await;
     contract::a_missing_image_or_a_taken_name_is_refused(&subject).await;
     contract::exec_gives_output_exit_codes_and_keeps_its_time_limit(&subject).await;

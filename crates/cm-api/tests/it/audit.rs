@@ -141,3 +141,25 @@ async fn a_delete_is_recorded_by_the_name_and_owner_its_handler_resolved() {
     assert_eq!(delete["subject"], "alice");
     assert_eq!(delete["result"], "ok");
 }
+
+#[actix_web::test]
+async fn a_key_registered_without_naming_the_container_is_recorded_on_the_one_it_went_to() {
+    let app = TestApp::new();
+    app.create("alice", "cli_v4").await;
+    let alice = Cred::Bearer(app.token("alice").await);
+    let (status, answer) = app
+        .post(
+            &api("register_ssh_key"),
+            json!({"ssh_public_key": crate::helpers::ALICE_KEY}),
+            &alice,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let alices = trail(&app, "user_id=alice").await;
+    let registered = alices
+        .iter()
+        .find(|e| e["action"] == "register_ssh_key")
+        .unwrap_or_else(|| panic!("the registration is in her trail: {alices:#?}"));
+    assert_eq!(registered["target"], "alice_cli_v4");
+    assert_eq!(registered["result"], "ok");
+}

@@ -60,6 +60,7 @@ macro_rules! runtime_contract {
             $crate::runtime_contract!(@checks $make;
                 networks_are_ensured_once_listed_and_removed,
                 volumes_are_ensured_once_per_owner_listed_and_removed,
+                a_size_cap_is_enforced_or_refused,
                 a_container_lives_through_create_start_stop_and_remove,
                 a_missing_image_or_a_taken_name_is_refused,
                 exec_gives_output_exit_codes_and_keeps_its_time_limit,
@@ -361,6 +362,72 @@ pub async fn volumes_are_ensured_once_per_owner_listed_and_removed(subject: &imp
         .await
         .unwrap();
     assert!(listed.iter().all(|v| v.name != plan.name.as_str()));
+}
+
+/// A size cap is honoured as the runtime says: where [`ContainerRuntime::disk_support`] says caps
+/// are enforced, a capped volume is made and reports its cap and use; where it says they are not,
+/// it is refused as `Unavailable` with the reason it gives, and nothing is made. A volume without
+/// a cap reports no use either way.
+pub async fn a_size_cap_is_enforced_or_refused(subject: &impl RuntimeSubject) {
+    let runtime = subject.runtime();
+    let setup = setup(subject, "cap").await;
+    let plain = &setup.volume;
+    bounded(subject, "ensure_volume", runtime.ensure_volume(plain))
+        .await
+        .unwrap();
+    let usage = bounded(subject, "volume_usage", runtime.volume_usage(plain.name.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(usage, None, "a volume without a cap reports no use");
+    bounded(
+        subject,
+        "remove_volume",
+        runtime.remove_volume(plain.name.as_str()),
+    )
+    .await
+    .unwrap();
+
+    let cap = crate::DiskSize::parse("64m").unwrap();
+    let capped = VolumePlan {
+        size: Some(cap),
+        ..plain.clone()
+    };
+    let support = runtime.disk_support();
+    let made = bounded(subject, "ensure_volume", runtime.ensure_volume(&capped)).await;
+    if support.enforced {
+        assert_eq!(made.unwrap(), Ensured::Created);
+        let usage = bounded(
+            subject,
+            "volume_usage",
+            runtime.volume_usage(capped.name.as_str()),
+        )
+        .await
+        .unwrap()
+        .expect("a capped volume reports its use");
+        assert_eq!(usage.size_bytes, cap.bytes());
+        bounded(
+            subject,
+            "remove_volume",
+            runtime.remove_volume(capped.name.as_str()),
+        )
+        .await
+        .unwrap();
+    } else {
+        let err = made.expect_err("a cap this runtime can not enforce is refused");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(
+            err.to_string().contains(&support.detail),
+            "the refusal gives the reason disk_support gives ({}): {err}",
+            support.detail
+        );
+        let listed = bounded(subject, "list_managed_volumes", runtime.list_managed_volumes())
+            .await
+            .unwrap();
+        assert!(
+            listed.iter().all(|v| v.name != capped.name.as_str()),
+            "a refused capped volume is not made"
+        );
+    }
 }
 
 /// A container is created (inspectable by id and name, not running), started (running, its

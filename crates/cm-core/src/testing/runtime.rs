@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
@@ -96,6 +96,20 @@ struct Engine {
     copies: Vec<(String, String, String)>,
     /// Volumes removed from one node: (volume, node).
     removed_on: Vec<(String, String)>,
+    /// Set when every start is a new container, as on Swarm (see [`FakeRuntime::start_afresh`]).
+    fresh_starts: bool,
+    /// Holds `copy_volume` until released (see [`FakeRuntime::hold_copies`]).
+    copy_gate: Option<CopyGate>,
+}
+
+/// A held `copy_volume`: `entered` is notified when a copy reaches the gate, which then waits
+/// for `release`.
+#[derive(Clone, Default)]
+pub struct CopyGate {
+    /// Notified when a copy waits at the gate.
+    pub entered: Arc<tokio::sync::Notify>,
+    /// Lets the waiting copy go on.
+    pub release: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -226,6 +240,35 @@ impl FakeRuntime {
             c.status = status;
             engine.emit(id, "die");
         }
+    }
+
+    /// Makes every start a new container, as on Swarm: a restart loses the files outside the
+    /// volume, and [`ContainerRuntime::starts_afresh`] says so.
+    pub fn start_afresh(&self) {
+        self.engine().fresh_starts = true;
+    }
+
+    /// The runtime restarting a container by itself (its process died; the restart policy brings
+    /// it back): `die`, then `start`; on a runtime that starts afresh, its files are gone.
+    pub fn restart_behind_back(&self, id: &str) {
+        let mut engine = self.engine();
+        let fresh = engine.fresh_starts;
+        if let Some(c) = engine.containers.get_mut(id) {
+            if fresh {
+                c.files.clear();
+            }
+            c.status = ContainerStatus::Running;
+            c.restart_count += 1;
+            engine.emit(id, "die");
+            engine.emit(id, "start");
+        }
+    }
+
+    /// Holds every `copy_volume` (a move's copy) at a gate until the test releases it.
+    pub fn hold_copies(&self) -> CopyGate {
+        let gate = CopyGate::default();
+        self.engine().copy_gate = Some(gate.clone());
+        gate
     }
 
     /// Removes a container behind the manager's back (`docker rm -f`).
@@ -735,6 +778,10 @@ impl ContainerRuntime for FakeRuntime {
         !self.engine().no_renames
     }
 
+    fn starts_afresh(&self) -> bool {
+        self.engine().fresh_starts
+    }
+
     async fn copy_volume(
         &self,
         plan: &crate::ports::VolumePlan,
@@ -742,6 +789,11 @@ impl ContainerRuntime for FakeRuntime {
         to: &crate::names::NodeName,
         _via: &ImageRef,
     ) -> Result<u64> {
+        let gate = self.engine().copy_gate.clone();
+        if let Some(gate) = gate {
+            gate.entered.notify_one();
+            gate.release.notified().await;
+        }
         let mut engine = self.check(FakeOp::CopyVolume)?;
         if !engine.volumes.contains_key(plan.name.as_str()) {
             return Err(Error::not_found(format!(

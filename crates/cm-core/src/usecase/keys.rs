@@ -59,6 +59,9 @@ pub(crate) const CLI_UID: u64 = 1000;
 /// The home directory of `cli`.
 pub(crate) const CLI_HOME: &str = "/home/cli";
 
+/// How often [`Manager::install_keys`] writes when the keys keep changing under it.
+const KEY_WRITE_TRIES: usize = 3;
+
 pub(crate) fn require_ssh(spec: &ContainerSpec) -> Result<u16> {
     spec.ssh_port.ok_or_else(|| {
         Error::invalid(format!(
@@ -127,11 +130,27 @@ impl Manager {
             .unwrap_or_else(|| "<server>".to_owned())
     }
 
+    /// The host users connect to over SSH for this container: on a node of the cluster other than
+    /// this host's (a Swarm worker in `[runtime.nodes]`), the node's address, where its ports are
+    /// published; else [`Manager::ssh_host`]. A node gone from the cluster has no address: a
+    /// placeholder says so.
+    pub async fn ssh_host_of(&self, spec: &ContainerSpec) -> String {
+        match &spec.node {
+            Some(node) if self.config.runtime.nodes.contains_key(node.as_str()) => {
+                match self.ports_address(Some(node)).await {
+                    Some(address) => address.to_string(),
+                    None => format!("<node {node}, not in the cluster>"),
+                }
+            }
+            _ => self.ssh_host(),
+        }
+    }
+
     /// How to connect to a container over SSH.
     pub async fn ssh_info(&self, container: &AuthorizedContainer) -> Result<SshInfo> {
         let spec = self.permitted(container, Action::ReadSshInfo)?;
         let port = require_ssh(spec)?;
-        let host = self.ssh_host();
+        let host = self.ssh_host_of(spec).await;
         let keys = self.adapters.store.keys(&spec.container_name).await?;
         Ok(SshInfo {
             container_name: spec.container_name.to_string(),
@@ -167,10 +186,28 @@ impl Manager {
         Ok(running)
     }
 
-    /// Writes the whole `authorized_keys`, rendered from the store, into the container without a shell.
+    /// Writes the whole `authorized_keys`, rendered from the store, into the container without a
+    /// shell; then reads the store again and writes once more if the keys changed meanwhile. Two
+    /// writers (a key removal, the status feed after a fresh start, another process) may read the
+    /// store in one order and write in the other: whoever writes last has looked at the store
+    /// after writing, so a removed key never stays behind a stale write.
     pub(crate) async fn install_keys(&self, spec: &ContainerSpec) -> Result<()> {
-        let keys = self.adapters.store.keys(&spec.container_name).await?;
-        let text = render_authorized_keys(&keys);
+        let mut text = render_authorized_keys(&self.adapters.store.keys(&spec.container_name).await?);
+        for _ in 0..KEY_WRITE_TRIES {
+            self.write_keys(spec, &text).await?;
+            let now = render_authorized_keys(&self.adapters.store.keys(&spec.container_name).await?);
+            if now == text {
+                return Ok(());
+            }
+            text = now;
+        }
+        Err(Error::conflict(format!(
+            "the SSH keys of {} kept changing while they were written: try again",
+            spec.container_name
+        )))
+    }
+
+    async fn write_keys(&self, spec: &ContainerSpec, text: &str) -> Result<()> {
         let entries = [
             UploadEntry {
                 path: ".ssh".to_owned(),
@@ -184,7 +221,7 @@ impl Manager {
                 mode: 0o600,
                 uid: CLI_UID,
                 gid: CLI_UID,
-                contents: Some(text.into_bytes()),
+                contents: Some(text.as_bytes().to_vec()),
             },
         ];
         self.adapters

@@ -54,6 +54,7 @@ impl Manager {
     /// Starts a container and re-applies its SSH keys.
     pub async fn start(&self, container: &AuthorizedContainer) -> Result<ContainerSpec> {
         let spec = self.permitted(container, Action::StartContainer)?.clone();
+        self.refuse_while_busy(&spec).await?;
         self.require_present(&spec).await?;
         self.prepare_disk(&spec).await?;
         self.adapters.runtime.start_container(&spec.container_id).await?;
@@ -73,6 +74,7 @@ impl Manager {
     /// Restarts a container and re-applies its SSH keys.
     pub async fn restart(&self, container: &AuthorizedContainer) -> Result<ContainerSpec> {
         let spec = self.permitted(container, Action::RestartContainer)?.clone();
+        self.refuse_while_busy(&spec).await?;
         self.require_present(&spec).await?;
         self.prepare_disk(&spec).await?;
         self.adapters

@@ -44,4 +44,29 @@ impl crate::manager::Manager {
             }
         }
     }
+
+    /// Refuses to start a container while an operation replaces, moves or removes it: a start in
+    /// the middle of a move's copy would run the container on its old node with the data half
+    /// copied, and one during an update would start the container being replaced. A start whose
+    /// check passed just before the operation began is stopped by the operation's own stop, unless
+    /// its engine call lands after that stop: a window of one engine call, which a lock shared by
+    /// starts and operations would close at the price of a store write per start.
+    pub(crate) async fn refuse_while_busy(
+        &self,
+        spec: &crate::spec::ContainerSpec,
+    ) -> crate::error::Result<()> {
+        let operations = self.adapters().store.operations().await?;
+        let Some(busy) = operations.iter().find(|op| op.name == spec.container_name) else {
+            return Ok(());
+        };
+        let doing = match busy.kind {
+            crate::ports::OperationKind::Create => "being created",
+            crate::ports::OperationKind::Delete | crate::ports::OperationKind::Purge => "being deleted",
+            crate::ports::OperationKind::Update => "being updated or moved",
+        };
+        Err(crate::error::Error::conflict(format!(
+            "{} is {doing}: try again when that is done (an operation whose process died is settled by `cm reconcile`)",
+            spec.container_name
+        )))
+    }
 }
