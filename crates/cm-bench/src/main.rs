@@ -38,7 +38,7 @@ pub struct Args {
     /// The directory with the release binaries `cm` and (optionally) `cm-api`.
     #[arg(long, default_value = "target/release")]
     pub bin_dir: PathBuf,
-    /// Run only these scenarios: create, concurrency, routes, scale (comma-separated).
+    /// Run only these scenarios: create, concurrency, routes, scale, swarm (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Do not measure cm-api even when its binary is there (scripts/bench.sh passes this when

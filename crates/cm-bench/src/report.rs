@@ -174,7 +174,7 @@ pub struct Carried {
     pub commit: String,
 }
 
-const SECTIONS: [(&str, &str, &str); 5] = [
+const SECTIONS: [(&str, &str, &str); 6] = [
     (
         "create",
         "1. Create to running, and delete",
@@ -204,6 +204,13 @@ const SECTIONS: [(&str, &str, &str); 5] = [
         "a container made by the engine (its API, or the three `docker` commands, as the row says) and \
          reached on its own port without a proxy. In the per-request rows the cm column is the dynamic \
          route and the engine column the same app reached the way the row names after \"vs\"",
+    ),
+    (
+        "swarm",
+        "6. Docker Swarm: create, first 200, move and placement on 3 nodes",
+        "the same Swarm work without cm, on the same 3-node cluster: through the engine's API from a warm \
+         process (bollard; the manager's engine for services and networks, the node's for volumes), or as \
+         `docker` CLI processes, as each row names after \"vs\"",
     ),
 ];
 

@@ -151,6 +151,19 @@ impl Bench {
         subnets: &str,
         extra_toml: &str,
     ) -> anyhow::Result<Cm> {
+        self.instance_labelled(name, ports, subnets, &[], extra_toml)
+    }
+
+    /// [`Bench::instance`] whose `[labels]` also hold `labels` (the swarm scenario adds its
+    /// cluster fixture's own, so that the fixture's cleanup finds what cm made too).
+    pub fn instance_labelled(
+        &self,
+        name: &str,
+        ports: (u16, u16),
+        subnets: &str,
+        labels: &[(String, String)],
+        extra_toml: &str,
+    ) -> anyhow::Result<Cm> {
         let dir = self.dir.path().join(name);
         std::fs::create_dir_all(&dir)?;
         let cm = Cm {
@@ -160,6 +173,7 @@ impl Bench {
             bin: self.cm_bin.clone(),
             ports,
             subnets: subnets.to_owned(),
+            labels: labels.to_vec(),
         };
         self.write_config(&cm, extra_toml)?;
         Ok(cm)
@@ -177,6 +191,7 @@ impl Bench {
             bin: self.cm_bin.clone(),
             ports: of.ports,
             subnets: of.subnets.clone(),
+            labels: of.labels.clone(),
         };
         self.write_config(&cm, extra_toml)?;
         Ok(cm)
@@ -192,11 +207,16 @@ impl Bench {
         // The engine side does not watch a new container for an early exit: neither does cm here,
         // so both do the same work (docs/benchmarks.md says what the watch adds by default).
         let health = "[health]\nexit_check_ms = 0\n";
+        let labels: String = cm
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{} = {}\n", toml_string(k), toml_string(v)))
+            .collect();
         let config = format!(
             "port_pool = {{ start = {}, end = {} }}\n\
              subnet_pool = {{ range = \"{}\", prefix_length = 28 }}\n\
              [ssh]\nbind_address = \"127.0.0.1\"\nserver_host = \"127.0.0.1\"\n\
-             [labels]\n\"{RUN_LABEL}\" = \"{}\"\n\"{INSTANCE_LABEL}\" = \"{}\"\n\
+             [labels]\n\"{RUN_LABEL}\" = \"{}\"\n\"{INSTANCE_LABEL}\" = \"{}\"\n{labels}\
              [types.{}]\ndescription = \"benchmark: the image's HTTP server\"\nimage = \"{}\"\n\
              internal_port = {}\nssh = \"off\"\nmemory = \"{}\"\ncpus = {}\npids_limit = {}\n\
              restart_policy = \"unless-stopped\"\ncap_add = [{}]\n{health}{nginx}{extra_toml}",
@@ -262,6 +282,12 @@ pub struct Cm {
     bin: PathBuf,
     ports: (u16, u16),
     subnets: String,
+    labels: Vec<(String, String)>,
+}
+
+/// A TOML basic string of `text` (a JSON string is one).
+fn toml_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
 }
 
 /// A finished `cm` process.

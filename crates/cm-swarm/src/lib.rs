@@ -65,6 +65,9 @@ const REMOVE_WAIT: Duration = Duration::from_secs(30);
 const UPDATE_TRIES: u32 = 20;
 /// The pause between looks while waiting on Swarm.
 const POLL: Duration = Duration::from_millis(150);
+/// The pause between looks while a start waits for its new task: shorter, since a create or a
+/// start returns only once the task runs (a task listing of one service is cheap).
+const START_POLL: Duration = Duration::from_millis(25);
 
 /// What this runtime applies more weakly than cm-docker's single engine (engine API 1.41), or not
 /// at all. `engine_info` reports it; docs/swarm.md explains each.
@@ -305,7 +308,7 @@ impl SwarmRuntime {
                     ),
                 ));
             }
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(START_POLL).await;
         }
     }
 
@@ -1268,9 +1271,12 @@ impl ContainerRuntime for SwarmRuntime {
     }
 
     async fn published_ports(&self, range: PortRange) -> Result<BTreeSet<u16>> {
+        // Every engine at once: a create waits for the slowest node (each one's first call also
+        // negotiates its API version), not for the sum of them.
+        let answers =
+            futures_util::future::join_all(self.engines().map(|engine| engine.published_ports(range))).await;
         let mut ports = BTreeSet::new();
-        for (at, engine) in self.engines().enumerate() {
-            let published = engine.published_ports(range).await;
+        for ((at, engine), published) in self.engines().enumerate().zip(answers) {
             ports.extend(unless_node_down(at, engine, published)?.unwrap_or_default());
         }
         Ok(ports)

@@ -6,6 +6,7 @@ mod create;
 mod routes;
 mod routes_report;
 mod scale;
+mod swarm;
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -35,6 +36,10 @@ pub async fn run_all(bench: &Bench, report: &mut Report, args: &Args) {
         let result = scale::run(bench, report, args.max_containers).await;
         settle(bench, report, "scale", result);
     }
+    if wants("swarm") {
+        let result = swarm::run(bench, report).await;
+        settle(bench, report, swarm::KEY, result);
+    }
 }
 
 /// The scenario that writes a section (by key).
@@ -44,6 +49,7 @@ pub fn owner_of(section: &str) -> Option<&'static str> {
         "concurrency" => Some("concurrency"),
         "routes" => Some("routes"),
         "list" | "scale" => Some("scale"),
+        "swarm" => Some("swarm"),
         _ => None,
     }
 }
@@ -258,6 +264,9 @@ pub fn summary(report: &Report) -> String {
     for text in routes_report::summary_lines(report) {
         line(text);
     }
+    for text in swarm::summary_lines(report) {
+        line(text);
+    }
     out.push('\n');
     out
 }
@@ -329,6 +338,22 @@ pub const METHOD: &str = "\
   cap the proxy. The image's own app, cm-http, gets one round with 1 connection (see the
   discussion). CPU per request: the user and system time (/proc/PID/stat) the nginx workers
   and the cm-api behind a route spent during a run, over the requests wrk completed.
+- **Swarm.** A real 3-node swarm on this machine, made for the scenario by cm-testkit's `Cluster`:
+  the host engine is the manager (it runs tasks too), two workers are containers running their
+  own `dockerd` (the host's binaries, data on a tmpfs) on a private bridge; the image
+  `cm-base:bookworm` is loaded onto them (there is no registry). The types run Python's HTTP
+  server over `/data` (256 MiB, 0.5 CPU, 256 processes, cm's nine capabilities, `unless-stopped`;
+  32 MiB for the placement). cm runs with `[runtime] kind = \"swarm\"` and every node's engine in
+  `[runtime.nodes]`. The engine side makes the same objects: an attachable overlay network with a
+  /28, the volume on the node's engine, and a service with the same image (by its local id, no
+  registry lookup), labels, environment, limits, capabilities, restart policy, stop grace period,
+  log rotation, `/data` mount, host-mode published port, `dnsrr` endpoint and the constraint to
+  the node, through the API (1 replica, then its tasks listed every 20 ms until one runs) and as
+  `docker` commands (`service create --detach --no-resolve-image`, then `docker service ps` until
+  running). Deletes remove the service, kill its container on the node at once (as cm's forced
+  delete does), then the volume and the network. The scenario holds the machine-wide engine lock
+  exclusively while the engine is in swarm mode (no Docker test runs meanwhile), refuses to run
+  when the engine is in a swarm it did not make, and leaves swarm mode at the end.
 - **Cleanup.** Every object carries `cm.bench=<run id>`; each scenario removes its objects by label,
   the run removes all of them at the end, on Ctrl-C, SIGTERM and a panic, and checks that none is
   left. Objects without the run's label are never touched.
@@ -342,8 +367,11 @@ pub fn discussion(report: &Report) -> String {
     scale_paragraph(report, &mut out);
     api_paragraph(report, &mut out);
     routes_report::paragraph(report, &mut out);
+    swarm::paragraph(report, &mut out);
     out.push_str(
-        "**Not measured.** SSH-enabled types (`cli_v4`: a second port and an `authorized_keys` upload per \
+        "**Not measured.** On Swarm: `cm update`, restart, exec, logs and stats through a node's engine, \
+         cm-api's creates, a node going down, and a cluster of separate machines (the workers here share the \
+         host's kernel, cores and memory, and reach each other over a local bridge). SSH-enabled types (`cli_v4`: a second port and an `authorized_keys` upload per \
          create), `cm update`, `logs` and `exec`; pulling images (they are built locally, there is no \
          registry); the engine or the host restarting; more than the populations above; cm-api's create \
          latency against the engine (only its nginx reloads); CPU use at rest; a TLS or remote engine; \

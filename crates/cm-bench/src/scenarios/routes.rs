@@ -159,7 +159,7 @@ impl Front {
 }
 
 /// The path of a container's route.
-fn route(user: &str, kind: &str) -> String {
+pub(crate) fn route(user: &str, kind: &str) -> String {
     format!("/container/{user}/{kind}/")
 }
 
@@ -179,7 +179,7 @@ fn site(mode: &str, listen: SocketAddr, api: SocketAddr, enabled_dir: &Path) -> 
 }
 
 /// Starts a private nginx serving `site(mode, ...)`.
-fn start_nginx(mode: &str, api: SocketAddr, enabled_dir: &Path) -> anyhow::Result<TestNginx> {
+pub(crate) fn start_nginx(mode: &str, api: SocketAddr, enabled_dir: &Path) -> anyhow::Result<TestNginx> {
     // Rendered once first, so that an error is reported rather than an nginx without a server.
     site(mode, SocketAddr::from(([127, 0, 0, 1], 1)), api, enabled_dir)?;
     let render = |port: u16| {
