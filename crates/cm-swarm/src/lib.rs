@@ -212,7 +212,10 @@ impl SwarmRuntime {
                         return Err(err.context(format_args!("updating service {id}")));
                     }
                     tries += 1;
-                    tokio::time::sleep(POLL).await;
+                    // Swarm's own change is usually done at once (a create's endpoint): look
+                    // again soon, then back off (about 3 s over all tries).
+                    let pause = Duration::from_millis(10 << tries.min(4)).min(POLL);
+                    tokio::time::sleep(pause).await;
                     current = self.existing(&id).await?;
                 }
             }
