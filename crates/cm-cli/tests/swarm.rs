@@ -504,7 +504,25 @@ fn cm_api_writes_the_keys_again_into_a_task_swarm_restarted() {
     };
     assert!(wait_until(Duration::from_secs(30), login), "the key logs in");
 
-    let _api = FeedingApi::start(&env);
+    let api = FeedingApi::start(&env);
+    // The status cm-api's live view gives, through `cm --api`.
+    let status_through_api = || {
+        let out = std::process::Command::new("timeout")
+            .args([
+                "--kill-after=5",
+                "60",
+                env!("CARGO_BIN_EXE_cm"),
+                "--json",
+                "get",
+                &name,
+            ])
+            .envs(env.vars())
+            .env("CM_API", &api.url)
+            .env("CM_TOKEN", &api.admin)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).map_or_else(|_| Value::Null, |v| v["status"].clone())
+    };
     let task = || {
         docker_ok(&[
             "ps",
@@ -528,12 +546,37 @@ fn cm_api_writes_the_keys_again_into_a_task_swarm_restarted() {
         "the key logs in to the new task's container: {}",
         String::from_utf8_lossy(&cm(&env, &["exec", &name, "cat", "/home/cli/.ssh/authorized_keys"]).stderr)
     );
+    // cm-api's live view follows Swarm's new task to running (the manager learns of it after
+    // the node's engine tells it: the view looks again).
+    assert!(
+        wait_until(Duration::from_secs(15), || status_through_api() == "running"),
+        "cm-api's view says {}",
+        status_through_api()
+    );
+    cm_ok(&env, &["stop", &name]);
+    assert!(
+        wait_until(Duration::from_secs(15), || status_through_api() == "exited"),
+        "after a stop cm-api's view says {}",
+        status_through_api()
+    );
+    cm_ok(&env, &["start", &name]);
+    assert!(
+        wait_until(Duration::from_secs(15), || status_through_api() == "running"),
+        "after a start cm-api's view says {}",
+        status_through_api()
+    );
     cm_ok(&env, &["delete", &name, "--purge", "--force"]);
 }
 
 /// A cm-api process on `env`'s database and engine, whose status feed is live once `start`
 /// returns; killed on drop.
-struct FeedingApi(std::process::Child);
+struct FeedingApi {
+    child: std::process::Child,
+    /// Where it serves (`http://127.0.0.1:PORT`).
+    url: String,
+    /// Its admin key.
+    admin: String,
+}
 
 impl FeedingApi {
     fn start(env: &TestEnv) -> FeedingApi {
@@ -544,10 +587,11 @@ impl FeedingApi {
             "{} is missing: run the tests with `cargo test --workspace`",
             binary.display()
         );
+        let admin = format!("feed-admin-key-{}", env.run);
         let mut child = std::process::Command::new(binary)
             .envs(env.vars())
             .env("CM_LOG", "info")
-            .env("CONTAINER_ADMIN_KEY", format!("feed-admin-key-{}", env.run))
+            .env("CONTAINER_ADMIN_KEY", &admin)
             .env("CM_LISTEN", "127.0.0.1:0")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -562,12 +606,19 @@ impl FeedingApi {
                 let _ = tx.send(line);
             }
         });
-        let api = FeedingApi(child);
+        let mut api = FeedingApi {
+            child,
+            url: String::new(),
+            admin,
+        };
         let mut seen = String::new();
-        while !seen.contains("live container statuses") {
+        while api.url.is_empty() || !seen.contains("live container statuses") {
             let line = rx
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| panic!("cm-api's status feed did not start: {seen}"));
+            if let Some(rest) = line.split("serving on ").nth(1) {
+                api.url = rest.split_whitespace().next().unwrap().to_owned();
+            }
             seen.push_str(&line);
             seen.push('\n');
         }
@@ -579,7 +630,7 @@ impl FeedingApi {
 
 impl Drop for FeedingApi {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

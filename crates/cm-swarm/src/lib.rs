@@ -1579,7 +1579,7 @@ impl ContainerRuntime for SwarmRuntime {
                 None => streams.push(back),
             }
         }
-        Ok(Box::pin(futures_util::stream::select_all(streams)))
+        Ok(Box::pin(looking_again(futures_util::stream::select_all(streams))))
     }
 }
 
@@ -1610,6 +1610,50 @@ fn until_back(
         ))
     })
     .boxed()
+}
+
+/// When the status of a service is looked at again after a node's engine told its container's
+/// start or end: Swarm's manager, whose task states make the status, learns of the change a moment
+/// after the node's engine, so the look the event itself causes may still see the old state.
+const LOOK_AGAIN: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(3)];
+
+/// `events`, and after each start or end of a container a `recheck` of its service at each of
+/// [`LOOK_AGAIN`], so that a status read too early is corrected. Ends when `events` ends.
+fn looking_again(
+    events: futures_util::stream::SelectAll<futures_util::stream::BoxStream<'static, Result<ContainerEvent>>>,
+) -> impl futures_util::Stream<Item = Result<ContainerEvent>> + Send + 'static {
+    let (again, later) = tokio::sync::mpsc::unbounded_channel::<ContainerEvent>();
+    let told = events
+        .inspect(move |item| {
+            if let Ok(event) = item
+                && matches!(event.action.as_str(), "start" | "die")
+            {
+                let (again, id) = (again.clone(), event.id.clone());
+                tokio::spawn(async move {
+                    let mut waited = Duration::ZERO;
+                    for at in LOOK_AGAIN {
+                        tokio::time::sleep(at - waited).await;
+                        waited = at;
+                        let recheck = ContainerEvent {
+                            id: id.clone(),
+                            action: "recheck".to_owned(),
+                        };
+                        if again.send(recheck).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        })
+        .map(Some)
+        .chain(futures_util::stream::once(async { None }));
+    let rechecks = futures_util::stream::unfold(later, |mut later| async move {
+        later.recv().await.map(|event| (Some(Ok(event)), later))
+    });
+    // `None` marks the end of the engines' events: the rechecks end with them.
+    futures_util::stream::select(told, rechecks)
+        .take_while(|item| std::future::ready(item.is_some()))
+        .filter_map(std::future::ready)
 }
 
 /// The event of one of our services in an engine's event: a service removed (its container is
