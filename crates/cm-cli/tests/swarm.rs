@@ -60,6 +60,7 @@ struct Routes {
     nginx: TestNginx,
     api: Child,
     api_log: PathBuf,
+    api_port: u16,
 }
 
 impl Routes {
@@ -108,7 +109,12 @@ impl Routes {
             .stderr(std::fs::File::create(&api_log).unwrap())
             .spawn()
             .unwrap();
-        let mut routes = Routes { nginx, api, api_log };
+        let mut routes = Routes {
+            nginx,
+            api,
+            api_log,
+            api_port,
+        };
         let started = Instant::now();
         while http::get(api_port, "/healthz", &[]).is_err() {
             assert!(
@@ -119,6 +125,25 @@ impl Routes {
             std::thread::sleep(Duration::from_millis(100));
         }
         routes
+    }
+
+    /// A container's status in cm-api's live view (`cm --api ... get`), `null` when unreadable.
+    fn status(&self, env: &TestEnv, name: &str) -> Value {
+        let out = Command::new("timeout")
+            .args([
+                "--kill-after=5",
+                "60",
+                env!("CARGO_BIN_EXE_cm"),
+                "--json",
+                "get",
+                name,
+            ])
+            .envs(env.vars())
+            .env("CM_API", format!("http://127.0.0.1:{}", self.api_port))
+            .env("CM_TOKEN", format!("swarm-routes-admin-{}", env.run))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).map_or(Value::Null, |v| v["status"].clone())
     }
 
     /// cm-api's and nginx's logs, for failure messages.
@@ -393,6 +418,14 @@ fn cm_places_moves_and_reports_nodes_on_three_nodes() {
         cm_ok(&env, &["start", &name]);
         let got = routes.get_until(&marker, &[("Authorization", &owner)], 200);
         assert_eq!(got.body, "moved-with-me\n", "{got:?}");
+        // cm-api's live view follows the worker's new task to running (the manager's task state
+        // lags the worker's event; the view looks again).
+        assert!(
+            wait_until(Duration::from_secs(10), || routes.status(&env, &name)
+                == "running"),
+            "cm-api's view says {}",
+            routes.status(&env, &name)
+        );
     }
 
     // Left to choose, a second container avoids the node that holds the first one's memory.
