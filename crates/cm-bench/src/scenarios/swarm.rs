@@ -1369,8 +1369,8 @@ async fn first_200(world: &World<'_>, report: &mut Report) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Writes `MOVE_MIB` MiB of random data into `/data/blob` of the raw service's container on `node`.
-async fn raw_fill(b: &RawService, node: &Node) -> anyhow::Result<()> {
+/// The running container of the raw service on `node`.
+async fn raw_container(b: &RawService, node: &Node) -> anyhow::Result<String> {
     let by_service = format!("label={SERVICE_NAME_LABEL}={}", b.name);
     let (_, id) = docker(
         Some(&node.endpoint),
@@ -1381,6 +1381,12 @@ async fn raw_fill(b: &RawService, node: &Node) -> anyhow::Result<()> {
         .into_iter()
         .next()
         .context("the raw service's container is not running")?;
+    Ok(id)
+}
+
+/// Writes `MOVE_MIB` MiB of random data into `/data/blob` of the raw service's container on `node`.
+async fn raw_fill(b: &RawService, node: &Node) -> anyhow::Result<()> {
+    let id = raw_container(b, node).await?;
     let dd = format!("dd if=/dev/urandom of=/data/blob bs=1M count={MOVE_MIB} status=none && sync");
     docker(Some(&node.endpoint), &["exec", &id, "sh", "-c", &dd]).await?;
     Ok(())
@@ -1388,16 +1394,7 @@ async fn raw_fill(b: &RawService, node: &Node) -> anyhow::Result<()> {
 
 /// The size of `/data/blob` in the raw service's running container on `node`.
 async fn raw_blob_size(b: &RawService, node: &Node) -> anyhow::Result<u64> {
-    let by_service = format!("label={SERVICE_NAME_LABEL}={}", b.name);
-    let (_, id) = docker(
-        Some(&node.endpoint),
-        &["ps", "-q", "--filter", &by_service, "--filter", "status=running"],
-    )
-    .await?;
-    let id = lines(&id)
-        .into_iter()
-        .next()
-        .context("the raw service's container is not running")?;
+    let id = raw_container(b, node).await?;
     let (_, size) = docker(
         Some(&node.endpoint),
         &["exec", &id, "stat", "-c", "%s", "/data/blob"],
@@ -1905,9 +1902,15 @@ pub fn paragraph(report: &Report, out: &mut String) {
                     .collect()
             })
             .unwrap_or_default();
+        // After the last update: a scale answered "out of sequence" reads the service and updates again.
+        let updated = timeline
+            .iter()
+            .filter(|(_, p)| p.contains("/update"))
+            .map(|(ms, _)| *ms)
+            .fold(scaled, f64::max);
         let seen = timeline
             .iter()
-            .skip_while(|(ms, _)| *ms <= scaled)
+            .skip_while(|(ms, _)| *ms <= updated)
             .take_while(|(_, p)| !p.contains("/services/"))
             .filter(|(_, p)| p.contains("/tasks"))
             .last()
@@ -2031,14 +2034,14 @@ pub fn paragraph(report: &Report, out: &mut String) {
 const SWARM_CAUSES: &str = "What cm adds on Swarm beyond the raw calls, from cm-swarm's create and start: the \
      process start and the version negotiation with each engine on its first use; the published ports of the \
      pool on every engine (the manager's, and each configured node's, the manager's own entry included: four \
-     listings here, made at once since this run) and all networks (for the subnets); the nodes with their memory (for \
+     listings here, made at once) and all networks (for the subnets); the nodes with their memory (for \
      placement); an inspect of the network and of the volume before creating them; before the service, the \
      image checked on every ready node (a node listing, the manager's info and an image inspect per node, so \
      that a node lacking the image is named with the command that loads it instead of a task left pending); the \
      service created with 0 replicas (created, not started, as on one engine) and then scaled to 1 by an update \
-     of its spec, read again and retried after 150 ms when Swarm bumped the service's version meanwhile (it does \
+     of its spec, read again and retried (after 20 ms, backing off to 150 ms) when Swarm bumped the service's version meanwhile (it does \
      right after a create, when it allocates the endpoint: \"update out of sequence\"); the tasks listed until \
-     the new one runs (every 25 ms since this run, 150 ms before); then the service, its tasks and the nodes read \
+     the new one runs (every 25 ms); then the service, its tasks and the nodes read \
      again for the record; and the SQLite transactions that make each step undoable.";
 
 /// Why some of cm's creates wait about 2 s longer for their task (measured by hand, see the text).
