@@ -58,9 +58,7 @@ const ROUTE_READY: Duration = Duration::from_secs(60);
 /// --workspace` builds it) answering its route check. Both stopped on drop.
 struct Routes {
     nginx: TestNginx,
-    api: Child,
-    api_log: PathBuf,
-    api_port: u16,
+    api: Api,
 }
 
 impl Routes {
@@ -90,60 +88,12 @@ impl Routes {
         TestNginx::start_site(test, &render).map(|nginx| (nginx, api_port))
     }
 
-    /// Starts cm-api on `api_port` with `env`'s configuration and waits (30 s at most) until it
-    /// answers.
+    /// Starts cm-api on `api_port` for nginx's route check.
     fn serve(env: &TestEnv, nginx: TestNginx, api_port: u16) -> Routes {
-        let binary = PathBuf::from(env!("CARGO_BIN_EXE_cm")).with_file_name("cm-api");
-        assert!(
-            binary.exists(),
-            "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p cm-api` first)",
-            binary.display()
-        );
-        let api_log = env.path().join("cm-api.log");
-        let api = Command::new(binary)
-            .envs(env.vars())
-            .env("CM_LISTEN", format!("127.0.0.1:{api_port}"))
-            .env("CONTAINER_ADMIN_KEY", format!("swarm-routes-admin-{}", env.run))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&api_log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut routes = Routes {
+        Routes {
             nginx,
-            api,
-            api_log,
-            api_port,
-        };
-        let started = Instant::now();
-        while http::get(api_port, "/healthz", &[]).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30) && routes.api.try_wait().unwrap().is_none(),
-                "cm-api did not start: {}",
-                routes.logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+            api: Api::start(env, api_port),
         }
-        routes
-    }
-
-    /// A container's status in cm-api's live view (`cm --api ... get`), `null` when unreadable.
-    fn status(&self, env: &TestEnv, name: &str) -> Value {
-        let out = Command::new("timeout")
-            .args([
-                "--kill-after=5",
-                "60",
-                env!("CARGO_BIN_EXE_cm"),
-                "--json",
-                "get",
-                name,
-            ])
-            .envs(env.vars())
-            .env("CM_API", format!("http://127.0.0.1:{}", self.api_port))
-            .env("CM_TOKEN", format!("swarm-routes-admin-{}", env.run))
-            .output()
-            .unwrap();
-        serde_json::from_slice::<Value>(&out.stdout).map_or(Value::Null, |v| v["status"].clone())
     }
 
     /// cm-api's and nginx's logs, for failure messages.
@@ -154,7 +104,7 @@ impl Routes {
         };
         format!(
             "cm-api:\n{}\nnginx:\n{}",
-            tail(std::fs::read_to_string(&self.api_log).unwrap_or_default()),
+            tail(self.api.log_text()),
             tail(self.nginx.error_log_text())
         )
     }
@@ -173,10 +123,91 @@ impl Routes {
     }
 }
 
-impl Drop for Routes {
+/// A cm-api process (the workspace's own, beside `cm`; `cargo test --workspace` builds it) on
+/// `env`'s database and engine, logging to a file; killed on drop.
+struct Api {
+    child: Child,
+    log: PathBuf,
+    port: u16,
+}
+
+/// The admin key of a test's cm-api.
+fn admin_key(env: &TestEnv) -> String {
+    format!("swarm-api-admin-{}", env.run)
+}
+
+impl Api {
+    /// Starts cm-api on `port` and waits (30 s at most) until it answers.
+    fn start(env: &TestEnv, port: u16) -> Api {
+        let binary = PathBuf::from(env!("CARGO_BIN_EXE_cm")).with_file_name("cm-api");
+        assert!(
+            binary.exists(),
+            "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p cm-api` first)",
+            binary.display()
+        );
+        let log = env.path().join(format!("cm-api-{port}.log"));
+        let child = Command::new(binary)
+            .envs(env.vars())
+            .env("CM_LOG", "info")
+            .env("CM_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CONTAINER_ADMIN_KEY", admin_key(env))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut api = Api { child, log, port };
+        let started = Instant::now();
+        while http::get(port, "/healthz", &[]).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30) && api.child.try_wait().unwrap().is_none(),
+                "cm-api did not start: {}",
+                api.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        api
+    }
+
+    /// Waits (30 s at most) until cm-api's status feed follows the engine's events.
+    fn wait_for_live_statuses(&self) {
+        assert!(
+            wait_until(Duration::from_secs(30), || self
+                .log_text()
+                .contains("live container statuses")),
+            "cm-api's status feed did not start: {}",
+            self.log_text()
+        );
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A container's status in cm-api's live view (`cm --api ... get`), `null` when unreadable.
+    fn status(&self, env: &TestEnv, name: &str) -> Value {
+        let out = Command::new("timeout")
+            .args([
+                "--kill-after=5",
+                "60",
+                env!("CARGO_BIN_EXE_cm"),
+                "--json",
+                "get",
+                name,
+            ])
+            .envs(env.vars())
+            .env("CM_API", format!("http://127.0.0.1:{}", self.port))
+            .env("CM_TOKEN", admin_key(env))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).map_or(Value::Null, |v| v["status"].clone())
+    }
+}
+
+impl Drop for Api {
     fn drop(&mut self) {
-        let _ = self.api.kill();
-        let _ = self.api.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -421,10 +452,10 @@ fn cm_places_moves_and_reports_nodes_on_three_nodes() {
         // cm-api's live view follows the worker's new task to running (the manager's task state
         // lags the worker's event; the view looks again).
         assert!(
-            wait_until(Duration::from_secs(10), || routes.status(&env, &name)
+            wait_until(Duration::from_secs(10), || routes.api.status(&env, &name)
                 == "running"),
             "cm-api's view says {}",
-            routes.status(&env, &name)
+            routes.api.status(&env, &name)
         );
     }
 
@@ -537,25 +568,14 @@ fn cm_api_writes_the_keys_again_into_a_task_swarm_restarted() {
     };
     assert!(wait_until(Duration::from_secs(30), login), "the key logs in");
 
-    let api = FeedingApi::start(&env);
-    // The status cm-api's live view gives, through `cm --api`.
-    let status_through_api = || {
-        let out = std::process::Command::new("timeout")
-            .args([
-                "--kill-after=5",
-                "60",
-                env!("CARGO_BIN_EXE_cm"),
-                "--json",
-                "get",
-                &name,
-            ])
-            .envs(env.vars())
-            .env("CM_API", &api.url)
-            .env("CM_TOKEN", &api.admin)
-            .output()
-            .unwrap();
-        serde_json::from_slice::<Value>(&out.stdout).map_or_else(|_| Value::Null, |v| v["status"].clone())
-    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api = Api::start(&env, port);
+    api.wait_for_live_statuses();
+    let status_through_api = || api.status(&env, &name);
     let task = || {
         docker_ok(&[
             "ps",
@@ -599,71 +619,4 @@ fn cm_api_writes_the_keys_again_into_a_task_swarm_restarted() {
         status_through_api()
     );
     cm_ok(&env, &["delete", &name, "--purge", "--force"]);
-}
-
-/// A cm-api process on `env`'s database and engine, whose status feed is live once `start`
-/// returns; killed on drop.
-struct FeedingApi {
-    child: std::process::Child,
-    /// Where it serves (`http://127.0.0.1:PORT`).
-    url: String,
-    /// Its admin key.
-    admin: String,
-}
-
-impl FeedingApi {
-    fn start(env: &TestEnv) -> FeedingApi {
-        use std::io::{BufRead, BufReader};
-        let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_cm")).with_file_name("cm-api");
-        assert!(
-            binary.exists(),
-            "{} is missing: run the tests with `cargo test --workspace`",
-            binary.display()
-        );
-        let admin = format!("feed-admin-key-{}", env.run);
-        let mut child = std::process::Command::new(binary)
-            .envs(env.vars())
-            .env("CM_LOG", "info")
-            .env("CONTAINER_ADMIN_KEY", &admin)
-            .env("CM_LISTEN", "127.0.0.1:0")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let pipe = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let mut api = FeedingApi {
-            child,
-            url: String::new(),
-            admin,
-        };
-        let mut seen = String::new();
-        while api.url.is_empty() || !seen.contains("live container statuses") {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("cm-api's status feed did not start: {seen}"));
-            if let Some(rest) = line.split("serving on ").nth(1) {
-                api.url = rest.split_whitespace().next().unwrap().to_owned();
-            }
-            seen.push_str(&line);
-            seen.push('\n');
-        }
-        // The rest of its output is drained, so that cm-api never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
-        api
-    }
-}
-
-impl Drop for FeedingApi {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
