@@ -85,22 +85,32 @@ pub async fn api_create(docker: &Docker, b: &RawBox) -> anyhow::Result<()> {
 }
 
 /// The network and the volume only.
+/// The request for a network of cm's shape: `driver`, one `subnet`, the owner's labels.
+pub fn network_request(
+    name: &str,
+    driver: &str,
+    subnet: &str,
+    labels: &HashMap<String, String>,
+) -> NetworkCreateRequest {
+    NetworkCreateRequest {
+        name: name.to_owned(),
+        driver: Some(driver.to_owned()),
+        ipam: Some(Ipam {
+            driver: Some("default".to_owned()),
+            config: Some(vec![IpamConfig {
+                subnet: Some(subnet.to_owned()),
+                ..Default::default()
+            }]),
+            options: None,
+        }),
+        labels: Some(labels.clone()),
+        ..Default::default()
+    }
+}
+
 pub async fn api_prepare(docker: &Docker, b: &RawBox) -> anyhow::Result<()> {
     docker
-        .create_network(NetworkCreateRequest {
-            name: b.network.clone(),
-            driver: Some("bridge".to_owned()),
-            ipam: Some(Ipam {
-                driver: Some("default".to_owned()),
-                config: Some(vec![IpamConfig {
-                    subnet: Some(b.subnet.clone()),
-                    ..Default::default()
-                }]),
-                options: None,
-            }),
-            labels: Some(b.owner_labels.clone()),
-            ..Default::default()
-        })
+        .create_network(network_request(&b.network, "bridge", &b.subnet, &b.owner_labels))
         .await
         .with_context(|| format!("creating network {}", b.network))?;
     let mut volume_labels = b.owner_labels.clone();

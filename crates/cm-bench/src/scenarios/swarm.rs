@@ -20,6 +20,7 @@
 //! run when the engine is in a swarm it did not make. Everything it creates carries both the run's
 //! labels and the fixture's, and goes at the end, also on an error.
 
+use crate::engine::network_request;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -31,9 +32,9 @@ use anyhow::{Context, anyhow, bail};
 use bollard::Docker;
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
-    EndpointSpecModeEnum, Ipam, IpamConfig, Limit, Mount, MountType, NetworkAttachmentConfig,
-    NetworkCreateRequest, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
+    EndpointSpecModeEnum, Limit, Mount, MountType, NetworkAttachmentConfig, NetworkCreateRequest,
+    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec,
+    TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum, TaskState, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
@@ -335,19 +336,8 @@ impl World<'_> {
         within(CALL_LIMIT, "creating an overlay network", async {
             self.manager
                 .create_network(NetworkCreateRequest {
-                    name: b.network.clone(),
-                    driver: Some("overlay".to_owned()),
                     attachable: Some(true),
-                    ipam: Some(Ipam {
-                        driver: Some("default".to_owned()),
-                        config: Some(vec![IpamConfig {
-                            subnet: Some(b.subnet.clone()),
-                            ..Default::default()
-                        }]),
-                        options: None,
-                    }),
-                    labels: Some(b.owner_labels.clone()),
-                    ..Default::default()
+                    ..network_request(&b.network, "overlay", &b.subnet, &b.owner_labels)
                 })
                 .await
                 .with_context(|| format!("creating network {}", b.network))
