@@ -360,20 +360,26 @@ impl World<'_> {
         Ok(())
     }
 
+    /// Creates the service of `spec` through the API (bounded in time); its id.
+    async fn create_service(&self, spec: ServiceSpec) -> anyhow::Result<String> {
+        let name = spec.name.clone().unwrap_or_default();
+        within(CALL_LIMIT, "creating a service", async {
+            self.manager
+                .create_service(spec, None)
+                .await
+                .with_context(|| format!("creating service {name}"))?
+                .id
+                .context("a service without an id")
+        })
+        .await
+    }
+
     /// Network, volume and a 1-replica service pinned to `node`, through the API; the service's
     /// id. Does not wait for its task.
     async fn api_create_service(&self, b: &RawService, node: &Node) -> anyhow::Result<String> {
         self.api_prepare(b, node).await?;
         let spec = self.spec(b, Some(node), 1, MEMORY_BYTES, true);
-        within(CALL_LIMIT, "creating a service", async {
-            self.manager
-                .create_service(spec, None)
-                .await
-                .with_context(|| format!("creating service {}", b.name))?
-                .id
-                .context("a service without an id")
-        })
-        .await
+        self.create_service(spec).await
     }
 
     /// [`World::api_create_service`], then waits until its task runs.
@@ -390,15 +396,7 @@ impl World<'_> {
     async fn api_create_scaled(&self, b: &RawService, node: &Node) -> anyhow::Result<String> {
         self.api_prepare(b, node).await?;
         let spec = self.spec(b, Some(node), 0, MEMORY_BYTES, true);
-        let id = within(CALL_LIMIT, "creating a service", async {
-            self.manager
-                .create_service(spec, None)
-                .await
-                .with_context(|| format!("creating service {}", b.name))?
-                .id
-                .context("a service without an id")
-        })
-        .await?;
+        let id = self.create_service(spec).await?;
         let deadline = Instant::now() + RUN_WAIT;
         loop {
             let service = within(CALL_LIMIT, "inspecting a service", async {
@@ -977,15 +975,7 @@ async fn profile_create(world: &World<'_>, cm: &Cm, node: &Node) -> anyhow::Resu
     world.api_prepare(&b, node).await?;
     let prepared = ms_since(start);
     let spec = world.spec(&b, Some(node), 1, MEMORY_BYTES, true);
-    let id = within(CALL_LIMIT, "creating a service", async {
-        world
-            .manager
-            .create_service(spec, None)
-            .await?
-            .id
-            .context("a service without an id")
-    })
-    .await?;
+    let id = world.create_service(spec).await?;
     let raw_created = ms_since(start);
     world.wait_running(&id).await?;
     let raw_total = ms_since(start);
@@ -1608,15 +1598,7 @@ async fn balance(world: &World<'_>, report: &mut Report) -> anyhow::Result<()> {
         let b = world.raw(TINY);
         users.push(b.labels.get("user-id").cloned().unwrap_or_default());
         let spec = world.spec(&b, None, 1, TINY_MEMORY_BYTES, false);
-        let id = within(CALL_LIMIT, "creating a service", async {
-            world
-                .manager
-                .create_service(spec, None)
-                .await?
-                .id
-                .context("a service without an id")
-        })
-        .await?;
+        let id = world.create_service(spec).await?;
         ids.push(id);
     }
     for id in &ids {
